@@ -1,0 +1,593 @@
+/*
+ * litebus.h - an in-process event bus with a durable SQLite outbox.
+ *
+ * One bus per SQLite database file.  Any thread hands the bus a *job*; one
+ * dedicated writer thread runs every job inside a SQLite transaction, so
+ * all writes are serialized by construction.  A job writes the caller's own
+ * tables through litebus_tx_db() and appends events with litebus_emit() to
+ * per-channel outbox tables, in the same transaction.  Several waiting jobs
+ * share one transaction (group commit), each inside its own SAVEPOINT, so a
+ * failing job is rolled back alone.
+ *
+ * Only after COMMIT returns does the writer publish one small record per
+ * event (a litebus_event) into the channel's lock-free broadcast ring.
+ * Subscribers (litebus_sub) read the ring at their own cursor; the writer
+ * never waits for them.  A subscriber that falls a whole ring behind is told
+ * it LAGGED and by how much.  Readers (litebus_reader) combine the ring with
+ * the outbox table: they deliver every committed row exactly once, in
+ * event_id order, whatever the lag, re-reading the table when the ring
+ * cannot prove continuity.  A rolled-back job publishes nothing.
+ *
+ * Threads and ownership
+ * ---------------------
+ *  - litebus_open() returns a bus handle; it is shared by every thread.
+ *    Opening the same file again in the same process returns the same
+ *    handle with its reference count raised; each open is paired with one
+ *    litebus_close().  In-memory databases are never shared.
+ *  - Jobs and done-callbacks run on the writer thread.  From there,
+ *    litebus_exec() and litebus_close() return LITEBUS_EDEADLK (they would
+ *    wait for the writer itself); litebus_submit() is allowed.
+ *  - A litebus_tx is valid only inside the job it was passed to.
+ *  - A litebus_sub or litebus_reader is used by one thread at a time.  It
+ *    keeps the bus's memory alive: it may outlive litebus_close(), keeps
+ *    returning what was committed, then LITEBUS_CLOSED, and must still be
+ *    closed with litebus_unsubscribe() / litebus_reader_close().
+ *  - Pointers returned inside litebus_row stay valid until the next call
+ *    on the same reader.
+ *
+ * Which calls may overlap ("-" may overlap, "X" the caller serializes them,
+ * "C" may overlap: a call already in progress may return LITEBUS_ECLOSED
+ * or LITEBUS_CLOSED, and after the last close has returned no call except
+ * the handles' own close may start; "(r)" means on the same sub/reader):
+ *
+ *                   exec/submit  recv/next(r)  unsubscribe/reader_close(r)  close
+ *  exec/submit           -            -                  -                   C
+ *  recv/next(r)          -            X                  X                   C
+ *  unsubscribe/
+ *   reader_close(r)      -            X                  X                   -
+ *  close                 C            C                  -                   X
+ *
+ * Status codes
+ * ------------
+ * Every fallible call returns int: LITEBUS_OK (0), a positive status when a
+ * call has more than one normal outcome (LITEBUS_LAGGED, LITEBUS_TIMEOUT,
+ * LITEBUS_CLOSED), or a negative LITEBUS_E* error.  litebus_last_errmsg()
+ * describes the last error returned to the calling thread.
+ */
+#ifndef LITEBUS_H
+#define LITEBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LITEBUS_VERSION_MAJOR 0
+#define LITEBUS_VERSION_MINOR 1
+#define LITEBUS_VERSION_PATCH 0
+#define LITEBUS_VERSION_NUMBER                                                 \
+	(LITEBUS_VERSION_MAJOR * 10000 + LITEBUS_VERSION_MINOR * 100 +         \
+	 LITEBUS_VERSION_PATCH)
+
+#if defined(_WIN32)
+#define LITEBUS_API
+#elif defined(__GNUC__)
+#define LITEBUS_API __attribute__((visibility("default")))
+#else
+#define LITEBUS_API
+#endif
+
+typedef struct sqlite3 sqlite3;
+
+typedef struct litebus litebus;
+typedef struct litebus_tx litebus_tx;
+typedef struct litebus_sub litebus_sub;
+typedef struct litebus_reader litebus_reader;
+
+/*
+ * The one list of status codes.  Values never change once released; new
+ * codes go at the end.  X(name, value, message).
+ */
+#define LITEBUS_ERRORS(X)                                                      \
+	X(OK, 0, "success")                                                    \
+	X(LAGGED, 1, "the subscriber was lapped by the ring; records were "    \
+		     "skipped (see litebus_sub_skipped)")                      \
+	X(TIMEOUT, 2, "timed out")                                             \
+	X(CLOSED, 3, "the bus is closed and everything committed was "         \
+		     "delivered")                                              \
+	X(EINVAL, -1, "invalid argument")                                      \
+	X(ENOMEM, -2, "out of memory")                                         \
+	X(ESQLITE, -3, "the database reported an error")                       \
+	X(EBUSY, -4, "the database stayed locked by another connection for "   \
+		     "the whole busy timeout")                                 \
+	X(ECLOSED, -5, "the bus is closed")                                    \
+	X(EDEADLK, -6, "the call would deadlock: it was made on the writer "   \
+		       "thread (from a job or a done-callback)")               \
+	X(ENOCHANNEL, -7, "no such channel")                                   \
+	X(ENOTDB, -8, "the file is not a SQLite database, or it is corrupt")   \
+	X(ESCHEMA, -9, "the database has a litebus schema newer than this "    \
+		       "library")                                              \
+	X(EREADONLY, -10, "the database file or its directory is read-only")  \
+	X(EMISUSE, -11, "called outside a job or from the wrong thread")       \
+	X(EEVENTTYPE, -12, "event type not allowed on this channel")           \
+	X(EAGAIN, -13, "too many jobs queued; retry later")                    \
+	X(ENOSPC, -14, "the database or the disk is full")                     \
+	X(EIO, -15, "disk I/O error")                                          \
+	X(ECANTOPEN, -16, "unable to open the database file")
+
+enum litebus_status {
+#define LITEBUS_ENUM_(name, value, msg) LITEBUS_##name = value,
+	LITEBUS_ERRORS(LITEBUS_ENUM_)
+#undef LITEBUS_ENUM_
+};
+
+/*
+ * litebus_strerror - a fixed English description of a status code.
+ * Returns a static string, never NULL ("unknown status" for values that are
+ * not litebus codes, such as a job's own return value).
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API const char *litebus_strerror(int status);
+
+/*
+ * litebus_errname - the code's name without prefix ("EINVAL", "OK").
+ * Returns a static string, never NULL ("?" for unknown values).
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API const char *litebus_errname(int status);
+
+/*
+ * litebus_last_errmsg - what went wrong in the last litebus call on this
+ * thread that returned a negative status: the litebus message, followed by
+ * SQLite's message where SQLite was the cause.  Returns thread-local memory
+ * valid until the next litebus call on this thread; never NULL ("" if the
+ * thread saw no error yet).  Inside a done-callback it describes that job's
+ * status.
+ * Thread-safety: any thread (per-thread state).  Blocking: never.
+ */
+LITEBUS_API const char *litebus_last_errmsg(void);
+
+/*
+ * litebus_last_sqlite_code - SQLite's extended result code behind the last
+ * negative status returned to this thread, or 0 if SQLite was not involved.
+ * Thread-safety: any thread (per-thread state).  Blocking: never.
+ */
+LITEBUS_API int litebus_last_sqlite_code(void);
+
+/*
+ * litebus_version_number - LITEBUS_VERSION_NUMBER of the library actually
+ * loaded, to compare with the header the program was compiled against.
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_version_number(void);
+
+/* ---------------------------------------------------------------- */
+/* Channels                                                          */
+
+/* Built-in channels; their ids are fixed.  Channels declared in
+ * litebus_options.channels get ids LITEBUS_BUILTIN_CHANNELS, ... in order. */
+enum litebus_builtin_channel {
+	LITEBUS_LEASE_HISTORY = 0,   /* acquired renewed reclaimed revoked */
+	LITEBUS_COMPLETION = 1,      /* success failed cancelled expired skipped */
+	LITEBUS_SIGNAL_DELIVERY = 2, /* any non-empty event type */
+	LITEBUS_STREAM_FRAME = 3,    /* any non-empty event type */
+	LITEBUS_OPERATOR_EVENT = 4   /* priority_changed replayed
+					flow_cancel_requested */
+};
+#define LITEBUS_BUILTIN_CHANNELS 5
+/* Longest channel name, in bytes, without the terminating NUL. */
+#define LITEBUS_CHANNEL_NAME_MAX 48
+/* Most channels a bus can have, built-in ones included. */
+#define LITEBUS_MAX_CHANNELS 64
+
+/* ---------------------------------------------------------------- */
+/* Opening and closing                                               */
+
+/*
+ * Durability of a committed job (PRAGMA synchronous in WAL mode):
+ *  NORMAL: a commit is not fsynced.  After a *process* crash nothing
+ *          acknowledged is lost (the WAL is in the OS page cache).  After a
+ *          power cut or OS crash the last commits may be lost, but the
+ *          database is never corrupt and what survives is a prefix of the
+ *          commit order.
+ *  FULL:   every COMMIT is fsynced before any job of its batch is
+ *          acknowledged or any of its events is published: nothing
+ *          acknowledged is lost, even after a power cut.  Group commit
+ *          shares one fsync among every job of a batch.
+ */
+#define LITEBUS_DURABILITY_NORMAL 0
+#define LITEBUS_DURABILITY_FULL 1
+
+/* Cursor values for litebus_reader_open(). */
+#define LITEBUS_FROM_START 0
+#define LITEBUS_FROM_NOW (-1)
+
+/* Bounds of litebus_options.ring_capacity. */
+#define LITEBUS_RING_MIN 8u
+#define LITEBUS_RING_MAX (1u << 24)
+
+typedef struct litebus_options {
+	/* Database file, created if missing.  NULL or ":memory:" gives a
+	 * private in-memory database, shared by the bus and its readers and
+	 * gone when the last of them closes. Default NULL. */
+	const char *path;
+	/* Slots in each channel's ring: a power of two in
+	 * [LITEBUS_RING_MIN, LITEBUS_RING_MAX].  Default 4096. */
+	uint32_t ring_capacity;
+	/* LITEBUS_DURABILITY_NORMAL (default) or LITEBUS_DURABILITY_FULL. */
+	int durability;
+	/* Most jobs in one transaction, >= 1 (1 disables group commit).
+	 * Default 256. */
+	uint32_t max_batch;
+	/* Extra channel names, NULL-terminated; NULL for none.  A name is
+	 * 1..LITEBUS_CHANNEL_NAME_MAX of [A-Za-z0-9_], must not start with a
+	 * digit and must differ from every other channel name. Borrowed for
+	 * the duration of litebus_open(). */
+	const char *const *channels;
+	/* How long the writer retries, with backoff, while another
+	 * connection holds the database's write lock, before the batch fails
+	 * with LITEBUS_EBUSY.  Milliseconds; default 5000. */
+	uint32_t busy_timeout_ms;
+	/* Most jobs waiting for the writer; beyond it exec/submit return
+	 * LITEBUS_EAGAIN.  Default 1048576. */
+	uint32_t max_queue;
+	/* Rows a reader fetches per catch-up query (1..65536).  Default 256. */
+	uint32_t reader_batch;
+} litebus_options;
+
+/*
+ * litebus_options_init - fill *o with the defaults documented above.
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API void litebus_options_init(litebus_options *o);
+
+/*
+ * litebus_open - open or create the database, switch it to WAL, create or
+ * migrate the litebus schema, create one ring per channel and start the
+ * writer thread.  o == NULL means defaults (an in-memory database).
+ *
+ * Returns LITEBUS_OK and *out, or: EINVAL (bad option or channel name),
+ * ENOMEM, ECANTOPEN, EREADONLY, ENOTDB (not SQLite, corrupt), ESCHEMA (a
+ * newer litebus schema), EBUSY, ESQLITE.  On failure *out is NULL and the
+ * file was not modified beyond what SQLite does to open it.
+ *
+ * If the same file (after canonicalizing the path) is already open in this
+ * process, returns that bus and counts one more reference; the options of
+ * this call must then name only channels the open bus has (EINVAL
+ * otherwise) and are otherwise ignored.
+ * The caller owns one reference to *out and releases it with
+ * litebus_close().  litebus_open copies everything it keeps from *o.
+ * Thread-safety: any thread.  Blocking: opens files and runs schema SQL.
+ */
+LITEBUS_API int litebus_open(const litebus_options *o, litebus **out);
+
+/*
+ * litebus_close - release one reference taken by litebus_open().  When the
+ * last is released: new jobs are refused with ECLOSED, the jobs already
+ * queued run and commit, their events are published, the writer thread is
+ * joined, and every subscriber and reader then drains what was committed
+ * and reports LITEBUS_CLOSED.  Subscribers and readers that outlive the bus
+ * stay safe to use and must still be closed.
+ *
+ * Returns LITEBUS_OK; EDEADLK when called on the writer thread (from a job
+ * or a done-callback: nothing happens); OK for NULL (no-op).
+ * Thread-safety: any thread except the writer.  Blocking: until the
+ * queued jobs have committed and the writer has exited.
+ */
+LITEBUS_API int litebus_close(litebus *bus);
+
+/*
+ * litebus_channel_id - the id of the channel called `name`.
+ * Returns the id (>= 0), or EINVAL (NULL argument) or ENOCHANNEL.
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_channel_id(litebus *bus, const char *name);
+
+/*
+ * litebus_channel_name - the name of channel `channel`, or NULL if there is
+ * no such channel.  The string lives as long as the bus.
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API const char *litebus_channel_name(litebus *bus, int channel);
+
+/*
+ * litebus_channel_count - how many channels the bus has (ids 0..count-1),
+ * or EINVAL for NULL.
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_channel_count(litebus *bus);
+
+/* ---------------------------------------------------------------- */
+/* Jobs                                                              */
+
+/*
+ * A job runs on the writer thread inside a transaction (its own SAVEPOINT
+ * within the batch's transaction).  Return 0 to commit, anything else to
+ * roll the job back: that value reaches the submitter unchanged (so pick
+ * values that are not litebus status codes, e.g. <= -1000, if the caller
+ * must tell them apart).  The job must not BEGIN, COMMIT, ROLLBACK or
+ * RELEASE litebus's savepoints (they are refused by an authorizer) nor
+ * write outbox tables except through litebus_emit().  It may call
+ * litebus_emit(), litebus_submit(), and any SQLite call on litebus_tx_db().
+ */
+typedef int (*litebus_job_fn)(litebus_tx *tx, void *arg);
+
+/* Called once per submitted job on the writer thread after the job's fate
+ * is settled: 0 when it committed (its events are already published), the
+ * job's own non-zero return value, or a negative litebus status if the
+ * batch failed (e.g. ESQLITE, EBUSY, ENOSPC).  Must not block for long: the
+ * writer runs no other job meanwhile. */
+typedef void (*litebus_done_fn)(int status, void *arg);
+
+/*
+ * litebus_exec - run fn(tx, arg) as a job and wait until its transaction
+ * has committed and its events are published.
+ * Returns 0 once committed; fn's non-zero return value if fn rolled back;
+ * ECLOSED after close; EDEADLK on the writer thread (a job or a callback
+ * calling exec); EAGAIN if max_queue jobs are waiting; EINVAL for NULL; or
+ * the batch's error (ESQLITE, EBUSY, ENOSPC, EIO, ENOMEM) with nothing of
+ * the job committed or published.
+ * Borrows arg until it returns.
+ * Thread-safety: any thread except the writer.
+ * Blocking: until the job's batch has committed.
+ */
+LITEBUS_API int litebus_exec(litebus *bus, litebus_job_fn fn, void *arg);
+
+/*
+ * litebus_submit - queue fn(tx, arg) as a job and return at once.  On
+ * LITEBUS_OK, done(status, done_arg) will be called exactly once on the
+ * writer thread (done may be NULL), even if the bus closes meanwhile: jobs
+ * queued before close still run.  On an error return (EINVAL, ECLOSED,
+ * EAGAIN, ENOMEM) neither fn nor done will ever be called.
+ * The bus borrows arg and done_arg until done has returned.
+ * Thread-safety: any thread, including the writer (a job or a callback
+ * may submit further jobs).  Blocking: never.
+ */
+LITEBUS_API int litebus_submit(litebus *bus, litebus_job_fn fn, void *arg,
+			       litebus_done_fn done, void *done_arg);
+
+/*
+ * litebus_tx_db - the writer's connection, inside a transaction, for the
+ * job's own statements.  Valid only during the job; NULL for a tx that is
+ * not running a job or when called from another thread.  Do not close it.
+ * Thread-safety: the writer thread, inside the job.  Blocking: never.
+ */
+LITEBUS_API sqlite3 *litebus_tx_db(litebus_tx *tx);
+
+typedef struct litebus_record {
+	int64_t partition_key;
+	const void *subject; /* may be NULL (then subject_len must be 0) */
+	size_t subject_len;  /* bytes */
+	const char *event_type; /* required; validated on built-in channels */
+	const char *ns;           /* namespace; NULL = none */
+	const char *instance_tag; /* NULL = none */
+	const void *payload; /* may be NULL (then payload_len must be 0) */
+	size_t payload_len;  /* bytes */
+	int64_t occurred_at_ms; /* ms since the Unix epoch; 0 = now */
+} litebus_record;
+
+/*
+ * litebus_emit - append one event to `channel`'s outbox table in the job's
+ * transaction, and queue it for publication after COMMIT.
+ * Returns LITEBUS_OK and, if event_id != NULL, the row's event_id: larger
+ * than every event_id ever committed on this channel, even deleted ones.
+ * Errors: EMISUSE (outside a job or off the writer thread), ENOCHANNEL,
+ * EINVAL (NULL rec or event_type, empty event_type, NULL pointer with
+ * non-zero length), EEVENTTYPE (type not allowed on a built-in channel),
+ * ESQLITE/ENOSPC/EIO/ENOMEM.  After an error nothing was appended; the job
+ * may go on or return non-zero.
+ * Borrows rec and everything it points to for the duration of the call.
+ * Thread-safety: the writer thread, inside the job.  Blocking: SQLite I/O.
+ */
+LITEBUS_API int litebus_emit(litebus_tx *tx, int channel,
+			     const litebus_record *rec, int64_t *event_id);
+
+/* ---------------------------------------------------------------- */
+/* Subscribers: the raw ring                                         */
+
+#define LITEBUS_SUBJECT_PREFIX 16
+
+/* One published event as the ring carries it. */
+typedef struct litebus_event {
+	int64_t event_id;
+	int64_t partition_key;
+	int channel;
+	uint32_t subject_len;    /* length of the full subject, bytes */
+	int64_t committed_at_ms; /* when the writer began the batch's
+				    transaction, ms since the Unix epoch */
+	/* The first min(subject_len, LITEBUS_SUBJECT_PREFIX) bytes of the
+	 * subject; the rest of the array is zero. */
+	unsigned char subject_prefix[LITEBUS_SUBJECT_PREFIX];
+} litebus_event;
+
+/*
+ * litebus_subscribe - attach a subscriber to `channel`'s ring.  It sees
+ * every event published after this call returns, in commit order.
+ * Returns OK and *out; EINVAL, ENOCHANNEL, ENOMEM, ECLOSED (bus closed).
+ * The caller owns *out and frees it with litebus_unsubscribe().
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_subscribe(litebus *bus, int channel, litebus_sub **out);
+
+/*
+ * litebus_recv - take the next event.
+ * Returns:
+ *  OK       *ev is the next event in commit order.
+ *  LAGGED   the ring overwrote events before this subscriber read them;
+ *           *ev is untouched.  litebus_sub_skipped() tells exactly how many
+ *           were skipped; the next call continues with the event right
+ *           after them, with half a ring of headroom.  Read the outbox (or
+ *           use a litebus_reader) to get the skipped events.
+ *  TIMEOUT  nothing arrived within timeout_ms (0 polls, -1 waits forever).
+ *  CLOSED   the bus has closed and every event published was returned.
+ *  EINVAL   NULL argument.
+ * Thread-safety: one thread at a time per subscriber.
+ * Blocking: up to timeout_ms; sleeps without spinning.
+ */
+LITEBUS_API int litebus_recv(litebus_sub *sub, litebus_event *ev,
+			     int timeout_ms);
+
+/*
+ * litebus_sub_skipped - how many events the last LAGGED skipped (0 before
+ * any lag).  Thread-safety: the subscriber's thread.  Blocking: never.
+ */
+LITEBUS_API uint64_t litebus_sub_skipped(const litebus_sub *sub);
+
+/*
+ * litebus_sub_fd - a file descriptor that is readable while events (or the
+ * CLOSED status) may be waiting for this subscriber, for poll/epoll.  It is
+ * level-triggered in effect: it becomes unreadable only when a
+ * litebus_recv() call finds nothing to return, and readable again when an
+ * event is published.  Do not read, write or close it.  Created on the
+ * first call and owned by the subscriber.
+ * Returns the fd (>= 0), or EINVAL or ENOMEM (no fd could be made).
+ * Thread-safety: the subscriber's thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_sub_fd(litebus_sub *sub);
+
+/*
+ * litebus_unsubscribe - detach and free.  NULL is a no-op.
+ * Thread-safety: the subscriber's thread, not during recv.  Blocking: never.
+ */
+LITEBUS_API void litebus_unsubscribe(litebus_sub *sub);
+
+/* ---------------------------------------------------------------- */
+/* Readers: every committed row, exactly once                        */
+
+typedef struct litebus_filter {
+	int64_t partition_key; /* used when any_partition == 0 */
+	int any_partition;     /* non-zero: every partition */
+	const char *ns;        /* NULL: any namespace */
+	const char *instance_tag; /* NULL: any tag */
+} litebus_filter;
+
+typedef struct litebus_row {
+	int64_t event_id, partition_key;
+	const void *subject;
+	size_t subject_len;
+	const char *event_type, *ns, *instance_tag; /* ns, tag may be NULL */
+	const void *payload;
+	size_t payload_len;
+	int64_t occurred_at_ms, committed_at_ms;
+} litebus_row;
+
+/*
+ * litebus_reader_open - tail `channel` from a cursor: LITEBUS_FROM_START,
+ * strictly after after_event_id (> 0), or LITEBUS_FROM_NOW (after the
+ * newest event committed when this call returns).  f == NULL delivers
+ * every row; otherwise only rows matching every set field of *f (copied).
+ * The reader attaches to the ring before it reads the table, so nothing
+ * committed in between is missed.
+ * Returns OK and *out; EINVAL (NULL, after_event_id < -1), ENOCHANNEL,
+ * ENOMEM, ECLOSED, ECANTOPEN/ESQLITE (its read connection could not open).
+ * The caller owns *out and frees it with litebus_reader_close().
+ * Thread-safety: any thread.  Blocking: opens a read-only connection.
+ */
+LITEBUS_API int litebus_reader_open(litebus *bus, int channel,
+				    int64_t after_event_id,
+				    const litebus_filter *f,
+				    litebus_reader **out);
+
+/*
+ * litebus_reader_next - take the next row of a reader, in event_id order.
+ *
+ * On LITEBUS_OK, *row describes the row.  Its pointers point into memory
+ * owned by `r` and stay valid until the next call on `r`; copy them to
+ * keep them longer.  Returns LITEBUS_TIMEOUT if nothing arrived within
+ * timeout_ms (0 polls, -1 waits forever) and LITEBUS_CLOSED once the bus
+ * has closed and every committed row has been delivered.  Being lapped by
+ * the ring is not an error: the missed rows are read from the outbox, and
+ * no event is skipped or repeated.  Errors: EINVAL, ESQLITE, ENOMEM, EBUSY
+ * (the cursor is unchanged; the call may be retried).
+ * Thread-safety: one thread at a time per reader.
+ * Blocking: up to timeout_ms.
+ */
+LITEBUS_API int litebus_reader_next(litebus_reader *r, litebus_row *row,
+				    int timeout_ms);
+
+/*
+ * litebus_reader_cursor - the event_id up to which every matching row has
+ * been returned (rows that did not match the filter count as passed).
+ * Reopening with this value resumes with no gap and no duplicate.
+ * Returns -1 for NULL.  Thread-safety: the reader's thread.  Blocking: never.
+ */
+LITEBUS_API int64_t litebus_reader_cursor(const litebus_reader *r);
+
+/*
+ * litebus_reader_fd - like litebus_sub_fd(): readable while rows (or
+ * CLOSED) may be waiting; unreadable only after litebus_reader_next()
+ * returned TIMEOUT.  Owned by the reader.
+ * Returns the fd, or EINVAL / ENOMEM.
+ * Thread-safety: the reader's thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_reader_fd(litebus_reader *r);
+
+/*
+ * litebus_reader_close - close the read connection and free.  NULL is a
+ * no-op.  Thread-safety: the reader's thread.  Blocking: never.
+ */
+LITEBUS_API void litebus_reader_close(litebus_reader *r);
+
+/* ---------------------------------------------------------------- */
+/* Statistics                                                        */
+
+/* Counters since open.  Each is exact by itself; they are read one by one,
+ * not as a single snapshot. */
+typedef struct litebus_stats {
+	uint64_t batches;      /* transactions the writer began */
+	uint64_t commits;      /* transactions committed */
+	uint64_t jobs;         /* jobs run (committed or not) */
+	uint64_t jobs_failed;  /* jobs rolled back or failed with their batch */
+	uint64_t events;       /* events committed and published */
+	uint64_t busy_retries; /* waits for another connection's lock */
+	uint64_t sub_lags;     /* LAGGED returned, all subscribers */
+	uint64_t sub_skipped;  /* events skipped by those lags */
+	uint64_t reader_lags;  /* times a reader fell back to the table */
+} litebus_stats;
+
+/*
+ * litebus_stats_get - copy the bus's counters into *st.
+ * Returns OK, or EINVAL for NULL.
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_stats_get(litebus *bus, litebus_stats *st);
+
+/* Per-subscriber counters. */
+typedef struct litebus_sub_stats {
+	uint64_t received; /* events returned with OK */
+	uint64_t lags;     /* LAGGED returned */
+	uint64_t skipped;  /* events skipped by all lags */
+} litebus_sub_stats;
+
+/*
+ * litebus_sub_stats_get - copy this subscriber's counters.  For any
+ * subscriber, received + skipped equals the events published after it
+ * subscribed and that it has consumed up to now.
+ * Returns OK or EINVAL.  Thread-safety: the subscriber's thread.
+ * Blocking: never.
+ */
+LITEBUS_API int litebus_sub_stats_get(const litebus_sub *sub,
+				      litebus_sub_stats *st);
+
+typedef struct litebus_reader_stats {
+	uint64_t delivered; /* rows returned with OK */
+	uint64_t lags;      /* times the ring lapped this reader and it read
+			       the missed rows from the table */
+	uint64_t queries;   /* catch-up queries run on the outbox */
+} litebus_reader_stats;
+
+/*
+ * litebus_reader_stats_get - copy this reader's counters.
+ * Returns OK or EINVAL.  Thread-safety: the reader's thread.
+ * Blocking: never.
+ */
+LITEBUS_API int litebus_reader_stats_get(const litebus_reader *r,
+					 litebus_reader_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LITEBUS_H */

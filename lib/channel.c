@@ -1,0 +1,296 @@
+/*
+ * channel.c - name -> channel -> ring; published high-water mark; waiters
+ * and wake-ups.
+ *
+ * The writer publishes each committed record into the ring, then, once per
+ * batch, wakes the channel's sleepers.  It makes a system call only when
+ * somebody actually sleeps (futex) or has armed an eventfd; otherwise a
+ * wake-up costs one fence and two loads.
+ *
+ * Threads: lb_channel_publish/wake/close on the writer thread only; the
+ * rest from any thread.
+ *
+ * Invariants
+ *   C1  published_id is stored (release) before the ring record carrying
+ *       that id is published.  A thread that has seen ring head >= p
+ *       (acquire) then reads a published_id >= the event_id at p.
+ *   C2  closed is set (release) after the writer's last publish.  A thread
+ *       that reads closed == 1 (acquire) then sees the final head and
+ *       published_id: nothing is published afterwards.
+ *   C3  No lost wake-up: a sleeper increments `sleepers`, loads wake_word,
+ *       then (after a seq_cst fence) checks head; the writer stores head,
+ *       fences (seq_cst), then loads `sleepers` and, if non-zero, bumps
+ *       wake_word and wakes.  Either the writer sees the sleeper or the
+ *       sleeper sees the new head; the futex compares wake_word in the
+ *       kernel, so a bump between the check and the sleep is not lost.
+ *   C4  An armed fd waiter is owed exactly one eventfd write: whoever
+ *       exchanges `armed` from 1 to 0 writes it (lb_channel_fd_arm, or the
+ *       writer in channel_wake_fds), under the same C3 fence argument
+ *       with armed_fds in place of sleepers.
+ */
+#include "channel.h"
+
+#include "wait.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const lease_history_types[] = {
+	"acquired", "renewed", "reclaimed", "revoked", NULL};
+static const char *const completion_types[] = {
+	"success", "failed", "cancelled", "expired", "skipped", NULL};
+static const char *const operator_event_types[] = {
+	"priority_changed", "replayed", "flow_cancel_requested", NULL};
+
+static const struct {
+	const char *name;
+	const char *const *types;
+} builtin[LITEBUS_BUILTIN_CHANNELS] = {
+	[LITEBUS_LEASE_HISTORY] = {"lease_history", lease_history_types},
+	[LITEBUS_COMPLETION] = {"completion", completion_types},
+	[LITEBUS_SIGNAL_DELIVERY] = {"signal_delivery", NULL},
+	[LITEBUS_STREAM_FRAME] = {"stream_frame", NULL},
+	[LITEBUS_OPERATOR_EVENT] = {"operator_event", operator_event_types},
+};
+
+const char *
+lb_channel_builtin_name(int id)
+{
+	return builtin[id].name;
+}
+
+const char *const *
+lb_channel_builtin_types(int id)
+{
+	if (id < 0 || id >= LITEBUS_BUILTIN_CHANNELS)
+		return NULL;
+	return builtin[id].types;
+}
+
+bool
+lb_channel_name_ok(const char *name)
+{
+	size_t n = 0;
+
+	if (name == NULL || name[0] == '\0' || (name[0] >= '0' && name[0] <= '9'))
+		return false;
+	for (const char *p = name; *p != '\0'; p++, n++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_'))
+			return false;
+	}
+	return n <= LITEBUS_CHANNEL_NAME_MAX;
+}
+
+int
+lb_channel_init(struct lb_channel *ch, int id, const char *name,
+		uint32_t ring_capacity, int64_t published_id)
+{
+	memset(ch, 0, sizeof *ch);
+	ch->id = id;
+	snprintf(ch->name, sizeof ch->name, "%s", name);
+	ch->event_types = lb_channel_builtin_types(id);
+	if (lb_ring_init(&ch->ring, ring_capacity) != 0)
+		return -1;
+	atomic_init(&ch->published_id, published_id);
+	atomic_init(&ch->closed, 0);
+	atomic_init(&ch->wake_word, 0);
+	atomic_init(&ch->sleepers, 0);
+	atomic_init(&ch->armed_fds, 0);
+	pthread_mutex_init(&ch->fd_lock, NULL);
+	ch->fd_waiters = NULL;
+	return 0;
+}
+
+void
+lb_channel_fini(struct lb_channel *ch)
+{
+	assert(ch->fd_waiters == NULL);
+	pthread_mutex_destroy(&ch->fd_lock);
+	lb_ring_fini(&ch->ring);
+}
+
+bool
+lb_channel_type_ok(const struct lb_channel *ch, const char *type)
+{
+	if (type == NULL || type[0] == '\0')
+		return false;
+	if (ch->event_types == NULL)
+		return true;
+	for (const char *const *t = ch->event_types; *t != NULL; t++)
+		if (strcmp(*t, type) == 0)
+			return true;
+	return false;
+}
+
+void
+lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
+{
+	/* C1.  Pairs with the acquire in lb_channel_published_id() and, via
+	 * the release store of head that follows, with lb_ring_head(). */
+	atomic_store_explicit(&ch->published_id, rec->event_id,
+			      memory_order_release);
+	lb_ring_publish(&ch->ring, rec);
+}
+
+int64_t
+lb_channel_published_id(const struct lb_channel *ch)
+{
+	/* Pairs with the release store in lb_channel_publish(). */
+	return atomic_load_explicit(&ch->published_id, memory_order_acquire);
+}
+
+bool
+lb_channel_is_closed(const struct lb_channel *ch)
+{
+	/* C2.  Pairs with the release store in lb_channel_close(). */
+	return atomic_load_explicit(&ch->closed, memory_order_acquire) != 0;
+}
+
+static void
+channel_eventfd_signal(int fd)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	/* An eventfd write fails only if the counter would overflow, which a
+	 * counter of at most a few units never does; EINTR is retried. */
+	do
+		n = write(fd, &one, sizeof one);
+	while (n < 0 && errno == EINTR);
+}
+
+static void
+channel_eventfd_drain(int fd)
+{
+	uint64_t v;
+	ssize_t n;
+
+	do
+		n = read(fd, &v, sizeof v);
+	while (n < 0 && errno == EINTR);
+}
+
+/* Writer (or close).  Write to every armed waiter, or to all if `all`. */
+static void
+channel_wake_fds(struct lb_channel *ch, bool all)
+{
+	pthread_mutex_lock(&ch->fd_lock);
+	for (struct lb_fd_waiter *w = ch->fd_waiters; w != NULL; w = w->next) {
+		/* C4: the exchange decides who owes the write. */
+		if (atomic_exchange_explicit(&w->armed, 0,
+					     memory_order_acq_rel) == 1) {
+			atomic_fetch_sub_explicit(&ch->armed_fds, 1,
+						  memory_order_relaxed);
+			channel_eventfd_signal(w->fd);
+		} else if (all) {
+			channel_eventfd_signal(w->fd);
+		}
+	}
+	pthread_mutex_unlock(&ch->fd_lock);
+}
+
+void
+lb_channel_wake(struct lb_channel *ch)
+{
+	/* C3/C4: orders the head stores of this batch before the loads of
+	 * sleepers and armed_fds.  Pairs with the fences in
+	 * lb_channel_wait() and lb_channel_fd_arm(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* Relaxed: the fence above orders them (C3). */
+	if (atomic_load_explicit(&ch->sleepers, memory_order_relaxed) != 0) {
+		/* Release pairs with the acquire load of wake_word in
+		 * lb_channel_wait(). */
+		atomic_fetch_add_explicit(&ch->wake_word, 1,
+					  memory_order_release);
+		lb_futex_wake_all(&ch->wake_word);
+	}
+	if (atomic_load_explicit(&ch->armed_fds, memory_order_relaxed) != 0)
+		channel_wake_fds(ch, false);
+}
+
+void
+lb_channel_close(struct lb_channel *ch)
+{
+	/* C2.  Pairs with the acquire in lb_channel_is_closed(). */
+	atomic_store_explicit(&ch->closed, 1, memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst);
+	atomic_fetch_add_explicit(&ch->wake_word, 1, memory_order_release);
+	lb_futex_wake_all(&ch->wake_word);
+	channel_wake_fds(ch, true);
+}
+
+void
+lb_channel_wait(struct lb_channel *ch, uint64_t pos, uint64_t deadline_ns)
+{
+	uint32_t word;
+
+	/* C3.  seq_cst RMW and fence pair with the fence in
+	 * lb_channel_wake(). */
+	atomic_fetch_add_explicit(&ch->sleepers, 1, memory_order_seq_cst);
+	/* Acquire pairs with the release bump in lb_channel_wake(): if we
+	 * read the bumped word, the head check below sees the new head. */
+	word = atomic_load_explicit(&ch->wake_word, memory_order_acquire);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (lb_ring_head(&ch->ring) < pos && !lb_channel_is_closed(ch))
+		lb_futex_wait(&ch->wake_word, word, deadline_ns);
+	atomic_fetch_sub_explicit(&ch->sleepers, 1, memory_order_relaxed);
+}
+
+void
+lb_channel_fd_register(struct lb_channel *ch, struct lb_fd_waiter *w)
+{
+	pthread_mutex_lock(&ch->fd_lock);
+	w->prev = NULL;
+	w->next = ch->fd_waiters;
+	if (ch->fd_waiters != NULL)
+		ch->fd_waiters->prev = w;
+	ch->fd_waiters = w;
+	w->registered = true;
+	pthread_mutex_unlock(&ch->fd_lock);
+}
+
+void
+lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w)
+{
+	if (!w->registered)
+		return;
+	pthread_mutex_lock(&ch->fd_lock);
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		ch->fd_waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	if (atomic_exchange_explicit(&w->armed, 0, memory_order_relaxed) == 1)
+		atomic_fetch_sub_explicit(&ch->armed_fds, 1,
+					  memory_order_relaxed);
+	w->registered = false;
+	pthread_mutex_unlock(&ch->fd_lock);
+}
+
+void
+lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w, uint64_t pos)
+{
+	if (atomic_load_explicit(&w->armed, memory_order_relaxed) == 1)
+		return; /* already armed and drained: nothing owed yet */
+	channel_eventfd_drain(w->fd);
+	/* C4.  The stores are seq_cst and the fence pairs with the one in
+	 * lb_channel_wake(): either the writer sees armed_fds != 0 and our
+	 * armed flag, or we see its head below.  The count goes up before the
+	 * flag, so whoever clears the flag never takes the count below 0. */
+	atomic_fetch_add_explicit(&ch->armed_fds, 1, memory_order_seq_cst);
+	atomic_store_explicit(&w->armed, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (lb_ring_head(&ch->ring) >= pos || lb_channel_is_closed(ch)) {
+		if (atomic_exchange_explicit(&w->armed, 0,
+					     memory_order_acq_rel) == 1) {
+			atomic_fetch_sub_explicit(&ch->armed_fds, 1,
+						  memory_order_relaxed);
+			channel_eventfd_signal(w->fd);
+		}
+	}
+}

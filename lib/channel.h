@@ -1,0 +1,89 @@
+/*
+ * channel.h - a named channel: its ring, its published high-water mark,
+ * and the wake-ups of those waiting on it.
+ */
+#ifndef LB_CHANNEL_H
+#define LB_CHANNEL_H
+
+#include "arch.h"
+#include "litebus.h"
+#include "ring.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A file-descriptor waiter (embedded in a subscriber).  While `armed`, the
+ * writer owes it one write to `fd` at the next publish or at close. */
+struct lb_fd_waiter {
+	/* 1 while armed.  Set by the owner; cleared by whoever sends the
+	 * wake-up (owner or writer) with an exchange, so exactly one of them
+	 * writes to the eventfd. */
+	_Atomic uint32_t armed;
+	int fd; /* eventfd, owned by the embedding subscriber */
+	bool registered;
+	struct lb_fd_waiter *prev, *next; /* under the channel's fd_lock */
+};
+
+struct lb_channel {
+	/* Immutable after lb_channel_init(). */
+	int id;
+	char name[LITEBUS_CHANNEL_NAME_MAX + 1];
+	const char *const *event_types; /* NULL: any non-empty type */
+
+	struct lb_ring ring;
+
+	/* The largest event_id published (C1, in channel.c).  Written by
+	 * the writer only, before the ring record that carries it. */
+	alignas(LB_CACHELINE) _Atomic int64_t published_id;
+	/* 1 once the writer has published its last record (C2). */
+	_Atomic uint32_t closed;
+
+	/* Sleepers (C3).  On their own line: subscribers write them. */
+	alignas(LB_CACHELINE) _Atomic uint32_t wake_word;
+	_Atomic uint32_t sleepers;
+	_Atomic uint32_t armed_fds;
+	pthread_mutex_t fd_lock;
+	struct lb_fd_waiter *fd_waiters; /* under fd_lock */
+};
+
+/* 0, or -1 if out of memory. */
+int lb_channel_init(struct lb_channel *ch, int id, const char *name,
+		    uint32_t ring_capacity, int64_t published_id);
+void lb_channel_fini(struct lb_channel *ch);
+
+/* Is `type` allowed on this channel?  (Built-in channels list theirs.) */
+bool lb_channel_type_ok(const struct lb_channel *ch, const char *type);
+/* The SQL CHECK expression for the channel's event types, or NULL. */
+const char *const *lb_channel_builtin_types(int id);
+/* Is `name` a valid channel name? */
+bool lb_channel_name_ok(const char *name);
+/* Name of built-in channel id (0..LITEBUS_BUILTIN_CHANNELS-1). */
+const char *lb_channel_builtin_name(int id);
+
+/* Writer thread: publish one committed record (R1: after COMMIT). */
+void lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec);
+/* Writer thread: after a batch's records are published, wake whoever
+ * sleeps on the channel or has an armed fd. */
+void lb_channel_wake(struct lb_channel *ch);
+/* Writer thread, once, after its last publish: mark closed and wake all. */
+void lb_channel_close(struct lb_channel *ch);
+
+/* Any thread.  Largest published event_id; acquire. */
+int64_t lb_channel_published_id(const struct lb_channel *ch);
+bool lb_channel_is_closed(const struct lb_channel *ch);
+
+/* Any thread: sleep until the ring's head reaches `pos`, the channel
+ * closes, or the deadline passes.  May return early; callers re-check. */
+void lb_channel_wait(struct lb_channel *ch, uint64_t pos, uint64_t deadline_ns);
+
+/* fd waiters: register/unregister (any thread, takes fd_lock). */
+void lb_channel_fd_register(struct lb_channel *ch, struct lb_fd_waiter *w);
+void lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w);
+/* Arm `w` after its owner found nothing to read: drain the eventfd, then
+ * arm, then re-check; if the ring reached `pos` or the channel closed in
+ * between, make the fd readable again.  Owner's thread. */
+void lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w,
+		       uint64_t pos);
+
+#endif

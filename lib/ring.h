@@ -1,0 +1,70 @@
+/*
+ * ring.h - one channel's broadcast ring: one writer, any number of readers.
+ */
+#ifndef LB_RING_H
+#define LB_RING_H
+
+#include "arch.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the ring carries per event: the OutboxEvent and what lets a reader
+ * filter without touching SQLite. 56 bytes = 7 words. */
+struct lb_rec {
+	int64_t event_id;
+	int64_t partition_key;
+	int64_t committed_at_ms;
+	uint32_t ns_hash;  /* lb_ring_hash(namespace), 0 for none */
+	uint32_t tag_hash; /* lb_ring_hash(instance_tag), 0 for none */
+	uint32_t subject_len;
+	uint32_t reserved;
+	unsigned char subject_prefix[16];
+};
+
+#define LB_REC_WORDS (sizeof(struct lb_rec) / sizeof(uint64_t))
+
+struct lb_slot {
+	/* The position whose record the slot holds, or LB_STAMP_BUSY while
+	 * the writer rewrites it.  Written by the writer (release), read by
+	 * readers (acquire) before and (relaxed, after a fence) after they
+	 * copy the words. */
+	_Atomic uint64_t stamp;
+	_Atomic uint64_t words[LB_REC_WORDS];
+};
+
+struct lb_ring {
+	/* R3: the largest position whose slot is completely written.
+	 * Written by the writer only (release); read by readers (acquire).
+	 * Alone on its line: the writer stores it once per record and every
+	 * reader polls it. */
+	alignas(LB_CACHELINE) _Atomic uint64_t head;
+	/* Immutable after lb_ring_init(). */
+	alignas(LB_CACHELINE) struct lb_slot *slots;
+	uint64_t mask;
+	uint64_t capacity;
+};
+
+/* 0 on success, -1 if the slots could not be allocated.  capacity is a
+ * power of two >= 2. */
+int lb_ring_init(struct lb_ring *r, uint32_t capacity);
+void lb_ring_fini(struct lb_ring *r);
+
+/* Writer thread only.  Appends rec at position head+1 and returns it. */
+uint64_t lb_ring_publish(struct lb_ring *r, const struct lb_rec *rec);
+
+/* Any thread.  The newest fully written position (0: none yet).  Acquire:
+ * every slot at or below it is visible to the caller. */
+uint64_t lb_ring_head(const struct lb_ring *r);
+
+/* Any thread.  Copy the record at position pos (1 <= pos <= head) into
+ * *rec.  False means the slot no longer holds pos (the reader was lapped)
+ * or is being overwritten: *rec is then garbage. */
+bool lb_ring_read(const struct lb_ring *r, uint64_t pos, struct lb_rec *rec);
+
+/* A 32-bit hash of a string for the ring's filter hints: never 0 for a
+ * string, 0 for NULL. */
+uint32_t lb_ring_hash(const char *s);
+
+#endif

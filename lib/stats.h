@@ -1,0 +1,47 @@
+/*
+ * stats.h - the bus's counters.
+ *
+ * Every counter is a relaxed atomic: each is exact by itself, none orders
+ * anything else, and litebus_stats_get() reads them one by one (no
+ * snapshot is promised).  Writer-only counters are bumped with a relaxed
+ * load and store (one writer, no read-modify-write needed); counters that
+ * subscribers or readers bump use fetch_add.
+ */
+#ifndef LB_STATS_H
+#define LB_STATS_H
+
+#include "arch.h"
+
+#include <stdint.h>
+
+struct lb_stats {
+	/* Writer thread only. */
+	alignas(LB_CACHELINE) _Atomic uint64_t batches;
+	_Atomic uint64_t commits;
+	_Atomic uint64_t jobs;
+	_Atomic uint64_t jobs_failed;
+	_Atomic uint64_t events;
+	_Atomic uint64_t busy_retries;
+	/* Subscribers and readers (fetch_add), on their own line. */
+	alignas(LB_CACHELINE) _Atomic uint64_t sub_lags;
+	_Atomic uint64_t sub_skipped;
+	_Atomic uint64_t reader_lags;
+};
+
+/* Writer-only increment: one writer, so load + store suffices. */
+static inline void
+lb_stat_add_w(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(
+	    c, atomic_load_explicit(c, memory_order_relaxed) + n,
+	    memory_order_relaxed);
+}
+
+/* Any-thread increment. */
+static inline void
+lb_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+#endif

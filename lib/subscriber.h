@@ -1,0 +1,48 @@
+/*
+ * subscriber.h - a cursor into one channel's ring: lap detection,
+ * wake-ups, eventfd.  Readers (reader.c) embed one.
+ */
+#ifndef LB_SUBSCRIBER_H
+#define LB_SUBSCRIBER_H
+
+#include "channel.h"
+#include "litebus.h"
+#include "ring.h"
+
+#include <stdint.h>
+
+struct litebus;
+
+struct litebus_sub {
+	struct litebus *bus; /* holds a reference (B1) */
+	struct lb_channel *ch;
+	uint64_t pos; /* next ring position to read */
+	uint64_t last_skipped;
+	litebus_sub_stats stats;
+	struct lb_fd_waiter fdw; /* fdw.fd < 0 until an fd is asked for */
+};
+
+/* What lb_sub_poll() found. */
+enum lb_poll { LB_POLL_EMPTY, LB_POLL_OK, LB_POLL_LAGGED };
+
+/* Attach to the ring at its current head (S1); takes a bus reference. */
+void lb_sub_init(struct litebus_sub *s, struct litebus *bus,
+		 struct lb_channel *ch);
+void lb_sub_fini(struct litebus_sub *s);
+
+/* Take the next record without blocking.  LB_POLL_LAGGED sets
+ * s->last_skipped and moves the cursor past the lost records. */
+enum lb_poll lb_sub_poll(struct litebus_sub *s, struct lb_rec *rec);
+
+/* Sleep until a record may be available, the channel closed, or the
+ * deadline passed.  May return early. */
+void lb_sub_wait(struct litebus_sub *s, uint64_t deadline_ns);
+
+/* Nothing is left to read: if an fd exists, arm it (it turns unreadable
+ * until the next publish). */
+void lb_sub_idle(struct litebus_sub *s);
+
+/* Create the eventfd if needed; returns it or a negative status. */
+int lb_sub_fd(struct litebus_sub *s);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * writer.h - the writer thread: job queue in, transactions, publish.
+ */
+#ifndef LB_WRITER_H
+#define LB_WRITER_H
+
+#include "litebus.h"
+#include "outbox.h"
+
+#include <stdbool.h>
+
+struct litebus;
+struct lb_writer;
+
+/* Start the writer thread with an opened outbox (ownership of *ob moves to
+ * the writer on success; on failure the caller still owns it).  Reads the
+ * channels' next event ids first. */
+int lb_writer_start(struct litebus *bus, struct lb_outbox *ob,
+		    struct lb_writer **out);
+
+/* Refuse new jobs, let the queued ones run, publish, close every channel
+ * and join the thread.  Not on the writer thread. */
+void lb_writer_stop(struct lb_writer *w);
+void lb_writer_free(struct lb_writer *w);
+
+/* Has close begun?  Any thread. */
+bool lb_writer_is_closing(struct lb_writer *w);
+/* Is the calling thread the writer of `bus`? */
+bool lb_writer_is_current(const struct litebus *bus);
+
+#endif
