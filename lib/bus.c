@@ -293,8 +293,6 @@ bus_share(litebus *bus, const litebus_options *o)
 static int
 bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 {
-	struct lb_channel *chans[LITEBUS_MAX_CHANNELS];
-	struct lb_outbox ob;
 	litebus *bus = calloc(1, sizeof *bus);
 	int rc;
 
@@ -313,17 +311,9 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 		rc = bus_make_channels(bus, o, nextra);
 	if (rc != LITEBUS_OK)
 		goto fail;
-	for (int i = 0; i < bus->nchannels; i++)
-		chans[i] = bus->channels[i];
-	rc = lb_outbox_open(&ob, &bus->dbn, o->durability, chans,
-			    bus->nchannels);
+	rc = lb_writer_start(bus, &bus->writer);
 	if (rc != LITEBUS_OK)
 		goto fail;
-	rc = lb_writer_start(bus, &ob, &bus->writer);
-	if (rc != LITEBUS_OK) {
-		lb_outbox_close(&ob);
-		goto fail;
-	}
 	*out = bus;
 	return LITEBUS_OK;
 fail:

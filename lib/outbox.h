@@ -44,6 +44,7 @@ struct lb_outbox {
 int lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 		   int durability, struct lb_channel *const *channels,
 		   int nchannels);
+/* (The connection's authorizer keeps `ob`: it must not move while open.) */
 void lb_outbox_close(struct lb_outbox *ob);
 
 /* Writer: the next event_id for channel i: above every id ever committed

@@ -434,8 +434,7 @@ writer_main(void *arg)
 /* Start and stop                                                      */
 
 int
-lb_writer_start(struct litebus *bus, struct lb_outbox *ob,
-		struct lb_writer **out)
+lb_writer_start(struct litebus *bus, struct lb_writer **out)
 {
 	struct lb_writer *w = calloc(1, sizeof *w);
 	int rc;
@@ -444,8 +443,14 @@ lb_writer_start(struct litebus *bus, struct lb_outbox *ob,
 	if (w == NULL)
 		return lb_err_set(LITEBUS_ENOMEM, "allocating the writer");
 	w->bus = bus;
-	w->ob = *ob;
 	w->tx.w = w;
+	/* Opened in place: the connection's authorizer keeps &w->ob. */
+	rc = lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability,
+			    bus->channels, bus->nchannels);
+	if (rc != LITEBUS_OK) {
+		free(w);
+		return rc;
+	}
 	w->cap_pending = 64;
 	w->pending = malloc(w->cap_pending * sizeof *w->pending);
 	w->batch = malloc(bus->opts.max_batch * sizeof *w->batch);
@@ -476,6 +481,7 @@ lb_writer_start(struct litebus *bus, struct lb_outbox *ob,
 	*out = w;
 	return LITEBUS_OK;
 fail:
+	lb_outbox_close(&w->ob);
 	free(w->pending);
 	free(w->batch);
 	free(w);

@@ -12,11 +12,10 @@
 struct litebus;
 struct lb_writer;
 
-/* Start the writer thread with an opened outbox (ownership of *ob moves to
- * the writer on success; on failure the caller still owns it).  Reads the
- * channels' next event ids first. */
-int lb_writer_start(struct litebus *bus, struct lb_outbox *ob,
-		    struct lb_writer **out);
+/* Open the write connection (schema, statements), read the channels'
+ * next event ids, and start the writer thread.  On failure nothing is left
+ * open and the thread's error is set. */
+int lb_writer_start(struct litebus *bus, struct lb_writer **out);
 
 /* Refuse new jobs, let the queued ones run, publish, close every channel
  * and join the thread.  Not on the writer thread. */

@@ -1,0 +1,220 @@
+#define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
+#include "fixture.h"
+
+#include <ftw.h>
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+uint64_t
+fx_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+fx_make_dir(struct bus_fixture *f)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(f->dir, sizeof f->dir, "%s/litebus-test-XXXXXX",
+		 tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof f->path, "%s/test.db", f->dir);
+}
+
+static int
+fx_rm(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+void
+fx_remove_dir(struct bus_fixture *f)
+{
+	if (f->dir[0] != '\0')
+		nftw(f->dir, fx_rm, 16, FTW_DEPTH | FTW_PHYS);
+	f->dir[0] = '\0';
+}
+
+void
+fx_open(struct bus_fixture *f)
+{
+	f->opts.path = f->path;
+	int rc = litebus_open(&f->opts, &f->bus);
+	if (rc != LITEBUS_OK)
+		fail_msg("litebus_open(%s): %s: %s", f->path,
+			 litebus_errname(rc), litebus_last_errmsg());
+}
+
+static int
+fx_setup(void **state, uint32_t ring)
+{
+	struct bus_fixture *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	fx_make_dir(f);
+	litebus_options_init(&f->opts);
+	f->opts.ring_capacity = ring;
+	fx_open(f);
+	*state = f;
+	return 0;
+}
+
+int
+bus_with_tiny_rings(void **state)
+{
+	return fx_setup(state, 8);
+}
+
+int
+bus_with_default_rings(void **state)
+{
+	return fx_setup(state, 4096);
+}
+
+int
+tmpdir_setup(void **state)
+{
+	struct bus_fixture *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	fx_make_dir(f);
+	litebus_options_init(&f->opts);
+	*state = f;
+	return 0;
+}
+
+int
+bus_teardown(void **state)
+{
+	struct bus_fixture *f = *state;
+
+	if (f->bus != NULL)
+		assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	fx_remove_dir(f);
+	free(f);
+	return 0;
+}
+
+const char *
+fx_event_type(int channel)
+{
+	switch (channel) {
+	case LITEBUS_LEASE_HISTORY:
+		return "acquired";
+	case LITEBUS_COMPLETION:
+		return "success";
+	case LITEBUS_OPERATOR_EVENT:
+		return "replayed";
+	default:
+		return "event";
+	}
+}
+
+struct fx_emit_args {
+	int channel;
+	int count;
+	int base;
+	int64_t *ids;
+};
+
+static int
+fx_emit_job(litebus_tx *tx, void *arg)
+{
+	struct fx_emit_args *a = arg;
+	char ns[8];
+
+	for (int i = 0; i < a->count; i++) {
+		int k = a->base + i;
+		litebus_record rec = {0};
+		snprintf(ns, sizeof ns, "ns%d", k % 2);
+		rec.partition_key = k;
+		rec.subject = "subject";
+		rec.subject_len = 7;
+		rec.event_type = fx_event_type(a->channel);
+		rec.ns = ns;
+		rec.payload = &k;
+		rec.payload_len = sizeof k;
+		int rc = litebus_emit(tx, a->channel, &rec,
+				      a->ids != NULL ? &a->ids[i] : NULL);
+		if (rc != LITEBUS_OK)
+			return rc;
+	}
+	return 0;
+}
+
+void
+commit_events(litebus *bus, int channel, int count, int64_t *ids)
+{
+	for (int i = 0; i < count; i++) {
+		struct fx_emit_args a = {channel, 1, i,
+					 ids != NULL ? &ids[i] : NULL};
+		int rc = litebus_exec(bus, fx_emit_job, &a);
+		if (rc != 0)
+			fail_msg("commit_events: exec: %d %s", rc,
+				 litebus_last_errmsg());
+	}
+}
+
+void
+commit_batch(litebus *bus, int channel, int count, int64_t *ids)
+{
+	struct fx_emit_args a = {channel, count, 0, ids};
+	int rc = litebus_exec(bus, fx_emit_job, &a);
+
+	if (rc != 0)
+		fail_msg("commit_batch: exec: %d %s", rc, litebus_last_errmsg());
+}
+
+int64_t
+fx_count_rows(const char *path, const char *channel_name)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char sql[200];
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+			 SQLITE_OK);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM litebus_outbox_%s",
+		 channel_name);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+void
+fx_barrier_init(struct fx_barrier *b, unsigned count)
+{
+	pthread_barrier_init(&b->b, NULL, count);
+}
+
+void
+fx_barrier_wait(struct fx_barrier *b)
+{
+	pthread_barrier_wait(&b->b);
+}
+
+void
+fx_barrier_destroy(struct fx_barrier *b)
+{
+	pthread_barrier_destroy(&b->b);
+}

@@ -1,0 +1,674 @@
+/*
+ * test_writer.c - the writer thread: jobs, group commit, publish after
+ * commit, completion, misuse from and around jobs.
+ */
+#include "fixture.h"
+
+#include <setjmp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define JOB_FAILED (-1000)
+
+static int
+emit_one(litebus_tx *tx, int channel, int64_t pk, int64_t *id)
+{
+	litebus_record rec = {0};
+
+	rec.partition_key = pk;
+	rec.event_type = fx_event_type(channel);
+	return litebus_emit(tx, channel, &rec, id);
+}
+
+static int
+job_emit_then_fail(litebus_tx *tx, void *arg)
+{
+	int64_t *id = arg;
+
+	assert_int_equal(emit_one(tx, LITEBUS_COMPLETION, 1, id), LITEBUS_OK);
+	return JOB_FAILED;
+}
+
+static int
+job_emit(litebus_tx *tx, void *arg)
+{
+	return emit_one(tx, LITEBUS_COMPLETION, 7, arg);
+}
+
+/* Contract, litebus_exec(): "wait until its transaction has committed and
+ * its events are published." */
+static void
+exec_returns_after_commit_and_publish(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_sub *sub;
+	litebus_event ev;
+	int64_t id = 0;
+
+	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
+			 LITEBUS_OK);
+	assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
+	assert_true(id > 0);
+	/* Published before exec returned: a poll finds it. */
+	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_OK);
+	assert_int_equal(ev.event_id, id);
+	assert_int_equal(ev.partition_key, 7);
+	assert_int_equal(ev.channel, LITEBUS_COMPLETION);
+	assert_int_equal(fx_count_rows(f->path, "completion"), 1);
+	litebus_unsubscribe(sub);
+}
+
+/* Contract: "returning non-zero rolls the job back and that value reaches
+ * the submitter"; a rolled-back job publishes nothing. */
+static void
+rolled_back_job_publishes_nothing(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_sub *sub;
+	litebus_event ev;
+	int64_t id = 0;
+
+	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
+			 LITEBUS_OK);
+	assert_int_equal(litebus_exec(f->bus, job_emit_then_fail, &id),
+			 JOB_FAILED);
+	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
+	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
+	litebus_unsubscribe(sub);
+}
+
+/* A failed job's ids are handed out again, so committed ids stay dense
+ * and increasing. */
+static void
+ids_of_a_rolled_back_job_are_reused_by_the_next_commit(void **state)
+{
+	struct bus_fixture *f = *state;
+	int64_t a = 0, b = 0, c = 0;
+
+	assert_int_equal(litebus_exec(f->bus, job_emit, &a), 0);
+	assert_int_equal(litebus_exec(f->bus, job_emit_then_fail, &b),
+			 JOB_FAILED);
+	assert_int_equal(litebus_exec(f->bus, job_emit, &c), 0);
+	assert_int_equal(b, a + 1);
+	assert_int_equal(c, a + 1);
+}
+
+/* Group commit: one failing job in a batch is rolled back alone. */
+struct batch_job {
+	int fail;
+	int64_t id;
+	int status;
+	int done_calls;
+};
+
+static int
+batch_job_fn(litebus_tx *tx, void *arg)
+{
+	struct batch_job *j = arg;
+	int rc = emit_one(tx, LITEBUS_COMPLETION, j->fail ? -1 : 1, &j->id);
+
+	if (rc != LITEBUS_OK)
+		return rc;
+	return j->fail ? JOB_FAILED : 0;
+}
+
+static void
+batch_job_done(int status, void *arg)
+{
+	struct batch_job *j = arg;
+
+	j->status = status;
+	j->done_calls++;
+}
+
+static int
+block_job(litebus_tx *tx, void *arg)
+{
+	struct fx_barrier *b = arg;
+
+	(void)tx;
+	fx_barrier_wait(b); /* writer is busy: the test queues a batch */
+	fx_barrier_wait(b);
+	return 0;
+}
+
+struct exec_thread_arg {
+	litebus *bus;
+	litebus_job_fn fn;
+	void *arg;
+	int rc;
+};
+
+static void *
+exec_thread(void *p)
+{
+	struct exec_thread_arg *a = p;
+
+	a->rc = litebus_exec(a->bus, a->fn, a->arg);
+	return NULL;
+}
+
+static void
+one_failing_job_in_a_batch_rolls_back_alone(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct fx_barrier b;
+	struct exec_thread_arg blocker;
+	struct batch_job jobs[9] = {{0}};
+	pthread_t t;
+	litebus_sub *sub;
+	litebus_event ev;
+	litebus_stats st0, st1;
+
+	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
+			 LITEBUS_OK);
+	assert_int_equal(litebus_stats_get(f->bus, &st0), LITEBUS_OK);
+	fx_barrier_init(&b, 2);
+	blocker = (struct exec_thread_arg){f->bus, block_job, &b, -1};
+	assert_int_equal(pthread_create(&t, NULL, exec_thread, &blocker), 0);
+	fx_barrier_wait(&b); /* the writer is inside block_job */
+	for (int i = 0; i < 9; i++) {
+		jobs[i].fail = i == 4;
+		jobs[i].status = -99;
+		assert_int_equal(litebus_submit(f->bus, batch_job_fn, &jobs[i],
+						batch_job_done, &jobs[i]),
+				 LITEBUS_OK);
+	}
+	fx_barrier_wait(&b); /* release: the 9 jobs form the next batch */
+	pthread_join(t, NULL);
+	assert_int_equal(blocker.rc, 0);
+	/* exec queues behind the 9, so when it returns they are done. */
+	assert_int_equal(litebus_exec(f->bus, job_emit, &(int64_t){0}), 0);
+
+	assert_int_equal(litebus_stats_get(f->bus, &st1), LITEBUS_OK);
+	/* blocker, one batch of 9, the last exec: 3 commits. */
+	assert_int_equal(st1.commits - st0.commits, 3);
+	for (int i = 0; i < 9; i++) {
+		assert_int_equal(jobs[i].done_calls, 1);
+		assert_int_equal(jobs[i].status, i == 4 ? JOB_FAILED : 0);
+	}
+	/* Eight events of the batch, in queue order, then the last exec. */
+	for (int i = 0; i < 9; i++) {
+		if (i == 4)
+			continue;
+		assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_OK);
+		assert_int_equal(ev.event_id, jobs[i].id);
+		assert_int_equal(ev.partition_key, 1);
+	}
+	assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_OK);
+	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
+	assert_int_equal(fx_count_rows(f->path, "completion"), 9);
+	litebus_unsubscribe(sub);
+	fx_barrier_destroy(&b);
+}
+
+/* Contract: exec "EDEADLK on the writer thread (a job or a callback
+ * calling exec)". */
+static int
+job_calls_exec(litebus_tx *tx, void *arg)
+{
+	litebus *bus = arg;
+
+	(void)tx;
+	return litebus_exec(bus, job_emit, &(int64_t){0});
+}
+
+static void
+exec_from_inside_a_job_is_refused_with_edeadlk(void **state)
+{
+	struct bus_fixture *f = *state;
+
+	assert_int_equal(litebus_exec(f->bus, job_calls_exec, f->bus),
+			 LITEBUS_EDEADLK);
+	/* The bus still works. */
+	assert_int_equal(litebus_exec(f->bus, job_emit, &(int64_t){0}), 0);
+}
+
+static int
+job_calls_close(litebus_tx *tx, void *arg)
+{
+	(void)tx;
+	return litebus_close(arg);
+}
+
+static void
+close_from_inside_a_job_is_refused_with_edeadlk(void **state)
+{
+	struct bus_fixture *f = *state;
+
+	assert_int_equal(litebus_exec(f->bus, job_calls_close, f->bus),
+			 LITEBUS_EDEADLK);
+	assert_int_equal(litebus_exec(f->bus, job_emit, &(int64_t){0}), 0);
+}
+
+/* A done-callback may submit further jobs; exec from it is refused. */
+struct chain {
+	litebus *bus;
+	int exec_rc;
+	int submit_rc;
+	int second_done;
+	int64_t id;
+};
+
+static void
+chain_second_done(int status, void *arg)
+{
+	struct chain *c = arg;
+
+	assert_int_equal(status, 0);
+	c->second_done++;
+}
+
+static void
+chain_first_done(int status, void *arg)
+{
+	struct chain *c = arg;
+
+	assert_int_equal(status, 0);
+	c->exec_rc = litebus_exec(c->bus, job_emit, &c->id);
+	c->submit_rc = litebus_submit(c->bus, job_emit, &c->id,
+				      chain_second_done, c);
+}
+
+static void
+done_callback_may_submit_but_not_exec(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct chain c = {f->bus, 1, 1, 0, 0};
+	int64_t id;
+
+	assert_int_equal(litebus_submit(f->bus, job_emit, &id, chain_first_done,
+					&c),
+			 LITEBUS_OK);
+	/* Two more round trips: both chained jobs have completed. */
+	assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
+	assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
+	assert_int_equal(c.exec_rc, LITEBUS_EDEADLK);
+	assert_int_equal(c.submit_rc, LITEBUS_OK);
+	assert_int_equal(c.second_done, 1);
+}
+
+/* Contract, litebus_emit(): "EMISUSE (outside a job ...)". */
+static litebus_tx *saved_tx;
+
+static int
+job_saves_tx(litebus_tx *tx, void *arg)
+{
+	(void)arg;
+	saved_tx = tx;
+	assert_non_null(litebus_tx_db(tx));
+	return 0;
+}
+
+static void
+emit_outside_a_job_is_misuse(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_record rec = {0};
+
+	rec.event_type = "success";
+	assert_int_equal(litebus_exec(f->bus, job_saves_tx, NULL), 0);
+	assert_int_equal(litebus_emit(saved_tx, LITEBUS_COMPLETION, &rec, NULL),
+			 LITEBUS_EMISUSE);
+	assert_null(litebus_tx_db(saved_tx));
+	assert_int_equal(litebus_emit(NULL, LITEBUS_COMPLETION, &rec, NULL),
+			 LITEBUS_EINVAL);
+}
+
+/* Contract: "EEVENTTYPE (type not allowed on a built-in channel)", and
+ * bad records are EINVAL; nothing is appended. */
+struct emit_case {
+	int channel;
+	litebus_record rec;
+	int want;
+};
+
+static int
+job_emit_case(litebus_tx *tx, void *arg)
+{
+	struct emit_case *c = arg;
+
+	return litebus_emit(tx, c->channel, &c->rec, NULL);
+}
+
+static void
+emit_rejects_bad_records_and_unknown_types(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct emit_case cases[] = {
+	    {LITEBUS_COMPLETION, {.event_type = "renewed"}, LITEBUS_EEVENTTYPE},
+	    {LITEBUS_LEASE_HISTORY, {.event_type = "success"},
+	     LITEBUS_EEVENTTYPE},
+	    {LITEBUS_OPERATOR_EVENT, {.event_type = "bogus"},
+	     LITEBUS_EEVENTTYPE},
+	    {LITEBUS_COMPLETION, {.event_type = NULL}, LITEBUS_EINVAL},
+	    {LITEBUS_SIGNAL_DELIVERY, {.event_type = ""}, LITEBUS_EINVAL},
+	    {LITEBUS_STREAM_FRAME, {.event_type = "x", .subject_len = 3},
+	     LITEBUS_EINVAL},
+	    {LITEBUS_STREAM_FRAME, {.event_type = "x", .payload_len = 3},
+	     LITEBUS_EINVAL},
+	    {99, {.event_type = "x"}, LITEBUS_ENOCHANNEL},
+	    {-1, {.event_type = "x"}, LITEBUS_ENOCHANNEL},
+	    {LITEBUS_SIGNAL_DELIVERY, {.event_type = "anything"}, LITEBUS_OK},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int rc = litebus_exec(f->bus, job_emit_case, &cases[i]);
+		if (rc != cases[i].want)
+			fail_msg("case %zu: got %s, want %s (%s)", i,
+				 litebus_errname(rc),
+				 litebus_errname(cases[i].want),
+				 litebus_last_errmsg());
+	}
+	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
+	assert_int_equal(fx_count_rows(f->path, "signal_delivery"), 1);
+	assert_int_equal(litebus_exec(NULL, job_emit, NULL), LITEBUS_EINVAL);
+	assert_int_equal(litebus_exec(f->bus, NULL, NULL), LITEBUS_EINVAL);
+	assert_int_equal(litebus_submit(f->bus, NULL, NULL, NULL, NULL),
+			 LITEBUS_EINVAL);
+}
+
+/* A job may not end litebus's transaction or write the outbox directly:
+ * the authorizer refuses, and the batch is unharmed. */
+static int
+job_tries_commit(litebus_tx *tx, void *arg)
+{
+	int *rc = arg;
+	sqlite3 *db = litebus_tx_db(tx);
+
+	rc[0] = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	rc[1] = sqlite3_exec(db, "RELEASE litebus_job", NULL, NULL, NULL);
+	rc[2] = sqlite3_exec(db,
+			     "INSERT INTO litebus_outbox_completion VALUES"
+			     "(999, 0, NULL, 'success', NULL, NULL, NULL, 0, 0)",
+			     NULL, NULL, NULL);
+	rc[3] = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS mine(x)", NULL,
+			     NULL, NULL);
+	rc[4] = sqlite3_exec(db, "INSERT INTO mine VALUES(1)", NULL, NULL,
+			     NULL);
+	return emit_one(tx, LITEBUS_COMPLETION, 3, NULL);
+}
+
+static void
+a_job_cannot_end_the_transaction_or_forge_outbox_rows(void **state)
+{
+	struct bus_fixture *f = *state;
+	int rc[5];
+
+	int st = litebus_exec(f->bus, job_tries_commit, rc);
+	if (st != 0)
+		fail_msg("exec: %s: %s", litebus_errname(st),
+			 litebus_last_errmsg());
+	assert_int_equal(rc[0], SQLITE_AUTH);
+	assert_int_equal(rc[1], SQLITE_AUTH);
+	assert_int_equal(rc[2], SQLITE_AUTH);
+	assert_int_equal(rc[3], SQLITE_OK);
+	assert_int_equal(rc[4], SQLITE_OK);
+	assert_int_equal(fx_count_rows(f->path, "completion"), 1);
+}
+
+/* Contract, litebus_close(): queued jobs still run; later ones get
+ * ECLOSED; a subscriber outliving the bus reports CLOSED. */
+static int
+slow_job(litebus_tx *tx, void *arg)
+{
+	struct fx_barrier *b = arg;
+
+	(void)tx;
+	fx_barrier_wait(b);
+	return 0;
+}
+
+struct close_arg {
+	litebus *bus;
+	int rc;
+};
+
+static void *
+close_thread(void *p)
+{
+	struct close_arg *a = p;
+
+	a->rc = litebus_close(a->bus);
+	return NULL;
+}
+
+static void
+close_runs_queued_jobs_and_refuses_new_ones(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct batch_job jobs[5] = {{0}};
+	struct fx_barrier b;
+	struct close_arg ca = {f->bus, -1};
+	pthread_t t;
+	litebus_sub *sub;
+	litebus_event ev;
+	int got = 0;
+
+	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
+			 LITEBUS_OK);
+	fx_barrier_init(&b, 2);
+	assert_int_equal(litebus_submit(f->bus, slow_job, &b, NULL, NULL),
+			 LITEBUS_OK);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(litebus_submit(f->bus, batch_job_fn, &jobs[i],
+						batch_job_done, &jobs[i]),
+				 LITEBUS_OK);
+	assert_int_equal(pthread_create(&t, NULL, close_thread, &ca), 0);
+	/* Wait (bounded) until close has begun refusing jobs. */
+	uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
+	int rc;
+	while ((rc = litebus_submit(f->bus, job_emit, NULL, NULL, NULL)) ==
+	       LITEBUS_OK) {
+		if (fx_now_ms() > deadline)
+			fail_msg("close never began refusing jobs");
+		got++; /* accepted before close began: will run */
+	}
+	assert_int_equal(rc, LITEBUS_ECLOSED);
+	fx_barrier_wait(&b); /* let the slow job finish */
+	pthread_join(t, NULL);
+	assert_int_equal(ca.rc, LITEBUS_OK);
+	f->bus = NULL; /* closed */
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(jobs[i].done_calls, 1);
+		assert_int_equal(jobs[i].status, 0);
+	}
+	for (int i = 0; i < 5 + got; i++)
+		assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_OK);
+	assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_CLOSED);
+	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_CLOSED);
+	litebus_unsubscribe(sub);
+	fx_barrier_destroy(&b);
+}
+
+/* A subscriber keeps the bus's memory: calls after close answer ECLOSED. */
+static void
+calls_after_close_answer_eclosed_while_a_handle_lives(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_sub *sub, *sub2;
+	litebus *bus = f->bus;
+
+	assert_int_equal(litebus_subscribe(bus, LITEBUS_COMPLETION, &sub),
+			 LITEBUS_OK);
+	assert_int_equal(litebus_close(bus), LITEBUS_OK);
+	f->bus = NULL;
+	assert_int_equal(litebus_exec(bus, job_emit, NULL), LITEBUS_ECLOSED);
+	assert_int_equal(litebus_submit(bus, job_emit, NULL, NULL, NULL),
+			 LITEBUS_ECLOSED);
+	assert_int_equal(litebus_subscribe(bus, LITEBUS_COMPLETION, &sub2),
+			 LITEBUS_ECLOSED);
+	assert_null(sub2);
+	litebus_unsubscribe(sub);
+}
+
+/* Another connection holding the write lock: the batch waits up to the
+ * busy timeout, then fails with EBUSY; nothing of it is committed, and the
+ * bus works once the lock is released. */
+static void
+a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals(void **state)
+{
+	struct bus_fixture *f = *state;
+	sqlite3 *other;
+	litebus_stats st;
+	int64_t id = 0;
+
+	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	f->opts.busy_timeout_ms = 100;
+	fx_open(f);
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	assert_int_equal(litebus_exec(f->bus, job_emit, &id), LITEBUS_EBUSY);
+	assert_non_null(strstr(litebus_last_errmsg(), "locked"));
+	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
+	assert_int_equal(fx_count_rows(f->path, "completion"), 1);
+	assert_int_equal(litebus_stats_get(f->bus, &st), LITEBUS_OK);
+	assert_true(st.busy_retries > 0);
+	sqlite3_close(other);
+}
+
+/* Rows written by another connection are seen: ids stay above them. */
+static void
+ids_stay_above_rows_committed_by_another_connection(void **state)
+{
+	struct bus_fixture *f = *state;
+	sqlite3 *other;
+	int64_t id = 0;
+
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(other,
+			 "INSERT INTO litebus_outbox_completion VALUES"
+			 "(500, 0, NULL, 'success', NULL, NULL, NULL, 0, 0)",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
+	assert_int_equal(id, 501);
+}
+
+/* event_id order is commit order: several producers, one subscriber. */
+struct producer {
+	litebus *bus;
+	struct fx_barrier *start;
+	int count;
+	int64_t *ids;
+};
+
+static void *
+producer_thread(void *p)
+{
+	struct producer *a = p;
+
+	fx_barrier_wait(a->start);
+	for (int i = 0; i < a->count; i++)
+		assert_int_equal(litebus_exec(a->bus, job_emit, &a->ids[i]), 0);
+	return NULL;
+}
+
+static void
+event_ids_follow_commit_order_across_producers(void **state)
+{
+	struct bus_fixture *f = *state;
+	enum { P = 4, N = 300 };
+	static int64_t ids[P][N];
+	struct producer prod[P];
+	pthread_t t[P];
+	struct fx_barrier start;
+	litebus_reader *r;
+	litebus_row row;
+	int64_t last = 0;
+
+	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
+					     LITEBUS_FROM_START, NULL, &r),
+			 LITEBUS_OK);
+	fx_barrier_init(&start, P);
+	for (int p = 0; p < P; p++) {
+		prod[p] = (struct producer){f->bus, &start, N, ids[p]};
+		assert_int_equal(pthread_create(&t[p], NULL, producer_thread,
+						&prod[p]),
+				 0);
+	}
+	for (int p = 0; p < P; p++)
+		pthread_join(t[p], NULL);
+	/* Each producer's own ids increase (its jobs commit in order)... */
+	for (int p = 0; p < P; p++)
+		for (int i = 1; i < N; i++)
+			assert_true(ids[p][i] > ids[p][i - 1]);
+	/* ...and the table holds exactly 1..P*N, read back in order, with
+	 * committed_at never going backwards. */
+	int64_t last_ms = 0;
+	for (int i = 0; i < P * N; i++) {
+		assert_int_equal(litebus_reader_next(r, &row, FX_WAIT_MS),
+				 LITEBUS_OK);
+		assert_int_equal(row.event_id, last + 1);
+		assert_true(row.committed_at_ms >= last_ms);
+		last = row.event_id;
+		last_ms = row.committed_at_ms;
+	}
+	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
+	litebus_reader_close(r);
+	fx_barrier_destroy(&start);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+		exec_returns_after_commit_and_publish, bus_with_tiny_rings,
+		bus_teardown),
+	    cmocka_unit_test_setup_teardown(rolled_back_job_publishes_nothing,
+					    bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		ids_of_a_rolled_back_job_are_reused_by_the_next_commit,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		one_failing_job_in_a_batch_rolls_back_alone,
+		bus_with_default_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		exec_from_inside_a_job_is_refused_with_edeadlk,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		close_from_inside_a_job_is_refused_with_edeadlk,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		done_callback_may_submit_but_not_exec, bus_with_tiny_rings,
+		bus_teardown),
+	    cmocka_unit_test_setup_teardown(emit_outside_a_job_is_misuse,
+					    bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		emit_rejects_bad_records_and_unknown_types,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_job_cannot_end_the_transaction_or_forge_outbox_rows,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		close_runs_queued_jobs_and_refuses_new_ones,
+		bus_with_default_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		calls_after_close_answer_eclosed_while_a_handle_lives,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		ids_stay_above_rows_committed_by_another_connection,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		event_ids_follow_commit_order_across_producers,
+		bus_with_tiny_rings, bus_teardown),
+	};
+
+	return cmocka_run_group_tests_name("writer", tests, NULL, NULL);
+}
