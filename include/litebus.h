@@ -235,7 +235,23 @@ typedef struct litebus_options {
 	uint32_t max_queue;
 	/* Rows a reader fetches per catch-up query (1..65536).  Default 256. */
 	uint32_t reader_batch;
+	/* Where WAL checkpoints run (file databases):
+	 * LITEBUS_CHECKPOINT_BACKGROUND (default): a litebus thread with its
+	 *   own connection copies the WAL back (PASSIVE checkpoints) once a
+	 *   commit leaves it with checkpoint_pages pages, so no commit waits
+	 *   for that.  The writer then copies the small remainder itself in
+	 *   the first idle gap (2 ms without jobs) so the WAL can restart;
+	 *   under load that never pauses, it does so once the WAL reaches 4 x
+	 *   checkpoint_pages, which bounds the WAL.
+	 * LITEBUS_CHECKPOINT_INLINE: SQLite's auto-checkpoint, inside the
+	 *   commit that crosses checkpoint_pages. */
+	int checkpoint_mode;
+	/* WAL size in pages that triggers a checkpoint, >= 1.  Default 1000. */
+	uint32_t checkpoint_pages;
 } litebus_options;
+
+#define LITEBUS_CHECKPOINT_BACKGROUND 0
+#define LITEBUS_CHECKPOINT_INLINE 1
 
 /*
  * litebus_options_init - fill *o with the defaults documented above.
@@ -545,6 +561,7 @@ typedef struct litebus_stats {
 	uint64_t sub_lags;     /* LAGGED returned, all subscribers */
 	uint64_t sub_skipped;  /* events skipped by those lags */
 	uint64_t reader_lags;  /* times a reader fell back to the table */
+	uint64_t checkpoints;  /* background WAL checkpoints run */
 } litebus_stats;
 
 /*

@@ -52,6 +52,8 @@ litebus_options_init(litebus_options *o)
 	o->busy_timeout_ms = 5000;
 	o->max_queue = 1u << 20;
 	o->reader_batch = 256;
+	o->checkpoint_mode = LITEBUS_CHECKPOINT_BACKGROUND;
+	o->checkpoint_pages = 1000;
 }
 
 void
@@ -191,6 +193,15 @@ bus_check_options(const litebus_options *o, int *nextra)
 				  "litebus_open: reader_batch %u is not in "
 				  "[1, 65536]",
 				  o->reader_batch);
+	if (o->checkpoint_mode != LITEBUS_CHECKPOINT_BACKGROUND &&
+	    o->checkpoint_mode != LITEBUS_CHECKPOINT_INLINE)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_open: unknown checkpoint_mode %d",
+				  o->checkpoint_mode);
+	if (o->checkpoint_pages < 1)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_open: checkpoint_pages must be "
+				  ">= 1");
 	for (const char *const *c = o->channels; c != NULL && *c != NULL;
 	     c++, n++) {
 		if (!lb_channel_name_ok(*c))
@@ -453,5 +464,7 @@ litebus_stats_get(litebus *bus, litebus_stats *st)
 	    atomic_load_explicit(&s->sub_skipped, memory_order_relaxed);
 	st->reader_lags =
 	    atomic_load_explicit(&s->reader_lags, memory_order_relaxed);
+	st->checkpoints =
+	    atomic_load_explicit(&s->checkpoints, memory_order_relaxed);
 	return LITEBUS_OK;
 }

@@ -26,6 +26,8 @@ struct lb_stats {
 	alignas(LB_CACHELINE) _Atomic uint64_t sub_lags;
 	_Atomic uint64_t sub_skipped;
 	_Atomic uint64_t reader_lags;
+	/* The checkpointer thread (fetch_add). */
+	alignas(LB_CACHELINE) _Atomic uint64_t checkpoints;
 };
 
 /* Writer-only increment: one writer, so load + store suffices. */

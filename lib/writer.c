@@ -35,6 +35,7 @@
 #include "writer.h"
 
 #include "bus.h"
+#include "checkpoint.h"
 #include "errors.h"
 #include "wait.h"
 
@@ -91,6 +92,7 @@ struct lb_writer {
 
 	/* Writer thread only (after start). */
 	struct lb_outbox ob;
+	struct lb_ckpt *ckpt; /* NULL: in-memory, or inline checkpoints */
 	struct litebus_tx tx;
 	int64_t next_id[LITEBUS_MAX_CHANNELS];
 	int64_t batch_next_id[LITEBUS_MAX_CHANNELS];
@@ -392,6 +394,28 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 	}
 }
 
+/* Wait on the queue (under w->lock).  Returns true if the wait ended
+ * because the queue stayed empty for LB_CKPT_IDLE_MS while a finishing
+ * checkpoint was due. */
+static bool
+writer_idle_wait(struct lb_writer *w)
+{
+	struct timespec ts;
+
+	if (!lb_ckpt_finish_due(w->ckpt)) {
+		pthread_cond_wait(&w->cond, &w->lock);
+		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += LB_CKPT_IDLE_MS * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT &&
+	       w->head == NULL && !w->closing;
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -405,7 +429,14 @@ writer_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		while (w->head == NULL && !w->closing) {
 			w->sleeping = true;
-			pthread_cond_wait(&w->cond, &w->lock);
+			if (writer_idle_wait(w)) {
+				/* No job for LB_CKPT_IDLE_MS: let the WAL
+				 * restart while nobody waits (checkpoint.c).
+				 * Jobs queue meanwhile. */
+				pthread_mutex_unlock(&w->lock);
+				lb_ckpt_finish(w->ckpt, w->ob.db, true);
+				pthread_mutex_lock(&w->lock);
+			}
 			w->sleeping = false;
 		}
 		if (w->head == NULL) { /* closing, and nothing left */
@@ -421,8 +452,12 @@ writer_main(void *arg)
 			w->tail = NULL;
 		pthread_mutex_unlock(&w->lock);
 		writer_run_batch(w, w->batch, n);
+		/* Under unbroken load, bound the WAL (checkpoint.c). */
+		lb_ckpt_finish(w->ckpt, w->ob.db, false);
 	}
 	/* C2: everything queued has committed and been published. */
+	lb_ckpt_stop(w->ckpt, w->ob.db);
+	w->ckpt = NULL;
 	lb_outbox_close(&w->ob);
 	for (int c = 0; c < w->bus->nchannels; c++)
 		lb_channel_close(w->bus->channels[c]);
@@ -451,6 +486,18 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		free(w);
 		return rc;
 	}
+	/* In-memory databases have no WAL and need no checkpoints. */
+	if (!bus->dbn.is_memory &&
+	    bus->opts.checkpoint_mode == LITEBUS_CHECKPOINT_INLINE) {
+		sqlite3_wal_autocheckpoint(w->ob.db,
+					   (int)bus->opts.checkpoint_pages);
+	} else if (!bus->dbn.is_memory) {
+		rc = lb_ckpt_start(&bus->dbn, w->ob.db,
+				   bus->opts.checkpoint_pages,
+				   &bus->stats.checkpoints, &w->ckpt);
+		if (rc != LITEBUS_OK)
+			goto fail;
+	}
 	w->cap_pending = 64;
 	w->pending = malloc(w->cap_pending * sizeof *w->pending);
 	w->batch = malloc(bus->opts.max_batch * sizeof *w->batch);
@@ -468,7 +515,14 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		atomic_store_explicit(&bus->channels[c]->published_id,
 				      w->next_id[c] - 1, memory_order_relaxed);
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		/* Idle timeouts are measured on the monotonic clock. */
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&w->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	atomic_init(&w->closing_flag, false);
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
@@ -481,6 +535,7 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	*out = w;
 	return LITEBUS_OK;
 fail:
+	lb_ckpt_stop(w->ckpt, w->ob.db);
 	lb_outbox_close(&w->ob);
 	free(w->pending);
 	free(w->batch);
