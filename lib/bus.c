@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -68,6 +69,7 @@ static void
 bus_free(litebus *bus)
 {
 	lb_writer_free(bus->writer);
+	sqlite3_close_v2(bus->mem_keeper);
 	for (int i = 0; i < bus->nchannels; i++) {
 		if (bus->channels[i] != NULL) {
 			lb_channel_fini(bus->channels[i]);
@@ -216,17 +218,21 @@ bus_check_options(const litebus_options *o, int *nextra)
 					  "litebus_open: more than %d "
 					  "channels",
 					  LITEBUS_MAX_CHANNELS);
+		/* Ignoring case: each channel has a table named after it, and
+		 * SQLite table names ignore case, so "Orders" and "orders"
+		 * would share one table (outbox.c). */
 		for (int b = 0; b < LITEBUS_BUILTIN_CHANNELS; b++)
-			if (strcmp(*c, lb_channel_builtin_name(b)) == 0)
+			if (strcasecmp(*c, lb_channel_builtin_name(b)) == 0)
 				return lb_err_set(LITEBUS_EINVAL,
 						  "litebus_open: channel '%s' "
 						  "is built in",
 						  *c);
 		for (const char *const *d = o->channels; d != c; d++)
-			if (strcmp(*c, *d) == 0)
+			if (strcasecmp(*c, *d) == 0)
 				return lb_err_set(LITEBUS_EINVAL,
 						  "litebus_open: channel '%s' "
-						  "declared twice",
+						  "declared twice (names are "
+						  "compared ignoring case)",
 						  *c);
 	}
 	*nextra = n;
@@ -323,8 +329,13 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	if (rc != LITEBUS_OK)
 		goto fail;
 	rc = lb_writer_start(bus, &bus->writer);
-	if (rc != LITEBUS_OK)
+	if (rc == LITEBUS_OK && bus->dbn.is_memory)
+		rc = lb_outbox_open_reader(&bus->dbn, &bus->mem_keeper);
+	if (rc != LITEBUS_OK) {
+		if (bus->writer != NULL)
+			lb_writer_stop(bus->writer);
 		goto fail;
+	}
 	*out = bus;
 	return LITEBUS_OK;
 fail:

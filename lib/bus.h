@@ -22,6 +22,10 @@ struct litebus {
 	int nchannels;
 	struct lb_channel *channels[LITEBUS_MAX_CHANNELS];
 	struct lb_writer *writer;
+	/* In-memory databases only: a connection held until the bus is
+	 * freed, so the database outlives the writer's connection for as
+	 * long as any handle (and so any reader_open) can still use it. */
+	sqlite3 *mem_keeper;
 
 	/* Memory references (B1, in bus.c): one held for all opens together,
 	 * one per subscriber and per reader.  The last one frees. */

@@ -455,12 +455,14 @@ writer_main(void *arg)
 		/* Under unbroken load, bound the WAL (checkpoint.c). */
 		lb_ckpt_finish(w->ckpt, w->ob.db, false);
 	}
-	/* C2: everything queued has committed and been published. */
+	/* C2: everything queued has committed and been published.  The
+	 * channels close first, so that subscribe and reader_open refuse
+	 * with ECLOSED from here on. */
+	for (int c = 0; c < w->bus->nchannels; c++)
+		lb_channel_close(w->bus->channels[c]);
 	lb_ckpt_stop(w->ckpt, w->ob.db);
 	w->ckpt = NULL;
 	lb_outbox_close(&w->ob);
-	for (int c = 0; c < w->bus->nchannels; c++)
-		lb_channel_close(w->bus->channels[c]);
 	tls_writer_bus = NULL;
 	return NULL;
 }

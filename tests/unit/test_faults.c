@@ -23,7 +23,7 @@
  * does).
  */
 #include "faultvfs.h"
-#include "fixture.h"
+#include "workload.h"
 
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -35,370 +35,72 @@
 
 #include <cmocka.h>
 
-#define PRODUCERS 3
-#define JOBS 10
-#define EV_PER_JOB 3
-#define JOB_FAILED (-1000)
-#define MAX_ROWS (PRODUCERS * JOBS * EV_PER_JOB + 16)
-
-struct job {
-	int token; /* producer * 1000 + index */
-	int fail;
-	int status;
-	int64_t ids[EV_PER_JOB];
-	int channel[EV_PER_JOB];
-};
-
-static int
-job_fn(litebus_tx *tx, void *arg)
-{
-	struct job *j = arg;
-
-	for (int i = 0; i < EV_PER_JOB; i++) {
-		litebus_record rec = {0};
-		j->channel[i] = i == 2 ? LITEBUS_LEASE_HISTORY
-				       : LITEBUS_COMPLETION;
-		rec.partition_key = j->token;
-		rec.event_type = fx_event_type(j->channel[i]);
-		rec.payload = &j->token;
-		rec.payload_len = sizeof j->token;
-		int rc = litebus_emit(tx, j->channel[i], &rec, &j->ids[i]);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return j->fail ? JOB_FAILED : 0;
-}
-
-struct producer {
-	litebus *bus;
-	struct job jobs[JOBS];
-};
-
-static void *
-producer_main(void *p)
-{
-	struct producer *pr = p;
-
-	for (int i = 0; i < JOBS; i++)
-		pr->jobs[i].status = litebus_exec(pr->bus, job_fn, &pr->jobs[i]);
-	return NULL;
-}
-
-struct follower {
-	litebus *bus;
-	int64_t reader_ids[MAX_ROWS];
-	int reader_tokens[MAX_ROWS];
-	size_t nreader;
-	int64_t sub_ids[MAX_ROWS];
-	size_t nsub;
-	uint64_t skipped;
-	int reader_rc, sub_rc;
-	litebus_reader *r;
-	litebus_sub *s;
-};
-
-/* Follow until CLOSED; retry transient errors (the cursor is unchanged). */
-static void *
-follower_main(void *p)
-{
-	struct follower *f = p;
-	litebus_row row;
-	litebus_event ev;
-	bool rdone = false, sdone = false;
-	int errors = 0;
-
-	while (!rdone || !sdone) {
-		if (!rdone) {
-			int rc = litebus_reader_next(f->r, &row, 5);
-			if (rc == LITEBUS_OK) {
-				f->reader_ids[f->nreader] = row.event_id;
-				memcpy(&f->reader_tokens[f->nreader],
-				       row.payload, sizeof(int));
-				if (f->nreader < MAX_ROWS - 1)
-					f->nreader++;
-			} else if (rc == LITEBUS_CLOSED) {
-				rdone = true;
-			} else if (rc < 0 && ++errors > 10000) {
-				f->reader_rc = rc;
-				rdone = true;
-			}
-		}
-		if (!sdone) {
-			int rc = litebus_recv(f->s, &ev, 0);
-			if (rc == LITEBUS_OK && f->nsub < MAX_ROWS)
-				f->sub_ids[f->nsub++] = ev.event_id;
-			else if (rc == LITEBUS_LAGGED)
-				f->skipped += litebus_sub_skipped(f->s);
-			else if (rc == LITEBUS_CLOSED)
-				sdone = true;
-			else if (rc < 0)
-				f->sub_rc = rc;
-		}
-	}
-	return NULL;
-}
-
-static bool
-documented_error(int rc)
-{
-	return rc == JOB_FAILED || rc == LITEBUS_ESQLITE ||
-	       rc == LITEBUS_EBUSY || rc == LITEBUS_ENOSPC ||
-	       rc == LITEBUS_EIO || rc == LITEBUS_ENOMEM ||
-	       rc == LITEBUS_ECANTOPEN || rc == LITEBUS_ENOTDB ||
-	       rc == LITEBUS_EREADONLY;
-}
-
-struct table_row {
-	int64_t id;
-	int token;
-};
-
-static size_t
-read_table(const char *path, const char *chan, struct table_row *rows)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	char sql[160];
-	size_t n = 0;
-
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
-			 SQLITE_OK);
-	snprintf(sql, sizeof sql,
-		 "SELECT event_id, payload FROM litebus_outbox_%s ORDER BY "
-		 "event_id",
-		 chan);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW && n < MAX_ROWS) {
-		rows[n].id = sqlite3_column_int64(st, 0);
-		assert_int_equal(sqlite3_column_bytes(st, 1), sizeof(int));
-		memcpy(&rows[n].token, sqlite3_column_blob(st, 1), sizeof(int));
-		n++;
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
-struct run_report {
-	uint64_t calls; /* calls of the kind during the workload */
-	int open_rc;
-	int heal_rc;
-	int ok_jobs, failed_jobs;
-};
-
-static int
-heal_job(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {0};
-
-	(void)arg;
-	rec.event_type = "success";
-	rec.payload = &(int){-1};
-	rec.payload_len = sizeof(int);
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
-
-/* One run of the workload with the fault armed; checks I1..I4. */
-static void
-run_workload(struct bus_fixture *fx, enum fault_kind kind, uint64_t nth,
-	     int err, struct run_report *rep)
-{
-	static struct producer prod[PRODUCERS];
-	static struct follower fol;
-	static struct table_row rows[MAX_ROWS], lrows[MAX_ROWS];
-	litebus_options o;
-	litebus *bus = NULL;
-	pthread_t pt[PRODUCERS], ft;
-	char label[96];
-
-	snprintf(label, sizeof label, "%s fault at call %llu (err %d)",
-		 faultvfs_kind_name(kind), (unsigned long long)nth, err);
-	fx_remove_dir(fx);
-	fx_make_dir(fx);
-	faultvfs_reset();
-	if (nth != 0)
-		faultvfs_arm(kind, nth, err);
-	litebus_options_init(&o);
-	o.path = fx->path;
-	o.ring_capacity = 8; /* the subscriber and reader lag */
-	o.durability = LITEBUS_DURABILITY_FULL;
-	o.max_batch = 8;
-	o.busy_timeout_ms = 50;
-	memset(rep, 0, sizeof *rep);
-	rep->open_rc = litebus_open(&o, &bus);
-	if (rep->open_rc != LITEBUS_OK) {
-		if (!documented_error(rep->open_rc))
-			fail_msg("%s: open returned %s: %s", label,
-				 litebus_errname(rep->open_rc),
-				 litebus_last_errmsg());
-		faultvfs_disarm();
-		return;
-	}
-	memset(&fol, 0, sizeof fol);
-	fol.bus = bus;
-	/* The follower attaches before any job; a fault may refuse it. */
-	int rrc = litebus_reader_open(bus, LITEBUS_COMPLETION, 0, NULL, &fol.r);
-	if (rrc != LITEBUS_OK) {
-		if (!documented_error(rrc))
-			fail_msg("%s: reader_open returned %s", label,
-				 litebus_errname(rrc));
-		faultvfs_disarm();
-		assert_int_equal(litebus_reader_open(bus, LITEBUS_COMPLETION, 0,
-						     NULL, &fol.r),
-				 LITEBUS_OK);
-	}
-	assert_int_equal(litebus_subscribe(bus, LITEBUS_COMPLETION, &fol.s),
-			 LITEBUS_OK);
-	assert_int_equal(pthread_create(&ft, NULL, follower_main, &fol), 0);
-	for (int p = 0; p < PRODUCERS; p++) {
-		prod[p].bus = bus;
-		for (int i = 0; i < JOBS; i++)
-			prod[p].jobs[i] = (struct job){
-			    .token = p * 1000 + i, .fail = i % 4 == 3,
-			    .status = -99999};
-		assert_int_equal(
-		    pthread_create(&pt[p], NULL, producer_main, &prod[p]), 0);
-	}
-	for (int p = 0; p < PRODUCERS; p++)
-		pthread_join(pt[p], NULL);
-	rep->calls = faultvfs_calls(kind);
-	/* I4: the fault clears; the next job commits or is refused with a
-	 * documented error. */
-	faultvfs_disarm();
-	rep->heal_rc = litebus_exec(bus, heal_job, NULL);
-	if (rep->heal_rc != 0 && !documented_error(rep->heal_rc))
-		fail_msg("%s: job after the fault returned %s", label,
-			 litebus_errname(rep->heal_rc));
-	assert_int_equal(litebus_close(bus), LITEBUS_OK);
-	pthread_join(ft, NULL);
-	uint64_t sub_received = fol.nsub;
-	litebus_sub_stats sst;
-	assert_int_equal(litebus_sub_stats_get(fol.s, &sst), LITEBUS_OK);
-	litebus_unsubscribe(fol.s);
-	litebus_reader_close(fol.r);
-	if (fol.reader_rc != 0)
-		fail_msg("%s: the reader kept failing: %s", label,
-			 litebus_errname(fol.reader_rc));
-
-	/* Reopen without faults and read what is durable. */
-	size_t n = read_table(fx->path, "completion", rows);
-	size_t nl = read_table(fx->path, "lease_history", lrows);
-	bool heal_row = false;
-	for (size_t i = 0; i < n; i++)
-		if (rows[i].token == -1)
-			heal_row = true;
-	if ((rep->heal_rc == 0) != heal_row)
-		fail_msg("%s: heal job returned %d but its row is %s", label,
-			 rep->heal_rc, heal_row ? "there" : "missing");
-
-	for (int p = 0; p < PRODUCERS; p++) {
-		for (int i = 0; i < JOBS; i++) {
-			struct job *j = &prod[p].jobs[i];
-			size_t found = 0;
-			if (j->status != 0 && !documented_error(j->status))
-				fail_msg("%s: job %d returned undocumented %d",
-					 label, j->token, j->status);
-			for (size_t r = 0; r < n; r++)
-				if (rows[r].token == j->token)
-					found++;
-			for (size_t r = 0; r < nl; r++)
-				if (lrows[r].token == j->token)
-					found++;
-			if (j->status == 0) {
-				rep->ok_jobs++;
-				/* I1: all rows, with the ids handed out. */
-				if (found != EV_PER_JOB)
-					fail_msg("%s: committed job %d has %zu "
-						 "of %d rows",
-						 label, j->token, found,
-						 EV_PER_JOB);
-				for (int e = 0; e < EV_PER_JOB; e++) {
-					struct table_row *t =
-					    j->channel[e] == LITEBUS_COMPLETION
-						? rows
-						: lrows;
-					size_t tn = j->channel[e] ==
-							    LITEBUS_COMPLETION
-							? n
-							: nl;
-					bool ok = false;
-					for (size_t r = 0; r < tn; r++)
-						if (t[r].id == j->ids[e] &&
-						    t[r].token == j->token)
-							ok = true;
-					if (!ok)
-						fail_msg("%s: job %d event id "
-							 "%lld missing",
-							 label, j->token,
-							 (long long)j->ids[e]);
-				}
-			} else {
-				rep->failed_jobs++;
-				/* I2: nothing of a failed job. */
-				if (found != 0)
-					fail_msg("%s: job %d failed (%s) but "
-						 "%zu rows exist",
-						 label, j->token,
-						 litebus_errname(j->status),
-						 found);
-			}
-		}
-	}
-	/* I3: the reader got exactly the committed rows, in order. */
-	if (fol.nreader != n)
-		fail_msg("%s: reader got %zu rows, table has %zu", label,
-			 fol.nreader, n);
-	for (size_t i = 0; i < n; i++)
-		if (fol.reader_ids[i] != rows[i].id ||
-		    fol.reader_tokens[i] != rows[i].token)
-			fail_msg("%s: reader row %zu is %lld, table has %lld",
-				 label, i, (long long)fol.reader_ids[i],
-				 (long long)rows[i].id);
-	/* The subscriber: an in-order subsequence; received + skipped is
-	 * every published (= committed) event. */
-	size_t k = 0;
-	for (size_t i = 0; i < sub_received; i++) {
-		while (k < n && rows[k].id != fol.sub_ids[i])
-			k++;
-		if (k == n)
-			fail_msg("%s: subscriber got %lld, not committed or "
-				 "out of order",
-				 label, (long long)fol.sub_ids[i]);
-		k++;
-	}
-	if (sst.received + sst.skipped != n)
-		fail_msg("%s: subscriber received %llu + skipped %llu != %zu "
-			 "committed",
-			 label, (unsigned long long)sst.received,
-			 (unsigned long long)sst.skipped, n);
-}
-
 struct sweep {
 	enum fault_kind kind;
 	int err;
+	uint64_t nth;
+	uint64_t calls; /* calls of the kind during the workload */
 };
 
 static void
-sweep_kind(struct bus_fixture *fx, const struct sweep *sw, uint64_t *runs,
-	   uint64_t *injected, uint64_t *failed_jobs)
+sweep_arm(void *ctx)
+{
+	struct sweep *sw = ctx;
+
+	faultvfs_reset();
+	if (sw->nth != 0)
+		faultvfs_arm(sw->kind, sw->nth, sw->err);
+}
+
+static void
+sweep_workload_done(void *ctx)
+{
+	struct sweep *sw = ctx;
+
+	sw->calls = faultvfs_calls(sw->kind);
+}
+
+static void
+sweep_disarm(void *ctx)
+{
+	(void)ctx;
+	faultvfs_disarm();
+}
+
+static void
+sweep_run(struct bus_fixture *fx, struct sweep *sw, struct wl_report *rep)
+{
+	char label[96];
+	struct wl_hooks h = {label, sweep_arm, sweep_workload_done,
+			     sweep_disarm, sw};
+
+	snprintf(label, sizeof label, "%s fault at call %llu (err %d)",
+		 faultvfs_kind_name(sw->kind), (unsigned long long)sw->nth,
+		 sw->err);
+	wl_run(fx, &h, rep);
+}
+
+static void
+sweep_kind(struct bus_fixture *fx, struct sweep *sw, uint64_t *runs,
+	   uint64_t *failed_jobs)
 {
 	const char *env = getenv("LITEBUS_FAULT_POINTS");
 	uint64_t points = env != NULL ? strtoull(env, NULL, 10) : 12;
-	struct run_report rep;
+	struct wl_report rep;
 	uint64_t total, step;
 
 	/* A clean run counts the calls of this kind. */
-	run_workload(fx, sw->kind, 0, 0, &rep);
+	sw->nth = 0;
+	sweep_run(fx, sw, &rep);
 	assert_int_equal(rep.open_rc, LITEBUS_OK);
 	assert_int_equal(rep.heal_rc, 0);
-	total = rep.calls;
+	total = sw->calls;
 	step = points == 0 || total <= points ? 1 : total / points;
 	for (uint64_t nth = 1; nth <= total; nth += step) {
-		faultvfs_reset();
-		run_workload(fx, sw->kind, nth, sw->err, &rep);
+		sw->nth = nth;
+		sweep_run(fx, sw, &rep);
 		(*runs)++;
 		*failed_jobs += (uint64_t)rep.failed_jobs;
-		*injected += 1;
 	}
 }
 
@@ -406,7 +108,7 @@ static void
 one_storage_fault_anywhere_loses_and_invents_nothing(void **state)
 {
 	struct bus_fixture *fx = *state;
-	static const struct sweep sweeps[] = {
+	static struct sweep sweeps[] = {
 	    {FAULT_WRITE, SQLITE_IOERR_WRITE},
 	    {FAULT_WRITE, SQLITE_FULL},
 	    {FAULT_SYNC, SQLITE_IOERR_FSYNC},
@@ -420,8 +122,8 @@ one_storage_fault_anywhere_loses_and_invents_nothing(void **state)
 	};
 
 	for (size_t i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++) {
-		uint64_t runs = 0, injected = 0, failed = 0;
-		sweep_kind(fx, &sweeps[i], &runs, &injected, &failed);
+		uint64_t runs = 0, failed = 0;
+		sweep_kind(fx, &sweeps[i], &runs, &failed);
 		print_message("faults: kind=%s err=%d runs=%llu "
 			      "jobs_failed=%llu\n",
 			      faultvfs_kind_name(sweeps[i].kind), sweeps[i].err,
@@ -443,13 +145,13 @@ a_full_disk_fails_jobs_with_enospc_until_space_returns(void **state)
 	commit_events(fx->bus, LITEBUS_COMPLETION, 3, NULL);
 	faultvfs_set_full(true);
 	for (int i = 0; i < 5; i++) {
-		rc = litebus_exec(fx->bus, heal_job, &id);
+		rc = litebus_exec(fx->bus, wl_heal_job, &id);
 		if (rc != LITEBUS_ENOSPC)
 			fail_msg("job on a full disk returned %s: %s",
 				 litebus_errname(rc), litebus_last_errmsg());
 	}
 	faultvfs_set_full(false);
-	assert_int_equal(litebus_exec(fx->bus, heal_job, NULL), 0);
+	assert_int_equal(litebus_exec(fx->bus, wl_heal_job, NULL), 0);
 	assert_int_equal(litebus_close(fx->bus), LITEBUS_OK);
 	fx->bus = NULL;
 	assert_int_equal(fx_count_rows(fx->path, "completion"), 4);
