@@ -220,14 +220,26 @@ outbox_create_channel(sqlite3 *db, const struct lb_channel *ch)
 		 "WHERE name = '%s' AND high_water < OLD.event_id; END;",
 		 ch->name, check, ch->name, ch->name, ch->name, ch->name,
 		 ch->name, ch->name);
-	rc = outbox_exec(db, sql, "creating an outbox table");
+	snprintf(check, sizeof check, "creating or checking table "
+				      "litebus_outbox_%s",
+		 ch->name);
+	rc = outbox_exec(db, sql, check);
 	return rc;
 }
 
+static int outbox_prepare_all(struct lb_outbox *ob,
+			      struct lb_channel *const *channels,
+			      int nchannels);
+
+/* Create what is missing and prepare every statement in one transaction:
+ * if anything in the file does not fit (an outbox table of another shape,
+ * a planted trigger our INSERT would fire and that SQLite refuses), the
+ * transaction rolls back and the file is left as it was. */
 static int
-outbox_create_schema(sqlite3 *db, struct lb_channel *const *channels,
+outbox_create_schema(struct lb_outbox *ob, struct lb_channel *const *channels,
 		     int nchannels)
 {
+	sqlite3 *db = ob->db;
 	int rc;
 
 	rc = outbox_exec(db, "BEGIN IMMEDIATE", "beginning schema creation");
@@ -245,6 +257,8 @@ outbox_create_schema(sqlite3 *db, struct lb_channel *const *channels,
 	    "creating litebus_meta");
 	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++)
 		rc = outbox_create_channel(db, channels[i]);
+	if (rc == LITEBUS_OK)
+		rc = outbox_prepare_all(ob, channels, nchannels);
 	if (rc == LITEBUS_OK)
 		rc = outbox_exec(db, "COMMIT", "committing the schema");
 	if (rc != LITEBUS_OK)
@@ -370,15 +384,14 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 				LB_SCHEMA_VERSION);
 		goto fail;
 	}
-	rc = outbox_configure(ob->db, dbn, durability);
-	if (rc == LITEBUS_OK)
-		rc = outbox_create_schema(ob->db, channels, nchannels);
-	if (rc != LITEBUS_OK)
-		goto fail;
 	/* Installing an authorizer expires prepared statements, so it goes
 	 * in before the statements are prepared. */
 	sqlite3_set_authorizer(ob->db, outbox_authorize, ob);
-	rc = outbox_prepare_all(ob, channels, nchannels);
+	rc = outbox_create_schema(ob, channels, nchannels);
+	/* WAL only once the file has proven to be ours: switching journal
+	 * modes writes to the file. */
+	if (rc == LITEBUS_OK)
+		rc = outbox_configure(ob->db, dbn, durability);
 	if (rc != LITEBUS_OK)
 		goto fail;
 	sqlite3_busy_timeout(ob->db, 0);
