@@ -109,16 +109,16 @@ one_storage_fault_anywhere_loses_and_invents_nothing(void **state)
 {
 	struct bus_fixture *fx = *state;
 	static struct sweep sweeps[] = {
-	    {FAULT_WRITE, SQLITE_IOERR_WRITE},
-	    {FAULT_WRITE, SQLITE_FULL},
-	    {FAULT_SYNC, SQLITE_IOERR_FSYNC},
-	    {FAULT_TRUNCATE, SQLITE_IOERR_TRUNCATE},
-	    {FAULT_FILESIZE, SQLITE_IOERR_FSTAT},
-	    {FAULT_LOCK, SQLITE_BUSY},
-	    {FAULT_SHMLOCK, SQLITE_BUSY},
-	    {FAULT_SHMMAP, SQLITE_IOERR_SHMMAP},
-	    {FAULT_READ, SQLITE_IOERR_READ},
-	    {FAULT_OPEN, SQLITE_CANTOPEN},
+	    {FAULT_WRITE, SQLITE_IOERR_WRITE, 0, 0},
+	    {FAULT_WRITE, SQLITE_FULL, 0, 0},
+	    {FAULT_SYNC, SQLITE_IOERR_FSYNC, 0, 0},
+	    {FAULT_TRUNCATE, SQLITE_IOERR_TRUNCATE, 0, 0},
+	    {FAULT_FILESIZE, SQLITE_IOERR_FSTAT, 0, 0},
+	    {FAULT_LOCK, SQLITE_BUSY, 0, 0},
+	    {FAULT_SHMLOCK, SQLITE_BUSY, 0, 0},
+	    {FAULT_SHMMAP, SQLITE_IOERR_SHMMAP, 0, 0},
+	    {FAULT_READ, SQLITE_IOERR_READ, 0, 0},
+	    {FAULT_OPEN, SQLITE_CANTOPEN, 0, 0},
 	};
 
 	for (size_t i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++) {
