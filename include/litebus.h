@@ -223,8 +223,9 @@ typedef struct litebus_options {
 	uint32_t max_batch;
 	/* Extra channel names, NULL-terminated; NULL for none.  A name is
 	 * 1..LITEBUS_CHANNEL_NAME_MAX of [A-Za-z0-9_], must not start with a
-	 * digit and must differ from every other channel name. Borrowed for
-	 * the duration of litebus_open(). */
+	 * digit and must differ from every other channel name, ignoring case
+	 * (SQLite's table names ignore case).  Borrowed for the duration of
+	 * litebus_open(). */
 	const char *const *channels;
 	/* How long the writer retries, with backoff, while another
 	 * connection holds the database's write lock, before the batch fails
@@ -325,7 +326,10 @@ LITEBUS_API int litebus_channel_count(litebus *bus);
  * values that are not litebus status codes, e.g. <= -1000, if the caller
  * must tell them apart).  The job must not BEGIN, COMMIT, ROLLBACK or
  * RELEASE litebus's savepoints (they are refused by an authorizer) nor
- * write outbox tables except through litebus_emit().  It may call
+ * write outbox tables except through litebus_emit().  It may delete
+ * outbox rows (pruning) on a file database, not on an in-memory one
+ * (refused: its readers could see a delete that later rolls back).  Rows
+ * deleted before a reader reaches them are not delivered.  It may call
  * litebus_emit(), litebus_submit(), and any SQLite call on litebus_tx_db().
  */
 typedef int (*litebus_job_fn)(litebus_tx *tx, void *arg);

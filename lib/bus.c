@@ -381,6 +381,16 @@ litebus_open(const litebus_options *o, litebus **out)
 	}
 	rc = bus_create(o, nextra, canon, out);
 	if (rc == LITEBUS_OK) {
+		/* A path that did not exist may be a dangling symlink through
+		 * which SQLite has just created the file.  Key the bus by the
+		 * file's real path, now that there is one, as every later open
+		 * of the existing file will (B2). */
+		char *real = realpath((*out)->canon_path, NULL);
+
+		if (real != NULL) {
+			free((*out)->canon_path);
+			(*out)->canon_path = real;
+		}
 		(*out)->next_open = registry;
 		registry = *out;
 	}

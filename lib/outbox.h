@@ -35,6 +35,9 @@ struct lb_outbox {
 	/* Authorizer state, writer thread only. */
 	bool in_job;
 	bool in_emit;
+	/* In-memory database: jobs may not delete outbox rows (see
+	 * outbox_authorize).  Immutable after open. */
+	bool is_memory;
 };
 
 /* Open the writer's connection, check and create the schema for the
