@@ -26,7 +26,12 @@
  *    litebus_close().  In-memory databases are never shared.
  *  - Jobs and done-callbacks run on the writer thread.  From there,
  *    litebus_exec() and litebus_close() return LITEBUS_EDEADLK (they would
- *    wait for the writer itself); litebus_submit() is allowed.
+ *    wait for the writer itself); litebus_submit() is allowed.  A job may
+ *    take as long as it likes, but the writer runs nothing else meanwhile.
+ *    litebus does not detect waits across buses: a job of bus A that
+ *    calls litebus_exec() (or litebus_close()) on bus B while a job of B
+ *    does the same on A deadlocks both writers.  Use litebus_submit()
+ *    between buses.
  *  - A litebus_tx is valid only inside the job it was passed to.
  *  - A litebus_sub or litebus_reader is used by one thread at a time.  It
  *    keeps the bus's memory alive: it may outlive litebus_close(), keeps
@@ -566,6 +571,7 @@ typedef struct litebus_stats {
 	uint64_t sub_skipped;  /* events skipped by those lags */
 	uint64_t reader_lags;  /* times a reader fell back to the table */
 	uint64_t checkpoints;  /* background WAL checkpoints run */
+	uint64_t queued;       /* jobs waiting for the writer now (a gauge) */
 } litebus_stats;
 
 /*

@@ -11,12 +11,19 @@
  *
  * Invariants
  *   B1  `refs` counts one reference for all opens together (dropped by the
- *       close that ends the last open, after the writer has been joined)
- *       plus one per live subscriber and reader.  The bus's memory is
- *       freed by whoever drops the last reference, so a handle that
- *       outlives litebus_close() still points to valid channels.
- *   B2  A bus is in the registry exactly while open_count > 0; open_count
- *       changes only under registry_lock.
+ *       close that ends the last open, after the writer has been joined),
+ *       one per live subscriber and reader, and one per exec, submit,
+ *       subscribe or reader_open in progress (taken as the call's first
+ *       act, so a call that started before the last close returned finds
+ *       the bus alive; one that starts after it is the caller's bug, as
+ *       the overlap table in litebus.h says).  The bus's memory is freed
+ *       by whoever drops the last reference, so a handle that outlives
+ *       litebus_close() still points to valid channels.
+ *   B2  A file bus is in the registry from its open until its last close
+ *       has joined the writer; while that close runs, `closing` is set and
+ *       an open of the same file waits for it (registry_cond) rather than
+ *       start a second writer on the file.  open_count and closing change
+ *       only under registry_lock.
  */
 /* realpath() is an X/Open interface. */
 #define _XOPEN_SOURCE 700
@@ -36,6 +43,7 @@
 #include <unistd.h>
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t registry_cond = PTHREAD_COND_INITIALIZER;
 static litebus *registry; /* under registry_lock */
 static _Atomic uint32_t memory_db_counter;
 
@@ -60,8 +68,10 @@ litebus_options_init(litebus_options *o)
 void
 lb_bus_ref(litebus *bus)
 {
-	/* Relaxed: taking a reference needs one already held (B1), so the
-	 * count cannot reach zero concurrently. */
+	/* Relaxed: a reference is taken while another is held (a handle's,
+	 * or the opens' during a call that started before the last close
+	 * returned: B1), so the count cannot reach zero concurrently; the
+	 * acq_rel decrement in lb_bus_unref orders the uses. */
 	atomic_fetch_add_explicit(&bus->refs, 1, memory_order_relaxed);
 }
 
@@ -310,9 +320,15 @@ bus_share(litebus *bus, const litebus_options *o)
 static int
 bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 {
-	litebus *bus = calloc(1, sizeof *bus);
+	/* struct litebus has cache-line-aligned members: calloc's 16-byte
+	 * alignment would not do. */
+	size_t len = (sizeof(struct litebus) + LB_CACHELINE - 1) &
+		     ~(size_t)(LB_CACHELINE - 1);
+	litebus *bus = aligned_alloc(LB_CACHELINE, len);
 	int rc;
 
+	if (bus != NULL)
+		memset(bus, 0, len);
 	if (bus == NULL) {
 		free(canon);
 		return lb_err_set(LITEBUS_ENOMEM, "litebus_open: out of memory");
@@ -369,15 +385,21 @@ litebus_open(const litebus_options *o, litebus **out)
 	/* Held across the whole open, so two threads opening one file end
 	 * up sharing one bus (B2). */
 	pthread_mutex_lock(&registry_lock);
+again:
 	for (litebus *b = registry; b != NULL; b = b->next_open) {
-		if (strcmp(b->canon_path, canon) == 0) {
-			rc = bus_share(b, o);
-			pthread_mutex_unlock(&registry_lock);
-			free(canon);
-			if (rc == LITEBUS_OK)
-				*out = b;
-			return rc;
+		if (strcmp(b->canon_path, canon) != 0)
+			continue;
+		if (b->closing) {
+			/* B2: let its writer finish before opening anew. */
+			pthread_cond_wait(&registry_cond, &registry_lock);
+			goto again;
 		}
+		rc = bus_share(b, o);
+		pthread_mutex_unlock(&registry_lock);
+		free(canon);
+		if (rc == LITEBUS_OK)
+			*out = b;
+		return rc;
 	}
 	rc = bus_create(o, nextra, canon, out);
 	if (rc == LITEBUS_OK) {
@@ -408,23 +430,29 @@ litebus_close(litebus *bus)
 				  "litebus_close called on the bus's own "
 				  "writer thread (from a job or a "
 				  "done-callback)");
-	if (bus->canon_path != NULL) {
-		pthread_mutex_lock(&registry_lock);
-		if (--bus->open_count > 0) {
-			pthread_mutex_unlock(&registry_lock);
-			return LITEBUS_OK;
-		}
-		for (litebus **p = &registry; *p != NULL; p = &(*p)->next_open) {
-			if (*p == bus) {
-				*p = bus->next_open;
-				break;
-			}
-		}
-		pthread_mutex_unlock(&registry_lock);
-	} else {
+	if (bus->canon_path == NULL) { /* in-memory: never shared */
 		bus->open_count--;
+		lb_writer_stop(bus->writer);
+		lb_bus_unref(bus);
+		return LITEBUS_OK;
 	}
+	pthread_mutex_lock(&registry_lock);
+	if (--bus->open_count > 0) {
+		pthread_mutex_unlock(&registry_lock);
+		return LITEBUS_OK;
+	}
+	bus->closing = true; /* B2 */
+	pthread_mutex_unlock(&registry_lock);
 	lb_writer_stop(bus->writer);
+	pthread_mutex_lock(&registry_lock);
+	for (litebus **p = &registry; *p != NULL; p = &(*p)->next_open) {
+		if (*p == bus) {
+			*p = bus->next_open;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&registry_cond);
+	pthread_mutex_unlock(&registry_lock);
 	lb_bus_unref(bus);
 	return LITEBUS_OK;
 }
@@ -487,5 +515,6 @@ litebus_stats_get(litebus *bus, litebus_stats *st)
 	    atomic_load_explicit(&s->reader_lags, memory_order_relaxed);
 	st->checkpoints =
 	    atomic_load_explicit(&s->checkpoints, memory_order_relaxed);
+	st->queued = atomic_load_explicit(&s->queued, memory_order_relaxed);
 	return LITEBUS_OK;
 }

@@ -28,10 +28,15 @@ struct litebus {
 	sqlite3 *mem_keeper;
 
 	/* Memory references (B1, in bus.c): one held for all opens together,
-	 * one per subscriber and per reader.  The last one frees. */
-	_Atomic uint32_t refs;
-	/* Opens not yet closed.  Under the registry lock. */
-	int open_count;
+	 * one per subscriber and per reader, one per call in progress.  The
+	 * last one frees.  On its own line: every exec and submit touches
+	 * it. */
+	alignas(LB_CACHELINE) _Atomic uint32_t refs;
+	/* Opens not yet closed, and whether the last close is under way
+	 * (B2).  File buses: under the registry lock.  In-memory buses are
+	 * never shared: only their one opener and closer touch these. */
+	alignas(LB_CACHELINE) int open_count;
+	bool closing;
 	struct litebus *next_open; /* registry list, under its lock */
 
 	struct lb_stats stats;

@@ -181,6 +181,9 @@ channel_wake_fds(struct lb_channel *ch, bool all)
 	pthread_mutex_lock(&ch->fd_lock);
 	for (struct lb_fd_waiter *w = ch->fd_waiters; w != NULL; w = w->next) {
 		/* C4: the exchange decides who owes the write. */
+		/* acq_rel: the exchange is the single point that decides
+		 * who writes (C4); the count is only a hint that makes the
+		 * writer take fd_lock, so its decrement is relaxed. */
 		if (atomic_exchange_explicit(&w->armed, 0,
 					     memory_order_acq_rel) == 1) {
 			atomic_fetch_sub_explicit(&ch->armed_fds, 1,
@@ -217,6 +220,10 @@ lb_channel_close(struct lb_channel *ch)
 {
 	/* C2.  Pairs with the acquire in lb_channel_is_closed(). */
 	atomic_store_explicit(&ch->closed, 1, memory_order_release);
+	/* C3 as in lb_channel_wake(), with `closed` in place of head: the
+	 * fence pairs with the one in lb_channel_wait().  Every sleeper is
+	 * woken unconditionally (close happens once), and the release bump
+	 * pairs with the acquire load of wake_word there. */
 	atomic_thread_fence(memory_order_seq_cst);
 	atomic_fetch_add_explicit(&ch->wake_word, 1, memory_order_release);
 	lb_futex_wake_all(&ch->wake_word);
@@ -237,6 +244,8 @@ lb_channel_wait(struct lb_channel *ch, uint64_t pos, uint64_t deadline_ns)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (lb_ring_head(&ch->ring) < pos && !lb_channel_is_closed(ch))
 		lb_futex_wait(&ch->wake_word, word, deadline_ns);
+	/* Relaxed: a stale count only costs the writer one needless wake
+	 * system call; it orders nothing. */
 	atomic_fetch_sub_explicit(&ch->sleepers, 1, memory_order_relaxed);
 }
 
@@ -265,6 +274,10 @@ lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w)
 		ch->fd_waiters = w->next;
 	if (w->next != NULL)
 		w->next->prev = w->prev;
+	/* Relaxed: under fd_lock, which the writer also holds whenever it
+	 * clears `armed` (channel_wake_fds); only lb_channel_fd_arm's
+	 * exchange runs outside it, and it runs on this waiter's own thread,
+	 * which is the one unregistering. */
 	if (atomic_exchange_explicit(&w->armed, 0, memory_order_relaxed) == 1)
 		atomic_fetch_sub_explicit(&ch->armed_fds, 1,
 					  memory_order_relaxed);

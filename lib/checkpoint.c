@@ -28,8 +28,10 @@
  *
  * bench/bench_checkpoint.c compares this with SQLite's inline checkpoint.
  *
- * Threads: the hook and lb_ckpt_finish run on the writer thread; ckpt_main
- * on its own; lb_ckpt_start/stop on the writer's owner (open and close).
+ * Threads: the hook, lb_ckpt_finish_due and lb_ckpt_finish run on the
+ * writer thread; ckpt_main on its own; lb_ckpt_start on litebus_open's
+ * caller, lb_ckpt_stop on the writer thread as it exits (or on the opener
+ * if open fails).
  *
  * Invariants
  *   K1  requested and completed count background runs; requested is
@@ -105,7 +107,7 @@ ckpt_main(void *arg)
 	uint64_t done = 0;
 
 	for (;;) {
-		uint64_t want;
+		uint64_t want = done; /* assigned in the wait loop below */
 
 		pthread_mutex_lock(&ck->lock);
 		while (!ck->stopping &&

@@ -51,6 +51,19 @@ lb_outbox_harden(sqlite3 *db)
 	return rc;
 }
 
+/* Writer connection commit hook: a COMMIT while a job runs can only be
+ * SQLite's autocommit after it rolled the batch's transaction back under
+ * the job (an I/O error, a full disk): turn it into a rollback, so that
+ * nothing the job runs afterwards commits on its own (writer.c,
+ * writer_run_job). */
+static int
+outbox_commit_hook(void *arg)
+{
+	const struct lb_outbox *ob = arg;
+
+	return ob->in_job ? 1 : 0;
+}
+
 /* Writer connection authorizer.  Inside a job it refuses what would break
  * the batch: ending or starting the transaction, touching litebus's
  * savepoints, writing the outbox except through litebus_emit(), changing
@@ -63,9 +76,20 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 	const struct lb_outbox *ob = arg;
 
 	(void)dbname;
-	if (!ob->in_job || trigger != NULL)
+	/* Only litebus's own triggers (the high-water marks) are exempt:
+	 * a trigger of the application's is held to the same rules as the
+	 * job that fires it. */
+	if (!ob->in_job ||
+	    (trigger != NULL && strncasecmp(trigger, "litebus_", 8) == 0))
 		return SQLITE_OK;
 	switch (action) {
+	case SQLITE_CREATE_TRIGGER:
+	case SQLITE_CREATE_TEMP_TRIGGER:
+		/* a1 is the trigger, a2 its table. */
+		if ((a1 != NULL && strncasecmp(a1, "litebus_", 8) == 0) ||
+		    (a2 != NULL && strncasecmp(a2, "litebus_", 8) == 0))
+			return SQLITE_DENY;
+		return SQLITE_OK;
 	case SQLITE_TRANSACTION:
 		return SQLITE_DENY;
 	case SQLITE_SAVEPOINT:
@@ -394,6 +418,7 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 	/* Installing an authorizer expires prepared statements, so it goes
 	 * in before the statements are prepared. */
 	sqlite3_set_authorizer(ob->db, outbox_authorize, ob);
+	sqlite3_commit_hook(ob->db, outbox_commit_hook, ob);
 	rc = outbox_create_schema(ob, channels, nchannels);
 	/* WAL only once the file has proven to be ours: switching journal
 	 * modes writes to the file. */

@@ -34,6 +34,13 @@
  *   D4  cursor only grows, and only to an id that was returned or to the
  *       end of a range the table (or the ring, for filtered records) has
  *       proven holds nothing more to return.
+ *   D5  The ring proves a range holds nothing matching only if it carried
+ *       every id in it: this bus's writer hands out dense ids per channel
+ *       (rolled-back ids are handed out again; pruning never moves the
+ *       counter), so a record whose id is not upper + 1 sends the range
+ *       to the table.  Rows another process commits to the same file
+ *       reach the ring of no bus here and are found that way - once this
+ *       bus next publishes on the channel.
  */
 #include "bus.h"
 #include "errors.h"
@@ -118,9 +125,13 @@ reader_drain_ring(litebus_reader *r)
 		}
 		if (rec.event_id <= r->upper)
 			continue; /* already covered by (cursor, upper] */
-		r->upper = rec.event_id;
-		if (reader_rec_may_match(r, &rec))
+		/* D5: this writer's ids are dense on a channel, so a gap
+		 * holds rows the ring never carried (another writer's): only
+		 * the table can say whether they match. */
+		if (rec.event_id != r->upper + 1 ||
+		    reader_rec_may_match(r, &rec))
 			r->need_sql = true;
+		r->upper = rec.event_id;
 	}
 	return n > 0;
 }
@@ -273,12 +284,13 @@ reader_deliver(litebus_reader *r, litebus_row *out)
 	r->stats.delivered++;
 }
 
+static int reader_open(litebus *bus, int channel, int64_t after_event_id,
+		       const litebus_filter *f, litebus_reader **out);
+
 int
 litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
 		    const litebus_filter *f, litebus_reader **out)
 {
-	struct lb_channel *ch;
-	litebus_reader *r;
 	int rc;
 
 	if (out != NULL)
@@ -289,6 +301,20 @@ litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
 				  after_event_id < LITEBUS_FROM_NOW
 				      ? "after_event_id must be >= -1"
 				      : "NULL argument");
+	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
+	rc = reader_open(bus, channel, after_event_id, f, out);
+	lb_bus_unref(bus);
+	return rc;
+}
+
+static int
+reader_open(litebus *bus, int channel, int64_t after_event_id,
+	    const litebus_filter *f, litebus_reader **out)
+{
+	struct lb_channel *ch;
+	litebus_reader *r;
+	int rc;
+
 	ch = lb_bus_channel(bus, channel);
 	if (ch == NULL)
 		return lb_err_set(LITEBUS_ENOCHANNEL,

@@ -24,6 +24,8 @@ struct lb_rec {
 };
 
 #define LB_REC_WORDS (sizeof(struct lb_rec) / sizeof(uint64_t))
+static_assert(sizeof(struct lb_rec) % sizeof(uint64_t) == 0,
+	      "a ring record is copied as whole 64-bit words");
 
 struct lb_slot {
 	/* The position whose record the slot holds, or LB_STAMP_BUSY while

@@ -28,6 +28,8 @@ struct lb_stats {
 	_Atomic uint64_t reader_lags;
 	/* The checkpointer thread (fetch_add). */
 	alignas(LB_CACHELINE) _Atomic uint64_t checkpoints;
+	/* Mirror of the writer's queue length, stored under its lock. */
+	_Atomic uint64_t queued;
 };
 
 /* Writer-only increment: one writer, so load + store suffices. */

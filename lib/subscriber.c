@@ -124,18 +124,26 @@ litebus_subscribe(litebus *bus, int channel, litebus_sub **out)
 	if (bus == NULL || out == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_subscribe: NULL argument");
+	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
 	ch = lb_bus_channel(bus, channel);
-	if (ch == NULL)
+	if (ch == NULL) {
+		lb_bus_unref(bus);
 		return lb_err_set(LITEBUS_ENOCHANNEL,
 				  "litebus_subscribe: no channel %d", channel);
-	if (lb_channel_is_closed(ch))
+	}
+	if (lb_channel_is_closed(ch)) {
+		lb_bus_unref(bus);
 		return lb_err_set(LITEBUS_ECLOSED,
 				  "litebus_subscribe: the bus is closed");
+	}
 	s = malloc(sizeof *s);
-	if (s == NULL)
+	if (s == NULL) {
+		lb_bus_unref(bus);
 		return lb_err_set(LITEBUS_ENOMEM,
 				  "litebus_subscribe: out of memory");
-	lb_sub_init(s, bus, ch);
+	}
+	lb_sub_init(s, bus, ch); /* the subscriber's own reference */
+	lb_bus_unref(bus);
 	*out = s;
 	return LITEBUS_OK;
 }

@@ -86,9 +86,6 @@ struct lb_writer {
 	uint32_t queued;
 	bool closing;  /* W5 */
 	bool sleeping; /* the writer waits on cond */
-	/* Mirrors `closing` for lock-free checks (subscribe, reader_open):
-	 * release store under the lock, acquire loads. */
-	_Atomic bool closing_flag;
 
 	/* Writer thread only (after start). */
 	struct lb_outbox ob;
@@ -101,6 +98,9 @@ struct lb_writer {
 	size_t npending, cap_pending;
 	struct lb_job **batch;
 	bool touched[LITEBUS_MAX_CHANNELS];
+	/* Why the batch's transaction was lost (writer_run_job returned
+	 * false): a litebus status, with the thread's error text set. */
+	int lost_status;
 };
 
 /* The bus whose writer is the calling thread, if any. */
@@ -117,13 +117,6 @@ bool
 lb_writer_is_current(const struct litebus *bus)
 {
 	return tls_writer_bus == bus;
-}
-
-bool
-lb_writer_is_closing(struct lb_writer *w)
-{
-	/* Pairs with the release store in lb_writer_stop(). */
-	return atomic_load_explicit(&w->closing_flag, memory_order_acquire);
 }
 
 /* ------------------------------------------------------------------ */
@@ -237,8 +230,11 @@ writer_begin(struct lb_writer *w)
 	rc = lb_outbox_changed_elsewhere(&w->ob, &changed);
 	if (rc == LITEBUS_OK && changed)
 		rc = writer_reload_ids(w);
-	if (rc != LITEBUS_OK)
+	if (rc != LITEBUS_OK) {
+		/* Not reloaded: make the next batch try again. */
+		w->ob.last_data_version = -1;
 		lb_outbox_rollback(&w->ob);
+	}
 	return rc;
 }
 
@@ -252,22 +248,40 @@ writer_drop_pending(struct lb_writer *w, size_t from)
 	}
 }
 
+/* The batch's transaction is gone: SQLite rolled it back (an I/O error,
+ * a full disk, no memory, an interrupt), or our savepoint statements
+ * failed.  Record why as a litebus status (never a job's private return
+ * value: the other jobs of the batch get it), and make the next batch
+ * reload its ids from the tables, whatever happened. */
+static bool
+writer_lose(struct lb_writer *w, int sqlite_rc, const char *what)
+{
+	if (sqlite_rc == SQLITE_OK || sqlite_rc == SQLITE_ROW ||
+	    sqlite_rc == SQLITE_DONE)
+		sqlite_rc = SQLITE_ABORT;
+	w->lost_status = lb_err_sqlite(w->ob.db, sqlite_rc, what);
+	w->ob.last_data_version = -1;
+	return false;
+}
+
 /* Run one job inside its savepoint.  Returns false if the batch's
- * transaction is gone (SQLite rolled it back on an I/O, full-disk or
- * out-of-memory error): the caller must fail the batch. */
+ * transaction is gone (see writer_lose): the caller fails the batch. */
 static bool
 writer_run_job(struct lb_writer *w, struct lb_job *j)
 {
 	size_t start = w->npending;
 	int rc, jr;
 
+	LB_ASSERT_ON_WRITER(w);
 	lb_stat_add_w(&w->bus->stats.jobs, 1);
 	rc = lb_outbox_savepoint(&w->ob);
 	if (rc != SQLITE_OK) {
 		writer_set_status(j, lb_err_sqlite(w->ob.db, rc,
 						   "opening a job's savepoint"),
 				  true);
-		return !sqlite3_get_autocommit(w->ob.db);
+		if (sqlite3_get_autocommit(w->ob.db))
+			return writer_lose(w, rc, "opening a job's savepoint");
+		return true;
 	}
 	lb_err_clear();
 	w->tx.active = true;
@@ -275,6 +289,19 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	jr = j->fn(&w->tx, j->arg);
 	w->ob.in_job = false;
 	w->tx.active = false;
+	if (sqlite3_get_autocommit(w->ob.db)) {
+		/* A statement of the job failed and SQLite ended the whole
+		 * transaction; the commit hook kept anything the job ran
+		 * afterwards from committing on its own (outbox.c). */
+		int code = sqlite3_extended_errcode(w->ob.db);
+		writer_drop_pending(w, start);
+		writer_lose(w, code,
+			    "a statement failed and SQLite rolled back the "
+			    "batch's transaction");
+		writer_set_status(j, jr != 0 ? jr : w->lost_status,
+				  jr == 0 || jr < 0);
+		return false;
+	}
 	if (jr == 0) {
 		rc = lb_outbox_release(&w->ob);
 		if (rc == SQLITE_OK) {
@@ -290,12 +317,10 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	}
 	writer_drop_pending(w, start);
 	if (sqlite3_get_autocommit(w->ob.db))
-		return false;
+		return writer_lose(w, rc, "releasing a job's savepoint");
 	rc = lb_outbox_rollback_to(&w->ob);
-	if (rc != SQLITE_OK) {
-		/* Leave the job's own status; the batch fails below. */
-		return false;
-	}
+	if (rc != SQLITE_OK)
+		return writer_lose(w, rc, "rolling a job back");
 	return true;
 }
 
@@ -318,6 +343,7 @@ writer_publish(struct lb_writer *w)
 {
 	struct litebus *bus = w->bus;
 
+	LB_ASSERT_ON_WRITER(w);
 	/* W1: COMMIT has returned; the events are durable (to the degree
 	 * the durability option promises) and may reach the rings. */
 	for (size_t i = 0; i < w->npending; i++) {
@@ -343,6 +369,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 	size_t done = 0;
 	int rc;
 
+	LB_ASSERT_ON_WRITER(w);
 	while (done < n) {
 		size_t first = done;
 		bool lost = false;
@@ -363,19 +390,12 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 		while (done < n && !lost)
 			lost = !writer_run_job(w, jobs[done++]);
 		if (lost) {
-			/* SQLite rolled the whole transaction back: every job
-			 * of it fails with the cause; the jobs not yet run
-			 * get a fresh transaction. */
-			struct lb_job *last = jobs[done - 1];
-			int why = last->status < 0 ? last->status
-						   : LITEBUS_ESQLITE;
-			if (last->status >= 0)
-				lb_err_set(why, "a job's transaction was "
-						"rolled back by SQLite");
-			else
-				lb_err_restore(last->status,
-					       last->sqlite_code, last->errmsg);
-			writer_fail_batch(w, jobs + first, done - first, why);
+			/* The whole transaction is gone: every job of it that
+			 * would have committed fails with the cause (the
+			 * thread's error text, set by writer_lose); the jobs
+			 * not yet run get a fresh transaction. */
+			writer_fail_batch(w, jobs + first, done - first,
+					  w->lost_status);
 		} else {
 			rc = writer_retry(w, lb_outbox_commit, "committing");
 			if (rc != LITEBUS_OK)
@@ -448,6 +468,9 @@ writer_main(void *arg)
 			w->head = w->head->next;
 			w->queued--;
 		}
+		/* Relaxed: a gauge for litebus_stats_get, no ordering. */
+		atomic_store_explicit(&w->bus->stats.queued, w->queued,
+				      memory_order_relaxed);
 		if (w->head == NULL)
 			w->tail = NULL;
 		pthread_mutex_unlock(&w->lock);
@@ -525,7 +548,6 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		pthread_cond_init(&w->cond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	atomic_init(&w->closing_flag, false);
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
 		pthread_cond_destroy(&w->cond);
@@ -550,8 +572,6 @@ lb_writer_stop(struct lb_writer *w)
 {
 	pthread_mutex_lock(&w->lock);
 	w->closing = true;
-	/* Pairs with the acquire in lb_writer_is_closing(). */
-	atomic_store_explicit(&w->closing_flag, true, memory_order_release);
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
@@ -594,6 +614,9 @@ writer_enqueue(struct lb_writer *w, struct lb_job *j)
 		w->head = j;
 	w->tail = j;
 	w->queued++;
+	/* Relaxed: a gauge for litebus_stats_get, no ordering. */
+	atomic_store_explicit(&w->bus->stats.queued, w->queued,
+			      memory_order_relaxed);
 	if (w->sleeping)
 		pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
@@ -620,9 +643,12 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 	j.arg = arg;
 	j.is_exec = true;
 	atomic_init(&j.state, JOB_PENDING);
+	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
 	rc = writer_enqueue(bus->writer, &j);
-	if (rc != LITEBUS_OK)
+	if (rc != LITEBUS_OK) {
+		lb_bus_unref(bus);
 		return rc;
+	}
 	/* Spin briefly: a small batch often commits within microseconds
 	 * under normal durability, and a futex sleep costs more. */
 	for (int i = 0; i < 64; i++) {
@@ -634,10 +660,12 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 	}
 	for (;;) {
 		st = JOB_PENDING;
-		/* Acquire on failure pairs with writer_complete()'s release
-		 * when the state is already DONE. */
+		/* The acquire on failure pairs with writer_complete()'s
+		 * release when the state is already DONE (C11 wants the
+		 * success order at least as strong; announcing that we will
+		 * sleep needs no ordering of its own). */
 		if (!atomic_compare_exchange_strong_explicit(
-			&j.state, &st, JOB_SLEEPING, memory_order_acq_rel,
+			&j.state, &st, JOB_SLEEPING, memory_order_acquire,
 			memory_order_acquire) &&
 		    st == JOB_DONE)
 			break;
@@ -647,6 +675,7 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 			break;
 	}
 done:
+	lb_bus_unref(bus);
 	if (j.status < 0)
 		lb_err_restore(j.status, j.sqlite_code, j.errmsg);
 	return j.status;
@@ -674,7 +703,9 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg,
 	j->sqlite_code = 0;
 	j->errmsg[0] = '\0';
 	atomic_init(&j->state, JOB_PENDING);
+	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
 	rc = writer_enqueue(bus->writer, j);
+	lb_bus_unref(bus);
 	if (rc != LITEBUS_OK)
 		free(j);
 	return rc;
@@ -686,7 +717,10 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg,
 static bool
 writer_tx_usable(const litebus_tx *tx)
 {
-	return tx->active && lb_writer_is_current(tx->w->bus);
+	/* The thread first: tx->active is the writer's own plain field,
+	 * which only the writer thread may read.  (tx->w and w->bus never
+	 * change.) */
+	return lb_writer_is_current(tx->w->bus) && tx->active;
 }
 
 sqlite3 *
@@ -751,6 +785,11 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 				  "litebus_emit: event type '%s' is not "
 				  "allowed on channel %s",
 				  rec->event_type, ch->name);
+	if (sqlite3_get_autocommit(w->ob.db))
+		return lb_err_set(LITEBUS_ESQLITE,
+				  "litebus_emit: an earlier statement of this "
+				  "job failed and SQLite rolled back the "
+				  "batch's transaction; the job will fail");
 	rc = writer_reserve_pending(w);
 	if (rc != LITEBUS_OK)
 		return rc;

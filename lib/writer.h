@@ -22,8 +22,6 @@ int lb_writer_start(struct litebus *bus, struct lb_writer **out);
 void lb_writer_stop(struct lb_writer *w);
 void lb_writer_free(struct lb_writer *w);
 
-/* Has close begun?  Any thread. */
-bool lb_writer_is_closing(struct lb_writer *w);
 /* Is the calling thread the writer of `bus`? */
 bool lb_writer_is_current(const struct litebus *bus);
 

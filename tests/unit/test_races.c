@@ -261,6 +261,111 @@ close_during_churn_on_an_in_memory_database(void **state)
 	}
 }
 
+/* Without a keeper: calls already in progress when the last close runs
+ * keep the bus alive until they return (bus.c, B1).  The writer is held
+ * inside a job while execs queue behind it and close begins, so every exec
+ * has certainly started before close returns; ASan checks that none of
+ * them touches freed memory, whichever of them frees the bus. */
+struct inflight {
+	litebus *bus;
+	struct fx_barrier *hold;
+	int rc;
+};
+
+static int
+inflight_hold_job(litebus_tx *tx, void *arg)
+{
+	struct fx_barrier *hold = arg;
+
+	(void)tx;
+	fx_barrier_wait(hold); /* the writer is busy */
+	fx_barrier_wait(hold); /* released: close has begun */
+	return 0;
+}
+
+static int
+inflight_emit_job(litebus_tx *tx, void *arg)
+{
+	litebus_record rec = {0};
+
+	(void)arg;
+	rec.event_type = "success";
+	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
+}
+
+static void *
+inflight_exec_main(void *p)
+{
+	struct inflight *a = p;
+
+	a->rc = litebus_exec(a->bus, inflight_emit_job, NULL);
+	return NULL;
+}
+
+static void *
+inflight_close_main(void *p)
+{
+	struct inflight *a = p;
+
+	a->rc = litebus_close(a->bus);
+	return NULL;
+}
+
+static void
+execs_in_progress_at_the_last_close_complete_without_a_keeper(void **state)
+{
+	enum { EXECS = 6 };
+	litebus_options o;
+
+	(void)state;
+	litebus_options_init(&o);
+	o.ring_capacity = 8;
+	for (int round = 0; round < 50; round++) {
+		struct fx_barrier hold;
+		struct inflight ex[EXECS], cl;
+		pthread_t t[EXECS], tc;
+		litebus *bus;
+
+		assert_int_equal(litebus_open(&o, &bus), LITEBUS_OK);
+		fx_barrier_init(&hold, 2);
+		assert_int_equal(litebus_submit(bus, inflight_hold_job, &hold,
+						NULL, NULL),
+				 LITEBUS_OK);
+		fx_barrier_wait(&hold); /* the writer is inside the job */
+		for (int i = 0; i < EXECS; i++) {
+			ex[i] = (struct inflight){bus, NULL, -99};
+			assert_int_equal(pthread_create(&t[i], NULL,
+							inflight_exec_main,
+							&ex[i]),
+					 0);
+		}
+		/* Every exec is queued before close begins (and close then
+		 * waits for the writer, which is still held). */
+		uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
+		litebus_stats st;
+		do {
+			assert_int_equal(litebus_stats_get(bus, &st),
+					 LITEBUS_OK);
+			if (fx_now_ms() > deadline)
+				fail_msg("the execs never queued");
+		} while (st.queued < EXECS);
+		cl = (struct inflight){bus, NULL, -99};
+		assert_int_equal(
+		    pthread_create(&tc, NULL, inflight_close_main, &cl), 0);
+		fx_barrier_wait(&hold); /* let the writer go */
+		pthread_join(tc, NULL);
+		assert_int_equal(cl.rc, LITEBUS_OK);
+		for (int i = 0; i < EXECS; i++) {
+			pthread_join(t[i], NULL);
+			/* Queued before close began: each one ran. */
+			if (ex[i].rc != 0)
+				fail_msg("round %d exec %d returned %s", round,
+					 i, litebus_errname(ex[i].rc));
+		}
+		fx_barrier_destroy(&hold);
+	}
+}
+
 int
 main(void)
 {
@@ -271,6 +376,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		close_during_churn_on_an_in_memory_database, memory_bus,
 		bus_teardown),
+	    cmocka_unit_test(
+		execs_in_progress_at_the_last_close_complete_without_a_keeper),
 	};
 
 	return cmocka_run_group_tests_name("races", tests, NULL, NULL);

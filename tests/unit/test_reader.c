@@ -1312,6 +1312,59 @@ reader_open_after_close_is_eclosed(void **state)
 	litebus_unsubscribe(keep);
 }
 
+/* D5: rows committed by another writer of the file (another process; a
+ * plain connection stands in) never reach this ring; a filtered reader
+ * must not let the ring prove their range empty. */
+static int
+job_emit_pk2(litebus_tx *tx, void *arg)
+{
+	litebus_record rec = {0};
+
+	rec.partition_key = 2;
+	rec.event_type = "success";
+	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, arg);
+}
+
+static void
+filtered_reader_delivers_a_row_committed_by_another_writer(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_filter flt = {.partition_key = 1, .any_partition = 0};
+	litebus_reader *r;
+	litebus_row row;
+	sqlite3 *other;
+	int64_t id2 = 0;
+	int rc;
+
+	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
+					     LITEBUS_FROM_START, &flt, &r),
+			 LITEBUS_OK);
+	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
+
+	/* Another writer commits id 1, partition 1: it matches the filter. */
+	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+	sqlite3_busy_timeout(other, 5000);
+	assert_int_equal(
+	    sqlite3_exec(other,
+			 "INSERT INTO litebus_outbox_completion(event_id, "
+			 "partition_key, event_type, occurred_at_ms, "
+			 "committed_at_ms) VALUES(1, 1, 'success', 1, 1)",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(other);
+
+	/* Our bus then commits id 2 (it reloaded next_id), partition 2. */
+	assert_int_equal(litebus_exec(f->bus, job_emit_pk2, &id2), 0);
+	assert_int_equal(id2, 2);
+
+	rc = litebus_reader_next(r, &row, 1000);
+	print_message("next: %s, cursor now %lld\n", litebus_errname(rc),
+		      (long long)litebus_reader_cursor(r));
+	assert_int_equal(rc, LITEBUS_OK);
+	assert_int_equal(row.event_id, 1);
+	litebus_reader_close(r);
+}
+
 int
 main(void)
 {
@@ -1401,6 +1454,9 @@ main(void)
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(reader_open_after_close_is_eclosed,
 					    bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		filtered_reader_delivers_a_row_committed_by_another_writer,
+		bus_with_tiny_rings, bus_teardown),
 	};
 
 	return cmocka_run_group_tests_name("reader", tests, NULL, NULL);

@@ -5,7 +5,9 @@
 #include "fixture.h"
 
 #include <setjmp.h>
+#include <semaphore.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -635,6 +637,239 @@ event_ids_follow_commit_order_across_producers(void **state)
 	fx_barrier_destroy(&start);
 }
 
+/* A job whose transaction SQLite rolls back underneath it (SQLITE_FULL,
+ * IOERR, NOMEM or INTERRUPT on a write statement end the whole
+ * transaction).  The progress handler interrupts one statement: a
+ * deterministic stand-in for a full disk. */
+static int
+interrupt_now(void *arg)
+{
+	(void)arg;
+	return 1;
+}
+
+/* Run a write statement that SQLite interrupts: the batch's transaction
+ * is rolled back by SQLite itself (documented for SQLITE_INTERRUPT on a
+ * write statement inside an explicit transaction). */
+static int premise_ok = 1; /* set on the writer, read after exec/done */
+
+static void
+lose_the_transaction(sqlite3 *db)
+{
+	sqlite3_progress_handler(db, 1, interrupt_now, NULL);
+	int rc = sqlite3_exec(db,
+			      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+			      "SELECT x + 1 FROM c LIMIT 100) "
+			      "INSERT INTO t SELECT x FROM c",
+			      NULL, NULL, NULL);
+	sqlite3_progress_handler(db, 0, NULL, NULL);
+	/* The premise: the batch's transaction is gone.  (No cmocka assert
+	 * here: this runs on the writer thread.) */
+	if ((rc & 0xff) != SQLITE_INTERRUPT || !sqlite3_get_autocommit(db))
+		premise_ok = 0;
+}
+
+static int
+lt_job_create_table(litebus_tx *tx, void *arg)
+{
+	(void)arg;
+	return sqlite3_exec(litebus_tx_db(tx), "CREATE TABLE t(x)", NULL, NULL,
+			    NULL) == SQLITE_OK
+		   ? 0
+		   : JOB_FAILED;
+}
+
+static int
+lt_emit_one(litebus_tx *tx, int64_t *id)
+{
+	litebus_record rec = {0};
+
+	rec.event_type = "success";
+	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, id);
+}
+
+struct lost_then_emit {
+	int emit_rc;
+	int64_t id;
+};
+
+/* The job meets a failed statement (as it would on a full disk), goes on
+ * as the contract allows, and emits a "failed" event. */
+static int
+job_lose_tx_then_emit(litebus_tx *tx, void *arg)
+{
+	struct lost_then_emit *s = arg;
+
+	lose_the_transaction(litebus_tx_db(tx));
+	s->emit_rc = lt_emit_one(tx, &s->id);
+	return 0;
+}
+
+static int
+lt_job_emit(litebus_tx *tx, void *arg)
+{
+	return lt_emit_one(tx, arg);
+}
+
+/* Contract, litebus_exec(): a batch error returns "with nothing of the job
+ * committed or published"; litebus_emit(): "After an error nothing was
+ * appended; the job may go on".  W4: next_id is restored to the first id
+ * not committed. */
+static void
+emit_after_sqlite_rolled_back_the_transaction_commits_nothing(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct lost_then_emit s = {0, 0};
+	int64_t id = 0;
+	int rc;
+
+	assert_int_equal(litebus_exec(f->bus, lt_job_create_table, NULL), 0);
+	rc = litebus_exec(f->bus, job_lose_tx_then_emit, &s);
+	assert_true(premise_ok);
+	assert_true(rc < 0);
+	int64_t rows = fx_count_rows(f->path, "completion");
+	/* And later jobs can still emit (the id was not left taken). */
+	rc = litebus_exec(f->bus, lt_job_emit, &id);
+	print_message("emit after the loss: %s; rows after the failed job: "
+		      "%lld; next exec: %s (%s)\n",
+		      litebus_errname(s.emit_rc), (long long)rows,
+		      litebus_errname(rc), rc < 0 ? litebus_last_errmsg() : "");
+	assert_int_equal(rows, 0);
+	assert_int_equal(rc, 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(litebus_exec(f->bus, lt_job_emit, &id), 0);
+	assert_true(s.emit_rc != LITEBUS_OK);
+}
+
+/* ---------------------------------------------------------------- */
+
+struct lt_gate {
+	sem_t started, release;
+};
+
+static int
+lt_job_gate(litebus_tx *tx, void *arg)
+{
+	struct lt_gate *g = arg;
+
+	(void)tx;
+	sem_post(&g->started);
+	while (sem_wait(&g->release) != 0)
+		;
+	return 0;
+}
+
+static int
+job_lose_tx_and_fail(litebus_tx *tx, void *arg)
+{
+	(void)arg;
+	lose_the_transaction(litebus_tx_db(tx));
+	return JOB_FAILED; /* its own code, for its own submitter */
+}
+
+struct lt_done_rec {
+	sem_t done;
+	int status;
+};
+
+static void
+lt_on_done(int status, void *arg)
+{
+	struct lt_done_rec *d = arg;
+
+	d->status = status;
+	sem_post(&d->done);
+}
+
+/* Contract, litebus_done_fn: a job gets 0, "the job's own non-zero return
+ * value, or a negative litebus status if the batch failed".  A job that
+ * committed its savepoint and then lost its batch because a later job's
+ * statement ended the transaction must get a litebus status, never the
+ * other job's private return value. */
+static void
+batch_mate_of_a_job_that_lost_the_transaction_gets_a_litebus_status(
+    void **state)
+{
+	struct bus_fixture *f = *state;
+	struct lt_gate g;
+	struct lt_done_rec a, b;
+	int64_t id = 0;
+
+	assert_int_equal(litebus_exec(f->bus, lt_job_create_table, NULL), 0);
+	sem_init(&g.started, 0, 0);
+	sem_init(&g.release, 0, 0);
+	sem_init(&a.done, 0, 0);
+	sem_init(&b.done, 0, 0);
+	/* Hold the writer so that A and B queue up and share one batch. */
+	assert_int_equal(litebus_submit(f->bus, lt_job_gate, &g, NULL, NULL),
+			 LITEBUS_OK);
+	sem_wait(&g.started);
+	assert_int_equal(litebus_submit(f->bus, lt_job_emit, &id, lt_on_done, &a),
+			 LITEBUS_OK);
+	assert_int_equal(litebus_submit(f->bus, job_lose_tx_and_fail, NULL,
+					lt_on_done, &b),
+			 LITEBUS_OK);
+	sem_post(&g.release);
+	sem_wait(&a.done);
+	sem_wait(&b.done);
+	assert_true(premise_ok);
+	assert_int_equal(b.status, JOB_FAILED);
+	print_message("A (committed its savepoint) got %d (%s)\n", a.status,
+		      litebus_errname(a.status));
+	assert_true(a.status < 0);
+	assert_string_not_equal(litebus_errname(a.status), "?");
+}
+
+/* litebus_tx_db() from another thread: NULL, and no data race. */
+static _Atomic(litebus_tx *) leaked_tx;
+static atomic_int td_stop;
+
+static int
+job_leak_tx(litebus_tx *tx, void *arg)
+{
+	(void)arg;
+	/* Release/acquire: the tx pointer itself is handed over cleanly. */
+	atomic_store_explicit(&leaked_tx, tx, memory_order_release);
+	return 0;
+}
+
+static int
+td_job_nothing(litebus_tx *tx, void *arg)
+{
+	(void)tx;
+	(void)arg;
+	return 0;
+}
+
+static void *
+prober_main(void *arg)
+{
+	litebus_tx *tx = atomic_load_explicit(&leaked_tx, memory_order_acquire);
+	long *non_null = arg;
+
+	while (!atomic_load_explicit(&td_stop, memory_order_relaxed))
+		if (litebus_tx_db(tx) != NULL)
+			(*non_null)++;
+	return NULL;
+}
+
+static void
+tx_db_on_another_thread_returns_null_without_a_race(void **state)
+{
+	struct bus_fixture *f = *state;
+	pthread_t t;
+	long non_null = 0;
+
+	assert_int_equal(litebus_exec(f->bus, job_leak_tx, NULL), 0);
+	assert_int_equal(pthread_create(&t, NULL, prober_main, &non_null), 0);
+	/* The writer flips tx->active around every job meanwhile. */
+	for (int i = 0; i < 2000; i++)
+		assert_int_equal(litebus_exec(f->bus, td_job_nothing, NULL), 0);
+	atomic_store_explicit(&td_stop, 1, memory_order_relaxed);
+	pthread_join(t, NULL);
+	assert_int_equal(non_null, 0);
+}
+
 int
 main(void)
 {
@@ -681,6 +916,15 @@ main(void)
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		event_ids_follow_commit_order_across_producers,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		emit_after_sqlite_rolled_back_the_transaction_commits_nothing,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		batch_mate_of_a_job_that_lost_the_transaction_gets_a_litebus_status,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		tx_db_on_another_thread_returns_null_without_a_race,
 		bus_with_tiny_rings, bus_teardown),
 	};
 
