@@ -123,10 +123,15 @@ ckpt_main(void *arg)
 		/* Errors (BUSY while another checkpoint runs, I/O) are not
 		 * fatal: the WAL stays longer; the next run or the writer's
 		 * finish retries, and the last close checkpoints. */
+		int log = -1, copied = -1;
 		(void)sqlite3_wal_checkpoint_v2(ck->db, "main",
-						SQLITE_CHECKPOINT_PASSIVE, NULL,
-						NULL);
-		atomic_fetch_add_explicit(ck->count, 1, memory_order_relaxed);
+						SQLITE_CHECKPOINT_PASSIVE, &log,
+						&copied);
+		/* Count only runs that copied something: a no-op (log < 0)
+		 * would otherwise look like progress. */
+		if (copied > 0)
+			atomic_fetch_add_explicit(ck->count, 1,
+						  memory_order_relaxed);
 		done = want;
 		/* K1.  Pairs with the acquire loads on the writer. */
 		atomic_store_explicit(&ck->completed, done,
@@ -185,6 +190,12 @@ lb_ckpt_start(const struct lb_dbname *dbn, sqlite3 *wdb, uint32_t pages,
 			     NULL);
 	if (rc == SQLITE_OK)
 		rc = lb_outbox_harden(ck->db);
+	/* A connection that has never read the database has not opened its
+	 * WAL: SQLite would answer every checkpoint with SQLITE_OK and copy
+	 * nothing.  One read opens it. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(ck->db, "SELECT 1 FROM sqlite_schema LIMIT 1",
+				  NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		rc = lb_err_sqlite(ck->db, rc, "opening the checkpointer");
 		sqlite3_close_v2(ck->db);

@@ -1,0 +1,187 @@
+/*
+ * bench.h - what the scenarios of litebus-bench share: clocks, the
+ * temporary directory, the one row shape every contender writes, the
+ * check that a consumer saw exactly the committed events in order, and
+ * the report (one human line and one JSON object per configuration).
+ *
+ * Threads: the report and the temporary directory belong to the main
+ * thread; clocks and order checks may be used from any thread (an order
+ * check by one thread at a time).
+ */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include "litebus.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------ */
+/* Run-wide settings (set by main, read-only afterwards)               */
+
+struct bench_settings {
+	bool quick;	       /* --quick: every scenario briefly, for CI */
+	int reps;	       /* repetitions per configuration (medians) */
+	const char *json_path; /* --json FILE, or NULL */
+};
+extern struct bench_settings bench_cfg;
+
+/* ------------------------------------------------------------------ */
+/* Clocks                                                              */
+
+uint64_t bench_now_ns(void); /* CLOCK_MONOTONIC */
+void bench_sleep_ns(uint64_t ns);
+/* Sleep until the monotonic time t_ns (absolute). */
+void bench_sleep_until_ns(uint64_t t_ns);
+/* Lower this thread's timer slack to 1 ns (Linux), so that timed sleeps
+ * in the latency scenario end on time.  Best effort. */
+void bench_tight_timer_slack(void);
+static inline double
+bench_secs(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* ------------------------------------------------------------------ */
+/* Temporary directory: created on first use, removed at exit          */
+
+/* A fresh database path "<dir>/<tag>-<n>.db" (nothing is created). */
+void bench_db_path(char *buf, size_t len, const char *tag);
+/* Remove a database and its -wal/-shm/-journal files. */
+void bench_db_remove(const char *path);
+/* Remove the directory (it must be empty of our files). */
+void bench_dir_remove(void);
+
+/* ------------------------------------------------------------------ */
+/* The row every contender writes (litebus, the naive bus, ceilings)   */
+
+/* litebus's extra channel; its table is "litebus_outbox_bench". */
+#define BENCH_CHANNEL "bench"
+#define BENCH_TABLE "litebus_outbox_bench"
+#define BENCH_EVENT_TYPE "created"
+#define BENCH_NS "bench"
+#define BENCH_SUBJECT_LEN 8
+#define BENCH_PAYLOAD_LEN 64
+#define BENCH_MAXP 64
+
+/* An event's key: which producer sent it and its sequence number there.
+ * It travels as the partition_key, and big-endian as the subject (so a
+ * raw subscriber sees it in subject_prefix too). */
+#define BENCH_KEY(p, seq) (((uint64_t)(p) << 32) | (uint64_t)(seq))
+#define BENCH_KEY_P(k) ((uint32_t)((k) >> 32))
+#define BENCH_KEY_SEQ(k) ((uint32_t)((k)&0xffffffffu))
+
+extern const unsigned char bench_payload[BENCH_PAYLOAD_LEN];
+void bench_subject(unsigned char out[BENCH_SUBJECT_LEN], uint64_t key);
+/* Fill *rec for key; subj must live as long as rec is used. */
+void bench_record(litebus_record *rec, unsigned char subj[BENCH_SUBJECT_LEN],
+		  uint64_t key);
+
+/* The outbox table and index exactly as lib/outbox.c creates them for a
+ * channel named "bench" (plus the high-water table and trigger), and the
+ * INSERT the naive bus and the ceiling run: ?1 partition_key, ?2 subject,
+ * ?3 payload, ?4 occurred_at_ms, ?5 committed_at_ms.  The naive bus lets
+ * SQLite pick event_id (rowid); the ceiling binds ?6 = event_id. */
+extern const char bench_schema_sql[];
+extern const char bench_insert_sql[];
+extern const char bench_insert_id_sql[];
+extern const char bench_row_columns[];
+
+/* Open a connection on path in WAL with synchronous NORMAL/FULL per
+ * durability; exits the program on failure (a benchmark cannot go on). */
+struct sqlite3;
+struct sqlite3 *bench_sqlite_open(const char *path, int durability,
+				  bool create_schema);
+/* Exit with a message if rc is not OK/ROW/DONE. */
+void bench_sqlite_check(int rc, struct sqlite3 *db, const char *what);
+/* count(*), min and max event_id of the bench table (fresh connection). */
+void bench_table_summary(const char *path, int64_t *count, int64_t *min_id,
+			 int64_t *max_id);
+
+int64_t bench_wall_ms(void);
+
+/* litebus's channel "bench": the first extra channel. */
+#define BENCH_CHANNEL_ID LITEBUS_BUILTIN_CHANNELS
+/* Open a bus on path (NULL: in memory) with the "bench" channel; exits
+ * on failure. */
+litebus *bench_open_bus(const char *path, int durability,
+			uint32_t ring_capacity);
+/* A job that emits one event: arg is (void *)(uintptr_t)key. */
+int bench_emit_job(litebus_tx *tx, void *arg);
+/* Exit with litebus's message for a failed call. */
+void bench_litebus_check(int rc, const char *what);
+
+/* ------------------------------------------------------------------ */
+/* Order checks                                                        */
+
+/*
+ * What one consumer saw.  Events carry ids 1, 2, 3, ... (a fresh database
+ * or ring) and keys BENCH_KEY(p, seq) with seq = 0, 1, 2, ... per
+ * producer.  A reader must see every id in order; a raw subscriber may
+ * skip ahead only right after a LAGGED (oc_lagged), and then only forward.
+ */
+struct order_check {
+	uint64_t seen;
+	int64_t last_id;
+	uint32_t nprod;
+	bool lag_pending;  /* the next id may jump forward */
+	uint64_t may_skip; /* per producer: its next seq may jump */
+	uint32_t next_seq[BENCH_MAXP];
+	bool ok;
+	char why[160];
+};
+
+void oc_init(struct order_check *c, uint32_t nprod);
+/* One delivered event; subject is the full subject (rows) or the prefix
+ * (ring events), subject_len the full length. */
+void oc_event(struct order_check *c, int64_t id, uint64_t key,
+	      const unsigned char *subject, size_t subject_len);
+void oc_lagged(struct order_check *c);
+/* For a reader at the end: saw exactly total events, and committed[p]
+ * from producer p. */
+void oc_expect_exact(struct order_check *c, uint64_t total,
+		     const uint64_t *committed);
+void oc_fail(struct order_check *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------------ */
+/* Report                                                              */
+
+struct bench_result;
+
+/* A configuration's result; config keys in the order given. */
+struct bench_result *res_new(const char *scenario);
+void res_cfg(struct bench_result *r, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* One repetition's value of a metric (call once per repetition).  prec is
+ * the number of decimals in the human table. */
+void res_val(struct bench_result *r, const char *name, int prec, double v);
+/* A ratio a/b as a metric, skipped when b == 0. */
+void res_ratio(struct bench_result *r, const char *name, int prec, double a,
+	       double b);
+/* A check; the configuration FAILs if any call for it failed. */
+void res_check(struct bench_result *r, const char *name, bool pass,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Print the human line (medians) and the JSON object; frees r. */
+void res_emit(struct bench_result *r);
+/* A comment line in the human table ("# ..."). */
+void res_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void report_open(void);
+/* Returns the number of configurations that FAILed. */
+int report_close(void);
+
+/* Median of the n values that are numbers; NAN if none is. */
+double bench_median(const double *v, int n);
+
+/* ------------------------------------------------------------------ */
+/* Scenarios                                                           */
+
+void scenario_ring(void);
+void scenario_commit(void);
+void scenario_latency(void);
+void scenario_catchup(void);
+void scenario_fanout(void);
+
+#endif

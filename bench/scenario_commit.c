@@ -1,0 +1,695 @@
+/*
+ * scenario_commit.c - end to end: producers commit events while readers
+ * and subscribers follow live (`commit`), and how the writer's commit
+ * rate changes as consumers are added (`fanout`).
+ *
+ * One run: a fresh database file; P producer threads commit for a fixed
+ * time, each either calling litebus_exec (one job in flight) or keeping up
+ * to 256 jobs in flight with litebus_submit; every job emits one event.
+ * Consumers are attached before the producers start.  When the time is
+ * up the producers finish what they have in flight, the bus closes, and
+ * every consumer drains until CLOSED.  The naive bus runs the same way,
+ * its producers committing one event per call.
+ *
+ * Checks: every job committed; the table holds exactly the committed
+ * rows; every reader saw exactly the committed events, in order, each
+ * producer's in its submission order; every raw subscriber's received +
+ * skipped equals the events published.
+ */
+#include "baseline_naive.h"
+#include "bench.h"
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INFLIGHT 256
+/* A consumer that has not drained this long after the last commit has
+ * fallen behind for good (or hangs): the run FAILs instead of hanging. */
+#define DRAIN_DEADLINE_NS (60ull * 1000000000ull)
+
+struct run_cfg {
+	int producers;
+	bool submit; /* up to INFLIGHT jobs in flight per producer */
+	int readers; /* following live, every row */
+	int subs;    /* raw subscribers, reading */
+	int idle;    /* raw subscribers attached, never reading */
+	int durability;
+	double seconds;
+};
+
+struct run_out {
+	uint64_t events;
+	double ev_s;
+	double jobs_per_tx;  /* litebus only */
+	double deliveries_s; /* rows delivered to all readers per second */
+	double tail_ms;	     /* last commit -> slowest reader's last row */
+	uint64_t reader_lags;
+	uint64_t sub_lags;
+	double sub_lost; /* skipped / (subs * events) */
+	bool producers_ok, table_ok, readers_ok, subs_ok;
+	char why[256];
+};
+
+struct run;
+
+struct producer {
+	pthread_t thread;
+	struct run *run;
+	uint32_t id;
+	sem_t slots; /* submit mode: free in-flight slots */
+	uint64_t submitted;
+	/* Bumped by done() on the writer thread, read after the slots were
+	 * all taken back (sem_wait synchronizes). */
+	_Atomic uint64_t committed, failed;
+	int first_error;
+	uint64_t t_end;
+};
+
+struct consumer {
+	pthread_t thread;
+	struct run *run;
+	bool is_reader;
+	litebus_reader *reader;
+	litebus_sub *sub;
+	struct naive_reader *nreader;
+	struct naive_sub *nsub;
+	struct order_check oc;
+	uint64_t delivered, lags, skipped;
+	uint64_t t_last;
+	int error;
+	_Atomic bool done;
+};
+
+struct run {
+	const struct run_cfg *cfg;
+	bool naive;
+	litebus *bus;
+	struct naive_bus nb;
+	pthread_barrier_t start;
+	_Atomic bool stop;
+	_Atomic bool abandon;
+	struct producer *prod;
+	struct consumer *cons;
+	int ncons;
+};
+
+static void
+producer_done(int status, void *arg)
+{
+	struct producer *p = arg;
+
+	if (status == 0)
+		atomic_fetch_add_explicit(&p->committed, 1,
+					  memory_order_relaxed);
+	else {
+		atomic_fetch_add_explicit(&p->failed, 1, memory_order_relaxed);
+		if (p->first_error == 0)
+			p->first_error = status;
+	}
+	sem_post(&p->slots);
+}
+
+static bool
+run_stopped(struct run *run)
+{
+	/* Relaxed: only a flag; the producer's work does not depend on
+	 * anything written before it. */
+	return atomic_load_explicit(&run->stop, memory_order_relaxed);
+}
+
+static void *
+producer_main(void *arg)
+{
+	struct producer *p = arg;
+	struct run *run = p->run;
+	uint32_t seq = 0;
+
+	pthread_barrier_wait(&run->start);
+	while (!run_stopped(run)) {
+		uint64_t key = BENCH_KEY(p->id, seq);
+		void *job_arg = (void *)(uintptr_t)key;
+		int rc;
+
+		if (run->naive) {
+			naive_publish(&run->nb, key);
+			atomic_fetch_add_explicit(&p->committed, 1,
+						  memory_order_relaxed);
+		} else if (!run->cfg->submit) {
+			rc = litebus_exec(run->bus, bench_emit_job, job_arg);
+			if (rc != 0) {
+				atomic_fetch_add_explicit(&p->failed, 1,
+							  memory_order_relaxed);
+				p->first_error = rc;
+				break;
+			}
+			atomic_fetch_add_explicit(&p->committed, 1,
+						  memory_order_relaxed);
+		} else {
+			while (sem_wait(&p->slots) != 0)
+				;
+			rc = litebus_submit(run->bus, bench_emit_job, job_arg,
+					    producer_done, p);
+			if (rc != LITEBUS_OK) {
+				sem_post(&p->slots);
+				p->first_error = rc;
+				break;
+			}
+		}
+		seq++;
+		p->submitted++;
+	}
+	if (!run->naive && run->cfg->submit)
+		for (int i = 0; i < INFLIGHT; i++) /* all jobs completed */
+			while (sem_wait(&p->slots) != 0)
+				;
+	p->t_end = bench_now_ns();
+	return NULL;
+}
+
+static bool
+consumer_abandoned(struct consumer *c)
+{
+	return atomic_load_explicit(&c->run->abandon, memory_order_relaxed);
+}
+
+static void
+consumer_got(struct consumer *c, int64_t id, uint64_t key,
+	     const unsigned char *subject, size_t subject_len)
+{
+	oc_event(&c->oc, id, key, subject, subject_len);
+	c->delivered++;
+	c->t_last = bench_now_ns();
+}
+
+static void *
+consumer_main(void *arg)
+{
+	struct consumer *c = arg;
+	struct run *run = c->run;
+
+	pthread_barrier_wait(&run->start);
+	while (!consumer_abandoned(c)) {
+		int rc;
+
+		if (c->reader != NULL) {
+			litebus_row row;
+
+			rc = litebus_reader_next(c->reader, &row, 200);
+			if (rc == LITEBUS_OK)
+				consumer_got(c, row.event_id,
+					     (uint64_t)row.partition_key,
+					     row.subject, row.subject_len);
+		} else if (c->sub != NULL) {
+			litebus_event ev;
+
+			rc = litebus_recv(c->sub, &ev, 200);
+			if (rc == LITEBUS_OK)
+				consumer_got(c, ev.event_id,
+					     (uint64_t)ev.partition_key,
+					     ev.subject_prefix, ev.subject_len);
+			else if (rc == LITEBUS_LAGGED) {
+				c->lags++;
+				c->skipped += litebus_sub_skipped(c->sub);
+				oc_lagged(&c->oc);
+			}
+		} else {
+			struct naive_event ev;
+
+			rc = c->nreader != NULL
+				 ? naive_reader_next(c->nreader, &ev, 200)
+				 : naive_sub_recv(c->nsub, &ev, 200);
+			if (rc == NAIVE_OK)
+				consumer_got(c, ev.event_id, ev.key, ev.subject,
+					     ev.subject_len);
+			else if (rc == NAIVE_LAGGED) {
+				c->lags++;
+				c->skipped += c->nsub->sub.last_skipped;
+				oc_lagged(&c->oc);
+			}
+			/* NAIVE_* and LITEBUS_* agree on OK, LAGGED,
+			 * TIMEOUT and CLOSED. */
+		}
+		if (rc == LITEBUS_CLOSED)
+			break;
+		if (rc < 0) {
+			c->error = rc;
+			oc_fail(&c->oc, "%s", litebus_errname(rc));
+			break;
+		}
+	}
+	if (c->nreader != NULL)
+		c->lags = c->nreader->lags;
+	/* Release pairs with the acquire in run_wait_consumers(). */
+	atomic_store_explicit(&c->done, true, memory_order_release);
+	return NULL;
+}
+
+/* Wait for every consumer to drain, at most DRAIN_DEADLINE_NS after t. */
+static bool
+run_wait_consumers(struct run *run, uint64_t t)
+{
+	bool all = false;
+
+	while (!all) {
+		all = true;
+		for (int i = 0; i < run->ncons; i++)
+			all = all && atomic_load_explicit(&run->cons[i].done,
+							  memory_order_acquire);
+		if (all)
+			break;
+		if (bench_now_ns() - t > DRAIN_DEADLINE_NS) {
+			atomic_store_explicit(&run->abandon, true,
+					      memory_order_relaxed);
+			break;
+		}
+		bench_sleep_ns(2000000);
+	}
+	for (int i = 0; i < run->ncons; i++)
+		pthread_join(run->cons[i].thread, NULL);
+	return all;
+}
+
+static void
+run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
+{
+	struct run run;
+	char path[512];
+	int nthreads, nactive = cfg->readers + cfg->subs;
+	litebus_sub **idle = NULL;
+	struct naive_reader *nreaders = NULL;
+	struct naive_sub *nsubs = NULL;
+	uint64_t t0, t_prod_end = 0, t_last = 0, delivered = 0;
+	uint64_t committed[BENCH_MAXP];
+	litebus_stats st;
+	int64_t count, lo, hi;
+
+	memset(out, 0, sizeof *out);
+	memset(&run, 0, sizeof run);
+	run.cfg = cfg;
+	run.naive = naive;
+	atomic_init(&run.stop, false);
+	atomic_init(&run.abandon, false);
+	bench_db_path(path, sizeof path, naive ? "naive" : "litebus");
+	if (naive)
+		naive_open(&run.nb, path, cfg->durability, 4096);
+	else
+		run.bus = bench_open_bus(path, cfg->durability, 4096);
+
+	run.prod = calloc((size_t)cfg->producers, sizeof *run.prod);
+	run.cons = calloc((size_t)nactive + 1, sizeof *run.cons);
+	idle = calloc((size_t)cfg->idle + 1, sizeof *idle);
+	nreaders = calloc((size_t)cfg->readers + 1, sizeof *nreaders);
+	nsubs = calloc((size_t)cfg->subs + 1, sizeof *nsubs);
+	if (run.prod == NULL || run.cons == NULL || idle == NULL ||
+	    nreaders == NULL || nsubs == NULL) {
+		fprintf(stderr, "litebus-bench: out of memory\n");
+		exit(2);
+	}
+	/* Attach every consumer before anything is committed. */
+	for (int i = 0; i < cfg->idle; i++) {
+		if (naive)
+			continue; /* an unread naive cursor costs nothing */
+		bench_litebus_check(
+		    litebus_subscribe(run.bus, BENCH_CHANNEL_ID, &idle[i]),
+		    "litebus_subscribe");
+	}
+	for (int i = 0; i < nactive; i++) {
+		struct consumer *c = &run.cons[run.ncons++];
+
+		c->run = &run;
+		c->is_reader = i < cfg->readers;
+		oc_init(&c->oc, (uint32_t)cfg->producers);
+		atomic_init(&c->done, false);
+		if (naive && c->is_reader) {
+			c->nreader = &nreaders[i];
+			naive_reader_open(c->nreader, &run.nb);
+		} else if (naive) {
+			c->nsub = &nsubs[i - cfg->readers];
+			naive_sub_open(c->nsub, &run.nb);
+		} else if (c->is_reader) {
+			bench_litebus_check(
+			    litebus_reader_open(run.bus, BENCH_CHANNEL_ID,
+						LITEBUS_FROM_START, NULL,
+						&c->reader),
+			    "litebus_reader_open");
+		} else {
+			bench_litebus_check(litebus_subscribe(run.bus,
+							      BENCH_CHANNEL_ID,
+							      &c->sub),
+					    "litebus_subscribe");
+		}
+	}
+
+	nthreads = cfg->producers + run.ncons + 1;
+	pthread_barrier_init(&run.start, NULL, (unsigned)nthreads);
+	for (int i = 0; i < run.ncons; i++)
+		pthread_create(&run.cons[i].thread, NULL, consumer_main,
+			       &run.cons[i]);
+	for (int i = 0; i < cfg->producers; i++) {
+		struct producer *p = &run.prod[i];
+
+		p->run = &run;
+		p->id = (uint32_t)i;
+		atomic_init(&p->committed, 0);
+		atomic_init(&p->failed, 0);
+		sem_init(&p->slots, 0, INFLIGHT);
+		pthread_create(&p->thread, NULL, producer_main, p);
+	}
+	pthread_barrier_wait(&run.start);
+	t0 = bench_now_ns();
+	bench_sleep_ns((uint64_t)(cfg->seconds * 1e9));
+	atomic_store_explicit(&run.stop, true, memory_order_relaxed);
+
+	out->producers_ok = true;
+	for (int i = 0; i < cfg->producers; i++) {
+		struct producer *p = &run.prod[i];
+		uint64_t failed;
+
+		pthread_join(p->thread, NULL);
+		sem_destroy(&p->slots);
+		committed[i] =
+		    atomic_load_explicit(&p->committed, memory_order_relaxed);
+		failed = atomic_load_explicit(&p->failed, memory_order_relaxed);
+		out->events += committed[i];
+		if (p->t_end > t_prod_end)
+			t_prod_end = p->t_end;
+		if ((failed != 0 || p->first_error != 0 ||
+		     committed[i] != p->submitted) &&
+		    out->producers_ok) {
+			out->producers_ok = false;
+			snprintf(out->why, sizeof out->why,
+				 "producer %d: %llu of %llu committed, first "
+				 "error %d (%s)",
+				 i, (unsigned long long)committed[i],
+				 (unsigned long long)p->submitted,
+				 p->first_error,
+				 litebus_errname(p->first_error));
+		}
+	}
+	out->ev_s = (double)out->events / bench_secs(t_prod_end - t0);
+	if (!naive) {
+		bench_litebus_check(litebus_stats_get(run.bus, &st),
+				    "litebus_stats_get");
+		out->jobs_per_tx =
+		    st.commits > 0 ? (double)st.jobs / (double)st.commits : 0;
+		if (st.events != out->events && out->producers_ok) {
+			out->producers_ok = false;
+			snprintf(out->why, sizeof out->why,
+				 "litebus_stats events %llu, %llu committed",
+				 (unsigned long long)st.events,
+				 (unsigned long long)out->events);
+		}
+		litebus_close(run.bus);
+	} else {
+		naive_close_ring(&run.nb);
+	}
+
+	out->readers_ok = out->subs_ok = true;
+	if (!run_wait_consumers(&run, t_prod_end)) {
+		out->readers_ok = out->subs_ok = false;
+		snprintf(out->why, sizeof out->why,
+			 "a consumer had not drained %llu s after the last "
+			 "commit",
+			 DRAIN_DEADLINE_NS / 1000000000ull);
+	}
+	for (int i = 0; i < run.ncons; i++) {
+		struct consumer *c = &run.cons[i];
+
+		out->reader_lags += c->is_reader ? c->lags : 0;
+		out->sub_lags += c->is_reader ? 0 : c->lags;
+		if (c->is_reader) {
+			delivered += c->delivered;
+			if (c->t_last > t_last)
+				t_last = c->t_last;
+			oc_expect_exact(&c->oc, out->events, committed);
+		} else {
+			uint64_t rcv = c->delivered, skp = c->skipped;
+
+			if (c->sub != NULL) {
+				litebus_sub_stats ss;
+				litebus_sub_stats_get(c->sub, &ss);
+				if (ss.received != rcv || ss.skipped != skp)
+					oc_fail(&c->oc,
+						"litebus_sub_stats %llu+%llu, "
+						"counted %llu+%llu",
+						(unsigned long long)ss.received,
+						(unsigned long long)ss.skipped,
+						(unsigned long long)rcv,
+						(unsigned long long)skp);
+			}
+			if (rcv + skp != out->events)
+				oc_fail(&c->oc,
+					"received %llu + skipped %llu != "
+					"%llu published",
+					(unsigned long long)rcv,
+					(unsigned long long)skp,
+					(unsigned long long)out->events);
+			if (out->events > 0)
+				out->sub_lost += (double)skp /
+						 (double)out->events /
+						 (double)cfg->subs;
+		}
+		if (!c->oc.ok) {
+			bool *ok =
+			    c->is_reader ? &out->readers_ok : &out->subs_ok;
+			if (*ok)
+				snprintf(out->why, sizeof out->why, "%s %d: %s",
+					 c->is_reader ? "reader" : "subscriber",
+					 i, c->oc.why);
+			*ok = false;
+		}
+		if (c->reader != NULL)
+			litebus_reader_close(c->reader);
+		if (c->sub != NULL)
+			litebus_unsubscribe(c->sub);
+		if (c->nreader != NULL)
+			naive_reader_close(c->nreader);
+	}
+	for (int i = 0; i < cfg->idle; i++)
+		litebus_unsubscribe(idle[i]);
+	if (cfg->readers > 0) {
+		out->deliveries_s = (double)delivered / bench_secs(t_last - t0);
+		out->tail_ms = t_last > t_prod_end
+				   ? (double)(t_last - t_prod_end) / 1e6
+				   : 0;
+	}
+	if (naive)
+		naive_close(&run.nb);
+	pthread_barrier_destroy(&run.start);
+
+	bench_table_summary(path, &count, &lo, &hi);
+	out->table_ok = count == (int64_t)out->events &&
+			(count == 0 || (lo == 1 && hi == count));
+	if (!out->table_ok)
+		snprintf(out->why, sizeof out->why,
+			 "table holds %lld rows, ids %lld..%lld; %llu "
+			 "committed",
+			 (long long)count, (long long)lo, (long long)hi,
+			 (unsigned long long)out->events);
+	bench_db_remove(path);
+	free(run.prod);
+	free(run.cons);
+	free(idle);
+	free(nreaders);
+	free(nsubs);
+}
+
+static const char *
+dur_name(int durability)
+{
+	return durability == LITEBUS_DURABILITY_FULL ? "full" : "normal";
+}
+
+static void
+add_checks(struct bench_result *r, const char *who, const struct run_out *o)
+{
+	char name[40];
+
+	snprintf(name, sizeof name, "%s_committed", who);
+	res_check(r, name, o->producers_ok, "%s", o->why);
+	snprintf(name, sizeof name, "%s_table", who);
+	res_check(r, name, o->table_ok, "%s", o->why);
+	snprintf(name, sizeof name, "%s_readers_exact", who);
+	res_check(r, name, o->readers_ok, "%s", o->why);
+	snprintf(name, sizeof name, "%s_subs_accounted", who);
+	res_check(r, name, o->subs_ok, "%s", o->why);
+}
+
+static uint64_t
+ceiling_rows(void)
+{
+	return bench_cfg.quick ? 30000 : 200000;
+}
+
+static double
+run_seconds(void)
+{
+	return bench_cfg.quick ? 0.12 : 0.6;
+}
+
+/* One (durability, P, S) configuration: two lines, exec and submit256,
+ * sharing the naive bus and the ceiling measured in the same repetition. */
+static void
+commit_config(int durability, int producers, int readers)
+{
+	struct bench_result *r[2];
+	struct run_cfg cfg = {0};
+
+	cfg.producers = producers;
+	cfg.readers = readers;
+	cfg.durability = durability;
+	cfg.seconds = run_seconds();
+	for (int m = 0; m < 2; m++) {
+		r[m] = res_new("commit");
+		res_cfg(r[m], "P", "%d", producers);
+		res_cfg(r[m], "mode", "%s", m ? "submit256" : "exec");
+		res_cfg(r[m], "S", "%d", readers);
+		res_cfg(r[m], "dur", "%s", dur_name(durability));
+	}
+	for (int rep = 0; rep < bench_cfg.reps; rep++) {
+		struct run_out naive, lb;
+		double ceil;
+
+		run_once(&cfg, true, &naive);
+		ceil = ceiling_insert(durability, ceiling_rows());
+		for (int m = 0; m < 2; m++) {
+			struct bench_result *x = r[m];
+
+			cfg.submit = m == 1;
+			run_once(&cfg, false, &lb);
+			res_val(x, "litebus_ev_s", 0, lb.ev_s);
+			res_val(x, "naive_ev_s", 0, naive.ev_s);
+			res_val(x, "ceiling_ev_s", 0, ceil);
+			res_val(x, "pct_ceiling", 1, 100 * lb.ev_s / ceil);
+			res_ratio(x, "x_naive", 2, lb.ev_s, naive.ev_s);
+			res_val(x, "jobs_per_tx", 1, lb.jobs_per_tx);
+			res_val(x, "deliveries_s", 0, lb.deliveries_s);
+			/* deliveries / (S x committed): 1.0 = readers kept
+			 * up over the whole run. */
+			res_val(x, "keep_up", 3,
+				readers > 0 ? lb.deliveries_s /
+						  ((double)readers * lb.ev_s)
+					    : 0);
+			res_val(x, "tail_ms", 1, lb.tail_ms);
+			res_val(x, "reader_lags", 0, (double)lb.reader_lags);
+			res_val(x, "naive_deliveries_s", 0, naive.deliveries_s);
+			add_checks(x, "litebus", &lb);
+			add_checks(x, "naive", &naive);
+		}
+	}
+	res_emit(r[0]);
+	res_emit(r[1]);
+}
+
+void
+scenario_commit(void)
+{
+	static const int durs[] = {LITEBUS_DURABILITY_NORMAL,
+				   LITEBUS_DURABILITY_FULL};
+	static const int producers[] = {1, 4, 8};
+	static const int readers[] = {0, 1, 4};
+
+	res_note("commit: P producers, each job emits one event; S readers "
+		 "follow live. litebus (exec: 1 job in flight per producer; "
+		 "submit256: up to 256) vs naive bus (1 tx per event) vs "
+		 "ceiling (1 thread, 1024 rows/tx)");
+	for (size_t d = 0; d < 2; d++)
+		for (size_t p = 0; p < 3; p++)
+			for (size_t s = 0; s < 3; s++)
+				commit_config(durs[d], producers[p],
+					      readers[s]);
+}
+
+/* ------------------------------------------------------------------ */
+/* fanout                                                              */
+
+void
+scenario_fanout(void)
+{
+	static const char *const kinds[] = {"idle", "sub", "reader"};
+	static const int counts[] = {1, 4, 16, 64};
+	enum { NK = 3, NS = 4 };
+	struct bench_result *base, *r[NK][NS];
+	struct run_cfg cfg = {0};
+
+	res_note("fanout: P=4 submit256 normal; S consumers on the one "
+		 "channel: idle (attached, never read), sub (raw subscribers "
+		 "reading), reader (readers reading). x_S0 = commit rate / "
+		 "rate with no consumer, same repetition");
+	cfg.producers = 4;
+	cfg.submit = true;
+	cfg.durability = LITEBUS_DURABILITY_NORMAL;
+	cfg.seconds = run_seconds();
+	base = res_new("fanout");
+	res_cfg(base, "kind", "none");
+	res_cfg(base, "S", "0");
+	for (int k = 0; k < NK; k++)
+		for (int s = 0; s < NS; s++) {
+			r[k][s] = res_new("fanout");
+			res_cfg(r[k][s], "kind", "%s", kinds[k]);
+			res_cfg(r[k][s], "S", "%d", counts[s]);
+		}
+	for (int rep = 0; rep < bench_cfg.reps; rep++) {
+		struct run_out lb0, nv0, lb, nv;
+		struct run_cfg c0 = cfg;
+		double ceil = ceiling_insert(cfg.durability, ceiling_rows());
+
+		run_once(&c0, false, &lb0);
+		run_once(&c0, true, &nv0);
+		res_val(base, "litebus_ev_s", 0, lb0.ev_s);
+		res_val(base, "x_S0", 3, 1.0);
+		res_val(base, "naive_ev_s", 0, nv0.ev_s);
+		res_val(base, "naive_x_S0", 3, 1.0);
+		res_val(base, "ceiling_ev_s", 0, ceil);
+		res_val(base, "pct_ceiling", 1, 100 * lb0.ev_s / ceil);
+		res_ratio(base, "x_naive", 2, lb0.ev_s, nv0.ev_s);
+		add_checks(base, "litebus", &lb0);
+		add_checks(base, "naive", &nv0);
+		for (int k = 0; k < NK; k++)
+			for (int s = 0; s < NS; s++) {
+				struct bench_result *x = r[k][s];
+				struct run_cfg c = cfg;
+
+				if (k == 0)
+					c.idle = counts[s];
+				else if (k == 1)
+					c.subs = counts[s];
+				else
+					c.readers = counts[s];
+				run_once(&c, false, &lb);
+				run_once(&c, true, &nv);
+				res_val(x, "litebus_ev_s", 0, lb.ev_s);
+				res_ratio(x, "x_S0", 3, lb.ev_s, lb0.ev_s);
+				res_val(x, "naive_ev_s", 0, nv.ev_s);
+				res_ratio(x, "naive_x_S0", 3, nv.ev_s,
+					  nv0.ev_s);
+				res_val(x, "ceiling_ev_s", 0, ceil);
+				res_val(x, "pct_ceiling", 1,
+					100 * lb.ev_s / ceil);
+				res_ratio(x, "x_naive", 2, lb.ev_s, nv.ev_s);
+				if (k == 1) {
+					res_val(x, "sub_lost", 4, lb.sub_lost);
+					res_val(x, "sub_lags", 0,
+						(double)lb.sub_lags);
+				}
+				if (k == 2) {
+					res_val(x, "deliveries_s", 0,
+						lb.deliveries_s);
+					res_ratio(x, "keep_up", 3,
+						  lb.deliveries_s,
+						  (double)counts[s] * lb.ev_s);
+					res_val(x, "tail_ms", 1, lb.tail_ms);
+				}
+				add_checks(x, "litebus", &lb);
+				add_checks(x, "naive", &nv);
+			}
+	}
+	res_emit(base);
+	for (int k = 0; k < NK; k++)
+		for (int s = 0; s < NS; s++)
+			res_emit(r[k][s]);
+}

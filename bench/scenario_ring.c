@@ -1,0 +1,401 @@
+/*
+ * scenario_ring.c - the broadcast ring alone, litebus's against the ring
+ * baseline (baseline_ring.h).
+ *
+ * One publisher (the main thread) and S subscriber threads.  litebus's
+ * side is a channel of an in-memory bus whose writer stays idle: the
+ * publisher stands in for the writer and calls lb_channel_publish() per
+ * record and lb_channel_wake() per burst of up to 64 records (the writer
+ * wakes once per batch), while the subscribers use the public API
+ * (litebus_recv), so lap handling and sleeping are the library's own.  The
+ * baseline publishes the same bursts under its lock.  Records are
+ * litebus's 56-byte ring records; ids are the positions 1..N.
+ *
+ * mode=max publishes as fast as it can for a fixed time (0.3 s; 0.05 s
+ * with --quick), reading the clock once per burst: publish rate, each
+ * subscriber's delivered rate (mean over subscribers), the fraction of
+ * records lost to laps, and lags.  mode=paced offers rising fixed rates
+ * (open loop, 1M to 50M records/s, 0.1 s each) and reports the highest
+ * rate at which no subscriber lost anything and the publisher kept the
+ * pace (>= 95%), and the fraction lost at 10M records/s.
+ *
+ * Checks: every subscriber saw ids in order, skipping only right after a
+ * LAGGED, records intact (key and subject agree), and received + skipped
+ * == published.
+ */
+#include "baseline_ring.h"
+#include "bench.h"
+
+#include "bus.h"
+#include "channel.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RING_BURST 64
+#define RING_MAX_SUBS 8
+#define RING_DRAIN_DEADLINE_NS (30ull * 1000000000ull)
+
+struct ring_run;
+
+struct ring_sub {
+	pthread_t thread;
+	struct ring_run *run;
+	litebus_sub *sub;
+	struct bring_sub bsub;
+	struct order_check oc;
+	uint64_t received, lags, skipped, t_last;
+	_Atomic bool done;
+};
+
+struct ring_run {
+	bool base;
+	uint32_t capacity;
+	int nsubs;
+	uint64_t records; /* paced: to publish; max: published */
+	double rate;	  /* records/s offered; 0: as fast as possible */
+	double seconds;	  /* max: publish for this long */
+	litebus *bus;
+	struct lb_channel *ch;
+	struct bring ring;
+	pthread_barrier_t start;
+	_Atomic bool abandon;
+	struct ring_sub subs[RING_MAX_SUBS];
+};
+
+struct ring_out {
+	double pub_s;	/* achieved publish rate */
+	double deliv_s; /* mean over subscribers */
+	double lost;	/* skipped / (S * N) */
+	uint64_t lags;
+	bool ok;
+	char why[200];
+};
+
+static void *
+ring_sub_main(void *arg)
+{
+	struct ring_sub *s = arg;
+	struct ring_run *run = s->run;
+
+	pthread_barrier_wait(&run->start);
+	while (!atomic_load_explicit(&run->abandon, memory_order_relaxed)) {
+		int rc;
+
+		if (!run->base) {
+			litebus_event ev;
+
+			rc = litebus_recv(s->sub, &ev, 200);
+			if (rc == LITEBUS_OK) {
+				oc_event(&s->oc, ev.event_id,
+					 (uint64_t)ev.partition_key,
+					 ev.subject_prefix, ev.subject_len);
+				s->received++;
+				s->t_last = bench_now_ns();
+			} else if (rc == LITEBUS_LAGGED) {
+				s->lags++;
+				s->skipped += litebus_sub_skipped(s->sub);
+				oc_lagged(&s->oc);
+			} else if (rc == LITEBUS_CLOSED) {
+				break;
+			} else if (rc != LITEBUS_TIMEOUT) {
+				oc_fail(&s->oc, "litebus_recv: %s",
+					litebus_errname(rc));
+				break;
+			}
+		} else {
+			struct bring_rec rec;
+			enum bring_status st;
+
+			st = bring_recv(&s->bsub, &rec, 200);
+			if (st == BRING_OK) {
+				oc_event(&s->oc, rec.event_id,
+					 (uint64_t)rec.partition_key,
+					 rec.subject_prefix, rec.subject_len);
+				s->received++;
+				s->t_last = bench_now_ns();
+			} else if (st == BRING_LAGGED) {
+				s->lags++;
+				s->skipped += s->bsub.last_skipped;
+				oc_lagged(&s->oc);
+			} else if (st == BRING_CLOSED) {
+				break;
+			}
+		}
+	}
+	atomic_store_explicit(&s->done, true, memory_order_release);
+	return NULL;
+}
+
+/* Records for positions first..first+n-1 (ids = positions). */
+static void
+ring_fill(struct lb_rec *lrec, struct bring_rec *brec, uint64_t first, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t id = first + i, key = BENCH_KEY(0, id - 1);
+		unsigned char subj[BENCH_SUBJECT_LEN];
+
+		bench_subject(subj, key);
+		memset(&lrec[i], 0, sizeof lrec[i]);
+		lrec[i].event_id = (int64_t)id;
+		lrec[i].partition_key = (int64_t)key;
+		lrec[i].subject_len = BENCH_SUBJECT_LEN;
+		memcpy(lrec[i].subject_prefix, subj, BENCH_SUBJECT_LEN);
+		memset(&brec[i], 0, sizeof brec[i]);
+		brec[i].event_id = (int64_t)id;
+		brec[i].partition_key = (int64_t)key;
+		brec[i].subject_len = BENCH_SUBJECT_LEN;
+		memcpy(brec[i].subject_prefix, subj, BENCH_SUBJECT_LEN);
+	}
+}
+
+static void
+ring_once(struct ring_run *run, struct ring_out *out)
+{
+	struct lb_rec lrec[RING_BURST];
+	struct bring_rec brec[RING_BURST];
+	uint64_t t0, t_end, pos = 0, n = run->records;
+	uint64_t max_ns = (uint64_t)(run->seconds * 1e9);
+	bool drained = true;
+
+	memset(out, 0, sizeof *out);
+	atomic_init(&run->abandon, false);
+	if (run->base) {
+		if (bring_init(&run->ring, run->capacity) != 0) {
+			fprintf(stderr, "litebus-bench: out of memory\n");
+			exit(2);
+		}
+	} else {
+		run->bus = bench_open_bus(NULL, LITEBUS_DURABILITY_NORMAL,
+					  run->capacity);
+		run->ch = lb_bus_channel(run->bus, BENCH_CHANNEL_ID);
+	}
+	pthread_barrier_init(&run->start, NULL, (unsigned)run->nsubs + 1);
+	for (int i = 0; i < run->nsubs; i++) {
+		struct ring_sub *s = &run->subs[i];
+
+		memset(s, 0, sizeof *s);
+		s->run = run;
+		oc_init(&s->oc, 1);
+		atomic_init(&s->done, false);
+		if (run->base)
+			bring_sub_init(&s->bsub, &run->ring);
+		else
+			bench_litebus_check(litebus_subscribe(run->bus,
+							      BENCH_CHANNEL_ID,
+							      &s->sub),
+					    "litebus_subscribe");
+		pthread_create(&s->thread, NULL, ring_sub_main, s);
+	}
+	pthread_barrier_wait(&run->start);
+	t0 = bench_now_ns();
+	for (;;) {
+		uint64_t due, now = bench_now_ns();
+		size_t k;
+
+		if (run->rate > 0) { /* open loop: what is due by now */
+			if (pos >= n)
+				break;
+			due = (uint64_t)((double)(now - t0) * run->rate / 1e9);
+			if (due <= pos)
+				continue;
+			if (due > n)
+				due = n;
+		} else { /* as fast as possible, for max_ns */
+			if (now - t0 >= max_ns)
+				break;
+			due = pos + RING_BURST;
+		}
+		if (due - pos > RING_BURST)
+			due = pos + RING_BURST;
+		k = (size_t)(due - pos);
+		ring_fill(lrec, brec, pos + 1, k);
+		if (run->base) {
+			bring_publish(&run->ring, brec, k);
+		} else {
+			for (size_t i = 0; i < k; i++)
+				lb_channel_publish(run->ch, &lrec[i]);
+			lb_channel_wake(run->ch);
+		}
+		pos = due;
+	}
+	t_end = bench_now_ns();
+	n = run->records = pos;
+	out->pub_s = (double)n / bench_secs(t_end - t0);
+	/* No more records: the subscribers drain, then see CLOSED.  (The
+	 * bus's writer closes its channels as it exits.) */
+	if (run->base)
+		bring_close(&run->ring);
+	else
+		litebus_close(run->bus);
+	for (int i = 0; i < run->nsubs; i++) {
+		while (!atomic_load_explicit(&run->subs[i].done,
+					     memory_order_acquire)) {
+			if (bench_now_ns() - t_end > RING_DRAIN_DEADLINE_NS) {
+				atomic_store_explicit(&run->abandon, true,
+						      memory_order_relaxed);
+				drained = false;
+				break;
+			}
+			bench_sleep_ns(1000000);
+		}
+	}
+	out->ok = drained;
+	if (!drained)
+		snprintf(out->why, sizeof out->why,
+			 "a subscriber had not drained 30 s after the last "
+			 "publish");
+	for (int i = 0; i < run->nsubs; i++) {
+		struct ring_sub *s = &run->subs[i];
+
+		pthread_join(s->thread, NULL);
+		if (s->t_last > t0)
+			out->deliv_s += (double)s->received /
+					bench_secs(s->t_last - t0) /
+					(double)run->nsubs;
+		out->lost +=
+		    (double)s->skipped / (double)n / (double)run->nsubs;
+		out->lags += s->lags;
+		if (s->sub != NULL) {
+			litebus_sub_stats ss;
+
+			litebus_sub_stats_get(s->sub, &ss);
+			if (ss.received != s->received ||
+			    ss.skipped != s->skipped)
+				oc_fail(&s->oc,
+					"litebus_sub_stats %llu+%llu, counted "
+					"%llu+%llu",
+					(unsigned long long)ss.received,
+					(unsigned long long)ss.skipped,
+					(unsigned long long)s->received,
+					(unsigned long long)s->skipped);
+			litebus_unsubscribe(s->sub);
+		}
+		if (s->received + s->skipped != n)
+			oc_fail(&s->oc,
+				"received %llu + skipped %llu != %llu "
+				"published",
+				(unsigned long long)s->received,
+				(unsigned long long)s->skipped,
+				(unsigned long long)n);
+		if (!s->oc.ok && out->ok) {
+			out->ok = false;
+			snprintf(out->why, sizeof out->why, "subscriber %d: %s",
+				 i, s->oc.why);
+		}
+	}
+	pthread_barrier_destroy(&run->start);
+	if (run->base)
+		bring_fini(&run->ring);
+}
+
+static void
+ring_max(uint32_t capacity, int nsubs, double seconds)
+{
+	struct bench_result *r = res_new("ring");
+	struct ring_run *run = calloc(1, sizeof *run);
+
+	res_cfg(r, "mode", "max");
+	res_cfg(r, "slots", "%u", capacity);
+	res_cfg(r, "S", "%d", nsubs);
+	for (int rep = 0; rep < bench_cfg.reps; rep++) {
+		struct ring_out lb, base;
+
+		run->capacity = capacity;
+		run->nsubs = nsubs;
+		run->seconds = seconds;
+		run->rate = 0;
+		run->base = false;
+		ring_once(run, &lb);
+		run->base = true;
+		ring_once(run, &base);
+		res_val(r, "litebus_pub_s", 0, lb.pub_s);
+		res_val(r, "litebus_deliv_s", 0, lb.deliv_s);
+		res_val(r, "litebus_lost", 4, lb.lost);
+		res_val(r, "litebus_lags", 0, (double)lb.lags);
+		res_val(r, "base_pub_s", 0, base.pub_s);
+		res_val(r, "base_deliv_s", 0, base.deliv_s);
+		res_val(r, "base_lost", 4, base.lost);
+		res_val(r, "base_lags", 0, (double)base.lags);
+		res_ratio(r, "x_base", 2, lb.deliv_s, base.deliv_s);
+		res_check(r, "litebus_exact", lb.ok, "%s", lb.why);
+		res_check(r, "base_exact", base.ok, "%s", base.why);
+	}
+	res_emit(r);
+	free(run);
+}
+
+static void
+ring_paced(uint32_t capacity, int nsubs, double seconds)
+{
+	static const double rates[] = {1e6, 2e6, 5e6, 1e7, 2e7, 5e7};
+	struct bench_result *r = res_new("ring");
+	struct ring_run *run = calloc(1, sizeof *run);
+
+	res_cfg(r, "mode", "paced");
+	res_cfg(r, "slots", "%u", capacity);
+	res_cfg(r, "S", "%d", nsubs);
+	for (int rep = 0; rep < bench_cfg.reps; rep++) {
+		double best[2] = {0, 0}, lost10[2] = {0, 0};
+
+		/* Every rate, even after a loss: on a shared machine a
+		 * descheduled subscriber can lose records at a low rate and
+		 * none at a higher one. */
+		for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+			for (int b = 0; b < 2; b++) {
+				struct ring_out o;
+
+				run->capacity = capacity;
+				run->nsubs = nsubs;
+				run->rate = rates[i];
+				run->records = (uint64_t)(rates[i] * seconds);
+				run->base = b == 1;
+				ring_once(run, &o);
+				res_check(r, b ? "base_exact" : "litebus_exact",
+					  o.ok, "at %.0f/s: %s", rates[i],
+					  o.why);
+				if (getenv("LITEBUS_BENCH_DEBUG") != NULL)
+					fprintf(
+					    stderr,
+					    "ring paced S=%d %s rate=%.0f "
+					    "pub_s=%.0f lost=%.4f lags=%llu\n",
+					    nsubs, b ? "base" : "litebus",
+					    rates[i], o.pub_s, o.lost,
+					    (unsigned long long)o.lags);
+				if (o.lost == 0 && o.pub_s >= 0.95 * rates[i])
+					best[b] = rates[i];
+				if (rates[i] == 1e7)
+					lost10[b] = o.lost;
+			}
+		}
+		res_val(r, "litebus_lossless_rec_s", 0, best[0]);
+		res_val(r, "base_lossless_rec_s", 0, best[1]);
+		res_ratio(r, "x_base", 2, best[0], best[1]);
+		res_val(r, "litebus_lost_at_10M", 4, lost10[0]);
+		res_val(r, "base_lost_at_10M", 4, lost10[1]);
+	}
+	res_emit(r);
+	free(run);
+}
+
+void
+scenario_ring(void)
+{
+	static const uint32_t caps[] = {256, 4096};
+	static const int subs[] = {1, 2, 4};
+	double max_s = bench_cfg.quick ? 0.05 : 0.3;
+	double paced_s = bench_cfg.quick ? 0.02 : 0.1;
+
+	res_note("ring: one publisher, S subscribers; litebus's ring + "
+		 "litebus_recv vs mutex+condvar ring (base); 56-byte records; "
+		 "deliv_s = per subscriber; paced: highest offered rate (1M.."
+		 "50M/s) with no loss");
+	for (size_t c = 0; c < 2; c++)
+		for (size_t s = 0; s < 3; s++)
+			ring_max(caps[c], subs[s], max_s);
+	for (size_t s = 0; s < 3; s++)
+		ring_paced(4096, subs[s], paced_s);
+}
