@@ -247,7 +247,7 @@ typedef struct litebus_options {
 	 *   commit leaves it with checkpoint_pages pages, so no commit waits
 	 *   for that.  The writer then copies the small remainder itself in
 	 *   the first idle gap (2 ms without jobs) so the WAL can restart;
-	 *   under load that never pauses, it does so once the WAL reaches 4 x
+	 *   under load that never pauses, it does so once the WAL reaches 8 x
 	 *   checkpoint_pages, which bounds the WAL.
 	 * LITEBUS_CHECKPOINT_INLINE: SQLite's auto-checkpoint, inside the
 	 *   commit that crosses checkpoint_pages. */

@@ -19,7 +19,8 @@
  *     after 20k one-row commits).  So once the checkpointer is idle again,
  *     the writer copies the small remainder itself, between batches, once
  *     no job has arrived for LB_CKPT_IDLE_MS - or, if jobs never stop
- *     coming, once the WAL has reached 4x the threshold (lb_ckpt_finish).
+ *     coming, once the WAL has reached LB_CKPT_FORCE_FACTOR times the
+ *     threshold (lb_ckpt_finish).
  *     That keeps the WAL bounded.  The remainder is cheap to copy but a
  *     complete checkpoint still syncs the WAL and the database, which is
  *     why it waits for an idle gap rather than running after every
@@ -159,7 +160,7 @@ lb_ckpt_finish(struct lb_ckpt *ck, sqlite3 *wdb, bool idle)
 {
 	if (!lb_ckpt_finish_due(ck))
 		return false;
-	if (!idle && ck->frames < 4 * ck->pages)
+	if (!idle && ck->frames < LB_CKPT_FORCE_FACTOR * ck->pages)
 		return false;
 	/* Between transactions, so this copies every committed frame (that
 	 * no reader still needs) and the next BEGIN restarts the WAL. */
