@@ -503,6 +503,42 @@ close_runs_queued_jobs_and_refuses_new_ones(void **state)
 	fx_barrier_destroy(&b);
 }
 
+/* An application trigger is held to the job's rules: it may not write the
+ * outbox for the job, and no trigger may be put on litebus's tables. */
+static int
+job_plants_triggers(litebus_tx *tx, void *arg)
+{
+	int *rc = arg;
+	sqlite3 *db = litebus_tx_db(tx);
+
+	rc[0] = sqlite3_exec(db,
+			     "CREATE TABLE t(x);"
+			     "CREATE TRIGGER forge AFTER INSERT ON t BEGIN "
+			     "INSERT INTO litebus_outbox_completion VALUES"
+			     "(999, 0, NULL, 'success', NULL, NULL, NULL, 0, "
+			     "0); END;",
+			     NULL, NULL, NULL);
+	rc[1] = sqlite3_exec(db, "INSERT INTO t VALUES(1)", NULL, NULL, NULL);
+	rc[2] = sqlite3_exec(db,
+			     "CREATE TRIGGER spy AFTER INSERT ON "
+			     "litebus_outbox_completion BEGIN SELECT 1; END;",
+			     NULL, NULL, NULL);
+	return 0;
+}
+
+static void
+an_application_trigger_cannot_write_the_outbox(void **state)
+{
+	struct bus_fixture *f = *state;
+	int rc[3];
+
+	assert_int_equal(litebus_exec(f->bus, job_plants_triggers, rc), 0);
+	assert_int_equal(rc[0], SQLITE_OK);   /* a trigger on its own table */
+	assert_int_equal(rc[1], SQLITE_AUTH); /* that would forge a row */
+	assert_int_equal(rc[2], SQLITE_AUTH); /* on litebus's table */
+	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
+}
+
 /* A subscriber keeps the bus's memory: calls after close answer ECLOSED. */
 static void
 calls_after_close_answer_eclosed_while_a_handle_lives(void **state)
@@ -901,6 +937,9 @@ main(void)
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_job_cannot_end_the_transaction_or_forge_outbox_rows,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		an_application_trigger_cannot_write_the_outbox,
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		close_runs_queued_jobs_and_refuses_new_ones,
