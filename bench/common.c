@@ -3,6 +3,7 @@
  * checks and the report of litebus-bench (see bench.h).
  */
 #include "bench.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <math.h>
@@ -20,22 +21,18 @@ struct bench_settings bench_cfg = {false, 3, NULL};
 /* ------------------------------------------------------------------ */
 /* Clocks                                                              */
 
+/* The library's own clocks (lib/wait.c), so that the benchmark and
+ * litebus time events on the same clock. */
 uint64_t
 bench_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return lb_mono_ns();
 }
 
 int64_t
 bench_wall_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return lb_wall_ms();
 }
 
 void
