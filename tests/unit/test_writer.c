@@ -715,15 +715,6 @@ lt_job_create_table(litebus_tx *tx, void *arg)
 		   : JOB_FAILED;
 }
 
-static int
-lt_emit_one(litebus_tx *tx, int64_t *id)
-{
-	litebus_record rec = {0};
-
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, id);
-}
-
 struct lost_then_emit {
 	int emit_rc;
 	int64_t id;
@@ -737,14 +728,8 @@ job_lose_tx_then_emit(litebus_tx *tx, void *arg)
 	struct lost_then_emit *s = arg;
 
 	lose_the_transaction(litebus_tx_db(tx));
-	s->emit_rc = lt_emit_one(tx, &s->id);
+	s->emit_rc = emit_one(tx, LITEBUS_COMPLETION, 0, &s->id);
 	return 0;
-}
-
-static int
-lt_job_emit(litebus_tx *tx, void *arg)
-{
-	return lt_emit_one(tx, arg);
 }
 
 /* Contract, litebus_exec(): a batch error returns "with nothing of the job
@@ -765,7 +750,7 @@ emit_after_sqlite_rolled_back_the_transaction_commits_nothing(void **state)
 	assert_true(rc < 0);
 	int64_t rows = fx_count_rows(f->path, "completion");
 	/* And later jobs can still emit (the id was not left taken). */
-	rc = litebus_exec(f->bus, lt_job_emit, &id);
+	rc = litebus_exec(f->bus, job_emit, &id);
 	print_message("emit after the loss: %s; rows after the failed job: "
 		      "%lld; next exec: %s (%s)\n",
 		      litebus_errname(s.emit_rc), (long long)rows,
@@ -773,7 +758,7 @@ emit_after_sqlite_rolled_back_the_transaction_commits_nothing(void **state)
 	assert_int_equal(rows, 0);
 	assert_int_equal(rc, 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(litebus_exec(f->bus, lt_job_emit, &id), 0);
+		assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
 	assert_true(s.emit_rc != LITEBUS_OK);
 }
 
@@ -840,7 +825,7 @@ batch_mate_of_a_job_that_lost_the_transaction_gets_a_litebus_status(
 	assert_int_equal(litebus_submit(f->bus, lt_job_gate, &g, NULL, NULL),
 			 LITEBUS_OK);
 	sem_wait(&g.started);
-	assert_int_equal(litebus_submit(f->bus, lt_job_emit, &id, lt_on_done, &a),
+	assert_int_equal(litebus_submit(f->bus, job_emit, &id, lt_on_done, &a),
 			 LITEBUS_OK);
 	assert_int_equal(litebus_submit(f->bus, job_lose_tx_and_fail, NULL,
 					lt_on_done, &b),
