@@ -378,8 +378,11 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 		w->batch_ms = lb_wall_ms();
 		rc = writer_begin(w);
 		if (rc != LITEBUS_OK) {
-			for (size_t i = first; i < n; i++) {
+			/* Every status first: a done-callback may make litebus
+			 * calls that replace this thread's error text. */
+			for (size_t i = first; i < n; i++)
 				writer_set_status(jobs[i], rc, true);
+			for (size_t i = first; i < n; i++) {
 				lb_stat_add_w(&bus->stats.jobs_failed, 1);
 				writer_complete(w, jobs[i]);
 			}
