@@ -39,11 +39,78 @@
  *    closed with litebus_unsubscribe() / litebus_reader_close().
  *  - Pointers returned inside litebus_row stay valid until the next call
  *    on the same reader.
+ *  - From the writer thread, every call that would wait for the writer
+ *    itself returns LITEBUS_EDEADLK instead: litebus_exec(), the last
+ *    litebus_close(), litebus_open() of the bus's file while its last
+ *    close is under way, and litebus_recv()/litebus_reader_next() with a
+ *    timeout other than 0 on a subscriber or reader of the same bus.
+ *
+ * What a job may do on litebus_tx_db()
+ * ------------------------------------
+ * The connection is litebus's; a job borrows it inside a transaction.
+ *  - Allowed: read anything; write, create, alter and drop the
+ *    application's own tables, indexes, views and triggers (names not
+ *    starting with "litebus_", not on litebus_* tables); its own
+ *    SAVEPOINTs with ROLLBACK TO and RELEASE; deleting outbox rows
+ *    (pruning, file databases only); PRAGMA user_version and every PRAGMA
+ *    that only reads; registering SQL functions and collations (they stay
+ *    for the life of the bus); keeping prepared statements across jobs.
+ *  - What is published is what commits.  Before COMMIT the writer reads
+ *    the batch's new outbox rows back from the tables and publishes
+ *    exactly those, after COMMIT.  An event whose row the job undoes (a
+ *    ROLLBACK TO of its own savepoint, a DELETE) is never published, and
+ *    its event_id is never handed out twice once published.  Event ids
+ *    that are handed out and then undone leave gaps.
+ *  - Refused (the statement fails to prepare with SQLITE_AUTH, so the job
+ *    sees an error and decides): BEGIN, COMMIT, ROLLBACK, END; savepoints
+ *    named litebus*; ATTACH, DETACH; VACUUM; writing litebus_* tables
+ *    except through litebus_emit() (deleting outbox rows excepted);
+ *    creating, altering or dropping anything named litebus_* or any index,
+ *    trigger or view on a litebus_* table, temporary ones included; and
+ *    every PRAGMA that changes the connection or the file (synchronous,
+ *    journal_mode, locking_mode, query_only, foreign_keys, trusted_schema,
+ *    wal_autocheckpoint, application_id, ...), except user_version.
+ *  - Put back when the job returns: statements the job left in progress
+ *    are reset (a stepped INSERT ... RETURNING keeps its effect); limits
+ *    set with sqlite3_limit(); the busy handler; the commit, rollback,
+ *    update and WAL hooks; SQLITE_DBCONFIG_DEFENSIVE and
+ *    SQLITE_DBCONFIG_TRUSTED_SCHEMA.  A job that replaced litebus's commit
+ *    or WAL hook fails with LITEBUS_EMISUSE and is rolled back.
+ *  - Never (litebus cannot detect it; every guarantee is void):
+ *    sqlite3_close(), sqlite3_set_authorizer(), finalizing statements the
+ *    job did not prepare, keeping the connection past the job or using it
+ *    from another thread.
+ *  - A job may be *called* more than once, and commits at most once.  When
+ *    a statement of one job makes SQLite roll back the whole transaction
+ *    (INSERT OR ROLLBACK, RAISE(ROLLBACK), an I/O error or a full disk), that
+ *    job fails with its own status, and the jobs of its batch that ran
+ *    before it and had succeeded are run again in a new transaction.  A job
+ *    must therefore keep its effects inside the transaction, or reset what
+ *    it records elsewhere (ids from litebus_emit(), counters) at the start
+ *    of each call.
+ *
+ * fork()
+ * ------
+ * Threads and SQLite connections do not survive fork().  In the child,
+ * every call on a bus, subscriber or reader inherited from the parent
+ * returns LITEBUS_EFORKED at once (never blocks); litebus_close() returns
+ * EFORKED too, and litebus_unsubscribe()/litebus_reader_close() free
+ * nothing (the memory is the parent's copy).  litebus_open() in the child
+ * gives a new, working bus for an in-memory database or for a file the
+ * parent did not have open at the fork; for a file the parent had open it
+ * returns LITEBUS_EFORKED, file untouched, because SQLite's per-process
+ * lock bookkeeping for that file was copied mid-use.  Open litebus after
+ * fork() in each process that uses it (or exec()).
  *
  * Which calls may overlap ("-" may overlap, "X" the caller serializes them,
- * "C" may overlap: a call already in progress may return LITEBUS_ECLOSED
- * or LITEBUS_CLOSED, and after the last close has returned no call except
- * the handles' own close may start; "(r)" means on the same sub/reader):
+ * "C" may overlap: the call returns LITEBUS_ECLOSED or LITEBUS_CLOSED if
+ * the close got there first; "(r)" means on the same sub/reader).  A bus
+ * handle stays valid memory for the life of the process, so every call on
+ * it made during or after its last litebus_close() - even one that starts
+ * afterwards - returns LITEBUS_ECLOSED (or, for litebus_channel_name(),
+ * NULL); a closed handle costs about 1 KiB that is never freed.  Handles
+ * of subscribers and readers are freed by their own close calls and must
+ * not be used after them.
  *
  *                   exec/submit  recv/next(r)  unsubscribe/reader_close(r)  close
  *  exec/submit           -            -                  -                   C
@@ -120,7 +187,14 @@ typedef struct litebus_reader litebus_reader;
 	X(EAGAIN, -13, "too many jobs queued; retry later")                    \
 	X(ENOSPC, -14, "the database or the disk is full")                     \
 	X(EIO, -15, "disk I/O error")                                          \
-	X(ECANTOPEN, -16, "unable to open the database file")
+	X(ECANTOPEN, -16, "unable to open the database file")                  \
+	X(ETOOBIG, -17, "a string or blob is larger than the connection's "    \
+			"length limit")                                        \
+	X(EFOREIGN, -18, "the file belongs to another application, or is an "  \
+			 "existing database litebus was not told to adopt")    \
+	X(EFORKED, -19, "the handle was made by another process (inherited "   \
+			"across fork()), or the file was open in the parent "  \
+			"when this process was forked")
 
 enum litebus_status {
 #define LITEBUS_ENUM_(name, value, msg) LITEBUS_##name = value,
@@ -205,6 +279,9 @@ enum litebus_builtin_channel {
 #define LITEBUS_DURABILITY_NORMAL 0
 #define LITEBUS_DURABILITY_FULL 1
 
+/* PRAGMA application_id of every litebus database file ("LBUS"). */
+#define LITEBUS_APPLICATION_ID 0x4C425553
+
 /* Cursor values for litebus_reader_open(). */
 #define LITEBUS_FROM_START 0
 #define LITEBUS_FROM_NOW (-1)
@@ -246,15 +323,36 @@ typedef struct litebus_options {
 	 *   own connection copies the WAL back (PASSIVE checkpoints) once a
 	 *   commit leaves it with checkpoint_pages pages, so no commit waits
 	 *   for that.  The writer then copies the small remainder itself in
-	 *   the first idle gap (2 ms without jobs) so the WAL can restart;
-	 *   under load that never pauses, it does so once the WAL reaches 8 x
-	 *   checkpoint_pages, which bounds the WAL.
+	 *   the first idle gap (2 ms without jobs) so the WAL can restart.
 	 * LITEBUS_CHECKPOINT_INLINE: SQLite's auto-checkpoint, inside the
-	 *   commit that crosses checkpoint_pages. */
+	 *   commit that crosses checkpoint_pages.
+	 * The WAL bound, in both modes and whatever the load: the -wal file
+	 * stays below LITEBUS_WAL_BOUND_FACTOR x checkpoint_pages pages plus
+	 * the pages of one batch's transaction.  When a commit leaves the WAL
+	 * at or above LITEBUS_WAL_BOUND_FACTOR x checkpoint_pages pages, the
+	 * writer runs no further job until a RESTART checkpoint has copied it
+	 * back (back-pressure: jobs wait in the queue meanwhile); litebus's
+	 * own readers keep their read transactions short and never hold it
+	 * off for long, and the file is truncated back to the bound when the
+	 * WAL restarts.  Only a read transaction that another connection (not
+	 * litebus's) keeps open longer than busy_timeout_ms can hold the WAL
+	 * beyond the bound; the writer then goes on and retries after the
+	 * next batch.  With the defaults (1000 pages of 4 KiB): 32 MiB plus
+	 * one batch. */
 	int checkpoint_mode;
 	/* WAL size in pages that triggers a checkpoint, >= 1.  Default 1000. */
 	uint32_t checkpoint_pages;
+	/* Non-zero: litebus_open() may add litebus's tables to an existing
+	 * SQLite database of the application's own (PRAGMA application_id 0,
+	 * tables of its own, no litebus schema yet), and then marks it with
+	 * LITEBUS_APPLICATION_ID.  Default 0: such a file is refused with
+	 * LITEBUS_EFOREIGN and left unchanged.  A file whose application_id
+	 * is another application's is always refused. */
+	int adopt;
 } litebus_options;
+
+/* See litebus_options.checkpoint_mode. */
+#define LITEBUS_WAL_BOUND_FACTOR 8
 
 #define LITEBUS_CHECKPOINT_BACKGROUND 0
 #define LITEBUS_CHECKPOINT_INLINE 1
@@ -270,15 +368,28 @@ LITEBUS_API void litebus_options_init(litebus_options *o);
  * migrate the litebus schema, create one ring per channel and start the
  * writer thread.  o == NULL means defaults (an in-memory database).
  *
+ * Which files it opens: a new or empty file; a litebus file (PRAGMA
+ * application_id LITEBUS_APPLICATION_ID, or 0 with litebus's schema from
+ * an older version, which is then marked); an existing database of the
+ * application's own only with options.adopt.  Every object whose name
+ * starts with "litebus_", and every index, trigger or view on a litebus_*
+ * table, must be exactly what litebus creates.
+ *
  * Returns LITEBUS_OK and *out, or: EINVAL (bad option or channel name),
  * ENOMEM, ECANTOPEN, EREADONLY, ENOTDB (not SQLite, corrupt), ESCHEMA (a
- * newer litebus schema), EBUSY, ESQLITE.  On failure *out is NULL and the
- * file was not modified beyond what SQLite does to open it.
+ * newer litebus schema, or litebus_* objects that litebus did not create
+ * or of another shape), EFOREIGN (another application's file, or one of
+ * the application's own without options.adopt), EFORKED (see fork()
+ * above), EDEADLK (see the writer thread above), EBUSY, ESQLITE.  On
+ * failure *out is NULL and the file was not modified beyond what SQLite
+ * does to open it.
  *
- * If the same file (after canonicalizing the path) is already open in this
- * process, returns that bus and counts one more reference; the options of
- * this call must then name only channels the open bus has (EINVAL
- * otherwise) and are otherwise ignored.
+ * If the same file is already open in this process - the same file, not
+ * the same name: hard links, symbolic links, bind mounts and
+ * /proc/self/fd paths are compared by device and inode - returns that bus
+ * and counts one more reference; the options of this call must then name
+ * only channels the open bus has (EINVAL otherwise) and are otherwise
+ * ignored.  Its connections keep using the path of the first open.
  * The caller owns one reference to *out and releases it with
  * litebus_close().  litebus_open copies everything it keeps from *o.
  * Thread-safety: any thread.  Blocking: opens files and runs schema SQL.
@@ -293,10 +404,13 @@ LITEBUS_API int litebus_open(const litebus_options *o, litebus **out);
  * and reports LITEBUS_CLOSED.  Subscribers and readers that outlive the bus
  * stay safe to use and must still be closed.
  *
- * Returns LITEBUS_OK; EDEADLK when called on the writer thread (from a job
- * or a done-callback: nothing happens); OK for NULL (no-op).
- * Thread-safety: any thread except the writer.  Blocking: until the
- * queued jobs have committed and the writer has exited.
+ * Returns LITEBUS_OK; OK for NULL (no-op); ECLOSED if every open of this
+ * handle was already closed (nothing happens); EDEADLK when the last
+ * reference would be released on the writer thread (from a job or a
+ * done-callback: nothing happens); EFORKED in a forked child.
+ * Thread-safety: any thread; the last close not on the writer.
+ * Blocking: until the queued jobs have committed and the writer has
+ * exited.
  */
 LITEBUS_API int litebus_close(litebus *bus);
 
@@ -351,7 +465,8 @@ typedef void (*litebus_done_fn)(int status, void *arg);
  * has committed and its events are published.
  * Returns 0 once committed; fn's non-zero return value if fn rolled back;
  * ECLOSED after close; EDEADLK on the writer thread (a job or a callback
- * calling exec); EAGAIN if max_queue jobs are waiting; EINVAL for NULL; or
+ * calling exec); EAGAIN if max_queue jobs are waiting; EINVAL for NULL;
+ * EFORKED in a forked child; or
  * the batch's error (ESQLITE, EBUSY, ENOSPC, EIO, ENOMEM) with nothing of
  * the job committed or published.
  * Borrows arg until it returns.
@@ -365,7 +480,7 @@ LITEBUS_API int litebus_exec(litebus *bus, litebus_job_fn fn, void *arg);
  * LITEBUS_OK, done(status, done_arg) will be called exactly once on the
  * writer thread (done may be NULL), even if the bus closes meanwhile: jobs
  * queued before close still run.  On an error return (EINVAL, ECLOSED,
- * EAGAIN, ENOMEM) neither fn nor done will ever be called.
+ * EAGAIN, ENOMEM, EFORKED) neither fn nor done will ever be called.
  * The bus borrows arg and done_arg until done has returned.
  * Thread-safety: any thread, including the writer (a job or a callback
  * may submit further jobs).  Blocking: never.
@@ -397,12 +512,19 @@ typedef struct litebus_record {
  * litebus_emit - append one event to `channel`'s outbox table in the job's
  * transaction, and queue it for publication after COMMIT.
  * Returns LITEBUS_OK and, if event_id != NULL, the row's event_id: larger
- * than every event_id ever committed on this channel, even deleted ones.
+ * than every event_id ever committed or published on this channel, even
+ * deleted ones.  The event is published after COMMIT if, and only if,
+ * its row is still in the table when the batch commits (see "What a job
+ * may do" above).
  * Errors: EMISUSE (outside a job or off the writer thread), ENOCHANNEL,
  * EINVAL (NULL rec or event_type, empty event_type, NULL pointer with
  * non-zero length), EEVENTTYPE (type not allowed on a built-in channel),
- * ESQLITE/ENOSPC/EIO/ENOMEM.  After an error nothing was appended; the job
- * may go on or return non-zero.
+ * ETOOBIG (a field, or the whole row, is larger than the connection's
+ * SQLITE_LIMIT_LENGTH; the message names the field, its size and the
+ * limit), ENOSPC (a full disk, or the channel's event_ids are exhausted:
+ * the next would exceed INT64_MAX), ESCHEMA (the row was not stored: a
+ * trigger ignored it), ESQLITE/EIO/ENOMEM.  After an error nothing was
+ * appended; the job may go on or return non-zero.
  * Borrows rec and everything it points to for the duration of the call.
  * Thread-safety: the writer thread, inside the job.  Blocking: SQLite I/O.
  */
@@ -445,9 +567,12 @@ LITEBUS_API int litebus_subscribe(litebus *bus, int channel, litebus_sub **out);
  *           were skipped; the next call continues with the event right
  *           after them, with half a ring of headroom.  Read the outbox (or
  *           use a litebus_reader) to get the skipped events.
- *  TIMEOUT  nothing arrived within timeout_ms (0 polls, -1 waits forever).
+ *  TIMEOUT  nothing arrived within timeout_ms: 0 never waits, -1 waits
+ *           forever, a positive value waits up to that many milliseconds.
  *  CLOSED   the bus has closed and every event published was returned.
- *  EINVAL   NULL argument.
+ *  EINVAL   NULL argument, or timeout_ms below -1.
+ *  EDEADLK  timeout_ms != 0 on the writer thread of the subscriber's bus.
+ *  EFORKED  the subscriber was inherited across fork().
  * Thread-safety: one thread at a time per subscriber.
  * Blocking: up to timeout_ms; sleeps without spinning.
  */
@@ -465,7 +590,9 @@ LITEBUS_API uint64_t litebus_sub_skipped(const litebus_sub *sub);
  * CLOSED status) may be waiting for this subscriber, for poll/epoll.  It is
  * level-triggered in effect: it becomes unreadable only when a
  * litebus_recv() call finds nothing to return, and readable again when an
- * event is published.  Do not read, write or close it.  Created on the
+ * event is published.  After litebus_recv() returned TIMEOUT, the fd is
+ * readable only once something was published or the bus closed: an
+ * epoll loop never spins on it through a quiet period.  Do not read, write or close it.  Created on the
  * first call and owned by the subscriber.
  * Returns the fd (>= 0), or EINVAL or ENOMEM (no fd could be made).
  * Thread-safety: the subscriber's thread.  Blocking: never.
@@ -500,13 +627,17 @@ typedef struct litebus_row {
 
 /*
  * litebus_reader_open - tail `channel` from a cursor: LITEBUS_FROM_START,
- * strictly after after_event_id (> 0), or LITEBUS_FROM_NOW (after the
- * newest event committed when this call returns).  f == NULL delivers
+ * strictly after after_event_id (> 0), or LITEBUS_FROM_NOW: after the
+ * newest event committed on the channel, by any connection, before this
+ * call returns - read from the table, not from what has been published so
+ * far (the table's newest event_id, or its deletion high-water mark if
+ * higher).  f == NULL delivers
  * every row; otherwise only rows matching every set field of *f (copied).
  * The reader attaches to the ring before it reads the table, so nothing
  * committed in between is missed.
  * Returns OK and *out; EINVAL (NULL, after_event_id < -1), ENOCHANNEL,
- * ENOMEM, ECLOSED, ECANTOPEN/ESQLITE (its read connection could not open).
+ * ENOMEM, ECLOSED, EFORKED, ECANTOPEN/ESQLITE/EBUSY (its read connection
+ * could not open or read).
  * The caller owns *out and frees it with litebus_reader_close().
  * Thread-safety: any thread.  Blocking: opens a read-only connection.
  */
@@ -521,11 +652,17 @@ LITEBUS_API int litebus_reader_open(litebus *bus, int channel,
  * On LITEBUS_OK, *row describes the row.  Its pointers point into memory
  * owned by `r` and stay valid until the next call on `r`; copy them to
  * keep them longer.  Returns LITEBUS_TIMEOUT if nothing arrived within
- * timeout_ms (0 polls, -1 waits forever) and LITEBUS_CLOSED once the bus
- * has closed and every committed row has been delivered.  Being lapped by
- * the ring is not an error: the missed rows are read from the outbox, and
- * no event is skipped or repeated.  Errors: EINVAL, ESQLITE, ENOMEM, EBUSY
- * (the cursor is unchanged; the call may be retried).
+ * timeout_ms (0 never waits for a commit but may read up to reader_batch
+ * rows from the table; -1 waits forever; a positive value waits up to
+ * that many milliseconds) and LITEBUS_CLOSED once the bus has closed and
+ * every committed row has been delivered.  Being lapped by the ring is
+ * not an error: the missed rows are read from the outbox, and no event is
+ * skipped or repeated.  Errors: EINVAL (NULL, timeout_ms below -1),
+ * EDEADLK (timeout_ms != 0 on the writer thread of the reader's bus),
+ * EFORKED, ESQLITE, ENOMEM, EBUSY (another connection kept the table
+ * locked for busy_timeout_ms, or for timeout_ms if that is longer; with
+ * -1 the reader keeps retrying; the cursor is unchanged and the call may
+ * be retried).
  * Thread-safety: one thread at a time per reader.
  * Blocking: up to timeout_ms.
  */

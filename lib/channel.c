@@ -23,6 +23,11 @@
  *       wake_word and wakes.  Either the writer sees the sleeper or the
  *       sleeper sees the new head; the futex compares wake_word in the
  *       kernel, so a bump between the check and the sleep is not lost.
+ *   C5  committed_id is stored (release) after the COMMIT that made the id
+ *       durable returned and before published_id reaches it, and never
+ *       decreases: published_id <= committed_id at every moment.  A
+ *       reader asking "what is committed now" takes committed_id (or the
+ *       table itself), never published_id, which may lag a large batch.
  *   C4  An armed fd waiter is owed exactly one eventfd write: whoever
  *       exchanges `armed` from 1 to 0 writes it (lb_channel_fd_arm, or the
  *       writer in channel_wake_fds), under the same C3 fence argument
@@ -96,6 +101,7 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 	if (lb_ring_init(&ch->ring, ring_capacity) != 0)
 		return -1;
 	atomic_init(&ch->published_id, published_id);
+	atomic_init(&ch->committed_id, published_id);
 	atomic_init(&ch->closed, 0);
 	atomic_init(&ch->wake_word, 0);
 	atomic_init(&ch->sleepers, 0);
@@ -134,6 +140,23 @@ lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
 	atomic_store_explicit(&ch->published_id, rec->event_id,
 			      memory_order_release);
 	lb_ring_publish(&ch->ring, rec);
+}
+
+void
+lb_channel_set_committed(struct lb_channel *ch, int64_t id)
+{
+	/* C5.  Relaxed load: only the writer stores it.  Release pairs with
+	 * the acquire in lb_channel_committed_id(). */
+	if (atomic_load_explicit(&ch->committed_id, memory_order_relaxed) < id)
+		atomic_store_explicit(&ch->committed_id, id,
+				      memory_order_release);
+}
+
+int64_t
+lb_channel_committed_id(const struct lb_channel *ch)
+{
+	/* Pairs with the release store in lb_channel_set_committed(). */
+	return atomic_load_explicit(&ch->committed_id, memory_order_acquire);
 }
 
 int64_t

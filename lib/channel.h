@@ -36,6 +36,11 @@ struct lb_channel {
 	/* The largest event_id published (C1, in channel.c).  Written by
 	 * the writer only, before the ring record that carries it. */
 	alignas(LB_CACHELINE) _Atomic int64_t published_id;
+	/* The largest event_id whose COMMIT has returned (C5, in channel.c).
+	 * Written by the writer only, right after COMMIT and before any
+	 * record of the batch is published, so it may run ahead of
+	 * published_id. */
+	_Atomic int64_t committed_id;
 	/* 1 once the writer has published its last record (C2). */
 	_Atomic uint32_t closed;
 
@@ -68,6 +73,12 @@ void lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec);
 void lb_channel_wake(struct lb_channel *ch);
 /* Writer thread, once, after its last publish: mark closed and wake all. */
 void lb_channel_close(struct lb_channel *ch);
+
+/* Writer thread: the batch's COMMIT returned; `id` is the channel's
+ * newest committed event_id (C5). */
+void lb_channel_set_committed(struct lb_channel *ch, int64_t id);
+/* Any thread.  Largest committed event_id known to this process (C5). */
+int64_t lb_channel_committed_id(const struct lb_channel *ch);
 
 /* Any thread.  Largest published event_id; acquire. */
 int64_t lb_channel_published_id(const struct lb_channel *ch);

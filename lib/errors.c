@@ -130,6 +130,8 @@ lb_status_from_sqlite(int sqlite_rc)
 		return LITEBUS_EREADONLY;
 	case SQLITE_CANTOPEN:
 		return LITEBUS_ECANTOPEN;
+	case SQLITE_TOOBIG:
+		return LITEBUS_ETOOBIG;
 	default:
 		return LITEBUS_ESQLITE;
 	}

@@ -539,9 +539,12 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	/* "From now" means after the newest committed id.  Relaxed: the
 	 * thread that will read these is created below, or learns of the bus
 	 * through litebus_open's return (both synchronize). */
-	for (int c = 0; c < bus->nchannels; c++)
+	for (int c = 0; c < bus->nchannels; c++) {
 		atomic_store_explicit(&bus->channels[c]->published_id,
 				      w->next_id[c] - 1, memory_order_relaxed);
+		atomic_store_explicit(&bus->channels[c]->committed_id,
+				      w->next_id[c] - 1, memory_order_relaxed);
+	}
 	pthread_mutex_init(&w->lock, NULL);
 	{
 		pthread_condattr_t ca;
