@@ -39,6 +39,10 @@ bool lb_ckpt_finish(struct lb_ckpt *ck, sqlite3 *wdb, bool idle);
  * keeps the WAL at 32 MB with the default threshold. */
 #define LB_CKPT_FORCE_FACTOR 8
 
+/* Writer thread, after a job: put litebus's WAL hook back on `wdb`.
+ * Returns false if the job had replaced it.  NULL is a no-op (true). */
+bool lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb);
+
 /* Unhook, let a running checkpoint finish, join and close.  NULL is a
  * no-op.  Call before the writer closes its connection, so that the
  * writer's close (the last connection) can checkpoint and remove the WAL. */

@@ -21,6 +21,7 @@
 
 #include "channel.h"
 #include "errors.h"
+#include "ring.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -64,11 +65,48 @@ outbox_commit_hook(void *arg)
 	return ob->in_job ? 1 : 0;
 }
 
-/* Writer connection authorizer.  Inside a job it refuses what would break
- * the batch: ending or starting the transaction, touching litebus's
- * savepoints, writing the outbox except through litebus_emit(), changing
- * litebus's own tables.  Deleting outbox rows (pruning) stays allowed.
- * Runs at prepare time, on the writer thread. */
+/* Is `name` (may be NULL) in litebus's namespace ("litebus_...", any
+ * case)? */
+static bool
+outbox_is_ours(const char *name)
+{
+	return name != NULL && strncasecmp(name, "litebus_", 8) == 0;
+}
+
+static bool
+outbox_name_in(const char *name, const char *const *list)
+{
+	for (const char *const *p = list; *p != NULL; p++)
+		if (strcasecmp(name, *p) == 0)
+			return true;
+	return false;
+}
+
+/* PRAGMAs a job may run with an argument: they only read (or, for
+ * user_version, write a transactional field of the application's).
+ * Every other PRAGMA with an argument changes the connection or the file
+ * (synchronous, journal_mode, query_only, trusted_schema, ...). */
+static const char *const pragma_query_with_arg[] = {
+	"table_info",	     "table_xinfo",	   "table_list",
+	"index_info",	     "index_xinfo",	   "index_list",
+	"foreign_key_list", "foreign_key_check", "integrity_check",
+	"quick_check",	     "user_version",	   NULL};
+/* PRAGMAs without an argument that act rather than read. */
+static const char *const pragma_action_no_arg[] = {"wal_checkpoint",
+						    "optimize", NULL};
+
+/* Writer connection authorizer (lb_outbox_job_rules in outbox.h; the
+ * header's "What a job may do").  Inside a job it refuses what would
+ * break the batch or a guarantee: ending or starting the transaction,
+ * litebus's savepoints, ATTACH/DETACH, PRAGMAs that change the connection
+ * or the file, writing litebus's tables except litebus_emit()'s own
+ * INSERT, and creating, changing or dropping anything in litebus's
+ * namespace or on its tables.  Deleting outbox rows (pruning) stays
+ * allowed on file databases.  Outside jobs (litebus's own statements)
+ * everything is allowed.  Runs at prepare time, on the writer thread -
+ * also when a statement is re-prepared inside a job after a schema
+ * change, and for the body of every trigger a statement fires (then
+ * `trigger` names it). */
 static int
 outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 		 const char *dbname, const char *trigger)
@@ -76,53 +114,88 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 	const struct lb_outbox *ob = arg;
 
 	(void)dbname;
-	/* Only litebus's own triggers (the high-water marks) are exempt:
-	 * a trigger of the application's is held to the same rules as the
-	 * job that fires it. */
-	if (!ob->in_job ||
-	    (trigger != NULL && strncasecmp(trigger, "litebus_", 8) == 0))
+	if (!ob->in_job)
 		return SQLITE_OK;
 	switch (action) {
-	case SQLITE_CREATE_TRIGGER:
-	case SQLITE_CREATE_TEMP_TRIGGER:
-		/* a1 is the trigger, a2 its table. */
-		if ((a1 != NULL && strncasecmp(a1, "litebus_", 8) == 0) ||
-		    (a2 != NULL && strncasecmp(a2, "litebus_", 8) == 0))
-			return SQLITE_DENY;
-		return SQLITE_OK;
 	case SQLITE_TRANSACTION:
+	case SQLITE_ATTACH:
+	case SQLITE_DETACH:
 		return SQLITE_DENY;
 	case SQLITE_SAVEPOINT:
-		if (a2 != NULL && strncasecmp(a2, "litebus", 7) == 0)
+		/* a1 is the operation, a2 the savepoint's name. */
+		return a2 != NULL && strncasecmp(a2, "litebus", 7) == 0
+			   ? SQLITE_DENY
+			   : SQLITE_OK;
+	case SQLITE_PRAGMA:
+		/* a1 is the pragma, a2 its argument or NULL. */
+		if (a1 == NULL)
 			return SQLITE_DENY;
-		return SQLITE_OK;
+		if (a2 == NULL)
+			return outbox_name_in(a1, pragma_action_no_arg)
+				   ? SQLITE_DENY
+				   : SQLITE_OK;
+		return outbox_name_in(a1, pragma_query_with_arg) ? SQLITE_OK
+								  : SQLITE_DENY;
 	case SQLITE_INSERT:
+		/* Only litebus_emit()'s own INSERT, not a trigger it fires. */
+		if (!outbox_is_ours(a1))
+			return SQLITE_OK;
+		return ob->in_emit && trigger == NULL &&
+			       strncasecmp(a1, "litebus_outbox_", 15) == 0
+			   ? SQLITE_OK
+			   : SQLITE_DENY;
 	case SQLITE_UPDATE:
-		if (!ob->in_emit && a1 != NULL &&
-		    strncasecmp(a1, "litebus_", 8) == 0)
-			return SQLITE_DENY;
-		return SQLITE_OK;
+		if (!outbox_is_ours(a1))
+			return SQLITE_OK;
+		/* The high-water triggers (litebus_outbox_<c>_hw, checked to
+		 * be litebus's own when the file was opened) raise the mark
+		 * in litebus_channel; nothing else updates litebus's tables. */
+		return outbox_is_ours(trigger) &&
+			       strcasecmp(a1, "litebus_channel") == 0
+			   ? SQLITE_OK
+			   : SQLITE_DENY;
 	case SQLITE_DELETE:
-		if (a1 == NULL || strncasecmp(a1, "litebus_", 8) != 0)
+		if (!outbox_is_ours(a1))
 			return SQLITE_OK;
 		/* Pruning outbox rows is allowed on file databases.  Readers
 		 * of an in-memory database read uncommitted pages (outbox.c,
 		 * lb_outbox_open_reader): they would see a DELETE that later
 		 * rolls back and skip rows that then come back. */
-		if (strncasecmp(a1, "litebus_outbox_", 15) == 0 &&
-		    !ob->is_memory)
-			return SQLITE_OK;
-		return SQLITE_DENY;
-	case SQLITE_DROP_TABLE:
+		return strncasecmp(a1, "litebus_outbox_", 15) == 0 &&
+			       !ob->is_memory
+			   ? SQLITE_OK
+			   : SQLITE_DENY;
+	case SQLITE_CREATE_INDEX:
+	case SQLITE_CREATE_TEMP_INDEX:
+	case SQLITE_CREATE_TRIGGER:
+	case SQLITE_CREATE_TEMP_TRIGGER:
 	case SQLITE_DROP_INDEX:
+	case SQLITE_DROP_TEMP_INDEX:
 	case SQLITE_DROP_TRIGGER:
-	case SQLITE_ALTER_TABLE:
-		if (a1 != NULL && strncasecmp(a1, "litebus_", 8) == 0)
+	case SQLITE_DROP_TEMP_TRIGGER:
+	case SQLITE_CREATE_VTABLE:
+	case SQLITE_DROP_VTABLE:
+	case SQLITE_CREATE_TABLE:
+	case SQLITE_CREATE_TEMP_TABLE:
+	case SQLITE_CREATE_VIEW:
+	case SQLITE_CREATE_TEMP_VIEW:
+	case SQLITE_DROP_TABLE:
+	case SQLITE_DROP_TEMP_TABLE:
+	case SQLITE_DROP_VIEW:
+	case SQLITE_DROP_TEMP_VIEW:
+		/* a1 is the object; a2 its table (indexes, triggers), the
+		 * module (virtual tables), or NULL.  A temporary object named
+		 * like one of litebus's would shadow it for unqualified
+		 * names; litebus's own statements say "main." anyway. */
+		if (outbox_is_ours(a1))
 			return SQLITE_DENY;
-		if (a2 != NULL && action == SQLITE_ALTER_TABLE &&
-		    strncasecmp(a2, "litebus_", 8) == 0)
+		if (action != SQLITE_CREATE_VTABLE &&
+		    action != SQLITE_DROP_VTABLE && outbox_is_ours(a2))
 			return SQLITE_DENY;
 		return SQLITE_OK;
+	case SQLITE_ALTER_TABLE:
+		/* a1 is the database, a2 the table. */
+		return outbox_is_ours(a2) ? SQLITE_DENY : SQLITE_OK;
 	default:
 		return SQLITE_OK;
 	}
@@ -455,7 +528,8 @@ lb_outbox_close(struct lb_outbox *ob)
 	for (int i = 0; i < ob->nchannels; i++) {
 		sqlite3_finalize(ob->insert[i]);
 		sqlite3_finalize(ob->next_id[i]);
-		ob->insert[i] = ob->next_id[i] = NULL;
+		sqlite3_finalize(ob->readback[i]);
+		ob->insert[i] = ob->next_id[i] = ob->readback[i] = NULL;
 	}
 	/* close_v2: a user statement left unfinalized by a job must not keep
 	 * the connection (and the file lock) alive forever. */
@@ -464,7 +538,7 @@ lb_outbox_close(struct lb_outbox *ob)
 }
 
 int
-lb_outbox_load_next_id(struct lb_outbox *ob, int i, int64_t *next)
+lb_outbox_load_last_id(struct lb_outbox *ob, int i, int64_t *last)
 {
 	sqlite3_stmt *st = ob->next_id[i];
 	int rc = sqlite3_step(st);
@@ -473,7 +547,18 @@ lb_outbox_load_next_id(struct lb_outbox *ob, int i, int64_t *next)
 		sqlite3_reset(st);
 		return lb_err_sqlite(ob->db, rc, "reading the largest event_id");
 	}
-	*next = sqlite3_column_int64(st, 0) + 1;
+	/* Values from the file are checked, not trusted: a high-water mark
+	 * that is not a non-negative integer cannot be continued from. */
+	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
+	    sqlite3_column_int64(st, 0) < 0) {
+		sqlite3_reset(st);
+		return lb_err_set(LITEBUS_ESCHEMA,
+				  "reading the largest event_id of channel %d: "
+				  "the table or its high-water mark holds a "
+				  "value that is not a non-negative integer",
+				  i);
+	}
+	*last = sqlite3_column_int64(st, 0);
 	sqlite3_reset(st);
 	return LITEBUS_OK;
 }
@@ -541,47 +626,320 @@ lb_outbox_rollback_to(struct lb_outbox *ob)
 	return rc;
 }
 
+/* ETOOBIG for one field: the message names it, its size and the limit
+ * (the job may have lowered SQLITE_LIMIT_LENGTH: header, "What a job may
+ * do"). */
+static int
+outbox_too_big(const char *field, uint64_t len, int limit)
+{
+	return lb_err_set(LITEBUS_ETOOBIG,
+			  "litebus_emit: the %s is %llu bytes, over the "
+			  "connection's length limit of %d bytes "
+			  "(SQLITE_LIMIT_LENGTH)",
+			  field, (unsigned long long)len, limit);
+}
+
+/* A failed sqlite3_bind_*: the value was not bound, so the row must not
+ * be inserted (SQLite would store NULL in its place). */
+static int
+outbox_bind_failed(struct lb_outbox *ob, int rc, const char *field,
+		   uint64_t len)
+{
+	if ((rc & 0xff) == SQLITE_TOOBIG)
+		return outbox_too_big(field, len,
+				      sqlite3_limit(ob->db, SQLITE_LIMIT_LENGTH,
+						    -1));
+	return lb_err_sqlite(ob->db, rc, "litebus_emit: binding a value");
+}
+
+/* Bind a blob or NULL. */
+static int
+outbox_bind_blob(sqlite3_stmt *st, int i, const void *p, size_t len)
+{
+	/* SQLITE_STATIC: rec is borrowed for the duration of the call, and
+	 * the statement is reset and cleared before lb_outbox_append
+	 * returns. */
+	if (p == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_blob64(st, i, p, len, SQLITE_STATIC);
+}
+
+static int
+outbox_bind_text(sqlite3_stmt *st, int i, const char *p)
+{
+	if (p == NULL)
+		return sqlite3_bind_null(st, i);
+	return sqlite3_bind_text64(st, i, p, strlen(p), SQLITE_STATIC,
+				   SQLITE_UTF8);
+}
+
 int
 lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 		 const litebus_record *rec, int64_t occurred_at_ms,
 		 int64_t committed_at_ms)
 {
 	sqlite3_stmt *st = ob->insert[channel];
+	int limit = sqlite3_limit(ob->db, SQLITE_LIMIT_LENGTH, -1);
+	const struct {
+		const char *field;
+		uint64_t len;
+	} sizes[] = {
+	    {"subject", rec->subject_len},
+	    {"payload", rec->payload_len},
+	    {"event type", strlen(rec->event_type)},
+	    {"namespace", rec->ns != NULL ? strlen(rec->ns) : 0},
+	    {"instance tag",
+	     rec->instance_tag != NULL ? strlen(rec->instance_tag) : 0},
+	};
+	int rc, step;
+
+	/* Refuse an oversized field before anything reads it, with its name:
+	 * SQLite's own SQLITE_TOOBIG would not say which. */
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		if (sizes[i].len > (uint64_t)limit)
+			return outbox_too_big(sizes[i].field, sizes[i].len,
+					      limit);
+	/* Every bind is checked: an unbound parameter is NULL, and a row
+	 * with a NULL where the caller gave data must never be stored. */
+	rc = sqlite3_bind_int64(st, 1, event_id);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, rec->partition_key);
+	if (rc == SQLITE_OK &&
+	    (rc = outbox_bind_blob(st, 3, rec->subject, rec->subject_len)) !=
+		SQLITE_OK) {
+		rc = outbox_bind_failed(ob, rc, "subject", rec->subject_len);
+		goto out;
+	}
+	if (rc == SQLITE_OK &&
+	    (rc = outbox_bind_text(st, 4, rec->event_type)) != SQLITE_OK) {
+		rc = outbox_bind_failed(ob, rc, "event type", sizes[2].len);
+		goto out;
+	}
+	if (rc == SQLITE_OK && (rc = outbox_bind_text(st, 5, rec->ns)) !=
+				   SQLITE_OK) {
+		rc = outbox_bind_failed(ob, rc, "namespace", sizes[3].len);
+		goto out;
+	}
+	if (rc == SQLITE_OK &&
+	    (rc = outbox_bind_text(st, 6, rec->instance_tag)) != SQLITE_OK) {
+		rc = outbox_bind_failed(ob, rc, "instance tag", sizes[4].len);
+		goto out;
+	}
+	if (rc == SQLITE_OK &&
+	    (rc = outbox_bind_blob(st, 7, rec->payload, rec->payload_len)) !=
+		SQLITE_OK) {
+		rc = outbox_bind_failed(ob, rc, "payload", rec->payload_len);
+		goto out;
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 8, occurred_at_ms);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 9, committed_at_ms);
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(ob->db, rc, "litebus_emit: binding a value");
+		goto out;
+	}
+	ob->in_emit = true;
+	step = sqlite3_step(st);
+	ob->in_emit = false;
+	if (step != SQLITE_DONE) {
+		if ((step & 0xff) == SQLITE_TOOBIG)
+			rc = lb_err_set(LITEBUS_ETOOBIG,
+					"litebus_emit: the row (subject %zu, "
+					"payload %zu bytes and the strings) is "
+					"larger than the connection's length "
+					"limit of %d bytes (SQLITE_LIMIT_LENGTH)",
+					rec->subject_len, rec->payload_len,
+					limit);
+		else
+			rc = lb_err_sqlite(ob->db, step,
+					   "appending to the outbox");
+		goto out;
+	}
+	/* A BEFORE INSERT trigger that RAISE(IGNORE)s, or an INSTEAD OF
+	 * trigger, reports DONE without storing the row.  (Such objects are
+	 * refused when the file is opened, but another connection may add
+	 * one later.) */
+	if (sqlite3_changes64(ob->db) != 1) {
+		rc = lb_err_set(LITEBUS_ESCHEMA,
+				"litebus_emit: the row was not stored in "
+				"the outbox table (a trigger added by another "
+				"connection ignored it)");
+		goto out;
+	}
+	rc = LITEBUS_OK;
+out:
+	/* Neither can fail on a statement that is not running; reset
+	 * repeats the step's error code, already handled above. */
+	(void)sqlite3_reset(st);
+	(void)sqlite3_clear_bindings(st);
+	return rc;
+}
+
+int
+lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
+		   int64_t from_id, int (*fn)(void *, const struct lb_rec *),
+		   void *arg)
+{
+	sqlite3_stmt *st = ob->readback[channel];
 	int rc;
 
-	/* SQLITE_STATIC: rec is borrowed for the duration of the call, and
-	 * the statement is reset before we return. */
-	sqlite3_bind_int64(st, 1, event_id);
-	sqlite3_bind_int64(st, 2, rec->partition_key);
-	if (rec->subject != NULL)
-		sqlite3_bind_blob64(st, 3, rec->subject, rec->subject_len,
-				    SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 3);
-	sqlite3_bind_text(st, 4, rec->event_type, -1, SQLITE_STATIC);
-	if (rec->ns != NULL)
-		sqlite3_bind_text(st, 5, rec->ns, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 5);
-	if (rec->instance_tag != NULL)
-		sqlite3_bind_text(st, 6, rec->instance_tag, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 6);
-	if (rec->payload != NULL)
-		sqlite3_bind_blob64(st, 7, rec->payload, rec->payload_len,
-				    SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 7);
-	sqlite3_bind_int64(st, 8, occurred_at_ms);
-	sqlite3_bind_int64(st, 9, committed_at_ms);
-	ob->in_emit = true;
-	rc = sqlite3_step(st);
-	ob->in_emit = false;
+	if (st == NULL) {
+		char sql[SQL_MAX];
+
+		assert(lb_channel_name_ok(name));
+		snprintf(sql, sizeof sql,
+			 "SELECT event_id, partition_key, committed_at_ms, "
+			 "length(subject), substr(subject, 1, %d), namespace, "
+			 "instance_tag FROM main.\"litebus_outbox_%s\" WHERE "
+			 "event_id >= ?1 ORDER BY event_id",
+			 LITEBUS_SUBJECT_PREFIX, name);
+		rc = outbox_prepare(ob->db, sql, &ob->readback[channel]);
+		if (rc != LITEBUS_OK)
+			return rc;
+		st = ob->readback[channel];
+	}
+	rc = sqlite3_bind_int64(st, 1, from_id);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(ob->db, rc, "reading back the batch's rows");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct lb_rec rec;
+		const void *prefix;
+		int64_t subject_len;
+		int prefix_len, frc;
+
+		memset(&rec, 0, sizeof rec);
+		rec.event_id = sqlite3_column_int64(st, 0);
+		rec.partition_key = sqlite3_column_int64(st, 1);
+		rec.committed_at_ms = sqlite3_column_int64(st, 2);
+		subject_len = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
+		    subject_len < 0 || subject_len > (int64_t)UINT32_MAX) {
+			sqlite3_reset(st);
+			return lb_err_set(LITEBUS_ESCHEMA,
+					  "reading back the batch's rows: a row "
+					  "of litebus_outbox_%s is malformed",
+					  name);
+		}
+		rec.subject_len = (uint32_t)subject_len;
+		prefix = sqlite3_column_blob(st, 4);
+		prefix_len = sqlite3_column_bytes(st, 4);
+		if (prefix == NULL && prefix_len > 0) {
+			sqlite3_reset(st);
+			return lb_err_sqlite(ob->db, SQLITE_NOMEM,
+					     "reading back the batch's rows");
+		}
+		if (prefix_len > (int)sizeof rec.subject_prefix)
+			prefix_len = (int)sizeof rec.subject_prefix;
+		if (prefix_len > 0)
+			memcpy(rec.subject_prefix, prefix, (size_t)prefix_len);
+		/* NULL text is "none" (hash 0); an allocation failure while
+		 * converting is told apart by the column's type. */
+		for (int col = 5; col <= 6; col++) {
+			const char *t =
+			    (const char *)sqlite3_column_text(st, col);
+			if (t == NULL &&
+			    sqlite3_column_type(st, col) != SQLITE_NULL) {
+				sqlite3_reset(st);
+				return lb_err_sqlite(
+				    ob->db, SQLITE_NOMEM,
+				    "reading back the batch's rows");
+			}
+			if (col == 5)
+				rec.ns_hash = lb_ring_hash(t);
+			else
+				rec.tag_hash = lb_ring_hash(t);
+		}
+		frc = fn(arg, &rec);
+		if (frc != LITEBUS_OK) {
+			sqlite3_reset(st);
+			return frc;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		rc = lb_err_sqlite(ob->db, rc, "reading back the batch's rows");
+		sqlite3_reset(st);
+		return rc;
+	}
 	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE)
-		return lb_err_sqlite(ob->db, rc, "appending to the outbox");
 	return LITEBUS_OK;
+}
+
+void
+lb_outbox_save_state(struct lb_outbox *ob)
+{
+	for (int i = 0; i < LB_NLIMITS; i++)
+		ob->limits[i] = sqlite3_limit(ob->db, i, -1);
+}
+
+/* db_config flags litebus's guarantees depend on, and their values. */
+static const struct {
+	int op;
+	int want;
+	const char *what;
+} config_flags[] = {
+    {SQLITE_DBCONFIG_DEFENSIVE, 1, "SQLITE_DBCONFIG_DEFENSIVE"},
+    {SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, "SQLITE_DBCONFIG_TRUSTED_SCHEMA"},
+    /* The high-water triggers keep deleted ids from being reused. */
+    {SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, "SQLITE_DBCONFIG_ENABLE_TRIGGER"},
+    {SQLITE_DBCONFIG_WRITABLE_SCHEMA, 0, "SQLITE_DBCONFIG_WRITABLE_SCHEMA"},
+    {SQLITE_DBCONFIG_RESET_DATABASE, 0, "SQLITE_DBCONFIG_RESET_DATABASE"},
+};
+
+int
+lb_outbox_after_job(struct lb_outbox *ob)
+{
+	sqlite3 *db = ob->db;
+	int status = LITEBUS_OK;
+	void *prev;
+
+	/* Statements the job left running would make our RELEASE fail
+	 * ("SQL statements in progress") and fail the whole batch.  A write
+	 * statement has done all its work by its first step (RETURNING
+	 * included), so resetting keeps its effect.  Reset returns the
+	 * statement's last error, which is the job's business. */
+	for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st != NULL;
+	     st = sqlite3_next_stmt(db, st))
+		if (sqlite3_stmt_busy(st))
+			(void)sqlite3_reset(st);
+	/* Put back what the C API lets a job change and what only shapes
+	 * later jobs: limits, the busy handler, hooks litebus does not use. */
+	for (int i = 0; i < LB_NLIMITS; i++)
+		if (sqlite3_limit(db, i, -1) != ob->limits[i])
+			(void)sqlite3_limit(db, i, ob->limits[i]);
+	(void)sqlite3_busy_handler(db, NULL, NULL);
+	(void)sqlite3_rollback_hook(db, NULL, NULL);
+	(void)sqlite3_update_hook(db, NULL, NULL);
+	sqlite3_progress_handler(db, 0, NULL, NULL);
+	(void)sqlite3_trace_v2(db, 0, NULL, NULL);
+	(void)sqlite3_extended_result_codes(db, 1);
+	/* What may already have broken a guarantee inside the job's own
+	 * savepoint (a COMMIT that the hook would have turned into a
+	 * rollback, a deletion the high-water trigger did not see, ...):
+	 * put it back, and fail the job so that it rolls back. */
+	prev = sqlite3_commit_hook(db, outbox_commit_hook, ob);
+	if (prev != ob)
+		status = lb_err_set(LITEBUS_EMISUSE,
+				    "the job replaced litebus's commit hook "
+				    "(sqlite3_commit_hook); it was put back "
+				    "and the job rolled back");
+	for (size_t i = 0; i < sizeof config_flags / sizeof config_flags[0];
+	     i++) {
+		int v = -1;
+
+		if (sqlite3_db_config(db, config_flags[i].op, -1, &v) !=
+			SQLITE_OK ||
+		    v != config_flags[i].want) {
+			(void)sqlite3_db_config(db, config_flags[i].op,
+						config_flags[i].want,
+						(int *)NULL);
+			status = lb_err_set(LITEBUS_EMISUSE,
+					    "the job changed %s; it was put "
+					    "back and the job rolled back",
+					    config_flags[i].what);
+		}
+	}
+	return status;
 }
 
 int

@@ -13,6 +13,11 @@
 
 #define LB_SCHEMA_VERSION 1
 
+/* SQLITE_LIMIT_LENGTH (0) .. SQLITE_LIMIT_WORKER_THREADS (11). */
+#define LB_NLIMITS (SQLITE_LIMIT_WORKER_THREADS + 1)
+
+struct lb_rec;
+
 struct lb_channel;
 
 /* Where the database is and how to open more connections to it. */
@@ -31,6 +36,10 @@ struct lb_outbox {
 	int nchannels;
 	sqlite3_stmt *insert[LITEBUS_MAX_CHANNELS];
 	sqlite3_stmt *next_id[LITEBUS_MAX_CHANNELS];
+	/* Prepared on first use by lb_outbox_readback. */
+	sqlite3_stmt *readback[LITEBUS_MAX_CHANNELS];
+	/* sqlite3_limit() values after open, put back after every job. */
+	int limits[LB_NLIMITS];
 	int64_t last_data_version;
 	/* Authorizer state, writer thread only. */
 	bool in_job;
@@ -50,9 +59,10 @@ int lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 /* (The connection's authorizer keeps `ob`: it must not move while open.) */
 void lb_outbox_close(struct lb_outbox *ob);
 
-/* Writer: the next event_id for channel i: above every id ever committed
- * (the table's max and the deletion high-water mark). */
-int lb_outbox_load_next_id(struct lb_outbox *ob, int i, int64_t *next);
+/* Writer: the largest event_id ever committed on channel i (the table's
+ * largest and the deletion high-water mark; 0 if none).  ESCHEMA if the
+ * file holds something else than a non-negative integer there. */
+int lb_outbox_load_last_id(struct lb_outbox *ob, int i, int64_t *last);
 
 /* Writer: did another connection commit since our last check? */
 int lb_outbox_changed_elsewhere(struct lb_outbox *ob, bool *changed);
@@ -68,6 +78,28 @@ int lb_outbox_rollback_to(struct lb_outbox *ob);
 int lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 		     const litebus_record *rec, int64_t occurred_at_ms,
 		     int64_t committed_at_ms);
+
+/* Writer, inside the batch's transaction, after its last job: call
+ * fn(arg, rec) for every row of `channel` (table name `name`) with
+ * event_id >= from_id, in event_id order, with the ring record made from
+ * the row as the table holds it.  What is published is derived from this
+ * (writer.c, W1).  fn returns a litebus status; a non-OK one stops the
+ * scan and is returned. */
+int lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
+		       int64_t from_id,
+		       int (*fn)(void *, const struct lb_rec *), void *arg);
+
+/* Writer, right after open: remember the connection state that
+ * lb_outbox_after_job puts back. */
+void lb_outbox_save_state(struct lb_outbox *ob);
+/* Writer, after every job returns (before its RELEASE or ROLLBACK TO):
+ * reset the statements the job left running and put back the connection
+ * state a job may change through the C API (header, "What a job may
+ * do").  Returns OK, or EMISUSE with the thread's error set when the job
+ * changed something that may already have broken a guarantee inside its
+ * savepoint (litebus's commit hook, defensive mode, triggers, ...): the
+ * job must then be rolled back. */
+int lb_outbox_after_job(struct lb_outbox *ob);
 
 /* Open a read-only connection to the database for a reader. */
 int lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out);

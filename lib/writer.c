@@ -9,28 +9,48 @@
  * returns are the batch's events published to the rings, in commit order;
  * then the jobs are completed in queue order.
  *
- * event_ids are handed out here (next_id[]), above every id the table has
- * ever held (outbox.c), so id order is commit order by construction.  Ids
- * of rolled-back work die with it and are handed out again: no reader ever
- * saw them.  If another connection committed since our last batch
- * (PRAGMA data_version), next_id[] is reloaded from the tables.
+ * event_ids are handed out here (last_id[]: the largest id handed out or
+ * known per channel), above every id the table has ever held (outbox.c),
+ * so id order is commit order by construction.  If another connection
+ * committed since our last batch (PRAGMA data_version), last_id[] is
+ * reloaded from the tables.
+ *
+ * What is published is derived from the database, not from bookkeeping
+ * kept beside the transaction: after the batch's last job, still inside
+ * the transaction, the writer reads back the rows the batch added to each
+ * channel (writer_collect) and, once COMMIT has returned, publishes
+ * exactly those.  A job's own ROLLBACK TO, a DELETE of a row it just
+ * emitted, or a trigger added behind litebus's back can therefore never
+ * make the rings carry an id that did not commit.
  *
  * Threads: litebus_exec/litebus_submit from any thread (they queue under
  * `lock`); the rest on the writer thread, which LB_ASSERT_ON_WRITER checks.
  *
  * Invariants
- *   W1  A job's events reach a ring only after the COMMIT of its batch
- *       returned SQLITE_OK (R1), and before the job is completed: when
- *       litebus_exec returns 0, a subscriber can already see the events.
+ *   W1  A record reaches a ring only if its row was read back from the
+ *       table inside the batch's transaction and that transaction's
+ *       COMMIT returned SQLITE_OK (R1); and before the job is completed:
+ *       when litebus_exec returns 0, a subscriber can already see the
+ *       events.
  *   W2  Jobs commit, publish and complete in queue order; event_ids of a
- *       channel increase in that order.
+ *       channel increase in that order (with gaps where ids were handed
+ *       out and then undone inside a job).
  *   W3  A job is completed exactly once: exec wakes, or done() is called.
  *       A job accepted by exec/submit is always run, even during close.
- *   W4  On any failure, next_id[] is restored to the first id not
- *       committed, and pending[] holds only events of jobs that will
- *       commit with the batch.
+ *   W4  Every id handed out in a batch is above batch_last_id[], which is
+ *       at least every id committed or published on the channel.  When a
+ *       job rolls back, last_id[] returns to its value before the job;
+ *       when the transaction is lost, to batch_last_id[].  Ids handed out
+ *       and undone were never published (W1), so handing them out again
+ *       repeats nothing; no published id is ever handed out again.
  *   W5  `closing` only goes from false to true, under `lock`; once set,
  *       no job enters the queue.
+ *   W6  A job is run until it settles and commits at most once: when a
+ *       statement of job k makes SQLite roll back the whole transaction,
+ *       job k settles as failed and the unsettled jobs (those before k
+ *       that had succeeded, and those after it) run in a new
+ *       transaction.  Each such loss settles one job, so a batch of n
+ *       jobs runs at most n transactions of that kind.
  */
 #include "writer.h"
 
@@ -55,6 +75,7 @@ struct lb_job {
 	void *done_arg;
 	struct lb_job *next;
 	bool is_exec;
+	bool settled; /* W6; writer thread only */
 	/* Results, written by the writer before `state` is released. */
 	int status;
 	int sqlite_code;
@@ -69,8 +90,8 @@ struct litebus_tx {
 	bool active; /* true only while a job's fn runs */
 };
 
-/* One emitted event waiting for its COMMIT. */
-struct lb_pending {
+/* One committed row on its way to a ring (W1). */
+struct lb_pub {
 	int channel;
 	struct lb_rec rec;
 };
@@ -91,15 +112,16 @@ struct lb_writer {
 	struct lb_outbox ob;
 	struct lb_ckpt *ckpt; /* NULL: in-memory, or inline checkpoints */
 	struct litebus_tx tx;
-	int64_t next_id[LITEBUS_MAX_CHANNELS];
-	int64_t batch_next_id[LITEBUS_MAX_CHANNELS];
+	int64_t last_id[LITEBUS_MAX_CHANNELS];	  /* W4 */
+	int64_t batch_last_id[LITEBUS_MAX_CHANNELS]; /* W4 */
 	int64_t batch_ms;
-	struct lb_pending *pending;
-	size_t npending, cap_pending;
+	struct lb_pub *pub; /* the batch's rows read back (W1) */
+	size_t npub, cap_pub;
+	int collect_channel; /* writer_collect -> writer_collect_one */
 	struct lb_job **batch;
 	bool touched[LITEBUS_MAX_CHANNELS];
 	/* Why the batch's transaction was lost (writer_run_job returned
-	 * false): a litebus status, with the thread's error text set. */
+	 * RUN_LOST): a litebus status, with the thread's error text set. */
 	int lost_status;
 };
 
@@ -209,7 +231,7 @@ static int
 writer_reload_ids(struct lb_writer *w)
 {
 	for (int i = 0; i < w->bus->nchannels; i++) {
-		int rc = lb_outbox_load_next_id(&w->ob, i, &w->next_id[i]);
+		int rc = lb_outbox_load_last_id(&w->ob, i, &w->last_id[i]);
 		if (rc != LITEBUS_OK)
 			return rc;
 	}
@@ -226,7 +248,7 @@ writer_begin(struct lb_writer *w)
 	if (rc != LITEBUS_OK)
 		return rc;
 	/* We hold the write lock now: no other connection can commit until
-	 * we do, so the ids loaded here stay valid for the batch. */
+	 * we do, so the ids loaded here stay valid for the batch (W4). */
 	rc = lb_outbox_changed_elsewhere(&w->ob, &changed);
 	if (rc == LITEBUS_OK && changed)
 		rc = writer_reload_ids(w);
@@ -238,50 +260,71 @@ writer_begin(struct lb_writer *w)
 	return rc;
 }
 
-/* Give back the ids of pending[from..] (W4). */
+/* The batch's transaction is gone or must go: roll back whatever is left
+ * of it, give back the ids it handed out (nothing of it was published,
+ * W4), and make the next batch reload its ids from the tables, whatever
+ * happened. */
 static void
-writer_drop_pending(struct lb_writer *w, size_t from)
+writer_abandon(struct lb_writer *w)
 {
-	while (w->npending > from) {
-		struct lb_pending *p = &w->pending[--w->npending];
-		w->next_id[p->channel] = p->rec.event_id;
-	}
+	lb_outbox_rollback(&w->ob);
+	memcpy(w->last_id, w->batch_last_id, sizeof w->last_id);
+	w->ob.last_data_version = -1;
 }
 
-/* The batch's transaction is gone: SQLite rolled it back (an I/O error,
- * a full disk, no memory, an interrupt), or our savepoint statements
- * failed.  Record why as a litebus status (never a job's private return
- * value: the other jobs of the batch get it), and make the next batch
- * reload its ids from the tables, whatever happened. */
-static bool
-writer_lose(struct lb_writer *w, int sqlite_rc, const char *what)
+/* Why the transaction was lost, as a litebus status with the thread's
+ * error text set: never a job's private return value, since other jobs
+ * of the batch may get it. */
+static int
+writer_lost_status(struct lb_writer *w, int sqlite_rc, const char *what)
 {
 	if (sqlite_rc == SQLITE_OK || sqlite_rc == SQLITE_ROW ||
 	    sqlite_rc == SQLITE_DONE)
 		sqlite_rc = SQLITE_ABORT;
-	w->lost_status = lb_err_sqlite(w->ob.db, sqlite_rc, what);
-	w->ob.last_data_version = -1;
-	return false;
+	return lb_err_sqlite(w->ob.db, sqlite_rc, what);
 }
 
-/* Run one job inside its savepoint.  Returns false if the batch's
- * transaction is gone (see writer_lose): the caller fails the batch. */
-static bool
+/* A job settles once its fate is final: it failed (its own return value,
+ * or an error of litebus's), or its transaction committed. */
+static void
+writer_settle(struct lb_job *j, int status, bool with_detail)
+{
+	writer_set_status(j, status, with_detail);
+	j->settled = true;
+}
+
+/* What running one job did to the batch's transaction. */
+enum run_result {
+	RUN_OK,		/* the transaction lives on (the job may have failed
+			   alone and been rolled back to its savepoint) */
+	RUN_LOST_BY_JOB, /* a statement of the job made SQLite roll back
+			    the whole transaction; the job is settled */
+	RUN_LOST	/* litebus's own savepoint statements failed and the
+			   transaction is gone; w->lost_status says why */
+};
+
+/* Run one job inside its savepoint. */
+static enum run_result
 writer_run_job(struct lb_writer *w, struct lb_job *j)
 {
-	size_t start = w->npending;
-	int rc, jr;
+	const int n = w->bus->nchannels;
+	int64_t job_last_id[LITEBUS_MAX_CHANNELS];
+	int rc, jr, misuse;
 
 	LB_ASSERT_ON_WRITER(w);
 	lb_stat_add_w(&w->bus->stats.jobs, 1);
+	memcpy(job_last_id, w->last_id, (size_t)n * sizeof job_last_id[0]);
 	rc = lb_outbox_savepoint(&w->ob);
 	if (rc != SQLITE_OK) {
-		writer_set_status(j, lb_err_sqlite(w->ob.db, rc,
-						   "opening a job's savepoint"),
-				  true);
-		if (sqlite3_get_autocommit(w->ob.db))
-			return writer_lose(w, rc, "opening a job's savepoint");
-		return true;
+		writer_settle(j, lb_err_sqlite(w->ob.db, rc,
+					       "opening a job's savepoint"),
+			      true);
+		if (sqlite3_get_autocommit(w->ob.db)) {
+			w->lost_status = writer_lost_status(
+			    w, rc, "opening a job's savepoint");
+			return RUN_LOST;
+		}
+		return RUN_OK;
 	}
 	lb_err_clear();
 	w->tx.active = true;
@@ -289,53 +332,120 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	jr = j->fn(&w->tx, j->arg);
 	w->ob.in_job = false;
 	w->tx.active = false;
+	/* The job's own failure first, with the text of a litebus error it
+	 * met (the thread's error was cleared before the job). */
+	if (jr != 0)
+		writer_set_status(j, jr, jr < 0 && lb_err_msg()[0] != '\0');
+	/* Before anything else runs on the connection: reset what the job
+	 * left running and put back the state it may have changed. */
+	misuse = lb_outbox_after_job(&w->ob);
+	if (!lb_ckpt_rehook(w->ckpt, w->ob.db) && misuse == LITEBUS_OK)
+		misuse = lb_err_set(LITEBUS_EMISUSE,
+				    "the job replaced litebus's WAL hook; it "
+				    "was put back and the job rolled back");
 	if (sqlite3_get_autocommit(w->ob.db)) {
 		/* A statement of the job failed and SQLite ended the whole
 		 * transaction; the commit hook kept anything the job ran
-		 * afterwards from committing on its own (outbox.c). */
+		 * afterwards from committing on its own (outbox.c).  The job
+		 * fails; its batch mates are innocent and run again (W6). */
 		int code = sqlite3_extended_errcode(w->ob.db);
-		writer_drop_pending(w, start);
-		writer_lose(w, code,
-			    "a statement failed and SQLite rolled back the "
-			    "batch's transaction");
-		writer_set_status(j, jr != 0 ? jr : w->lost_status,
-				  jr == 0 || jr < 0);
-		return false;
+
+		if (jr != 0)
+			j->settled = true;
+		else
+			writer_settle(
+			    j,
+			    writer_lost_status(w, code,
+					       "a statement of this job made "
+					       "SQLite roll back the batch's "
+					       "transaction"),
+			    true);
+		return RUN_LOST_BY_JOB;
+	}
+	if (jr == 0 && misuse != LITEBUS_OK) {
+		jr = misuse;
+		writer_set_status(j, jr, true);
 	}
 	if (jr == 0) {
 		rc = lb_outbox_release(&w->ob);
 		if (rc == SQLITE_OK) {
-			writer_set_status(j, 0, false);
-			return true;
+			writer_set_status(j, 0, false); /* settles at COMMIT */
+			return RUN_OK;
 		}
 		jr = lb_err_sqlite(w->ob.db, rc, "releasing a job's savepoint");
 		writer_set_status(j, jr, true);
-	} else {
-		/* The job's own value; keep the text of a litebus error it
-		 * met (the thread's error was cleared before the job). */
-		writer_set_status(j, jr, jr < 0 && lb_err_msg()[0] != '\0');
 	}
-	writer_drop_pending(w, start);
-	if (sqlite3_get_autocommit(w->ob.db))
-		return writer_lose(w, rc, "releasing a job's savepoint");
+	j->settled = true;
+	/* The job rolls back alone; its ids are handed out again (W4). */
+	memcpy(w->last_id, job_last_id, (size_t)n * sizeof job_last_id[0]);
+	if (sqlite3_get_autocommit(w->ob.db)) {
+		w->lost_status = writer_lost_status(
+		    w, rc, "releasing a job's savepoint");
+		return RUN_LOST;
+	}
 	rc = lb_outbox_rollback_to(&w->ob);
-	if (rc != SQLITE_OK)
-		return writer_lose(w, rc, "rolling a job back");
-	return true;
+	if (rc != SQLITE_OK) {
+		w->lost_status = writer_lost_status(w, rc, "rolling a job back");
+		return RUN_LOST;
+	}
+	return RUN_OK;
 }
 
-/* Fail jobs [0, n) that would have committed, after the transaction was
- * lost or COMMIT failed.  The thread's error text describes why. */
+/* Settle every unsettled job of jobs[0, n) with `status` (the thread's
+ * error text describes it). */
 static void
-writer_fail_batch(struct lb_writer *w, struct lb_job **jobs, size_t n,
-		  int status)
+writer_fail_unsettled(struct lb_job **jobs, size_t n, int status)
 {
-	lb_outbox_rollback(&w->ob);
-	memcpy(w->next_id, w->batch_next_id, sizeof w->next_id);
-	w->npending = 0;
 	for (size_t i = 0; i < n; i++)
-		if (jobs[i]->status == 0)
-			writer_set_status(jobs[i], status, true);
+		if (!jobs[i]->settled)
+			writer_settle(jobs[i], status, true);
+}
+
+static int
+writer_collect_one(void *arg, const struct lb_rec *rec)
+{
+	struct lb_writer *w = arg;
+
+	if (w->npub == w->cap_pub) {
+		size_t cap = w->cap_pub * 2;
+		struct lb_pub *p = realloc(w->pub, cap * sizeof *p);
+
+		if (p == NULL)
+			return lb_err_set(LITEBUS_ENOMEM,
+					  "reading back the batch's rows: out "
+					  "of memory");
+		w->pub = p;
+		w->cap_pub = cap;
+	}
+	w->pub[w->npub].channel = w->collect_channel;
+	w->pub[w->npub].rec = *rec;
+	w->npub++;
+	return LITEBUS_OK;
+}
+
+/* W1: inside the transaction, after the batch's last job, read back the
+ * rows this batch added to each channel it handed ids out on.  These -
+ * not a list kept beside the transaction, which a job's own ROLLBACK TO,
+ * a DELETE or a trigger could falsify - are what COMMIT makes durable and
+ * what gets published.  We hold the write lock, and ids above
+ * batch_last_id are this batch's only (W4), so the range is exact. */
+static int
+writer_collect(struct lb_writer *w)
+{
+	w->npub = 0;
+	for (int c = 0; c < w->bus->nchannels; c++) {
+		int rc;
+
+		if (w->last_id[c] == w->batch_last_id[c])
+			continue;
+		w->collect_channel = c;
+		rc = lb_outbox_readback(&w->ob, c, w->bus->channels[c]->name,
+					w->batch_last_id[c] + 1,
+					writer_collect_one, w);
+		if (rc != LITEBUS_OK)
+			return rc;
+	}
+	return LITEBUS_OK;
 }
 
 static void
@@ -344,76 +454,102 @@ writer_publish(struct lb_writer *w)
 	struct litebus *bus = w->bus;
 
 	LB_ASSERT_ON_WRITER(w);
-	/* W1: COMMIT has returned; the events are durable (to the degree
-	 * the durability option promises) and may reach the rings. */
-	for (size_t i = 0; i < w->npending; i++) {
-		const struct lb_pending *p = &w->pending[i];
-		lb_channel_publish(bus->channels[p->channel], &p->rec);
-		w->touched[p->channel] = true;
-	}
+	/* W1: COMMIT has returned; the rows are durable (to the degree the
+	 * durability option promises) and may reach the rings.  First say
+	 * how far each channel is committed (C5), then publish. */
+	for (size_t i = 0; i < w->npub; i++)
+		w->touched[w->pub[i].channel] = true;
+	for (int c = 0; c < bus->nchannels; c++)
+		if (w->touched[c])
+			lb_channel_set_committed(bus->channels[c],
+						 w->last_id[c]);
+	for (size_t i = 0; i < w->npub; i++)
+		lb_channel_publish(bus->channels[w->pub[i].channel],
+				   &w->pub[i].rec);
 	for (int c = 0; c < bus->nchannels; c++) {
 		if (w->touched[c]) {
 			lb_channel_wake(bus->channels[c]);
 			w->touched[c] = false;
 		}
 	}
-	lb_stat_add_w(&bus->stats.events, w->npending);
-	w->npending = 0;
+	lb_stat_add_w(&bus->stats.events, w->npub);
+	w->npub = 0;
 }
 
-/* Run jobs [0, n) as one batch and complete them all (W3). */
+/* Run jobs [0, n) in as few transactions as their fates allow, then
+ * complete them all in queue order (W2, W3). */
 static void
 writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 {
 	struct litebus *bus = w->bus;
-	size_t done = 0;
+	size_t first = 0;
 	int rc;
 
 	LB_ASSERT_ON_WRITER(w);
-	while (done < n) {
-		size_t first = done;
-		bool lost = false;
+	for (size_t i = 0; i < n; i++)
+		jobs[i]->settled = false;
+	while (first < n) {
+		enum run_result r = RUN_OK;
+		size_t end = n;
 
+		while (first < n && jobs[first]->settled)
+			first++;
+		if (first == n)
+			break;
 		lb_stat_add_w(&bus->stats.batches, 1);
 		w->batch_ms = lb_wall_ms();
 		rc = writer_begin(w);
 		if (rc != LITEBUS_OK) {
-			/* Every status first: a done-callback may make litebus
-			 * calls that replace this thread's error text. */
-			for (size_t i = first; i < n; i++)
-				writer_set_status(jobs[i], rc, true);
-			for (size_t i = first; i < n; i++) {
-				lb_stat_add_w(&bus->stats.jobs_failed, 1);
-				writer_complete(w, jobs[i]);
-			}
-			return;
+			writer_fail_unsettled(jobs + first, n - first, rc);
+			break;
 		}
-		memcpy(w->batch_next_id, w->next_id, sizeof w->next_id);
-		w->npending = 0;
-		while (done < n && !lost)
-			lost = !writer_run_job(w, jobs[done++]);
-		if (lost) {
-			/* The whole transaction is gone: every job of it that
-			 * would have committed fails with the cause (the
-			 * thread's error text, set by writer_lose); the jobs
-			 * not yet run get a fresh transaction. */
-			writer_fail_batch(w, jobs + first, done - first,
-					  w->lost_status);
-		} else {
+		memcpy(w->batch_last_id, w->last_id, sizeof w->last_id);
+		for (size_t i = first; i < n; i++) {
+			if (jobs[i]->settled)
+				continue;
+			r = writer_run_job(w, jobs[i]);
+			if (r != RUN_OK) {
+				end = i + 1;
+				break;
+			}
+		}
+		if (r == RUN_LOST_BY_JOB) {
+			/* W6: the culprit is settled; the jobs before it that
+			 * had succeeded run again in a new transaction, with
+			 * the jobs after it. */
+			writer_abandon(w);
+			continue;
+		}
+		if (r == RUN_LOST) {
+			writer_abandon(w);
+			writer_fail_unsettled(jobs + first, end - first,
+					      w->lost_status);
+			first = end;
+			continue;
+		}
+		rc = writer_collect(w);
+		if (rc == LITEBUS_OK)
 			rc = writer_retry(w, lb_outbox_commit, "committing");
-			if (rc != LITEBUS_OK)
-				writer_fail_batch(w, jobs + first, done - first,
-						  rc);
-			else {
-				lb_stat_add_w(&bus->stats.commits, 1);
-				writer_publish(w);
-			}
+		if (rc != LITEBUS_OK) {
+			writer_abandon(w);
+			writer_fail_unsettled(jobs + first, end - first, rc);
+			first = end;
+			continue;
 		}
-		for (size_t i = first; i < done; i++) {
-			if (jobs[i]->status != 0)
-				lb_stat_add_w(&bus->stats.jobs_failed, 1);
-			writer_complete(w, jobs[i]);
-		}
+		lb_stat_add_w(&bus->stats.commits, 1);
+		writer_publish(w);
+		for (size_t i = first; i < end; i++)
+			if (!jobs[i]->settled)
+				writer_settle(jobs[i], 0, false);
+		first = end;
+	}
+	/* Every status first (a done-callback may make litebus calls that
+	 * replace this thread's error text), then the completions. */
+	for (size_t i = 0; i < n; i++) {
+		assert(jobs[i]->settled);
+		if (jobs[i]->status != 0)
+			lb_stat_add_w(&bus->stats.jobs_failed, 1);
+		writer_complete(w, jobs[i]);
 	}
 }
 
@@ -526,10 +662,11 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		if (rc != LITEBUS_OK)
 			goto fail;
 	}
-	w->cap_pending = 64;
-	w->pending = malloc(w->cap_pending * sizeof *w->pending);
+	lb_outbox_save_state(&w->ob);
+	w->cap_pub = 64;
+	w->pub = malloc(w->cap_pub * sizeof *w->pub);
 	w->batch = malloc(bus->opts.max_batch * sizeof *w->batch);
-	if (w->pending == NULL || w->batch == NULL) {
+	if (w->pub == NULL || w->batch == NULL) {
 		rc = lb_err_set(LITEBUS_ENOMEM, "allocating the writer");
 		goto fail;
 	}
@@ -541,9 +678,9 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	 * through litebus_open's return (both synchronize). */
 	for (int c = 0; c < bus->nchannels; c++) {
 		atomic_store_explicit(&bus->channels[c]->published_id,
-				      w->next_id[c] - 1, memory_order_relaxed);
+				      w->last_id[c], memory_order_relaxed);
 		atomic_store_explicit(&bus->channels[c]->committed_id,
-				      w->next_id[c] - 1, memory_order_relaxed);
+				      w->last_id[c], memory_order_relaxed);
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	{
@@ -567,7 +704,7 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 fail:
 	lb_ckpt_stop(w->ckpt, w->ob.db);
 	lb_outbox_close(&w->ob);
-	free(w->pending);
+	free(w->pub);
 	free(w->batch);
 	free(w);
 	return rc;
@@ -590,7 +727,7 @@ lb_writer_free(struct lb_writer *w)
 		return;
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
-	free(w->pending);
+	free(w->pub);
 	free(w->batch);
 	free(w);
 }
@@ -737,30 +874,12 @@ litebus_tx_db(litebus_tx *tx)
 	return tx->w->ob.db;
 }
 
-static int
-writer_reserve_pending(struct lb_writer *w)
-{
-	struct lb_pending *p;
-	size_t cap;
-
-	if (w->npending < w->cap_pending)
-		return LITEBUS_OK;
-	cap = w->cap_pending * 2;
-	p = realloc(w->pending, cap * sizeof *p);
-	if (p == NULL)
-		return lb_err_set(LITEBUS_ENOMEM, "litebus_emit: out of memory");
-	w->pending = p;
-	w->cap_pending = cap;
-	return LITEBUS_OK;
-}
-
 int
 litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 	     int64_t *event_id)
 {
 	struct lb_writer *w;
 	struct lb_channel *ch;
-	struct lb_pending *p;
 	int64_t occurred;
 	int rc;
 
@@ -796,32 +915,20 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 				  "litebus_emit: an earlier statement of this "
 				  "job failed and SQLite rolled back the "
 				  "batch's transaction; the job will fail");
-	rc = writer_reserve_pending(w);
-	if (rc != LITEBUS_OK)
-		return rc;
+	/* Values from the file are not trusted to leave room (W4). */
+	if (w->last_id[channel] == INT64_MAX)
+		return lb_err_set(LITEBUS_ENOSPC,
+				  "litebus_emit: the event_ids of channel %s "
+				  "are exhausted (the largest ever committed "
+				  "is %lld)",
+				  ch->name, (long long)INT64_MAX);
 	occurred = rec->occurred_at_ms != 0 ? rec->occurred_at_ms : lb_wall_ms();
-	rc = lb_outbox_append(&w->ob, channel, w->next_id[channel], rec,
+	rc = lb_outbox_append(&w->ob, channel, w->last_id[channel] + 1, rec,
 			      occurred, w->batch_ms);
 	if (rc != LITEBUS_OK)
 		return rc;
-
-	p = &w->pending[w->npending++];
-	memset(p, 0, sizeof *p);
-	p->channel = channel;
-	p->rec.event_id = w->next_id[channel]++;
-	p->rec.partition_key = rec->partition_key;
-	p->rec.committed_at_ms = w->batch_ms;
-	p->rec.ns_hash = lb_ring_hash(rec->ns);
-	p->rec.tag_hash = lb_ring_hash(rec->instance_tag);
-	p->rec.subject_len = rec->subject_len > UINT32_MAX
-				 ? UINT32_MAX
-				 : (uint32_t)rec->subject_len;
-	if (rec->subject_len > 0)
-		memcpy(p->rec.subject_prefix, rec->subject,
-		       rec->subject_len < sizeof p->rec.subject_prefix
-			   ? rec->subject_len
-			   : sizeof p->rec.subject_prefix);
+	w->last_id[channel]++;
 	if (event_id != NULL)
-		*event_id = p->rec.event_id;
+		*event_id = w->last_id[channel];
 	return LITEBUS_OK;
 }
