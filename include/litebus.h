@@ -72,10 +72,12 @@
  *    wal_autocheckpoint, application_id, ...), except user_version.
  *  - Put back when the job returns: statements the job left in progress
  *    are reset (a stepped INSERT ... RETURNING keeps its effect); limits
- *    set with sqlite3_limit(); the busy handler; the commit, rollback,
- *    update and WAL hooks; SQLITE_DBCONFIG_DEFENSIVE and
- *    SQLITE_DBCONFIG_TRUSTED_SCHEMA.  A job that replaced litebus's commit
- *    or WAL hook fails with LITEBUS_EMISUSE and is rolled back.
+ *    set with sqlite3_limit(); the busy handler, the progress handler and
+ *    trace callbacks; the commit, rollback, update and WAL hooks;
+ *    extended result codes.  A job that replaced litebus's commit or WAL
+ *    hook, or changed SQLITE_DBCONFIG_DEFENSIVE, _TRUSTED_SCHEMA,
+ *    _ENABLE_TRIGGER, _WRITABLE_SCHEMA or _RESET_DATABASE, fails with
+ *    LITEBUS_EMISUSE and is rolled back (the setting is put back).
  *  - Never (litebus cannot detect it; every guarantee is void):
  *    sqlite3_close(), sqlite3_set_authorizer(), finalizing statements the
  *    job did not prepare, keeping the connection past the job or using it
