@@ -626,6 +626,11 @@ lb_outbox_rollback_to(struct lb_outbox *ob)
 	return rc;
 }
 
+/* Most bytes SQLite's record adds to the fields of an outbox row: the
+ * header (its size, and nine serial types of up to 5 bytes) and three
+ * 8-byte integers (event_id is the rowid, not in the record). */
+#define OUTBOX_RECORD_OVERHEAD (2 + 9 * 5 + 3 * 8)
+
 /* ETOOBIG for one field: the message names it, its size and the limit
  * (the job may have lowered SQLITE_LIMIT_LENGTH: header, "What a job may
  * do"). */
@@ -680,15 +685,16 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 {
 	sqlite3_stmt *st = ob->insert[channel];
 	int limit = sqlite3_limit(ob->db, SQLITE_LIMIT_LENGTH, -1);
+	/* Named as the caller knows them: litebus_record's fields. */
 	const struct {
 		const char *field;
 		uint64_t len;
 	} sizes[] = {
 	    {"subject", rec->subject_len},
 	    {"payload", rec->payload_len},
-	    {"event type", strlen(rec->event_type)},
-	    {"namespace", rec->ns != NULL ? strlen(rec->ns) : 0},
-	    {"instance tag",
+	    {"event_type", strlen(rec->event_type)},
+	    {"namespace (ns)", rec->ns != NULL ? strlen(rec->ns) : 0},
+	    {"instance_tag",
 	     rec->instance_tag != NULL ? strlen(rec->instance_tag) : 0},
 	};
 	int rc, step;
@@ -707,28 +713,28 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_blob(st, 3, rec->subject, rec->subject_len)) !=
 		SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "subject", rec->subject_len);
+		rc = outbox_bind_failed(ob, rc, sizes[0].field, sizes[0].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_text(st, 4, rec->event_type)) != SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "event type", sizes[2].len);
+		rc = outbox_bind_failed(ob, rc, sizes[2].field, sizes[2].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK && (rc = outbox_bind_text(st, 5, rec->ns)) !=
 				   SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "namespace", sizes[3].len);
+		rc = outbox_bind_failed(ob, rc, sizes[3].field, sizes[3].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_text(st, 6, rec->instance_tag)) != SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "instance tag", sizes[4].len);
+		rc = outbox_bind_failed(ob, rc, sizes[4].field, sizes[4].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_blob(st, 7, rec->payload, rec->payload_len)) !=
 		SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "payload", rec->payload_len);
+		rc = outbox_bind_failed(ob, rc, sizes[1].field, sizes[1].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK)
@@ -743,7 +749,18 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 	step = sqlite3_step(st);
 	ob->in_emit = false;
 	if (step != SQLITE_DONE) {
-		if ((step & 0xff) == SQLITE_TOOBIG)
+		uint64_t fields = 0;
+
+		for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+			fields += sizes[i].len;
+		/* SQLITE_TOOBIG is the record when it can be: the fields
+		 * plus at most OUTBOX_RECORD_OVERHEAD bytes.  Otherwise it
+		 * is something else - e.g. the job lowered
+		 * SQLITE_LIMIT_SQL_LENGTH and changed the schema, so our
+		 * INSERT could not be prepared again (SQLite gives the same
+		 * text for both) - and the row must not be blamed. */
+		if ((step & 0xff) == SQLITE_TOOBIG &&
+		    fields + OUTBOX_RECORD_OVERHEAD > (uint64_t)limit)
 			rc = lb_err_set(LITEBUS_ETOOBIG,
 					"litebus_emit: the row (subject %zu, "
 					"payload %zu bytes and the strings) is "
@@ -751,6 +768,15 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 					"limit of %d bytes (SQLITE_LIMIT_LENGTH)",
 					rec->subject_len, rec->payload_len,
 					limit);
+		else if ((step & 0xff) == SQLITE_TOOBIG)
+			rc = lb_err_set(LITEBUS_ETOOBIG,
+					"litebus_emit: SQLite refused the "
+					"INSERT (%s) although the row fits the "
+					"length limit of %d bytes: another "
+					"limit the job set with sqlite3_limit() "
+					"(SQLITE_LIMIT_SQL_LENGTH?) may keep it "
+					"from being prepared again",
+					sqlite3_errmsg(ob->db), limit);
 		else
 			rc = lb_err_sqlite(ob->db, step,
 					   "appending to the outbox");
