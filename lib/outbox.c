@@ -434,12 +434,15 @@ outbox_prepare_all(struct lb_outbox *ob, struct lb_channel *const *channels,
 		rc = outbox_prepare(ob->db, sql, &ob->insert[i]);
 		if (rc != LITEBUS_OK)
 			break;
+		/* Apart, so that lb_outbox_load_last_id can check each
+		 * (a max() of the two would hide a bad mark below the
+		 * largest id); the name is for its messages. */
 		snprintf(sql, sizeof sql,
-			 "SELECT max(coalesce((SELECT max(event_id) FROM "
-			 "\"litebus_outbox_%s\"), 0), coalesce((SELECT "
-			 "high_water FROM litebus_channel WHERE name = '%s'), "
-			 "0))",
-			 channels[i]->name, channels[i]->name);
+			 "SELECT (SELECT max(event_id) FROM "
+			 "\"litebus_outbox_%s\"), (SELECT high_water FROM "
+			 "litebus_channel WHERE name = '%s'), '%s'",
+			 channels[i]->name, channels[i]->name,
+			 channels[i]->name);
 		rc = outbox_prepare(ob->db, sql, &ob->next_id[i]);
 	}
 	return rc;
@@ -542,23 +545,42 @@ lb_outbox_load_last_id(struct lb_outbox *ob, int i, int64_t *last)
 {
 	sqlite3_stmt *st = ob->next_id[i];
 	int rc = sqlite3_step(st);
+	int64_t largest = 0, mark = 0;
 
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return lb_err_sqlite(ob->db, rc, "reading the largest event_id");
 	}
-	/* Values from the file are checked, not trusted: a high-water mark
-	 * that is not a non-negative integer cannot be continued from. */
-	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
-	    sqlite3_column_int64(st, 0) < 0) {
+	/* Values from the file are checked, not trusted (every id handed
+	 * out is computed from them, writer.c W4).  The table's largest id
+	 * is an INTEGER PRIMARY KEY, an integer or NULL (no rows); one below
+	 * 0 (another program's row) lies below every id litebus hands out.
+	 * The deletion high-water mark is only ever set by litebus's
+	 * trigger to a deleted event_id: anything but a non-negative
+	 * integer there (text, a blob, a real, a negative number) cannot be
+	 * continued from, and a real or text mark below the largest id is
+	 * refused too - nothing says which ids it stood for. */
+	if (sqlite3_column_type(st, 0) == SQLITE_INTEGER)
+		largest = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_type(st, 1) == SQLITE_INTEGER)
+		mark = sqlite3_column_int64(st, 1);
+	if ((sqlite3_column_type(st, 0) != SQLITE_INTEGER &&
+	     sqlite3_column_type(st, 0) != SQLITE_NULL) ||
+	    (sqlite3_column_type(st, 1) != SQLITE_INTEGER &&
+	     sqlite3_column_type(st, 1) != SQLITE_NULL) ||
+	    mark < 0) {
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+
+		rc = lb_err_set(LITEBUS_ESCHEMA,
+				"reading the largest event_id of channel %s: "
+				"its high-water mark in litebus_channel (or "
+				"its table) holds a value that is not a "
+				"non-negative integer",
+				name != NULL ? name : "?");
 		sqlite3_reset(st);
-		return lb_err_set(LITEBUS_ESCHEMA,
-				  "reading the largest event_id of channel %d: "
-				  "the table or its high-water mark holds a "
-				  "value that is not a non-negative integer",
-				  i);
+		return rc;
 	}
-	*last = sqlite3_column_int64(st, 0);
+	*last = largest > mark ? largest : mark;
 	sqlite3_reset(st);
 	return LITEBUS_OK;
 }
