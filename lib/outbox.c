@@ -795,9 +795,9 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 					"litebus_emit: SQLite refused the "
 					"INSERT (%s) although the row fits the "
 					"length limit of %d bytes: another "
-					"limit the job set with sqlite3_limit() "
-					"(SQLITE_LIMIT_SQL_LENGTH?) may keep it "
-					"from being prepared again",
+					"limit the job set with sqlite3_limit "
+					"(SQLITE_LIMIT_SQL_LENGTH?) may keep "
+					"it from being prepared again",
 					sqlite3_errmsg(ob->db), limit);
 		else
 			rc = lb_err_sqlite(ob->db, step,
