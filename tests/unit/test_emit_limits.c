@@ -165,12 +165,12 @@ assert_stored(const char *path, const char *channel_name, int64_t id,
 
 struct refused_job {
 	int channel;
-	int limit;	     /* SQLITE_LIMIT_LENGTH to set first; < 0 keeps */
-	litebus_record big;  /* the record emit must refuse */
-	int big_rc;	     /* what emit returned for it */
+	int limit;	    /* SQLITE_LIMIT_LENGTH to set first; < 0 keeps */
+	litebus_record big; /* the record emit must refuse */
+	int big_rc;	    /* what emit returned for it */
 	char big_msg[MSG_MAX];
-	int64_t big_id;	     /* must stay ID_UNTOUCHED */
-	bool then_small;     /* emit a small event afterwards */
+	int64_t big_id;	 /* must stay ID_UNTOUCHED */
+	bool then_small; /* emit a small event afterwards */
 	int small_rc;
 	int64_t small_id;
 	bool return_big_rc; /* the job returns emit's status */
@@ -203,7 +203,8 @@ refused_job_fn(litebus_tx *tx, void *arg)
 		return j->big_rc;
 	if (j->then_small) {
 		small_record(j->channel, &small);
-		j->small_rc = litebus_emit(tx, j->channel, &small, &j->small_id);
+		j->small_rc =
+		    litebus_emit(tx, j->channel, &small, &j->small_id);
 	}
 	return 0;
 }
@@ -216,8 +217,7 @@ struct watchers {
 };
 
 static void
-watch_from(struct bus_fixture *f, int channel, int64_t from,
-	   struct watchers *w)
+watch_from(struct bus_fixture *f, int channel, int64_t from, struct watchers *w)
 {
 	assert_int_equal(litebus_subscribe(f->bus, channel, &w->sub),
 			 LITEBUS_OK);
@@ -402,9 +402,42 @@ an_instance_tag_over_a_lowered_limit_is_refused_by_name_and_the_job_goes_on(
 
 	big.event_type = "success";
 	big.instance_tag = tag;
-	refuse_one_field_and_go_on(f, LITEBUS_COMPLETION, &big,
-				   "instance_tag", BIG_LEN);
+	refuse_one_field_and_go_on(f, LITEBUS_COMPLETION, &big, "instance_tag",
+				   BIG_LEN);
 	free(tag);
+}
+
+/* Contract, litebus_emit(): as above, on an in-memory bus (its readers
+ * share the writer's cache): the refused payload leaves nothing behind,
+ * and the reader and subscriber see only the job's small event. */
+static void
+an_in_memory_bus_refuses_a_payload_over_a_lowered_limit_the_same_way(
+    void **state)
+{
+	char *payload = long_string(BIG_LEN, 'p');
+	struct bus_fixture mem = {0};
+	struct refused_job j = {0};
+	struct watchers w;
+
+	(void)state;
+	litebus_options_init(&mem.opts);
+	mem.opts.ring_capacity = 8;
+	assert_int_equal(litebus_open(&mem.opts, &mem.bus), LITEBUS_OK);
+	watch(&mem, LITEBUS_COMPLETION, &w);
+	j.channel = LITEBUS_COMPLETION;
+	j.limit = LOW_LIMIT;
+	j.big.event_type = "success";
+	j.big.payload = payload;
+	j.big.payload_len = BIG_LEN;
+	j.then_small = true;
+	assert_int_equal(litebus_exec(mem.bus, refused_job_fn, &j), 0);
+	assert_int_equal(j.big_rc, LITEBUS_ETOOBIG);
+	assert_names(j.big_msg, "payload", BIG_LEN, LOW_LIMIT);
+	assert_int_equal(j.small_rc, LITEBUS_OK);
+	assert_watchers_see_only_the_small_event(&w, j.small_id);
+	unwatch(&w);
+	assert_int_equal(litebus_close(mem.bus), LITEBUS_OK);
+	free(payload);
 }
 
 /* ------------------------------------------------------------------ */
@@ -645,8 +678,8 @@ lengths_over_the_default_limit_are_refused_before_the_bytes_are_read(
 {
 	struct bus_fixture *f = *state;
 	static const unsigned char tiny[16] = "0123456789abcde";
-	const unsigned long long lens[] = {
-	    1000000001ull, (1ull << 32) + 5, (unsigned long long)SIZE_MAX};
+	const unsigned long long lens[] = {1000000001ull, (1ull << 32) + 5,
+					   (unsigned long long)SIZE_MAX};
 	struct watchers w;
 
 	watch(f, LITEBUS_COMPLETION, &w);
@@ -971,8 +1004,8 @@ subscribers_and_readers_see_the_subject_that_was_emitted(void **state)
 
 	for (int i = 0; i < j.count; i++) {
 		size_t len = j.lens[i];
-		size_t pre = len < LITEBUS_SUBJECT_PREFIX ? len
-							  : LITEBUS_SUBJECT_PREFIX;
+		size_t pre =
+		    len < LITEBUS_SUBJECT_PREFIX ? len : LITEBUS_SUBJECT_PREFIX;
 		unsigned char want_prefix[LITEBUS_SUBJECT_PREFIX] = {0};
 		litebus_event ev;
 		litebus_row row;
@@ -985,9 +1018,9 @@ subscribers_and_readers_see_the_subject_that_was_emitted(void **state)
 		assert_memory_equal(ev.subject_prefix, want_prefix,
 				    sizeof want_prefix);
 
-		assert_int_equal(litebus_reader_next(w.reader, &row,
-						     FX_WAIT_MS),
-				 LITEBUS_OK);
+		assert_int_equal(
+		    litebus_reader_next(w.reader, &row, FX_WAIT_MS),
+		    LITEBUS_OK);
 		assert_int_equal(row.event_id, j.ids[i]);
 		assert_int_equal(row.subject_len, len);
 		if (len > 0)
@@ -1086,8 +1119,7 @@ other_limit_job_fn(litebus_tx *tx, void *arg)
 	 * INSERT included: it is prepared again under the job's limit. */
 	if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS app_t(x)", NULL, NULL,
 			 NULL) != SQLITE_OK ||
-	    sqlite3_exec(db, "DROP TABLE app_t", NULL, NULL, NULL) !=
-		SQLITE_OK)
+	    sqlite3_exec(db, "DROP TABLE app_t", NULL, NULL, NULL) != SQLITE_OK)
 		return JOB_FAILED;
 	sqlite3_limit(db, j->limit_id, j->value);
 	small_record(LITEBUS_COMPLETION, &rec);
@@ -1166,6 +1198,7 @@ main(void)
 	    T(an_event_type_over_a_lowered_limit_is_refused_by_name_on_signal_delivery),
 	    T(a_namespace_over_a_lowered_limit_is_refused_by_name_and_the_job_goes_on),
 	    T(an_instance_tag_over_a_lowered_limit_is_refused_by_name_and_the_job_goes_on),
+	    T(an_in_memory_bus_refuses_a_payload_over_a_lowered_limit_the_same_way),
 	    T(each_field_one_byte_over_the_limit_is_refused_by_name),
 	    T(each_field_exactly_at_the_limit_is_refused_as_the_row_around_it),
 	    T(a_row_exactly_at_the_limit_is_stored_whole_and_one_byte_more_is_refused),
