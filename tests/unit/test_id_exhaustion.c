@@ -48,9 +48,8 @@ plain_open(const char *path)
 {
 	sqlite3 *db = NULL;
 
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE,
-					 NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
 	/* The bus's writer or checkpointer may hold a lock for a moment. */
 	assert_int_equal(sqlite3_busy_timeout(db, FX_WAIT_MS), SQLITE_OK);
 	return db;
@@ -252,8 +251,7 @@ read_all(litebus_reader *r, int64_t *ids, int max)
  * INT64_MAX, then ENOSPC naming the channel, and the refusing job still
  * commits (with nothing of the refused event). */
 static void
-the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc(
-    void **state)
+the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc(void **state)
 {
 	struct bus_fixture *f = *state;
 
@@ -263,9 +261,9 @@ the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc(
 	emit_refused_with_enospc(f);
 	emit_refused_with_enospc(f);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 3);
-	assert_true(plain_int(f->path, "SELECT max(event_id) FROM "
-				       "litebus_outbox_completion") ==
-		    INT64_MAX);
+	assert_true(plain_int(f->path,
+			      "SELECT max(event_id) FROM "
+			      "litebus_outbox_completion") == INT64_MAX);
 	assert_int_equal(plain_int(f->path, "SELECT min(event_id) FROM "
 					    "litebus_outbox_completion"),
 			 INT64_MAX - 2);
@@ -304,8 +302,8 @@ static void
 int64_max_handed_out_to_a_failing_job_is_handed_out_again(void **state)
 {
 	struct bus_fixture *f = *state;
-	struct emit_job failing = {LITEBUS_COMPLETION, 1, JOB_FAILED,
-				   {0}, {0}, {{0}}};
+	struct emit_job failing = {
+	    LITEBUS_COMPLETION, 1, JOB_FAILED, {0}, {0}, {{0}}};
 	litebus_sub *sub;
 	litebus_event ev;
 
@@ -540,8 +538,7 @@ a_high_water_mark_one_below_int64_max_leaves_exactly_one_id(void **state)
  * INT64_MAX-2 while the bus is open: the bus continues from it and is
  * exhausted two ids later. */
 static void
-ids_moved_near_int64_max_by_another_connection_are_continued_from(
-    void **state)
+ids_moved_near_int64_max_by_another_connection_are_continued_from(void **state)
 {
 	struct bus_fixture *f = *state;
 	litebus_sub *sub;
@@ -600,10 +597,9 @@ a_mark_lowered_by_another_connection_never_makes_a_published_id_reused(
 					     LITEBUS_FROM_START, NULL, &r),
 			 LITEBUS_OK);
 	assert_int_equal(read_all(r, ids, 4), 3);
-	plain_exec(f->path,
-		   "DELETE FROM main.litebus_outbox_completion;"
-		   "UPDATE main.litebus_channel SET high_water = 0 "
-		   "WHERE name = 'completion';");
+	plain_exec(f->path, "DELETE FROM main.litebus_outbox_completion;"
+			    "UPDATE main.litebus_channel SET high_water = 0 "
+			    "WHERE name = 'completion';");
 	ids[0] = emit_one(f, LITEBUS_COMPLETION);
 	if (ids[0] <= last)
 		fail_msg("emit handed out id %lld again (ids up to %lld were "
@@ -695,40 +691,54 @@ a_high_water_mark_that_is_not_an_id_is_refused_at_open(void **state)
 	}
 }
 
-/* Contract, litebus_emit() / litebus_exec(): the batch's error "with
- * nothing of the job committed or published".  A mark made text by
- * another connection while the bus is open: the next jobs fail with
- * ESCHEMA and commit nothing, on every channel; once the mark is an id
- * again, jobs commit and continue above it. */
+/* Contract, litebus_exec(): "the batch's error ... with nothing of the
+ * job committed or published".  A mark made hostile by another
+ * connection while the bus is open, for each kind of bad value: the next
+ * jobs fail with ESCHEMA and commit nothing, on every channel; once the
+ * mark is an id again, jobs commit and continue above it. */
 static void
-a_high_water_mark_made_text_while_open_fails_the_next_jobs_with_eschema(
-    void **state)
+a_mark_made_hostile_while_open_fails_the_next_jobs_with_eschema(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct emit_job j = {LITEBUS_LEASE_HISTORY, 1, 0, {0}, {0}, {{0}}};
+	int64_t lease = 0, completion = emit_one(f, LITEBUS_COMPLETION);
 	litebus_sub *sub;
 	litebus_event ev;
 
-	emit_one(f, LITEBUS_COMPLETION);
-	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_LEASE_HISTORY,
-					   &sub),
+	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_LEASE_HISTORY, &sub),
 			 LITEBUS_OK);
-	set_high_water(f->path, "'abc'");
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(litebus_exec(f->bus, emit_job_fn, &j),
-				 LITEBUS_ESCHEMA);
-		if (strstr(litebus_last_errmsg(), "high-water") == NULL)
-			fail_msg("ESCHEMA should say what is wrong: \"%s\"",
-				 litebus_last_errmsg());
-	}
-	assert_int_equal(fx_count_rows(f->path, "lease_history"), 0);
-	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
+	for (size_t i = 0; i < sizeof bad_marks / sizeof bad_marks[0]; i++) {
+		char mark[32];
 
-	set_high_water(f->path, "40");
-	assert_int_equal(emit_one(f, LITEBUS_COMPLETION), 41);
-	assert_int_equal(emit_one(f, LITEBUS_LEASE_HISTORY), 1);
-	assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_OK);
-	assert_int_equal(ev.event_id, 1);
+		set_high_water(f->path, bad_marks[i].value);
+		for (int k = 0; k < 2; k++) {
+			int rc = litebus_exec(f->bus, emit_job_fn, &j);
+
+			if (rc != LITEBUS_ESCHEMA)
+				fail_msg("a mark that is %s (%s), set while "
+					 "open: exec returned %s",
+					 bad_marks[i].what, bad_marks[i].value,
+					 litebus_errname(rc));
+			if (strstr(litebus_last_errmsg(), "high-water") == NULL)
+				fail_msg("ESCHEMA should say what is wrong: "
+					 "\"%s\"",
+					 litebus_last_errmsg());
+		}
+		assert_int_equal(fx_count_rows(f->path, "lease_history"),
+				 lease);
+		assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
+
+		/* An id again, above the largest: continued from. */
+		snprintf(mark, sizeof mark, "%lld", (long long)completion + 40);
+		set_high_water(f->path, mark);
+		assert_int_equal(emit_one(f, LITEBUS_COMPLETION),
+				 completion + 41);
+		completion += 41;
+		assert_int_equal(emit_one(f, LITEBUS_LEASE_HISTORY), ++lease);
+		assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS),
+				 LITEBUS_OK);
+		assert_int_equal(ev.event_id, lease);
+	}
 	litebus_unsubscribe(sub);
 }
 
@@ -762,7 +772,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, bus_with_tiny_rings, bus_teardown)
+#define T(fn)                                                                  \
+	cmocka_unit_test_setup_teardown(fn, bus_with_tiny_rings, bus_teardown)
 	    T(the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc),
 	    T(one_job_gets_the_last_ids_then_enospc_and_commits_what_it_got),
 	    T(int64_max_handed_out_to_a_failing_job_is_handed_out_again),
@@ -776,7 +787,7 @@ main(void)
 	    T(a_high_water_mark_raised_to_int64_max_while_open_refuses_the_next_emit),
 	    T(a_mark_lowered_by_another_connection_never_makes_a_published_id_reused),
 	    T(a_high_water_mark_that_is_not_an_id_is_refused_at_open),
-	    T(a_high_water_mark_made_text_while_open_fails_the_next_jobs_with_eschema),
+	    T(a_mark_made_hostile_while_open_fails_the_next_jobs_with_eschema),
 	    T(a_reader_after_int64_max_opens_and_times_out),
 #undef T
 	};
