@@ -434,12 +434,15 @@ outbox_prepare_all(struct lb_outbox *ob, struct lb_channel *const *channels,
 		rc = outbox_prepare(ob->db, sql, &ob->insert[i]);
 		if (rc != LITEBUS_OK)
 			break;
+		/* Apart, so that lb_outbox_load_last_id can check each
+		 * (a max() of the two would hide a bad mark below the
+		 * largest id); the name is for its messages. */
 		snprintf(sql, sizeof sql,
-			 "SELECT max(coalesce((SELECT max(event_id) FROM "
-			 "\"litebus_outbox_%s\"), 0), coalesce((SELECT "
-			 "high_water FROM litebus_channel WHERE name = '%s'), "
-			 "0))",
-			 channels[i]->name, channels[i]->name);
+			 "SELECT (SELECT max(event_id) FROM "
+			 "\"litebus_outbox_%s\"), (SELECT high_water FROM "
+			 "litebus_channel WHERE name = '%s'), '%s'",
+			 channels[i]->name, channels[i]->name,
+			 channels[i]->name);
 		rc = outbox_prepare(ob->db, sql, &ob->next_id[i]);
 	}
 	return rc;
@@ -542,23 +545,42 @@ lb_outbox_load_last_id(struct lb_outbox *ob, int i, int64_t *last)
 {
 	sqlite3_stmt *st = ob->next_id[i];
 	int rc = sqlite3_step(st);
+	int64_t largest = 0, mark = 0;
 
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
 		return lb_err_sqlite(ob->db, rc, "reading the largest event_id");
 	}
-	/* Values from the file are checked, not trusted: a high-water mark
-	 * that is not a non-negative integer cannot be continued from. */
-	if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
-	    sqlite3_column_int64(st, 0) < 0) {
+	/* Values from the file are checked, not trusted (every id handed
+	 * out is computed from them, writer.c W4).  The table's largest id
+	 * is an INTEGER PRIMARY KEY, an integer or NULL (no rows); one below
+	 * 0 (another program's row) lies below every id litebus hands out.
+	 * The deletion high-water mark is only ever set by litebus's
+	 * trigger to a deleted event_id: anything but a non-negative
+	 * integer there (text, a blob, a real, a negative number) cannot be
+	 * continued from, and a real or text mark below the largest id is
+	 * refused too - nothing says which ids it stood for. */
+	if (sqlite3_column_type(st, 0) == SQLITE_INTEGER)
+		largest = sqlite3_column_int64(st, 0);
+	if (sqlite3_column_type(st, 1) == SQLITE_INTEGER)
+		mark = sqlite3_column_int64(st, 1);
+	if ((sqlite3_column_type(st, 0) != SQLITE_INTEGER &&
+	     sqlite3_column_type(st, 0) != SQLITE_NULL) ||
+	    (sqlite3_column_type(st, 1) != SQLITE_INTEGER &&
+	     sqlite3_column_type(st, 1) != SQLITE_NULL) ||
+	    mark < 0) {
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+
+		rc = lb_err_set(LITEBUS_ESCHEMA,
+				"reading the largest event_id of channel %s: "
+				"its high-water mark in litebus_channel (or "
+				"its table) holds a value that is not a "
+				"non-negative integer",
+				name != NULL ? name : "?");
 		sqlite3_reset(st);
-		return lb_err_set(LITEBUS_ESCHEMA,
-				  "reading the largest event_id of channel %d: "
-				  "the table or its high-water mark holds a "
-				  "value that is not a non-negative integer",
-				  i);
+		return rc;
 	}
-	*last = sqlite3_column_int64(st, 0);
+	*last = largest > mark ? largest : mark;
 	sqlite3_reset(st);
 	return LITEBUS_OK;
 }
@@ -626,6 +648,11 @@ lb_outbox_rollback_to(struct lb_outbox *ob)
 	return rc;
 }
 
+/* Most bytes SQLite's record adds to the fields of an outbox row: the
+ * header (its size, and nine serial types of up to 5 bytes) and three
+ * 8-byte integers (event_id is the rowid, not in the record). */
+#define OUTBOX_RECORD_OVERHEAD (2 + 9 * 5 + 3 * 8)
+
 /* ETOOBIG for one field: the message names it, its size and the limit
  * (the job may have lowered SQLITE_LIMIT_LENGTH: header, "What a job may
  * do"). */
@@ -680,15 +707,16 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 {
 	sqlite3_stmt *st = ob->insert[channel];
 	int limit = sqlite3_limit(ob->db, SQLITE_LIMIT_LENGTH, -1);
+	/* Named as the caller knows them: litebus_record's fields. */
 	const struct {
 		const char *field;
 		uint64_t len;
 	} sizes[] = {
 	    {"subject", rec->subject_len},
 	    {"payload", rec->payload_len},
-	    {"event type", strlen(rec->event_type)},
-	    {"namespace", rec->ns != NULL ? strlen(rec->ns) : 0},
-	    {"instance tag",
+	    {"event_type", strlen(rec->event_type)},
+	    {"namespace (ns)", rec->ns != NULL ? strlen(rec->ns) : 0},
+	    {"instance_tag",
 	     rec->instance_tag != NULL ? strlen(rec->instance_tag) : 0},
 	};
 	int rc, step;
@@ -707,28 +735,28 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_blob(st, 3, rec->subject, rec->subject_len)) !=
 		SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "subject", rec->subject_len);
+		rc = outbox_bind_failed(ob, rc, sizes[0].field, sizes[0].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_text(st, 4, rec->event_type)) != SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "event type", sizes[2].len);
+		rc = outbox_bind_failed(ob, rc, sizes[2].field, sizes[2].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK && (rc = outbox_bind_text(st, 5, rec->ns)) !=
 				   SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "namespace", sizes[3].len);
+		rc = outbox_bind_failed(ob, rc, sizes[3].field, sizes[3].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_text(st, 6, rec->instance_tag)) != SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "instance tag", sizes[4].len);
+		rc = outbox_bind_failed(ob, rc, sizes[4].field, sizes[4].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK &&
 	    (rc = outbox_bind_blob(st, 7, rec->payload, rec->payload_len)) !=
 		SQLITE_OK) {
-		rc = outbox_bind_failed(ob, rc, "payload", rec->payload_len);
+		rc = outbox_bind_failed(ob, rc, sizes[1].field, sizes[1].len);
 		goto out;
 	}
 	if (rc == SQLITE_OK)
@@ -743,7 +771,18 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 	step = sqlite3_step(st);
 	ob->in_emit = false;
 	if (step != SQLITE_DONE) {
-		if ((step & 0xff) == SQLITE_TOOBIG)
+		uint64_t fields = 0;
+
+		for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+			fields += sizes[i].len;
+		/* SQLITE_TOOBIG is the record when it can be: the fields
+		 * plus at most OUTBOX_RECORD_OVERHEAD bytes.  Otherwise it
+		 * is something else - e.g. the job lowered
+		 * SQLITE_LIMIT_SQL_LENGTH and changed the schema, so our
+		 * INSERT could not be prepared again (SQLite gives the same
+		 * text for both) - and the row must not be blamed. */
+		if ((step & 0xff) == SQLITE_TOOBIG &&
+		    fields + OUTBOX_RECORD_OVERHEAD > (uint64_t)limit)
 			rc = lb_err_set(LITEBUS_ETOOBIG,
 					"litebus_emit: the row (subject %zu, "
 					"payload %zu bytes and the strings) is "
@@ -751,6 +790,15 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 					"limit of %d bytes (SQLITE_LIMIT_LENGTH)",
 					rec->subject_len, rec->payload_len,
 					limit);
+		else if ((step & 0xff) == SQLITE_TOOBIG)
+			rc = lb_err_set(LITEBUS_ETOOBIG,
+					"litebus_emit: SQLite refused the "
+					"INSERT (%s) although the row fits the "
+					"length limit of %d bytes: another "
+					"limit the job set with sqlite3_limit "
+					"(SQLITE_LIMIT_SQL_LENGTH?) may keep "
+					"it from being prepared again",
+					sqlite3_errmsg(ob->db), limit);
 		else
 			rc = lb_err_sqlite(ob->db, step,
 					   "appending to the outbox");

@@ -915,6 +915,14 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 				  "litebus_emit: an earlier statement of this "
 				  "job failed and SQLite rolled back the "
 				  "batch's transaction; the job will fail");
+	/* W4: above every id this bus committed, even if another
+	 * connection has since deleted those rows and lowered the
+	 * high-water mark (last_id[] was then reloaded lower from the
+	 * file): a published id handed out again would reach subscribers
+	 * twice and never reach a reader whose cursor is past it.
+	 * committed_id is written by this thread only (writer_publish). */
+	if (w->last_id[channel] < lb_channel_committed_id(ch))
+		w->last_id[channel] = lb_channel_committed_id(ch);
 	/* Values from the file are not trusted to leave room (W4). */
 	if (w->last_id[channel] == INT64_MAX)
 		return lb_err_set(LITEBUS_ENOSPC,
