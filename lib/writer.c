@@ -38,7 +38,10 @@
  *   W3  A job is completed exactly once: exec wakes, or done() is called.
  *       A job accepted by exec/submit is always run, even during close.
  *   W4  Every id handed out in a batch is above batch_last_id[], which is
- *       at least every id committed or published on the channel.  When a
+ *       at least every id committed or published on the channel: the
+ *       tables' largest id and high-water mark when loaded, and never
+ *       below the channel's committed_id (C5), whatever another
+ *       connection did to the tables since.  When a
  *       job rolls back, last_id[] returns to its value before the job;
  *       when the transaction is lost, to batch_last_id[].  Ids handed out
  *       and undone were never published (W1), so handing them out again
@@ -227,13 +230,22 @@ writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 	}
 }
 
+/* W4: reload from the tables, but never below what this bus committed:
+ * another connection may have deleted those rows and lowered the
+ * high-water mark, and a published id handed out again would reach
+ * subscribers twice and never reach a reader whose cursor is past it.
+ * (committed_id is written by this thread only, writer_publish.) */
 static int
 writer_reload_ids(struct lb_writer *w)
 {
 	for (int i = 0; i < w->bus->nchannels; i++) {
+		int64_t committed = lb_channel_committed_id(w->bus->channels[i]);
 		int rc = lb_outbox_load_last_id(&w->ob, i, &w->last_id[i]);
+
 		if (rc != LITEBUS_OK)
 			return rc;
+		if (w->last_id[i] < committed)
+			w->last_id[i] = committed;
 	}
 	return LITEBUS_OK;
 }
@@ -915,14 +927,6 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 				  "litebus_emit: an earlier statement of this "
 				  "job failed and SQLite rolled back the "
 				  "batch's transaction; the job will fail");
-	/* W4: above every id this bus committed, even if another
-	 * connection has since deleted those rows and lowered the
-	 * high-water mark (last_id[] was then reloaded lower from the
-	 * file): a published id handed out again would reach subscribers
-	 * twice and never reach a reader whose cursor is past it.
-	 * committed_id is written by this thread only (writer_publish). */
-	if (w->last_id[channel] < lb_channel_committed_id(ch))
-		w->last_id[channel] = lb_channel_committed_id(ch);
 	/* Values from the file are not trusted to leave room (W4). */
 	if (w->last_id[channel] == INT64_MAX)
 		return lb_err_set(LITEBUS_ENOSPC,
