@@ -26,10 +26,11 @@
  *       this library), or `adopt`.  The mark is set in that transaction,
  *       and WAL is switched on only after it committed.
  *   O2  Every main.sqlite_schema row named litebus_* or on a litebus_*
- *       table is exactly one litebus's own statements store (type, name,
- *       table and SQL text), as a scratch in-memory database running those
- *       statements shows, for the open channels and every other channel
- *       the file has a table for.  Anything else is ESCHEMA.
+ *       table is exactly a row that litebus's own statements store (type,
+ *       name, table and SQL text), as running them in a scratch in-memory
+ *       database shows, for the open channels and for every other channel
+ *       the file has a table for, and no other object shares its pages.
+ *       Anything else is ESCHEMA.
  *   O3  litebus_meta's schema_version is the integer LB_SCHEMA_VERSION;
  *       every outbox table has its litebus_channel row, and every
  *       high_water is an integer >= 0.
@@ -276,6 +277,16 @@ outbox_channel_sql(char *sql, size_t len, const char *name, int channel_id)
 	(void)n;
 }
 
+/* Column i of the current row as text for a message; "?" where SQLite
+ * has none (NULL, or out of memory). */
+static const char *
+outbox_text(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s != NULL ? s : "?";
+}
+
 /* The first reads, inside the schema transaction.  The file's first page
  * is read here (or by BEGIN): a file that is not a database, or is
  * corrupt, fails before anything was written. */
@@ -390,11 +401,11 @@ outbox_check_version(sqlite3 *db, const struct outbox_file *f)
 		sqlite3_finalize(st);
 		return rc;
 	}
-	if (strcmp((const char *)sqlite3_column_text(st, 0), "integer") != 0) {
+	if (strcmp(outbox_text(st, 0), "integer") != 0) {
 		rc = lb_err_set(LITEBUS_ESCHEMA,
 				"opening %s: litebus_meta's schema_version is "
 				"%s, not an integer",
-				f->path, sqlite3_column_text(st, 0));
+				f->path, outbox_text(st, 0));
 		sqlite3_finalize(st);
 		return rc;
 	}
@@ -540,15 +551,11 @@ static int
 outbox_refuse_object(const struct outbox_file *f, sqlite3_stmt *st,
 		     const char *why)
 {
-	const char *type = (const char *)sqlite3_column_text(st, 0);
-	const char *name = (const char *)sqlite3_column_text(st, 1);
-	const char *tbl = (const char *)sqlite3_column_text(st, 2);
+	const char *type = outbox_text(st, 0);
+	const char *name = outbox_text(st, 1);
+	const char *tbl = outbox_text(st, 2);
 
-	if (type == NULL)
-		type = "object";
-	if (name == NULL)
-		name = "?";
-	if (tbl != NULL && strcmp(name, tbl) != 0)
+	if (strcmp(name, tbl) != 0)
 		return lb_err_set(LITEBUS_ESCHEMA, "opening %s: %s %s on %s %s",
 				  f->path, type, name, tbl, why);
 	return lb_err_set(LITEBUS_ESCHEMA, "opening %s: %s %s %s", f->path,
@@ -583,6 +590,42 @@ outbox_compare_object(const struct outbox_file *f, sqlite3 *scratch,
 		return outbox_refuse_object(f, st,
 					    "differs from litebus's definition");
 	return LITEBUS_OK;
+}
+
+/* O2: no two objects of the file share a b-tree where one of them is
+ * litebus's.  SQLite trusts sqlite_schema's root page numbers: a file
+ * edited with writable_schema could give an application table the pages
+ * of an outbox table, and every row written to it would be an event. */
+static int
+outbox_check_root_pages(sqlite3 *db, const struct outbox_file *f)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(
+	    db,
+	    "SELECT a.type, a.name, a.tbl_name, b.name FROM main.sqlite_schema "
+	    "AS a JOIN main.sqlite_schema AS b ON b.rootpage = a.rootpage AND "
+	    "b.rowid <> a.rowid WHERE a.rootpage > 0 AND "
+	    "(lower(substr(a.name, 1, 8)) = 'litebus_' OR "
+	    "lower(substr(a.tbl_name, 1, 8)) = 'litebus_') LIMIT 1",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the database schema");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		char why[LITEBUS_CHANNEL_NAME_MAX * 4];
+
+		snprintf(why, sizeof why, "shares its pages with %s",
+			 outbox_text(st, 3));
+		rc = outbox_refuse_object(f, st, why);
+	} else if (rc == SQLITE_DONE) {
+		rc = LITEBUS_OK;
+	} else {
+		rc = lb_err_sqlite(db, rc, "reading the database schema");
+	}
+	sqlite3_finalize(st);
+	return rc;
 }
 
 /* O2: every object of the file that is litebus's business (named
@@ -658,6 +701,8 @@ outbox_check_objects(sqlite3 *db, struct outbox_file *f,
 	sqlite3_finalize(lookup);
 	sqlite3_finalize(st);
 	sqlite3_close_v2(scratch);
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_root_pages(db, f);
 	return rc;
 }
 
@@ -690,8 +735,8 @@ outbox_check_channel_rows(sqlite3 *db, const struct outbox_file *f)
 	if (rc == SQLITE_ROW)
 		rc = lb_err_set(LITEBUS_ESCHEMA,
 				"opening %s: litebus_channel, channel %s: %s",
-				f->path, sqlite3_column_text(st, 0),
-				sqlite3_column_text(st, 1));
+				f->path, outbox_text(st, 0),
+				outbox_text(st, 1));
 	else if (rc == SQLITE_DONE)
 		rc = LITEBUS_OK;
 	else

@@ -811,6 +811,21 @@ an_outbox_table_that_collides_with_another_channel_s_index_is_refused(
 	    "litebus_outbox_completion_partition");
 }
 
+/* With writable_schema, an application table can be given an outbox
+ * table's pages: every row written to it would be an event. */
+static void
+an_application_table_sharing_an_outbox_table_s_pages_is_refused(
+    void **state)
+{
+	planted_is_refused(state,
+			   "CREATE TABLE mine(a, b, c, d, e, f, g, h, i);"
+			   "PRAGMA writable_schema = ON;"
+			   "UPDATE sqlite_schema SET rootpage = (SELECT "
+			   "rootpage FROM sqlite_schema WHERE name = "
+			   "'litebus_outbox_completion') WHERE name = 'mine';",
+			   "shares its pages with mine");
+}
+
 /* -- Outbox tables of another shape, each differing from litebus's in
  *    one way only: the rest (index, trigger) is rebuilt exactly. */
 
@@ -1334,6 +1349,7 @@ main(void)
 	    T(an_application_index_on_an_outbox_table_is_refused),
 	    T(an_extra_unique_index_on_an_outbox_table_is_refused),
 	    T(an_outbox_table_that_collides_with_another_channel_s_index_is_refused),
+	    T(an_application_table_sharing_an_outbox_table_s_pages_is_refused),
 	    T(an_outbox_table_rebuilt_exactly_as_litebus_makes_it_is_accepted),
 	    T(an_outbox_table_with_another_column_order_is_refused),
 	    T(an_outbox_table_with_another_column_type_is_refused),
