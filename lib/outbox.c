@@ -13,6 +13,35 @@
  * Channel names are validated (lb_channel_name_ok: [A-Za-z0-9_]) before
  * they are ever placed in SQL, and are quoted as identifiers there.
  *
+ * Which files litebus writes to (lb_outbox_open): a file is marked with
+ * PRAGMA application_id LITEBUS_APPLICATION_ID.  A file of another
+ * application, or one whose litebus objects litebus did not make, is
+ * refused before anything is written to it; so is a database of the
+ * application's own unless litebus_options.adopt says to add the schema.
+ *
+ * Invariants of the open path
+ *   O1  Nothing is written to a file until, inside the schema
+ *       transaction, it proved acceptable: application_id ours; or 0 and
+ *       no schema objects (new), or litebus_meta (an earlier version of
+ *       this library), or `adopt`.  The mark is set in that transaction,
+ *       and WAL is switched on only after it committed.
+ *   O2  Every main.sqlite_schema row named litebus_* or on a litebus_*
+ *       table is exactly a row that litebus's own statements store (type,
+ *       name, table and SQL text), as running them in a scratch in-memory
+ *       database shows, for the open channels and for every other channel
+ *       the file has a table for, and no other object shares its pages.
+ *       Anything else is ESCHEMA.
+ *   O3  litebus_meta's schema_version is the integer LB_SCHEMA_VERSION;
+ *       every outbox table has its litebus_channel row, and every
+ *       high_water is an integer >= 0.
+ *   O4  A channel's SQL uses its name as the file spells it: SQLite's
+ *       table names ignore case but litebus_channel's names do not, and
+ *       the high-water trigger updates the row of the spelling that
+ *       created it.
+ *   O5  Every statement litebus runs names the schema "main": a TEMP
+ *       object a job creates cannot shadow litebus's tables.  (Triggers
+ *       in main resolve their names in main.)
+ *
  * Threads: lb_outbox_open/close and the writer statements run on the
  * thread that owns the writer connection (litebus_open's caller, then the
  * writer thread).  Reader connections belong to their reader.
@@ -23,9 +52,11 @@
 #include "errors.h"
 #include "ring.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define SQL_MAX 1024
 
@@ -232,48 +263,35 @@ outbox_step(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-/* The schema version stored in the file: 0 if litebus never wrote it. */
-static int
-outbox_schema_version(sqlite3 *db, int64_t *version)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-	bool has_meta;
+/* ------------------------------------------------------------------ */
+/* Opening: whose file is it, and is its schema exactly litebus's      */
 
-	*version = 0;
-	/* Reading sqlite_schema is the first access to the file: a file that
-	 * is not a database fails here, before anything is written. */
-	rc = sqlite3_prepare_v2(db,
-				"SELECT count(*) FROM sqlite_schema WHERE "
-				"type = 'table' AND name = 'litebus_meta'",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return lb_err_sqlite(db, rc, "reading the database schema");
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
-		return lb_err_sqlite(db, rc, "reading the database schema");
-	}
-	has_meta = sqlite3_column_int64(st, 0) > 0;
-	sqlite3_finalize(st);
-	if (!has_meta)
-		return LITEBUS_OK;
-	rc = sqlite3_prepare_v2(db,
-				"SELECT value FROM litebus_meta WHERE key = "
-				"'schema_version'",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return lb_err_sqlite(db, rc, "reading litebus_meta");
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*version = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE) {
-		sqlite3_finalize(st);
-		return lb_err_sqlite(db, rc, "reading litebus_meta");
-	}
-	sqlite3_finalize(st);
-	return LITEBUS_OK;
-}
+/* What lb_outbox_open learns about the file inside its schema
+ * transaction, before it writes anything (O1). */
+struct outbox_file {
+	const char *path;	 /* for messages */
+	int64_t nobjects;	 /* rows of main.sqlite_schema */
+	uint32_t application_id; /* PRAGMA application_id */
+	bool has_meta;		 /* a table named litebus_meta */
+	bool has_channel_table;	 /* a table named litebus_channel */
+	/* Channel i's name as the file spells it.  SQLite's names ignore
+	 * case, so a channel reopened as "Orders" uses the table, and must
+	 * use the litebus_channel row, that "orders" created (O4). */
+	char name[LITEBUS_MAX_CHANNELS][LITEBUS_CHANNEL_NAME_MAX + 1];
+};
+
+/* The tables every litebus file has.  Run on the file and on the scratch
+ * database that gives the expected schema (O2): the text SQLite stores
+ * for them starts at the table's name, so "IF NOT EXISTS main." is not
+ * part of it and files made before the qualifier was added still match. */
+static const char outbox_base_sql[] =
+    "CREATE TABLE IF NOT EXISTS main.litebus_meta("
+    "key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO main.litebus_meta(key, value) "
+    "VALUES('schema_version', 1);"
+    "CREATE TABLE IF NOT EXISTS main.litebus_channel("
+    "name TEXT PRIMARY KEY, high_water INTEGER NOT NULL DEFAULT 0) "
+    "WITHOUT ROWID;";
 
 static void
 outbox_type_check(char *buf, size_t len, int channel_id)
@@ -293,79 +311,571 @@ outbox_type_check(char *buf, size_t len, int channel_id)
 		snprintf(buf + n, len - n, ")");
 }
 
-static int
-outbox_create_channel(sqlite3 *db, const struct lb_channel *ch)
+/* The statements that create one channel's table, index, high-water row
+ * and trigger, for `name` (valid: lb_channel_name_ok) with the event-type
+ * CHECK of channel `channel_id`.  Run on the file and on the scratch
+ * database (O2).  The trigger's body cannot name a schema; a trigger in
+ * main resolves its table names in main. */
+static void
+outbox_channel_sql(char *sql, size_t len, const char *name, int channel_id)
 {
-	char sql[SQL_MAX * 2], check[SQL_MAX / 2];
+	char check[SQL_MAX / 2];
+	int n;
+
+	assert(lb_channel_name_ok(name));
+	outbox_type_check(check, sizeof check, channel_id);
+	n = snprintf(sql, len,
+		     "CREATE TABLE IF NOT EXISTS main.\"litebus_outbox_%s\"("
+		     "event_id INTEGER PRIMARY KEY, "
+		     "partition_key INTEGER NOT NULL, "
+		     "subject BLOB, "
+		     "event_type TEXT NOT NULL CHECK(%s), "
+		     "namespace TEXT, "
+		     "instance_tag TEXT, "
+		     "payload BLOB, "
+		     "occurred_at_ms INTEGER NOT NULL, "
+		     "committed_at_ms INTEGER NOT NULL);"
+		     "CREATE INDEX IF NOT EXISTS "
+		     "main.\"litebus_outbox_%s_partition\" "
+		     "ON \"litebus_outbox_%s\"(partition_key, event_id);"
+		     "INSERT OR IGNORE INTO main.litebus_channel(name, "
+		     "high_water) VALUES('%s', 0);"
+		     /* Ids are never reused: deleting a row raises the mark. */
+		     "CREATE TRIGGER IF NOT EXISTS main.\"litebus_outbox_%s_hw\" "
+		     "AFTER DELETE ON \"litebus_outbox_%s\" BEGIN "
+		     "UPDATE litebus_channel SET high_water = OLD.event_id "
+		     "WHERE name = '%s' AND high_water < OLD.event_id; END;",
+		     name, check, name, name, name, name, name, name);
+	assert(n > 0 && (size_t)n < len);
+	(void)n;
+}
+
+/* Column i of the current row as text for a message; "?" where SQLite
+ * has none (NULL, or out of memory). */
+static const char *
+outbox_text(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s != NULL ? s : "?";
+}
+
+/* The first reads, inside the schema transaction.  The file's first page
+ * is read here (or by BEGIN): a file that is not a database, or is
+ * corrupt, fails before anything was written. */
+static int
+outbox_inspect(sqlite3 *db, struct outbox_file *f)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
 	int rc;
 
-	assert(lb_channel_name_ok(ch->name));
-	outbox_type_check(check, sizeof check, ch->id);
-	snprintf(sql, sizeof sql,
-		 "CREATE TABLE IF NOT EXISTS \"litebus_outbox_%s\"("
-		 "event_id INTEGER PRIMARY KEY, "
-		 "partition_key INTEGER NOT NULL, "
-		 "subject BLOB, "
-		 "event_type TEXT NOT NULL CHECK(%s), "
-		 "namespace TEXT, "
-		 "instance_tag TEXT, "
-		 "payload BLOB, "
-		 "occurred_at_ms INTEGER NOT NULL, "
-		 "committed_at_ms INTEGER NOT NULL);"
-		 "CREATE INDEX IF NOT EXISTS \"litebus_outbox_%s_partition\" "
-		 "ON \"litebus_outbox_%s\"(partition_key, event_id);"
-		 "INSERT OR IGNORE INTO litebus_channel(name, high_water) "
-		 "VALUES('%s', 0);"
-		 /* Ids are never reused: deleting a row raises the mark. */
-		 "CREATE TRIGGER IF NOT EXISTS \"litebus_outbox_%s_hw\" "
-		 "AFTER DELETE ON \"litebus_outbox_%s\" BEGIN "
-		 "UPDATE litebus_channel SET high_water = OLD.event_id "
-		 "WHERE name = '%s' AND high_water < OLD.event_id; END;",
-		 ch->name, check, ch->name, ch->name, ch->name, ch->name,
-		 ch->name, ch->name);
-	snprintf(check, sizeof check, "creating or checking table "
-				      "litebus_outbox_%s",
-		 ch->name);
-	rc = outbox_exec(db, sql, check);
+	rc = sqlite3_prepare_v2(
+	    db,
+	    "SELECT count(*), "
+	    "coalesce(sum(type = 'table' AND lower(name) = 'litebus_meta'), 0), "
+	    "coalesce(sum(type = 'table' AND lower(name) = 'litebus_channel'), "
+	    "0) FROM main.sqlite_schema",
+	    -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			f->nobjects = sqlite3_column_int64(st, 0);
+			f->has_meta = sqlite3_column_int64(st, 1) > 0;
+			f->has_channel_table = sqlite3_column_int64(st, 2) > 0;
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(db, rc, "reading the database schema");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	sqlite3_finalize(st);
+	rc = sqlite3_prepare_v2(db, "PRAGMA main.application_id", -1, &st,
+				NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			id = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(db, rc, "reading the application_id");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	sqlite3_finalize(st);
+	/* A signed 32-bit field in the header: keep its bits. */
+	f->application_id = (uint32_t)(id & 0xffffffff);
+	return LITEBUS_OK;
+}
+
+/* O1: may litebus write to this file at all? */
+static int
+outbox_check_owner(const struct outbox_file *f, bool adopt)
+{
+	if (f->application_id == (uint32_t)LITEBUS_APPLICATION_ID)
+		return LITEBUS_OK;
+	if (f->application_id != 0)
+		return lb_err_set(LITEBUS_EFOREIGN,
+				  "opening %s: the file belongs to another "
+				  "application (PRAGMA application_id 0x%08lX; "
+				  "litebus's is 0x%08lX)",
+				  f->path, (unsigned long)f->application_id,
+				  (unsigned long)LITEBUS_APPLICATION_ID);
+	/* 0: a new or empty file, one this library's earlier versions made
+	 * (litebus_meta), or the application's own database. */
+	if (f->nobjects == 0 || f->has_meta || adopt)
+		return LITEBUS_OK;
+	return lb_err_set(LITEBUS_EFOREIGN,
+			  "opening %s: an existing database without litebus's "
+			  "schema; set litebus_options.adopt to add litebus's "
+			  "tables to it",
+			  f->path);
+}
+
+/* The schema version in litebus_meta: exactly LB_SCHEMA_VERSION, or
+ * ESCHEMA (newer, or not a value litebus wrote). */
+static int
+outbox_check_version(sqlite3 *db, const struct outbox_file *f)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t version;
+	int rc;
+
+	if (!f->has_meta)
+		return LITEBUS_OK;
+	/* Read before the objects are compared (O2): a newer version may
+	 * have other objects, and deserves the clearer message. */
+	rc = sqlite3_prepare_v2(db,
+				"SELECT typeof(value), value FROM "
+				"main.litebus_meta WHERE key = 'schema_version'",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		if ((rc & 0xff) == SQLITE_ERROR)
+			return lb_err_set(LITEBUS_ESCHEMA,
+					  "opening %s: table litebus_meta is "
+					  "not litebus's: %s",
+					  f->path, sqlite3_errmsg(db));
+		return lb_err_sqlite(db, rc, "reading litebus_meta");
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return lb_err_set(LITEBUS_ESCHEMA,
+				  "opening %s: litebus_meta has no "
+				  "schema_version",
+				  f->path);
+	}
+	if (rc != SQLITE_ROW) {
+		rc = lb_err_sqlite(db, rc, "reading litebus_meta");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	if (strcmp(outbox_text(st, 0), "integer") != 0) {
+		rc = lb_err_set(LITEBUS_ESCHEMA,
+				"opening %s: litebus_meta's schema_version is "
+				"%s, not an integer",
+				f->path, outbox_text(st, 0));
+		sqlite3_finalize(st);
+		return rc;
+	}
+	version = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	if (version > LB_SCHEMA_VERSION)
+		return lb_err_set(LITEBUS_ESCHEMA,
+				  "opening %s: litebus schema version %lld is "
+				  "newer than this library's %d",
+				  f->path, (long long)version,
+				  LB_SCHEMA_VERSION);
+	if (version < LB_SCHEMA_VERSION)
+		return lb_err_set(LITEBUS_ESCHEMA,
+				  "opening %s: litebus schema version %lld is "
+				  "not one litebus ever wrote",
+				  f->path, (long long)version);
+	return LITEBUS_OK;
+}
+
+/* Index of the open channel named `name` ignoring case, or -1. */
+static int
+outbox_find_channel(struct lb_channel *const *channels, int nchannels,
+		    const char *name)
+{
+	for (int i = 0; i < nchannels; i++)
+		if (strcasecmp(channels[i]->name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* The file's outbox tables whose names are valid channel names.  Pass 1
+ * (scratch == NULL) spells the open channels as the file does (O4); pass
+ * 2 creates every other one in `scratch`: not built in (every built-in
+ * channel is open), so any non-empty event type.  A table of the file
+ * whose objects collide with another channel's (channel "x" has an index
+ * litebus_outbox_x_partition, which is also channel "x_partition"'s
+ * table) is refused.  Any other litebus_outbox_* table is refused by the
+ * comparison in outbox_check_objects. */
+static int
+outbox_file_channels(sqlite3 *db, struct outbox_file *f,
+		     struct lb_channel *const *channels, int nchannels,
+		     sqlite3 *scratch)
+{
+	char sql[SQL_MAX * 2];
+	sqlite3_stmt *st = NULL;
+	int rc, step = SQLITE_DONE;
+
+	rc = sqlite3_prepare_v2(db,
+				"SELECT substr(name, 16) FROM main.sqlite_schema "
+				"WHERE type = 'table' AND lower(substr(name, 1, "
+				"15)) = 'litebus_outbox_'",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the database schema");
+	while (rc == LITEBUS_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+		int i;
+
+		if (s == NULL || !lb_channel_name_ok(s))
+			continue;
+		i = outbox_find_channel(channels, nchannels, s);
+		if (scratch == NULL) {
+			if (i >= 0)
+				snprintf(f->name[i], sizeof f->name[i], "%s",
+					 s);
+			continue;
+		}
+		if (i >= 0)
+			continue;
+		outbox_channel_sql(sql, sizeof sql, s,
+				   LITEBUS_BUILTIN_CHANNELS);
+		rc = sqlite3_exec(scratch, sql, NULL, NULL, NULL);
+		if ((rc & 0xff) == SQLITE_ERROR)
+			rc = lb_err_set(LITEBUS_ESCHEMA,
+					"opening %s: table litebus_outbox_%s "
+					"collides with another channel's "
+					"objects: %s",
+					f->path, s, sqlite3_errmsg(scratch));
+		else if (rc != SQLITE_OK)
+			rc = lb_err_sqlite(scratch, rc,
+					   "building litebus's schema");
+	}
+	if (rc == LITEBUS_OK && step != SQLITE_DONE)
+		rc = lb_err_sqlite(db, step, "reading the database schema");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Build, in the scratch connection, every object litebus would create
+ * for the open channels (spelled as in the file, O4) and for the file's
+ * other channels, and index them by name.  Open channels whose objects
+ * collide are EINVAL. */
+static int
+outbox_build_expected(sqlite3 *db, sqlite3 *scratch, struct outbox_file *f,
+		      struct lb_channel *const *channels, int nchannels)
+{
+	char sql[SQL_MAX * 2];
+	int rc;
+
+	rc = sqlite3_exec(scratch, outbox_base_sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(scratch, rc, "building litebus's schema");
+	rc = outbox_file_channels(db, f, channels, nchannels, NULL);
+	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
+		outbox_channel_sql(sql, sizeof sql, f->name[i],
+				   channels[i]->id);
+		rc = sqlite3_exec(scratch, sql, NULL, NULL, NULL);
+		if ((rc & 0xff) == SQLITE_ERROR)
+			rc = lb_err_set(LITEBUS_EINVAL,
+					"channel %s: its tables collide with "
+					"another channel's: %s",
+					channels[i]->name,
+					sqlite3_errmsg(scratch));
+		else if (rc != SQLITE_OK)
+			rc = lb_err_sqlite(scratch, rc,
+					   "building litebus's schema");
+	}
+	if (rc == LITEBUS_OK)
+		rc = outbox_file_channels(db, f, channels, nchannels, scratch);
+	if (rc != LITEBUS_OK)
+		return rc;
+	/* Looked up by name: a file may have many channels. */
+	rc = sqlite3_exec(scratch,
+			  "CREATE TEMP TABLE expected AS SELECT type, name, "
+			  "tbl_name, sql FROM main.sqlite_schema; "
+			  "CREATE INDEX temp.expected_name ON expected(name)",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(scratch, rc, "building litebus's schema");
+	return LITEBUS_OK;
+}
+
+static bool
+outbox_same_text(const unsigned char *a, const unsigned char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp((const char *)a, (const char *)b) == 0;
+}
+
+/* Refuse the object of the current row of `st` (type, name, tbl_name). */
+static int
+outbox_refuse_object(const struct outbox_file *f, sqlite3_stmt *st,
+		     const char *why)
+{
+	const char *type = outbox_text(st, 0);
+	const char *name = outbox_text(st, 1);
+	const char *tbl = outbox_text(st, 2);
+
+	if (strcmp(name, tbl) != 0)
+		return lb_err_set(LITEBUS_ESCHEMA, "opening %s: %s %s on %s %s",
+				  f->path, type, name, tbl, why);
+	return lb_err_set(LITEBUS_ESCHEMA, "opening %s: %s %s %s", f->path,
+			  type, name, why);
+}
+
+/* Is the file's object in the current row of `st` (type, name, tbl_name,
+ * sql) exactly the one `lookup` (type, tbl_name, sql by name) expects? */
+static int
+outbox_compare_object(const struct outbox_file *f, sqlite3 *scratch,
+		      sqlite3_stmt *st, sqlite3_stmt *lookup)
+{
+	int rc;
+
+	rc = sqlite3_reset(lookup);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(lookup, 1,
+				       (const char *)sqlite3_column_text(st, 1),
+				       -1, SQLITE_TRANSIENT);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(lookup);
+	if (rc == SQLITE_DONE)
+		return outbox_refuse_object(f, st, "was not created by litebus");
+	if (rc != SQLITE_ROW)
+		return lb_err_sqlite(scratch, rc, "comparing the schema");
+	if (!outbox_same_text(sqlite3_column_text(st, 0),
+			      sqlite3_column_text(lookup, 0)) ||
+	    !outbox_same_text(sqlite3_column_text(st, 2),
+			      sqlite3_column_text(lookup, 1)) ||
+	    !outbox_same_text(sqlite3_column_text(st, 3),
+			      sqlite3_column_text(lookup, 2)))
+		return outbox_refuse_object(f, st,
+					    "differs from litebus's definition");
+	return LITEBUS_OK;
+}
+
+/* O2: no two objects of the file share a b-tree where one of them is
+ * litebus's.  SQLite trusts sqlite_schema's root page numbers: a file
+ * edited with writable_schema could give an application table the pages
+ * of an outbox table, and every row written to it would be an event. */
+static int
+outbox_check_root_pages(sqlite3 *db, const struct outbox_file *f)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(
+	    db,
+	    "SELECT a.type, a.name, a.tbl_name, b.name FROM main.sqlite_schema "
+	    "AS a JOIN main.sqlite_schema AS b ON b.rootpage = a.rootpage AND "
+	    "b.rowid <> a.rowid WHERE a.rootpage > 0 AND "
+	    "(lower(substr(a.name, 1, 8)) = 'litebus_' OR "
+	    "lower(substr(a.tbl_name, 1, 8)) = 'litebus_') LIMIT 1",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the database schema");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		char why[LITEBUS_CHANNEL_NAME_MAX * 4];
+
+		snprintf(why, sizeof why, "shares its pages with %s",
+			 outbox_text(st, 3));
+		rc = outbox_refuse_object(f, st, why);
+	} else if (rc == SQLITE_DONE) {
+		rc = LITEBUS_OK;
+	} else {
+		rc = lb_err_sqlite(db, rc, "reading the database schema");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* O2: every object of the file that is litebus's business (named
+ * litebus_*, or on a litebus_* table; substr, not LIKE: "_" is a LIKE
+ * wildcard) is exactly one litebus creates, for the open channels or for
+ * the file's others. */
+static int
+outbox_check_objects(sqlite3 *db, struct outbox_file *f,
+		     struct lb_channel *const *channels, int nchannels)
+{
+	sqlite3 *scratch = NULL;
+	sqlite3_stmt *st = NULL, *lookup = NULL;
+	int rc, step;
+
+	for (int i = 0; i < nchannels; i++)
+		snprintf(f->name[i], sizeof f->name[i], "%s",
+			 channels[i]->name);
+	rc = sqlite3_prepare_v2(db,
+				"SELECT type, name, tbl_name, sql FROM "
+				"main.sqlite_schema WHERE "
+				"lower(substr(name, 1, 8)) = 'litebus_' OR "
+				"lower(substr(tbl_name, 1, 8)) = 'litebus_'",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the database schema");
+	if (!f->has_meta || !f->has_channel_table) {
+		/* litebus creates all its tables in one transaction: without
+		 * litebus_meta or litebus_channel, any litebus object is
+		 * someone else's. */
+		step = sqlite3_step(st);
+		if (step == SQLITE_ROW)
+			rc = outbox_refuse_object(
+			    f, st,
+			    f->has_meta ? "is in a file without litebus_channel"
+					: "is in a file without litebus_meta");
+		else if (step != SQLITE_DONE)
+			rc = lb_err_sqlite(db, step,
+					   "reading the database schema");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	/* The expected text comes from SQLite itself, which stores a
+	 * normalized form of each statement: litebus's own statements run
+	 * in a private in-memory database give exactly the rows that a file
+	 * litebus made has. */
+	rc = sqlite3_open_v2(":memory:", &scratch,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				 SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK)
+		rc = lb_err_sqlite(scratch, rc, "opening a scratch database");
+	if (rc == LITEBUS_OK)
+		rc = outbox_build_expected(db, scratch, f, channels, nchannels);
+	if (rc == LITEBUS_OK) {
+		rc = sqlite3_prepare_v2(scratch,
+					"SELECT type, tbl_name, sql FROM "
+					"temp.expected WHERE name = ?1",
+					-1, &lookup, NULL);
+		if (rc != SQLITE_OK)
+			rc = lb_err_sqlite(scratch, rc,
+					   "building litebus's schema");
+	}
+	while (rc == LITEBUS_OK) {
+		step = sqlite3_step(st);
+		if (step == SQLITE_DONE)
+			break;
+		if (step != SQLITE_ROW)
+			rc = lb_err_sqlite(db, step,
+					   "reading the database schema");
+		else
+			rc = outbox_compare_object(f, scratch, st, lookup);
+	}
+	sqlite3_finalize(lookup);
+	sqlite3_finalize(st);
+	sqlite3_close_v2(scratch);
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_root_pages(db, f);
+	return rc;
+}
+
+/* O3: the litebus_channel rows the writer reads its ids from: one per
+ * outbox table, each high-water mark a non-negative integer.  (A huge
+ * mark is fine here: the writer refuses ids beyond INT64_MAX.) */
+static int
+outbox_check_channel_rows(sqlite3 *db, const struct outbox_file *f)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!f->has_channel_table)
+		return LITEBUS_OK;
+	rc = sqlite3_prepare_v2(
+	    db,
+	    "SELECT name, 'its high-water mark (high_water) is ' || "
+	    "quote(high_water) || ', not a non-negative integer' FROM "
+	    "main.litebus_channel WHERE "
+	    "typeof(high_water) <> 'integer' OR high_water < 0 "
+	    "UNION ALL "
+	    "SELECT substr(m.name, 16), 'it has no row: its high-water mark is "
+	    "lost' FROM main.sqlite_schema AS m WHERE m.type = 'table' AND "
+	    "lower(substr(m.name, 1, 15)) = 'litebus_outbox_' AND NOT EXISTS "
+	    "(SELECT 1 FROM main.litebus_channel AS c WHERE c.name = "
+	    "substr(m.name, 16)) LIMIT 1",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading litebus_channel");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = lb_err_set(LITEBUS_ESCHEMA,
+				"opening %s: litebus_channel, channel %s: %s",
+				f->path, outbox_text(st, 0),
+				outbox_text(st, 1));
+	else if (rc == SQLITE_DONE)
+		rc = LITEBUS_OK;
+	else
+		rc = lb_err_sqlite(db, rc, "reading litebus_channel");
+	sqlite3_finalize(st);
 	return rc;
 }
 
 static int outbox_prepare_all(struct lb_outbox *ob,
-			      struct lb_channel *const *channels,
-			      int nchannels);
+			      const struct outbox_file *f, int nchannels);
 
-/* Create what is missing and prepare every statement in one transaction:
- * if anything in the file does not fit (an outbox table of another shape,
- * a planted trigger our INSERT would fire and that SQLite refuses), the
- * transaction rolls back and the file is left as it was. */
+/* Check the file (O1, O2, O3), create what is missing, mark the file as
+ * litebus's and prepare every statement, in one transaction: if anything
+ * does not fit, the transaction rolls back having written nothing. */
 static int
-outbox_create_schema(struct lb_outbox *ob, struct lb_channel *const *channels,
-		     int nchannels)
+outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
+		     struct lb_channel *const *channels, int nchannels,
+		     bool adopt)
 {
+	char sql[SQL_MAX * 2];
 	sqlite3 *db = ob->db;
 	int rc;
 
 	rc = outbox_exec(db, "BEGIN IMMEDIATE", "beginning schema creation");
 	if (rc != LITEBUS_OK)
 		return rc;
-	rc = outbox_exec(
-	    db,
-	    "CREATE TABLE IF NOT EXISTS litebus_meta("
-	    "key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-	    "INSERT OR IGNORE INTO litebus_meta(key, value) "
-	    "VALUES('schema_version', 1);"
-	    "CREATE TABLE IF NOT EXISTS litebus_channel("
-	    "name TEXT PRIMARY KEY, high_water INTEGER NOT NULL DEFAULT 0) "
-	    "WITHOUT ROWID;",
-	    "creating litebus_meta");
-	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++)
-		rc = outbox_create_channel(db, channels[i]);
+	rc = outbox_inspect(db, f);
 	if (rc == LITEBUS_OK)
-		rc = outbox_prepare_all(ob, channels, nchannels);
+		rc = outbox_check_owner(f, adopt);
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_version(db, f);
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_objects(db, f, channels, nchannels);
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_channel_rows(db, f);
+	/* The file is acceptable: from here on it is written. */
+	if (rc == LITEBUS_OK)
+		rc = outbox_exec(db, outbox_base_sql, "creating litebus_meta");
+	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
+		char what[SQL_MAX / 4];
+
+		outbox_channel_sql(sql, sizeof sql, f->name[i],
+				   channels[i]->id);
+		snprintf(what, sizeof what,
+			 "creating or checking table litebus_outbox_%s",
+			 f->name[i]);
+		rc = outbox_exec(db, sql, what);
+	}
+	/* The application_id lives in the header page, which this
+	 * transaction writes: the mark commits with the schema or not at
+	 * all. */
+	if (rc == LITEBUS_OK &&
+	    f->application_id != (uint32_t)LITEBUS_APPLICATION_ID) {
+		snprintf(sql, sizeof sql, "PRAGMA main.application_id = %d",
+			 LITEBUS_APPLICATION_ID);
+		rc = outbox_exec(db, sql, "setting the application_id");
+	}
+	if (rc == LITEBUS_OK)
+		rc = outbox_prepare_all(ob, f, nchannels);
 	if (rc == LITEBUS_OK)
 		rc = outbox_exec(db, "COMMIT", "committing the schema");
-	if (rc != LITEBUS_OK)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	/* A failed ROLLBACK leaves nothing to do: closing the connection,
+	 * which the caller does next, rolls back too. */
+	if (rc != LITEBUS_OK && !sqlite3_get_autocommit(db))
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
 
@@ -376,8 +886,8 @@ outbox_configure(sqlite3 *db, const struct lb_dbname *dbn, int durability)
 	int rc;
 
 	if (!dbn->is_memory) {
-		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st,
-					NULL);
+		rc = sqlite3_prepare_v2(db, "PRAGMA main.journal_mode=WAL", -1,
+					&st, NULL);
 		if (rc != SQLITE_OK)
 			return lb_err_sqlite(db, rc, "switching to WAL");
 		rc = sqlite3_step(st);
@@ -397,13 +907,13 @@ outbox_configure(sqlite3 *db, const struct lb_dbname *dbn, int durability)
 	}
 	return outbox_exec(db,
 			   durability == LITEBUS_DURABILITY_FULL
-			       ? "PRAGMA synchronous=FULL"
-			       : "PRAGMA synchronous=NORMAL",
+			       ? "PRAGMA main.synchronous=FULL"
+			       : "PRAGMA main.synchronous=NORMAL",
 			   "setting durability");
 }
 
 static int
-outbox_prepare_all(struct lb_outbox *ob, struct lb_channel *const *channels,
+outbox_prepare_all(struct lb_outbox *ob, const struct outbox_file *f,
 		   int nchannels)
 {
 	char sql[SQL_MAX];
@@ -424,13 +934,14 @@ outbox_prepare_all(struct lb_outbox *ob, struct lb_channel *const *channels,
 		rc = outbox_prepare(ob->db, "ROLLBACK TO litebus_job",
 				    &ob->sp_rollback);
 	if (rc == LITEBUS_OK)
-		rc = outbox_prepare(ob->db, "PRAGMA data_version",
+		rc = outbox_prepare(ob->db, "PRAGMA main.data_version",
 				    &ob->data_version);
+	/* O4: the names as the file spells them; O5: in main. */
 	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
 		snprintf(sql, sizeof sql,
-			 "INSERT INTO \"litebus_outbox_%s\"(%s) "
+			 "INSERT INTO main.\"litebus_outbox_%s\"(%s) "
 			 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-			 channels[i]->name, row_columns);
+			 f->name[i], row_columns);
 		rc = outbox_prepare(ob->db, sql, &ob->insert[i]);
 		if (rc != LITEBUS_OK)
 			break;
@@ -439,23 +950,44 @@ outbox_prepare_all(struct lb_outbox *ob, struct lb_channel *const *channels,
 		 * largest id); the name is for its messages. */
 		snprintf(sql, sizeof sql,
 			 "SELECT (SELECT max(event_id) FROM "
-			 "\"litebus_outbox_%s\"), (SELECT high_water FROM "
-			 "litebus_channel WHERE name = '%s'), '%s'",
-			 channels[i]->name, channels[i]->name,
-			 channels[i]->name);
+			 "main.\"litebus_outbox_%s\"), (SELECT high_water "
+			 "FROM main.litebus_channel WHERE name = '%s'), '%s'",
+			 f->name[i], f->name[i], f->name[i]);
 		rc = outbox_prepare(ob->db, sql, &ob->next_id[i]);
 	}
 	return rc;
 }
 
+/* Did the file have a -wal beside it before this connection read it?
+ * If so a failed open must not checkpoint it on close (that would write
+ * the database file); if not, closing removes the one reading made. */
+static bool
+outbox_wal_existed(sqlite3 *db, const struct lb_dbname *dbn)
+{
+	const char *wal;
+
+	if (dbn->is_memory)
+		return false;
+	wal = sqlite3_filename_wal(sqlite3_db_filename(db, "main"));
+	if (wal == NULL || wal[0] == '\0')
+		return false;
+	/* Any answer but "no such file" counts as "there was one": not
+	 * checkpointing is the side that leaves the file alone. */
+	return access(wal, F_OK) == 0 || errno != ENOENT;
+}
+
 int
 lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
-	       int durability, struct lb_channel *const *channels, int nchannels)
+	       int durability, struct lb_channel *const *channels, int nchannels,
+	       bool adopt)
 {
-	int64_t version;
+	struct outbox_file file;
+	bool wal_existed = false;
 	int rc;
 
 	memset(ob, 0, sizeof *ob);
+	memset(&file, 0, sizeof file);
+	file.path = dbn->name;
 	ob->nchannels = nchannels;
 	ob->is_memory = dbn->is_memory;
 	rc = sqlite3_open_v2(dbn->name, &ob->db,
@@ -480,24 +1012,15 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 				dbn->name);
 		goto fail;
 	}
-	rc = outbox_schema_version(ob->db, &version);
-	if (rc != LITEBUS_OK)
-		goto fail;
-	if (version > LB_SCHEMA_VERSION) {
-		rc = lb_err_set(LITEBUS_ESCHEMA,
-				"opening %s: litebus schema version %lld is "
-				"newer than this library's %d",
-				dbn->name, (long long)version,
-				LB_SCHEMA_VERSION);
-		goto fail;
-	}
+	/* sqlite3_open_v2 has not read the file yet. */
+	wal_existed = outbox_wal_existed(ob->db, dbn);
 	/* Installing an authorizer expires prepared statements, so it goes
 	 * in before the statements are prepared. */
 	sqlite3_set_authorizer(ob->db, outbox_authorize, ob);
 	sqlite3_commit_hook(ob->db, outbox_commit_hook, ob);
-	rc = outbox_create_schema(ob, channels, nchannels);
-	/* WAL only once the file has proven to be ours: switching journal
-	 * modes writes to the file. */
+	rc = outbox_create_schema(ob, &file, channels, nchannels, adopt);
+	/* O1: WAL only once the file has proven to be ours: switching
+	 * journal modes writes to the file. */
 	if (rc == LITEBUS_OK)
 		rc = outbox_configure(ob->db, dbn, durability);
 	if (rc != LITEBUS_OK)
@@ -512,6 +1035,12 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 		goto fail;
 	return LITEBUS_OK;
 fail:
+	/* Leave a -wal that was there as it was.  If this fails the close
+	 * checkpoints it, as SQLite does for any last connection. */
+	if (wal_existed &&
+	    sqlite3_db_config(ob->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+			      (int *)NULL) != SQLITE_OK)
+		wal_existed = false;
 	lb_outbox_close(ob);
 	return rc;
 }
@@ -1030,7 +1559,7 @@ lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 	char sql[SQL_MAX];
 
 	snprintf(sql, sizeof sql,
-		 "SELECT %s FROM \"litebus_outbox_%s\" "
+		 "SELECT %s FROM main.\"litebus_outbox_%s\" "
 		 "WHERE event_id > ?1 AND event_id <= ?2%s%s%s "
 		 "ORDER BY event_id LIMIT ?3",
 		 row_columns, channel_name,

@@ -49,13 +49,18 @@ struct lb_outbox {
 	bool is_memory;
 };
 
-/* Open the writer's connection, check and create the schema for the
- * channels, prepare the statements.  On failure everything is closed and
- * the thread's error is set; the file is unchanged unless the schema was
- * being created for the first time (then the transaction rolled back). */
+/* Open the writer's connection; refuse a file that is not litebus's
+ * (EFOREIGN: another application's application_id, or a database of the
+ * application's own unless `adopt`) or whose litebus objects are not
+ * exactly litebus's (ESCHEMA); create what is missing for the channels,
+ * mark the file with LITEBUS_APPLICATION_ID, prepare the statements, and
+ * only then switch to WAL (outbox.c, O1-O5).  `adopt` is
+ * litebus_options.adopt.  On failure everything is closed and the
+ * thread's error is set; the file is unchanged (the checks and the
+ * schema share one transaction, which rolled back). */
 int lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 		   int durability, struct lb_channel *const *channels,
-		   int nchannels);
+		   int nchannels, bool adopt);
 /* (The connection's authorizer keeps `ob`: it must not move while open.) */
 void lb_outbox_close(struct lb_outbox *ob);
 
@@ -103,9 +108,10 @@ int lb_outbox_after_job(struct lb_outbox *ob);
 
 /* Open a read-only connection to the database for a reader. */
 int lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out);
-/* Prepare a reader's range query on `channel_name` with the filter's set
- * fields.  Parameters: ?1 lower (exclusive), ?2 upper (inclusive), ?3
- * limit, then ?4 partition, ?5 namespace, ?6 tag (only those in use). */
+/* Prepare a reader's range query on channel_name's table in main with
+ * the filter's set fields.  Parameters: ?1 lower (exclusive), ?2 upper
+ * (inclusive), ?3 limit, then ?4 partition, ?5 namespace, ?6 tag (only
+ * those in use). */
 int lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 			    bool by_partition, bool by_ns, bool by_tag,
 			    sqlite3_stmt **out);

@@ -657,7 +657,7 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	w->tx.w = w;
 	/* Opened in place: the connection's authorizer keeps &w->ob. */
 	rc = lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability,
-			    bus->channels, bus->nchannels);
+			    bus->channels, bus->nchannels, bus->opts.adopt != 0);
 	if (rc != LITEBUS_OK) {
 		free(w);
 		return rc;

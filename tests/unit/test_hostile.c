@@ -1,12 +1,13 @@
 /*
  * test_hostile.c - hostile database files: truncated, corrupted, or with
- * outbox tables of the wrong shape.  litebus either opens them and then
+ * outbox tables of the wrong shape.  (Files of other applications and
+ * planted litebus_* objects, one variant each: test_foreign_files.c.)  litebus either opens them and then
  * reads, writes and closes without crashing (ASan checks memory), or
  * refuses with a documented error and leaves the file's bytes unchanged.
  *
  * Every connection runs with SQLITE_DBCONFIG_DEFENSIVE and trusted_schema
- * off (lib/outbox.c): a trigger planted in the file that calls an unsafe
- * function is refused when litebus's INSERT fires it.
+ * off (lib/outbox.c), and litebus_open refuses litebus_* objects it did
+ * not create: a trigger planted in the file never runs.
  */
 #include "fixture.h"
 
@@ -68,7 +69,8 @@ documented_open_error(int rc)
 {
 	return rc == LITEBUS_ENOTDB || rc == LITEBUS_ESQLITE ||
 	       rc == LITEBUS_ESCHEMA || rc == LITEBUS_EIO ||
-	       rc == LITEBUS_ECANTOPEN || rc == LITEBUS_EREADONLY;
+	       rc == LITEBUS_ECANTOPEN || rc == LITEBUS_EREADONLY ||
+	       rc == LITEBUS_EFOREIGN;
 }
 
 static int
@@ -213,22 +215,32 @@ exec_sql_file(const char *path, const char *sql)
 	sqlite3_close(db);
 }
 
+/* Contract, litebus_open(): "ESCHEMA (... litebus_* objects that litebus
+ * did not create or of another shape)". */
 static void
 an_outbox_table_of_the_wrong_shape_is_refused_untouched(void **state)
 {
 	struct bus_fixture *f = *state;
 	int rc;
 
+	make_litebus_db(f, 10);
 	exec_sql_file(f->path,
+		      "DROP TABLE litebus_outbox_completion;"
 		      "CREATE TABLE litebus_outbox_completion(x);"
 		      "INSERT INTO litebus_outbox_completion VALUES(1);");
 	open_hostile(f, "wrong-shaped outbox");
 	f->opts.path = f->path;
 	rc = litebus_open(&f->opts, &f->bus);
-	assert_int_not_equal(rc, LITEBUS_OK);
+	assert_int_equal(rc, LITEBUS_ESCHEMA);
 	assert_non_null(strstr(litebus_last_errmsg(), "litebus_outbox"));
 }
 
+/* Contract, litebus_open(): "every index, trigger or view on a litebus_*
+ * table, must be exactly what litebus creates".  A trigger planted in the
+ * file is refused before any statement is compiled against it, and the
+ * file is unchanged.  (One planted while the bus runs meets the
+ * untrusted-schema setting instead: test_outbox.c,
+ * a_planted_trigger_using_an_unsafe_function_does_not_run.) */
 static void
 a_planted_trigger_cannot_run_unsafe_functions(void **state)
 {
@@ -241,13 +253,10 @@ a_planted_trigger_cannot_run_unsafe_functions(void **state)
 		      "CREATE TRIGGER planted AFTER INSERT ON "
 		      "litebus_outbox_completion BEGIN SELECT "
 		      "load_extension('/nonexistent/evil.so'); END;");
-	/* The trigger is compiled into litebus's INSERT when it is
-	 * prepared, and untrusted-schema mode refuses it there: the bus
-	 * does not open, and the file is unchanged. */
 	open_hostile(f, "planted trigger");
 	f->opts.path = f->path;
-	assert_int_equal(litebus_open(&f->opts, &bus), LITEBUS_ESQLITE);
-	assert_non_null(strstr(litebus_last_errmsg(), "load_extension"));
+	assert_int_equal(litebus_open(&f->opts, &bus), LITEBUS_ESCHEMA);
+	assert_non_null(strstr(litebus_last_errmsg(), "planted"));
 	assert_int_equal(fx_count_rows(f->path, "completion"), 10);
 }
 

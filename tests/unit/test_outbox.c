@@ -604,8 +604,9 @@ reopening_with_a_new_channel_adds_its_table_and_keeps_the_rows(void **state)
 	assert_int_equal(fx_count_rows(f->path, "completion"), 4);
 }
 
-/* A plain SQLite database with the application's own tables becomes a
- * litebus database; its tables are untouched. */
+/* Contract, litebus_options.adopt: "litebus_open() may add litebus's
+ * tables to an existing SQLite database of the application's own": its
+ * tables are untouched. */
 static void
 an_existing_database_with_other_tables_is_adopted_intact(void **state)
 {
@@ -616,6 +617,7 @@ an_existing_database_with_other_tables_is_adopted_intact(void **state)
 	other_exec(db, "CREATE TABLE mine(x INTEGER); "
 		       "INSERT INTO mine VALUES (1), (2), (3);");
 	sqlite3_close(db);
+	f->opts.adopt = 1;
 	fx_open(f);
 	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
 	db = other_connection(f->path);
