@@ -104,6 +104,18 @@ outbox_is_ours(const char *name)
 	return name != NULL && strncasecmp(name, "litebus_", 8) == 0;
 }
 
+/* Is `name` the name of a high-water trigger, litebus_outbox_<c>_hw? */
+static bool
+outbox_is_hw_trigger(const char *name)
+{
+	size_t n;
+
+	if (name == NULL || strncasecmp(name, "litebus_outbox_", 15) != 0)
+		return false;
+	n = strlen(name);
+	return n > 18 && strcasecmp(name + n - 3, "_hw") == 0;
+}
+
 static bool
 outbox_name_in(const char *name, const char *const *list)
 {
@@ -181,7 +193,7 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 		/* The high-water triggers (litebus_outbox_<c>_hw, checked to
 		 * be litebus's own when the file was opened) raise the mark
 		 * in litebus_channel; nothing else updates litebus's tables. */
-		return outbox_is_ours(trigger) &&
+		return outbox_is_hw_trigger(trigger) &&
 			       strcasecmp(a1, "litebus_channel") == 0
 			   ? SQLITE_OK
 			   : SQLITE_DENY;
