@@ -286,6 +286,7 @@ struct outbox_file {
 	uint32_t application_id; /* PRAGMA application_id */
 	bool has_meta;		 /* a table named litebus_meta */
 	bool has_channel_table;	 /* a table named litebus_channel */
+	char encoding[16];	 /* PRAGMA encoding: "UTF-8", "UTF-16le"... */
 	/* Channel i's name as the file spells it.  SQLite's names ignore
 	 * case, so a channel reopened as "Orders" uses the table, and must
 	 * use the litebus_channel row, that "orders" created (O4). */
@@ -421,7 +422,40 @@ outbox_inspect(sqlite3 *db, struct outbox_file *f)
 	sqlite3_finalize(st);
 	/* A signed 32-bit field in the header: keep its bits. */
 	f->application_id = (uint32_t)(id & 0xffffffff);
+	rc = sqlite3_prepare_v2(db, "PRAGMA main.encoding", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			const unsigned char *t = sqlite3_column_text(st, 0);
+
+			rc = t != NULL ? SQLITE_OK : SQLITE_NOMEM;
+			if (t != NULL)
+				snprintf(f->encoding, sizeof f->encoding, "%s",
+					 (const char *)t);
+		}
+	}
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(db, rc, "reading the text encoding");
+		sqlite3_finalize(st);
+		return rc;
+	}
+	sqlite3_finalize(st);
 	return LITEBUS_OK;
+}
+
+/* Strings (event types, namespaces, tags) are stored as the caller's
+ * bytes only in a UTF-8 database; a UTF-16 one would convert them, and a
+ * reader would get other bytes than were emitted. */
+static int
+outbox_check_encoding(const struct outbox_file *f)
+{
+	if (strcmp(f->encoding, "UTF-8") == 0)
+		return LITEBUS_OK;
+	return lb_err_set(LITEBUS_EFOREIGN,
+			  "opening %s: the database's text encoding is %s; "
+			  "litebus stores strings byte for byte and needs "
+			  "UTF-8",
+			  f->path, f->encoding);
 }
 
 /* O1: may litebus write to this file at all? */
@@ -429,7 +463,7 @@ static int
 outbox_check_owner(const struct outbox_file *f, bool adopt)
 {
 	if (f->application_id == (uint32_t)LITEBUS_APPLICATION_ID)
-		return LITEBUS_OK;
+		return outbox_check_encoding(f);
 	if (f->application_id != 0)
 		return lb_err_set(LITEBUS_EFOREIGN,
 				  "opening %s: the file belongs to another "
@@ -440,7 +474,7 @@ outbox_check_owner(const struct outbox_file *f, bool adopt)
 	/* 0: a new or empty file, one this library's earlier versions made
 	 * (litebus_meta), or the application's own database. */
 	if (f->nobjects == 0 || f->has_meta || adopt)
-		return LITEBUS_OK;
+		return outbox_check_encoding(f);
 	return lb_err_set(LITEBUS_EFOREIGN,
 			  "opening %s: an existing database without litebus's "
 			  "schema; set litebus_options.adopt to add litebus's "
@@ -1017,7 +1051,11 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 	}
 	/* Open-time statements wait for other connections; afterwards the
 	 * writer retries BUSY itself (writer.c) and this is reset to 0. */
-	sqlite3_busy_timeout(ob->db, 5000);
+	rc = sqlite3_busy_timeout(ob->db, 5000);
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(ob->db, rc, "configuring the connection");
+		goto fail;
+	}
 	if (sqlite3_db_readonly(ob->db, "main") == 1) {
 		rc = lb_err_set(LITEBUS_EREADONLY,
 				"opening %s: the file is read-only",
@@ -1028,8 +1066,13 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 	wal_existed = outbox_wal_existed(ob->db, dbn);
 	/* Installing an authorizer expires prepared statements, so it goes
 	 * in before the statements are prepared. */
-	sqlite3_set_authorizer(ob->db, outbox_authorize, ob);
-	sqlite3_commit_hook(ob->db, outbox_commit_hook, ob);
+	rc = sqlite3_set_authorizer(ob->db, outbox_authorize, ob);
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(ob->db, rc, "installing the authorizer");
+		goto fail;
+	}
+	/* Returns the previous hook's argument: there was none. */
+	(void)sqlite3_commit_hook(ob->db, outbox_commit_hook, ob);
 	rc = outbox_create_schema(ob, &file, channels, nchannels, adopt);
 	/* O1: WAL only once the file has proven to be ours: switching
 	 * journal modes writes to the file. */
@@ -1037,7 +1080,11 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 		rc = outbox_configure(ob->db, dbn, durability);
 	if (rc != LITEBUS_OK)
 		goto fail;
-	sqlite3_busy_timeout(ob->db, 0);
+	rc = sqlite3_busy_timeout(ob->db, 0);
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(ob->db, rc, "configuring the connection");
+		goto fail;
+	}
 	/* Prime data_version so that our own schema work does not count. */
 	{
 		bool changed;
@@ -1157,13 +1204,14 @@ lb_outbox_commit(struct lb_outbox *ob)
 	return outbox_step(ob->commit);
 }
 
-void
+int
 lb_outbox_rollback(struct lb_outbox *ob)
 {
 	/* A failed COMMIT or a fatal error may already have ended the
 	 * transaction; ROLLBACK then has nothing to do. */
-	if (!sqlite3_get_autocommit(ob->db))
-		(void)outbox_step(ob->rollback);
+	if (sqlite3_get_autocommit(ob->db))
+		return SQLITE_OK;
+	return outbox_step(ob->rollback);
 }
 
 int

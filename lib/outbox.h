@@ -74,7 +74,8 @@ int lb_outbox_changed_elsewhere(struct lb_outbox *ob, bool *changed);
 
 int lb_outbox_begin(struct lb_outbox *ob);
 int lb_outbox_commit(struct lb_outbox *ob);
-void lb_outbox_rollback(struct lb_outbox *ob);
+/* Raw SQLite code; SQLITE_OK when no transaction was open. */
+int lb_outbox_rollback(struct lb_outbox *ob);
 int lb_outbox_savepoint(struct lb_outbox *ob);
 int lb_outbox_release(struct lb_outbox *ob);
 int lb_outbox_rollback_to(struct lb_outbox *ob);

@@ -256,6 +256,16 @@ writer_begin(struct lb_writer *w)
 	bool changed;
 	int rc;
 
+	/* A ROLLBACK that failed earlier (writer_abandon) left the
+	 * transaction open: end it first, or BEGIN would fail forever. */
+	if (!sqlite3_get_autocommit(w->ob.db)) {
+		int src = lb_outbox_rollback(&w->ob);
+
+		if (src != SQLITE_OK)
+			return lb_err_sqlite(w->ob.db, src,
+					     "rolling back a transaction left "
+					     "open by a failed rollback");
+	}
 	rc = writer_retry(w, lb_outbox_begin, "beginning a transaction");
 	if (rc != LITEBUS_OK)
 		return rc;
@@ -265,9 +275,10 @@ writer_begin(struct lb_writer *w)
 	if (rc == LITEBUS_OK && changed)
 		rc = writer_reload_ids(w);
 	if (rc != LITEBUS_OK) {
-		/* Not reloaded: make the next batch try again. */
+		/* Not reloaded: make the next batch try again.  A failed
+		 * rollback is retried by the next writer_begin. */
 		w->ob.last_data_version = -1;
-		lb_outbox_rollback(&w->ob);
+		(void)lb_outbox_rollback(&w->ob);
 	}
 	return rc;
 }
@@ -279,7 +290,9 @@ writer_begin(struct lb_writer *w)
 static void
 writer_abandon(struct lb_writer *w)
 {
-	lb_outbox_rollback(&w->ob);
+	/* If it fails, the transaction stays open and the next
+	 * writer_begin rolls it back before anything else. */
+	(void)lb_outbox_rollback(&w->ob);
 	memcpy(w->last_id, w->batch_last_id, sizeof w->last_id);
 	w->ob.last_data_version = -1;
 }

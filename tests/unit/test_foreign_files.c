@@ -387,6 +387,34 @@ the_application_s_own_database_is_refused_without_adopt(void **state)
 	assert_int_equal(application_id_of(f->path), 0);
 }
 
+/* litebus stores event types, namespaces and tags byte for byte; a
+ * UTF-16 database would convert them.  Refused, even with adopt, even if
+ * it is otherwise a litebus file, and left unchanged. */
+static void
+a_utf16_database_is_refused_even_with_adopt(void **state)
+{
+	struct bus_fixture *f = *state;
+	static const char *const encodings[] = {"UTF-16le", "UTF-16be"};
+
+	for (size_t i = 0; i < 2; i++) {
+		char sql[128];
+
+		unlink(f->path);
+		snprintf(sql, sizeof sql,
+			 "PRAGMA encoding = '%s'; CREATE TABLE mine(x)",
+			 encodings[i]);
+		plain_exec(f->path, sql);
+		f->opts.adopt = 1;
+		open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "UTF-8");
+		assert_int_equal(application_id_of(f->path), 0);
+	}
+	/* And a file marked as litebus's but in UTF-16. */
+	unlink(f->path);
+	plain_exec(f->path, "PRAGMA encoding = 'UTF-16le'; "
+			    "PRAGMA application_id = 1279415635");
+	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "UTF-16le");
+}
+
 static void
 the_application_s_own_wal_database_is_refused_without_adopt(void **state)
 {
@@ -1310,6 +1338,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    T(another_application_s_file_is_refused_with_eforeign_and_left_unchanged),
 	    T(another_application_s_file_is_refused_even_with_adopt),
+	    T(a_utf16_database_is_refused_even_with_adopt),
 	    T(another_application_s_empty_file_is_refused),
 	    T(a_litebus_schema_in_a_file_marked_by_another_application_is_refused),
 	    T(another_application_s_wal_file_is_refused_without_leaving_a_wal),
