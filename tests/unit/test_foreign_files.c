@@ -411,7 +411,7 @@ a_utf16_database_is_refused_even_with_adopt(void **state)
 	/* And a file marked as litebus's but in UTF-16. */
 	unlink(f->path);
 	plain_exec(f->path, "PRAGMA encoding = 'UTF-16le'; "
-			    "PRAGMA application_id = 1279415635");
+			    "CREATE TABLE mine(x); PRAGMA application_id = 1279415635");
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "UTF-16le");
 }
 
