@@ -10,15 +10,22 @@
  * exits with _exit(): 0 when every check passed, otherwise the number of
  * the first check that failed (its reason goes to stderr).  The parent
  * reports that number; cmocka assertions are used in the parent only.
- * Parent buses use inline checkpoints, so that no litebus thread of the
- * parent is inside SQLite at the fork (see bus.c, F2, on SQLite's own
- * state).
+ *
+ * A child inherits the memory of every lock held at the fork by a thread
+ * that does not exist in the child: litebus's own (which the atfork
+ * handlers take care of, bus.c F3), but also SQLite's global mutexes and
+ * the sanitizers' allocators (ASan's does not lock itself across fork()).
+ * So the parent forks only once its other threads are asleep (quiesce()),
+ * its buses use inline checkpoints (no background checkpointer), and the
+ * thread that churns the registry lock across forks allocates nothing.
  */
 #define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "fixture.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -66,11 +73,64 @@ __tsan_default_options(void)
 		}                                                              \
 	} while (0)
 
-/* Fork; the child runs fn(arg) under alarm(10) and exits with its result. */
+/* The state letter of thread `tid` of this process, or 0. */
+static char
+thread_state(long tid)
+{
+	char p[64], buf[256], *end;
+	FILE *fp;
+	char st = 0;
+
+	snprintf(p, sizeof p, "/proc/self/task/%ld/stat", tid);
+	fp = fopen(p, "r");
+	if (fp == NULL)
+		return 0;
+	if (fgets(buf, sizeof buf, fp) != NULL) {
+		end = strrchr(buf, ')');
+		if (end != NULL && end[1] == ' ')
+			st = end[2];
+	}
+	fclose(fp);
+	return st;
+}
+
+/* Wait (up to FX_WAIT_MS) until every other thread of this process is
+ * asleep, so none is inside malloc or SQLite at the fork that follows. */
+static void
+quiesce(void)
+{
+	uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
+	long self = (long)syscall(SYS_gettid);
+	bool quiet = false;
+
+	while (!quiet && fx_now_ms() < deadline) {
+		DIR *d = opendir("/proc/self/task");
+		struct dirent *e;
+
+		if (d == NULL)
+			return;
+		quiet = true;
+		while (quiet && (e = readdir(d)) != NULL) {
+			long tid = strtol(e->d_name, NULL, 10);
+
+			if (tid > 0 && tid != self && thread_state(tid) != 'S')
+				quiet = false;
+		}
+		closedir(d);
+		if (!quiet)
+			sched_yield();
+	}
+}
+
+/* Fork once the other threads are asleep; the child runs fn(arg) under
+ * alarm(10) and exits with its result. */
 static pid_t
 fork_child(int (*fn)(void *), void *arg)
 {
-	pid_t pid = fork();
+	pid_t pid;
+
+	quiesce();
+	pid = fork();
 
 	if (pid == 0) {
 		alarm(10); /* a hang ends in SIGALRM, never hangs the test */
@@ -656,26 +716,23 @@ a_file_still_read_by_a_reader_of_a_closed_bus_is_eforked_in_the_child(
 /* Forks while other threads use the registry (F3)                     */
 
 struct churn {
-	const char *path;
+	litebus *tombstone; /* a bus whose last close has returned */
 	_Atomic int stop;
 	_Atomic int bad; /* first unexpected status, or 0 */
 	_Atomic long rounds;
 };
 
-/* Opens and closes that share an open bus: the registry lock is taken
- * and released all the time, and no SQLite call is made. */
+/* Takes and releases the registry lock all the time (a close of a closed
+ * bus looks at its open count under that lock) and allocates nothing. */
 static void *
 churn_main(void *arg)
 {
 	struct churn *c = arg;
 
 	while (!atomic_load_explicit(&c->stop, memory_order_relaxed)) {
-		litebus *bus;
-		int rc = open_at(c->path, &bus);
+		int rc = litebus_close(c->tombstone);
 
-		if (rc == LITEBUS_OK)
-			rc = litebus_close(bus);
-		if (rc != LITEBUS_OK) {
+		if (rc != LITEBUS_ECLOSED) {
 			atomic_store_explicit(&c->bad, rc,
 					      memory_order_relaxed);
 			break;
@@ -708,24 +765,35 @@ child_of_a_busy_registry(void *arg)
 /* F3: "the registry is copied whole, never mid-change", and the child's
  * registry lock is free. */
 static void
-forks_while_another_thread_opens_and_closes_leave_a_usable_registry(
+forks_while_another_thread_takes_the_registry_lock_leave_it_usable(
     void **state)
 {
 	struct bus_fixture *f = *state;
-	struct churn c = {f->path, 0, 0, 0};
+	struct churn c = {NULL, 0, 0, 0};
 	struct churn_child cc = {f->dir, f->path};
 	uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
 	const char *why = NULL;
+	char path[400];
 	pthread_t t;
 
+	snprintf(path, sizeof path, "%s/closed.db", f->dir);
+	assert_int_equal(open_at(path, &c.tombstone), LITEBUS_OK);
+	assert_int_equal(litebus_close(c.tombstone), LITEBUS_OK);
+	quiesce();
 	assert_int_equal(pthread_create(&t, NULL, churn_main, &c), 0);
 	/* Let it get going. */
 	while (atomic_load_explicit(&c.rounds, memory_order_relaxed) < 100 &&
 	       fx_now_ms() < deadline)
 		sched_yield();
 	for (int i = 0; i < 20 && why == NULL; i++) {
-		pid_t pid = fork_child(child_of_a_busy_registry, &cc);
+		/* Not fork_child(): the churning thread never sleeps. */
+		pid_t pid = fork();
 		int status;
+
+		if (pid == 0) {
+			alarm(10);
+			_exit(child_of_a_busy_registry(&cc));
+		}
 
 		if (pid < 0 || waitpid(pid, &status, 0) != pid)
 			why = "fork or waitpid failed";
@@ -747,20 +815,36 @@ forks_while_another_thread_opens_and_closes_leave_a_usable_registry(
  * not exist: a close that wakes the registry's waiters must not wait for
  * it, and the file of the closing bus is inherited. */
 struct gate {
-	_Atomic int open;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool open; /* under lock */
 };
 
 static int
 job_waits_for_gate(litebus_tx *tx, void *arg)
 {
 	struct gate *g = arg;
-	uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
+	struct timespec until;
 
 	(void)tx;
-	while (!atomic_load_explicit(&g->open, memory_order_acquire) &&
-	       fx_now_ms() < deadline)
-		sched_yield();
+	/* Asleep, not spinning, so that quiesce() sees it settled. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += FX_WAIT_MS / 1000;
+	pthread_mutex_lock(&g->lock);
+	while (!g->open &&
+	       pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&g->lock);
 	return 0;
+}
+
+static void
+gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->lock);
+	g->open = true;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
 }
 
 struct closer {
@@ -794,26 +878,6 @@ opener_main(void *arg)
 	return NULL;
 }
 
-/* Is thread `tid` of this process asleep (state S)? */
-static bool
-thread_sleeps(long tid)
-{
-	char p[64], buf[256];
-	FILE *fp;
-	bool s = false;
-
-	snprintf(p, sizeof p, "/proc/self/task/%ld/stat", tid);
-	fp = fopen(p, "r");
-	if (fp == NULL)
-		return false;
-	if (fgets(buf, sizeof buf, fp) != NULL) {
-		char *end = strrchr(buf, ')');
-		s = end != NULL && end[1] == ' ' && end[2] == 'S';
-	}
-	fclose(fp);
-	return s;
-}
-
 static int
 child_with_a_phantom_waiter(void *arg)
 {
@@ -835,7 +899,8 @@ a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter(
     void **state)
 {
 	struct bus_fixture *f = *state;
-	struct gate g = {0};
+	struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			 false};
 	struct closer cl = {f->bus, 1};
 	struct opener op = {f->path, NULL, 1, 0};
 	struct churn_child cc = {f->dir, f->path};
@@ -862,7 +927,7 @@ a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter(
 		  pthread_create(&to, NULL, opener_main, &op) == 0;
 	while (started &&
 	       (atomic_load(&op.tid) == 0 ||
-		!thread_sleeps(atomic_load(&op.tid))) &&
+		thread_state(atomic_load(&op.tid)) != 'S') &&
 	       fx_now_ms() < deadline)
 		sched_yield(); /* until the opener waits */
 	if (started) {
@@ -875,7 +940,7 @@ a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter(
 			why = child_failure(status);
 	}
 
-	atomic_store_explicit(&g.open, 1, memory_order_release);
+	gate_open(&g);
 	assert_int_equal(pthread_join(tc, NULL), 0);
 	if (started)
 		assert_int_equal(pthread_join(to, NULL), 0);
@@ -912,7 +977,7 @@ main(void)
 		a_file_still_read_by_a_reader_of_a_closed_bus_is_eforked_in_the_child,
 		fork_fixture, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
-		forks_while_another_thread_opens_and_closes_leave_a_usable_registry,
+		forks_while_another_thread_takes_the_registry_lock_leave_it_usable,
 		fork_fixture, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter,
