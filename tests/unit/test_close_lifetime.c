@@ -205,7 +205,7 @@ a_job_may_close_an_open_of_its_bus_but_not_the_last_one(void **state)
 	assert_int_equal(litebus_exec(f->bus, job_close, again), LITEBUS_OK);
 	assert_int_equal(litebus_exec(f->bus, job_close, f->bus),
 			 LITEBUS_EDEADLK);
-	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL); /* still open */
+	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL);  /* still open */
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK); /* the last */
 	assert_eclosed(litebus_close(f->bus), "close");
 	f->bus = NULL;
@@ -232,9 +232,9 @@ the_last_close_from_a_done_callback_is_edeadlk_in_memory_too(void **state)
 	struct done_close d = {bus, 1};
 
 	(void)state;
-	assert_int_equal(litebus_submit(bus, job_emit_one, NULL, done_close,
-					&d),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(bus, job_emit_one, NULL, done_close, &d),
+	    LITEBUS_OK);
 	commit_events(bus, LITEBUS_COMPLETION, 1, NULL); /* after the done */
 	assert_int_equal(atomic_load(&d.rc), LITEBUS_EDEADLK);
 	assert_int_equal(litebus_close(bus), LITEBUS_OK);
@@ -305,9 +305,9 @@ a_job_opening_its_file_while_the_last_close_runs_is_edeadlk(void **state)
 
 	snprintf(alias, sizeof alias, "%s/alias.db", f->dir);
 	assert_int_equal(link(f->path, alias), 0);
-	assert_int_equal(litebus_submit(f->bus, job_opens_during_close, &o,
-					NULL, NULL),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(f->bus, job_opens_during_close, &o, NULL, NULL),
+	    LITEBUS_OK);
 	assert_int_equal(pthread_create(&t, NULL, closer_main, &c), 0);
 	f->bus = NULL; /* the closer's now */
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -338,7 +338,7 @@ struct worker {
 	int kind;
 	unsigned seed;
 	_Atomic int inflight; /* submitted jobs whose done has not run */
-	char bad[200]; /* the first status the contract does not allow */
+	char bad[200];	      /* the first status the contract does not allow */
 };
 
 static void
@@ -421,7 +421,8 @@ worker_call(struct worker *w)
 			int n = litebus_channel_count(w->bus);
 			int id = litebus_channel_id(w->bus, "completion");
 
-			if (n != LITEBUS_ECLOSED && n != LITEBUS_BUILTIN_CHANNELS)
+			if (n != LITEBUS_ECLOSED &&
+			    n != LITEBUS_BUILTIN_CHANNELS)
 				worker_bad(w, "channel_count", n);
 			if (id != LITEBUS_ECLOSED && id != LITEBUS_COMPLETION)
 				worker_bad(w, "channel_id", id);
@@ -432,11 +433,12 @@ worker_call(struct worker *w)
 		break;
 	}
 	if (rc != LITEBUS_OK && rc != LITEBUS_ECLOSED)
-		worker_bad(w, w->kind == 0   ? "exec"
-			      : w->kind == 1 ? "submit"
-			      : w->kind == 2 ? "subscribe"
-			      : w->kind == 3 ? "reader_open"
-					     : "stats_get",
+		worker_bad(w,
+			   w->kind == 0	  ? "exec"
+			   : w->kind == 1 ? "submit"
+			   : w->kind == 2 ? "subscribe"
+			   : w->kind == 3 ? "reader_open"
+					  : "stats_get",
 			   rc);
 	return rc;
 }
@@ -464,8 +466,7 @@ worker_main(void *arg)
  * else, and no report from ASan or TSan, with no other handle keeping the
  * bus's memory. */
 static void
-calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else(
-    void **state)
+calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else(void **state)
 {
 	struct bus_fixture *f = *state; /* a directory, no bus */
 
@@ -608,9 +609,9 @@ a_call_preempted_before_its_reference_resumes_after_close_into_eclosed(
 		atomic_store(&seam.parked, 0);
 		atomic_store(&seam.release, 0);
 		assert_int_equal(pthread_create(&t, NULL, parked_main, &p), 0);
-		while (!atomic_load_explicit(&seam.parked,
-					     memory_order_acquire) &&
-		       fx_now_ms() < deadline)
+		while (
+		    !atomic_load_explicit(&seam.parked, memory_order_acquire) &&
+		    fx_now_ms() < deadline)
 			sched_yield();
 		rc = atomic_load(&seam.parked) ? litebus_close(p.bus) : -1;
 		atomic_store_explicit(&seam.release, 1, memory_order_release);

@@ -403,7 +403,7 @@ static struct {
 	enum swap_action action;
 	char target[600]; /* the name SQLite opens */
 	char source[600]; /* renamed or linked onto target */
-	int done;         /* errno of the action + 1, or 0 if not done */
+	int done;	  /* errno of the action + 1, or 0 if not done */
 } swap;
 
 static int
@@ -554,8 +554,8 @@ main(void)
 		an_open_file_renamed_is_found_by_its_new_name,
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
-		a_bind_mount_of_the_directory_gives_the_same_bus,
-		tmpdir_setup, bus_teardown),
+		a_bind_mount_of_the_directory_gives_the_same_bus, tmpdir_setup,
+		bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_job_exec_through_another_name_of_its_file_is_edeadlk,
 		bus_with_tiny_rings, bus_teardown),

@@ -66,9 +66,10 @@ __tsan_default_options(void)
 #define CHILD_CHECK(cond, code)                                                \
 	do {                                                                   \
 		if (!(cond)) {                                                 \
-			fprintf(stderr,                                        \
-				"child check %d failed: %s (last error: %s)\n", \
-				(code), #cond, litebus_last_errmsg());         \
+			fprintf(                                               \
+			    stderr,                                            \
+			    "child check %d failed: %s (last error: %s)\n",    \
+			    (code), #cond, litebus_last_errmsg());             \
 			_exit(code);                                           \
 		}                                                              \
 	} while (0)
@@ -359,8 +360,7 @@ check_inherited(const struct inherited *h, int base)
 	litebus_row row;
 	int64_t id;
 
-	CHILD_CHECK(litebus_exec(h->bus, job_emit_one, &id) ==
-			LITEBUS_EFORKED,
+	CHILD_CHECK(litebus_exec(h->bus, job_emit_one, &id) == LITEBUS_EFORKED,
 		    base + 0);
 	CHILD_CHECK(errmsg_mentions_fork(), base + 1);
 	CHILD_CHECK(litebus_submit(h->bus, job_nothing, NULL, NULL, NULL) ==
@@ -375,21 +375,20 @@ check_inherited(const struct inherited *h, int base)
 					&r) == LITEBUS_EFORKED,
 		    base + 5);
 	CHILD_CHECK(r == NULL, base + 6);
-	CHILD_CHECK(litebus_channel_id(h->bus, "completion") ==
-			LITEBUS_EFORKED,
+	CHILD_CHECK(litebus_channel_id(h->bus, "completion") == LITEBUS_EFORKED,
 		    base + 7);
 	CHILD_CHECK(litebus_channel_count(h->bus) == LITEBUS_EFORKED, base + 8);
 	CHILD_CHECK(litebus_channel_name(h->bus, 0) == NULL, base + 9);
 	CHILD_CHECK(litebus_stats_get(h->bus, &st) == LITEBUS_EFORKED,
 		    base + 10);
 	/* Waiting forever would be a hang: it returns at once. */
-	CHILD_CHECK(litebus_recv(h->sub, &ev, -1) == LITEBUS_EFORKED, base + 11);
+	CHILD_CHECK(litebus_recv(h->sub, &ev, -1) == LITEBUS_EFORKED,
+		    base + 11);
 	CHILD_CHECK(litebus_recv(h->sub, &ev, 0) == LITEBUS_EFORKED, base + 12);
 	CHILD_CHECK(litebus_sub_fd(h->sub) == LITEBUS_EFORKED, base + 13);
 	CHILD_CHECK(litebus_sub_stats_get(h->sub, &sst) == LITEBUS_EFORKED,
 		    base + 14);
-	CHILD_CHECK(litebus_reader_next(h->reader, &row, -1) ==
-			LITEBUS_EFORKED,
+	CHILD_CHECK(litebus_reader_next(h->reader, &row, -1) == LITEBUS_EFORKED,
 		    base + 15);
 	CHILD_CHECK(litebus_reader_fd(h->reader) == LITEBUS_EFORKED, base + 16);
 	/* "free nothing": the handles are still the parent's memory, so the
@@ -397,9 +396,9 @@ check_inherited(const struct inherited *h, int base)
 	 * free otherwise). */
 	litebus_unsubscribe(h->sub);
 	litebus_reader_close(h->reader);
-	CHILD_CHECK(litebus_recv(h->sub, &ev, -1) == LITEBUS_EFORKED, base + 17);
-	CHILD_CHECK(litebus_reader_next(h->reader, &row, -1) ==
-			LITEBUS_EFORKED,
+	CHILD_CHECK(litebus_recv(h->sub, &ev, -1) == LITEBUS_EFORKED,
+		    base + 17);
+	CHILD_CHECK(litebus_reader_next(h->reader, &row, -1) == LITEBUS_EFORKED,
 		    base + 18);
 	CHILD_CHECK(litebus_close(h->bus) == LITEBUS_EFORKED, base + 19);
 	CHILD_CHECK(litebus_close(h->bus) == LITEBUS_EFORKED, base + 20);
@@ -765,8 +764,7 @@ child_of_a_busy_registry(void *arg)
 /* F3: "the registry is copied whole, never mid-change", and the child's
  * registry lock is free. */
 static void
-forks_while_another_thread_takes_the_registry_lock_leave_it_usable(
-    void **state)
+forks_while_another_thread_takes_the_registry_lock_leave_it_usable(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct churn c = {NULL, 0, 0, 0};
@@ -911,9 +909,9 @@ a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter(
 	pthread_t tc, to;
 
 	/* The writer is held by a job, so the last close stays under way. */
-	assert_int_equal(litebus_submit(f->bus, job_waits_for_gate, &g, NULL,
-					NULL),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(f->bus, job_waits_for_gate, &g, NULL, NULL),
+	    LITEBUS_OK);
 	assert_int_equal(pthread_create(&tc, NULL, closer_main, &cl), 0);
 	/* From here on no assertion until both threads are joined: they use
 	 * this frame. */
@@ -923,8 +921,8 @@ a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter(
 		sched_yield(); /* until the close has begun */
 	if (litebus_stats_get(f->bus, &st) != LITEBUS_ECLOSED)
 		why = "the last close did not begin";
-	started = why == NULL &&
-		  pthread_create(&to, NULL, opener_main, &op) == 0;
+	started =
+	    why == NULL && pthread_create(&to, NULL, opener_main, &op) == 0;
 	while (started &&
 	       (atomic_load(&op.tid) == 0 ||
 		thread_state(atomic_load(&op.tid)) != 'S') &&
