@@ -211,6 +211,41 @@ a_job_may_close_an_open_of_its_bus_but_not_the_last_one(void **state)
 	f->bus = NULL;
 }
 
+struct reopen {
+	const char *path;
+	litebus *bus;
+	int open_rc, close_rc;
+};
+
+static int
+job_reopens_its_file(litebus_tx *tx, void *arg)
+{
+	struct reopen *r = arg;
+	litebus_options o;
+
+	(void)tx;
+	litebus_options_init(&o);
+	o.path = r->path;
+	r->open_rc = litebus_open(&o, &r->bus);
+	r->close_rc = r->open_rc == LITEBUS_OK ? litebus_close(r->bus) : 1;
+	return 0;
+}
+
+/* While the bus is open, its writer may open its file (the same handle,
+ * one more open) and close that open again: neither waits for anything. */
+static void
+a_job_may_open_its_own_file_and_close_that_open(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct reopen r = {f->path, NULL, 1, 1};
+
+	assert_int_equal(litebus_exec(f->bus, job_reopens_its_file, &r), 0);
+	assert_int_equal(r.open_rc, LITEBUS_OK);
+	assert_ptr_equal(r.bus, f->bus);
+	assert_int_equal(r.close_rc, LITEBUS_OK);
+	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL); /* still open */
+}
+
 struct done_close {
 	litebus *bus;
 	_Atomic int rc;
@@ -644,6 +679,9 @@ main(void)
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_job_may_close_an_open_of_its_bus_but_not_the_last_one,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_job_may_open_its_own_file_and_close_that_open,
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test(
 		the_last_close_from_a_done_callback_is_edeadlk_in_memory_too),
