@@ -3,27 +3,80 @@
  *
  * A bus is one database file, its channels (rings) and its writer thread.
  * Opening a file that this process already has open returns the same bus
- * (so a wake-up is never split between two handles): open buses are kept
- * in a registry keyed by the canonical path.
+ * (so a wake-up is never split between two handles, and the file never
+ * gets two writers, two WAL files through two names, or two views of its
+ * locks): file buses are kept in a registry keyed by the file's device
+ * and inode, not by any of its names.
  *
- * Threads: any thread may open and close; the registry is under
- * `registry_lock`.  litebus_close() must not run on the bus's own writer.
+ * A handle must stay valid memory for the life of the process (litebus.h:
+ * a call that starts after the last close returns ECLOSED), so the
+ * struct litebus is never freed: when its last reference goes, everything
+ * it owns is freed and the struct stays behind as a small tombstone.
+ *
+ * Threads: any thread may open and close; the registry, the list of files
+ * inherited across fork() and the tombstones are under `registry_lock`.
+ * The last litebus_close() of a bus must not run on its own writer (it
+ * joins that thread), nor may an open of its file wait for that close
+ * there: both return EDEADLK instead.
  *
  * Invariants
  *   B1  `refs` counts one reference for all opens together (dropped by the
  *       close that ends the last open, after the writer has been joined),
  *       one per live subscriber and reader, and one per exec, submit,
- *       subscribe or reader_open in progress (taken as the call's first
- *       act, so a call that started before the last close returned finds
- *       the bus alive; one that starts after it is the caller's bug, as
- *       the overlap table in litebus.h says).  The bus's memory is freed
- *       by whoever drops the last reference, so a handle that outlives
- *       litebus_close() still points to valid channels.
- *   B2  A file bus is in the registry from its open until its last close
- *       has joined the writer; while that close runs, `closing` is set and
- *       an open of the same file waits for it (registry_cond) rather than
- *       start a second writer on the file.  open_count and closing change
- *       only under registry_lock.
+ *       subscribe, reader_open, stats or channel lookup in progress, taken
+ *       with lb_bus_tryref() before the call touches anything the bus
+ *       owns.  tryref fails once CLOSED (set as the last close begins) or
+ *       DEAD is set, so a call that starts after the last close returned -
+ *       or was preempted before its tryref and resumes then - gets ECLOSED
+ *       and touches only the tombstone (B3).  A call that took its
+ *       reference keeps the bus's channels and writer alive to its end.
+ *   B2  A file bus is registered from its open until it is buried (B3).
+ *       While open_count > 0 an open of its file shares it.  While its last
+ *       close runs (`closing`: from the last close's start until the writer
+ *       has been joined) an open of the file waits for it (registry_cond)
+ *       rather than start a second writer on the file; on the writer
+ *       thread of that bus it returns EDEADLK instead, since the close is
+ *       waiting for that very thread.  Once closed (open_count == 0, not
+ *       closing) it stays registered only while readers may still hold
+ *       connections to its file: opens skip it, and fork() counts its file
+ *       as open (F2).  open_count and closing change only under
+ *       registry_lock, for in-memory buses (never registered) too.
+ *   B3  The unref that takes the count to zero sets DEAD in the same atomic
+ *       step and buries the bus: unregisters it, frees the writer, the
+ *       channels and their rings, the names and mem_keeper, clears those
+ *       pointers, and puts the struct on `tombstones`, where it stays
+ *       reachable (LeakSanitizer) and is never reused.  What a call may
+ *       read without a reference - refs, fork_gen, dev, ino, and under the
+ *       lock open_count and closing - stays valid in a tombstone; a buried
+ *       bus has open_count 0, so closing it again returns ECLOSED.
+ *   B4  The registry key is the file's (st_dev, st_ino), read by stat()
+ *       before the bus is made (if the file exists) and again after its
+ *       writer has opened it; the two must agree, or the open fails with
+ *       ECANTOPEN and is undone.  An open bus keeps its writer's
+ *       connection open on the file (from lb_writer_start until its writer
+ *       exits during the last close), so while a registered bus can be
+ *       shared no other file can have its device and inode.  A closing bus
+ *       may already have closed it; an open that matches one only waits
+ *       for the close to end and then looks again.  At most one registered
+ *       bus per identity is open or closing.
+ *
+ * fork()
+ *   F1  lb_fork_generation is raised by the atfork child handler; a bus
+ *       records the generation it was made in (fork_gen), and every public
+ *       call on a bus, subscriber or reader whose bus is from an older
+ *       generation returns EFORKED before it touches a lock, a thread or a
+ *       SQLite connection (lb_bus_forked()).  The child frees nothing of
+ *       an inherited handle: that memory is the parent's copy.
+ *   F2  The child handler moves every registered bus (open, closing or
+ *       closed with readers) to `inherited` and empties the registry.
+ *       litebus_open of a file whose identity is inherited returns EFORKED
+ *       without opening it: SQLite's per-process lock bookkeeping for it
+ *       was copied mid-use.  Grandchildren inherit the list as well.
+ *   F3  The prepare handler holds registry_lock across fork(), so the
+ *       registry is copied whole, never mid-change.  The child handler
+ *       releases it (the forking thread took it and is the child's only
+ *       thread) and re-initializes registry_cond, whose waiters were
+ *       parent threads that do not exist in the child.
  */
 /* realpath() is an X/Open interface. */
 #define _XOPEN_SOURCE 700
@@ -40,12 +93,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+_Atomic uint32_t lb_fork_generation; /* F1 */
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t registry_cond = PTHREAD_COND_INITIALIZER;
-static litebus *registry; /* under registry_lock */
+static litebus *registry;   /* B2, under registry_lock */
+static litebus *inherited;  /* F2, under registry_lock */
+static litebus *tombstones; /* B3, under registry_lock; never walked */
 static _Atomic uint32_t memory_db_counter;
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_rc; /* written once under atfork_once */
 
 void
 litebus_options_init(litebus_options *o)
@@ -65,40 +126,200 @@ litebus_options_init(litebus_options *o)
 	o->checkpoint_pages = 1000;
 }
 
-void
-lb_bus_ref(litebus *bus)
+/* ------------------------------------------------------------------ */
+/* fork()                                                              */
+
+/* F3: the registry is copied whole. */
+static void
+bus_atfork_prepare(void)
 {
-	/* Relaxed: a reference is taken while another is held (a handle's,
-	 * or the opens' during a call that started before the last close
-	 * returned: B1), so the count cannot reach zero concurrently; the
-	 * acq_rel decrement in lb_bus_unref orders the uses. */
-	atomic_fetch_add_explicit(&bus->refs, 1, memory_order_relaxed);
+	pthread_mutex_lock(&registry_lock);
 }
 
 static void
-bus_free(litebus *bus)
+bus_atfork_parent(void)
+{
+	pthread_mutex_unlock(&registry_lock);
+}
+
+/* Runs in the child's only thread, before fork() returns there. */
+static void
+bus_atfork_child(void)
+{
+	/* F1.  Relaxed: see lb_bus_forked() in bus.h. */
+	atomic_fetch_add_explicit(&lb_fork_generation, 1,
+				  memory_order_relaxed);
+	/* F2: every file the parent had registered, the ones it had itself
+	 * inherited included. */
+	if (registry != NULL) {
+		litebus *tail = registry;
+
+		while (tail->next_open != NULL)
+			tail = tail->next_open;
+		tail->next_open = inherited;
+		inherited = registry;
+		registry = NULL;
+	}
+	/* F3.  Waiters on the copied condition variable were threads of
+	 * the parent; a broadcast in the child must not wait for them. */
+	registry_cond = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+bus_atfork_register(void)
+{
+	atfork_rc = pthread_atfork(bus_atfork_prepare, bus_atfork_parent,
+				   bus_atfork_child);
+}
+
+/* Register the fork handlers once, before the first bus exists. */
+static int
+bus_atfork_once(void)
+{
+	int rc = pthread_once(&atfork_once, bus_atfork_register);
+
+	if (rc == 0)
+		rc = atfork_rc; /* pthread_once synchronizes with the write */
+	if (rc != 0)
+		return lb_err_set(LITEBUS_ENOMEM,
+				  "litebus_open: registering the fork "
+				  "handlers: %s",
+				  strerror(rc));
+	return LITEBUS_OK;
+}
+
+int
+lb_bus_err_forked(const char *call)
+{
+	return lb_err_set(LITEBUS_EFORKED,
+			  "%s: the handle was made by the parent process and "
+			  "was inherited across fork(); litebus threads and "
+			  "connections do not survive fork(): open litebus "
+			  "anew in this process",
+			  call);
+}
+
+/* F2.  Under registry_lock. */
+static bool
+bus_is_inherited(dev_t dev, ino_t ino)
+{
+	for (const litebus *b = inherited; b != NULL; b = b->next_open)
+		if (b->dev == dev && b->ino == ino)
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* References and tombstones                                           */
+
+bool
+lb_bus_tryref(litebus *bus, const char *call)
+{
+	uint32_t old = atomic_load_explicit(&bus->refs, memory_order_relaxed);
+
+	/* Relaxed: success means the count was >= 1 and DEAD unset when we
+	 * raised it, so the unref that sets DEAD (B3) comes later in refs'
+	 * modification order and needs our own unref first, whose release
+	 * orders our uses before the bury.  What the call then reads
+	 * (writer, channels) was immutable before the caller had the handle.
+	 * Failure reads nothing but this word. */
+	do {
+		if ((old & (LB_REFS_DEAD | LB_REFS_CLOSED)) != 0) {
+			lb_err_set(LITEBUS_ECLOSED, "%s: the bus is closed",
+				   call);
+			return false;
+		}
+		assert((old & LB_REFS_COUNT) < LB_REFS_COUNT);
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &bus->refs, &old, old + 1, memory_order_relaxed,
+	    memory_order_relaxed));
+	return true;
+}
+
+void
+lb_bus_ref(litebus *bus)
+{
+	/* Relaxed: the caller holds a reference (B1), so the count cannot
+	 * reach zero concurrently; the acq_rel step in lb_bus_unref orders
+	 * the uses. */
+	uint32_t old =
+	    atomic_fetch_add_explicit(&bus->refs, 1, memory_order_relaxed);
+
+	assert((old & LB_REFS_COUNT) > 0 && (old & LB_REFS_DEAD) == 0);
+	(void)old;
+}
+
+/* Free everything the bus owns and clear the pointers; the struct itself
+ * stays.  Safe on a partly built bus. */
+static void
+bus_release(litebus *bus)
 {
 	lb_writer_free(bus->writer);
-	sqlite3_close_v2(bus->mem_keeper);
+	bus->writer = NULL;
+	/* close_v2 on an in-memory database with no statements of ours
+	 * cannot fail, and there is nothing to do if it did. */
+	(void)sqlite3_close_v2(bus->mem_keeper);
+	bus->mem_keeper = NULL;
 	for (int i = 0; i < bus->nchannels; i++) {
 		if (bus->channels[i] != NULL) {
 			lb_channel_fini(bus->channels[i]);
 			free(bus->channels[i]);
+			bus->channels[i] = NULL;
 		}
 	}
+	bus->nchannels = 0;
 	free(bus->dbn.name);
+	bus->dbn.name = NULL;
 	free(bus->canon_path);
-	free(bus);
+	bus->canon_path = NULL;
+}
+
+/* B3.  Any thread, without registry_lock. */
+static void
+bus_bury(litebus *bus)
+{
+	bool is_file = bus->canon_path != NULL;
+
+	/* Freed before it leaves the registry: a closed bus is only ever
+	 * matched there by its dev and ino, which stay (B2, B3). */
+	bus_release(bus);
+	pthread_mutex_lock(&registry_lock);
+	if (is_file) {
+		for (litebus **p = &registry; *p != NULL;
+		     p = &(*p)->next_open) {
+			if (*p == bus) {
+				*p = bus->next_open;
+				break;
+			}
+		}
+	}
+	bus->next_open = tombstones;
+	tombstones = bus;
+	pthread_mutex_unlock(&registry_lock);
 }
 
 void
 lb_bus_unref(litebus *bus)
 {
-	/* acq_rel: every use of the bus by the thread dropping a reference
-	 * happens before the free by whoever drops the last one. */
-	if (atomic_fetch_sub_explicit(&bus->refs, 1, memory_order_acq_rel) ==
-	    1)
-		bus_free(bus);
+	uint32_t old = atomic_load_explicit(&bus->refs, memory_order_relaxed);
+	uint32_t next;
+
+	/* B3: the step that takes the count to zero sets DEAD in the same
+	 * CAS, so no tryref can slip in between.  acq_rel: every use of the
+	 * bus by a thread dropping a reference (release) happens before the
+	 * bury by whoever drops the last one (acquire; the earlier unrefs
+	 * are in its release sequence). */
+	do {
+		assert((old & LB_REFS_COUNT) > 0 && (old & LB_REFS_DEAD) == 0);
+		next = (old & LB_REFS_COUNT) == 1
+			   ? (old & ~LB_REFS_COUNT) | LB_REFS_DEAD
+			   : old - 1;
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &bus->refs, &old, next, memory_order_acq_rel,
+	    memory_order_relaxed));
+	if ((next & LB_REFS_DEAD) != 0)
+		bus_bury(bus);
 }
 
 struct lb_channel *
@@ -109,6 +330,14 @@ lb_bus_channel(litebus *bus, int channel)
 	return bus->channels[channel];
 }
 
+static int
+bus_channel_index(const litebus *bus, const char *name)
+{
+	for (int i = 0; i < bus->nchannels; i++)
+		if (strcmp(bus->channels[i]->name, name) == 0)
+			return i;
+	return -1;
+}
 static bool
 bus_is_memory_path(const char *path)
 {
@@ -301,13 +530,14 @@ bus_make_channels(litebus *bus, const litebus_options *o, int nextra)
 	return LITEBUS_OK;
 }
 
-/* An already open bus may be shared if it has every channel asked for. */
+/* An already open bus may be shared if it has every channel asked for.
+ * Under registry_lock. */
 static int
 bus_share(litebus *bus, const litebus_options *o)
 {
 	for (const char *const *c = o->channels; c != NULL && *c != NULL;
 	     c++)
-		if (litebus_channel_id(bus, *c) < 0)
+		if (bus_channel_index(bus, *c) < 0)
 			return lb_err_set(LITEBUS_EINVAL,
 					  "litebus_open: %s is already open "
 					  "in this process without channel "
@@ -317,6 +547,8 @@ bus_share(litebus *bus, const litebus_options *o)
 	return LITEBUS_OK;
 }
 
+/* Build a bus and start its writer; takes ownership of canon (NULL for
+ * in-memory).  Does not register it. */
 static int
 bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 {
@@ -327,16 +559,19 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	litebus *bus = aligned_alloc(LB_CACHELINE, len);
 	int rc;
 
-	if (bus != NULL)
-		memset(bus, 0, len);
+	*out = NULL;
 	if (bus == NULL) {
 		free(canon);
 		return lb_err_set(LITEBUS_ENOMEM, "litebus_open: out of memory");
 	}
+	memset(bus, 0, len);
 	bus->opts = *o;
 	bus->opts.path = NULL;
 	bus->opts.channels = NULL;
 	bus->canon_path = canon;
+	/* F1.  Relaxed: see lb_bus_forked(). */
+	bus->fork_gen =
+	    atomic_load_explicit(&lb_fork_generation, memory_order_relaxed);
 	atomic_init(&bus->refs, 1);
 	bus->open_count = 1;
 	rc = bus_make_dbname(bus, o->path);
@@ -355,7 +590,140 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	*out = bus;
 	return LITEBUS_OK;
 fail:
-	bus_free(bus);
+	/* Nobody else ever saw this bus: free it whole. */
+	bus_release(bus);
+	free(bus);
+	return rc;
+}
+
+/* The file's identity (B4).  *exists is false, with OK, if there is no
+ * file at `path` yet. */
+static int
+bus_identity(const char *path, struct stat *st, bool *exists)
+{
+	*exists = false;
+	if (stat(path, st) == 0) {
+		*exists = true;
+		return LITEBUS_OK;
+	}
+	if (errno == ENOENT)
+		return LITEBUS_OK;
+	return lb_err_set(errno == ENOMEM ? LITEBUS_ENOMEM : LITEBUS_ECANTOPEN,
+			  "litebus_open: %s: %s", path, strerror(errno));
+}
+
+/* The registered bus of this identity that is open or closing (B2, B4),
+ * or NULL.  Under registry_lock. */
+static litebus *
+bus_registered(dev_t dev, ino_t ino)
+{
+	for (litebus *b = registry; b != NULL; b = b->next_open)
+		if (b->dev == dev && b->ino == ino &&
+		    (b->open_count > 0 || b->closing))
+			return b;
+	return NULL;
+}
+
+/* litebus_open of a file, under registry_lock (held across the whole open,
+ * so that two threads opening one file end up sharing one bus: B2).
+ * Takes ownership of canon. */
+static int
+bus_open_file(const litebus_options *o, int nextra, char *canon,
+	      litebus **out)
+{
+	struct stat before, after;
+	bool existed, exists;
+	litebus *b, *bus;
+	int rc;
+
+again:
+	rc = bus_identity(canon, &before, &existed);
+	if (rc != LITEBUS_OK)
+		goto out_free;
+	if (existed && bus_is_inherited(before.st_dev, before.st_ino)) {
+		rc = lb_err_set(LITEBUS_EFORKED,
+				"litebus_open: %s was open in the parent "
+				"process when this process was forked, and "
+				"SQLite's lock bookkeeping for it was copied "
+				"mid-use; the file was not opened.  Open "
+				"litebus after fork() in each process that "
+				"uses it (or exec())",
+				canon);
+		goto out_free;
+	}
+	b = existed ? bus_registered(before.st_dev, before.st_ino) : NULL;
+	if (b != NULL && b->closing) {
+		if (lb_writer_is_current(b)) {
+			/* B2: that close is waiting for this very thread. */
+			rc = lb_err_set(LITEBUS_EDEADLK,
+					"litebus_open: %s is being closed, and "
+					"this is its writer thread (a job or a "
+					"done-callback): the close waits for "
+					"it",
+					canon);
+			goto out_free;
+		}
+		/* B2: let its writer finish before opening anew. */
+		pthread_cond_wait(&registry_cond, &registry_lock);
+		goto again;
+	}
+	if (b != NULL) {
+		rc = bus_share(b, o);
+		if (rc == LITEBUS_OK)
+			*out = b;
+		goto out_free;
+	}
+
+	rc = bus_create(o, nextra, canon, &bus);
+	if (rc != LITEBUS_OK)
+		return rc; /* canon is freed */
+	/* B4: the file the writer opened.  A path that did not exist may
+	 * have been a dangling symlink through which SQLite created the
+	 * file: stat follows it, as every later open of either name will. */
+	rc = bus_identity(bus->canon_path, &after, &exists);
+	if (rc == LITEBUS_OK && !exists)
+		rc = lb_err_set(LITEBUS_ECANTOPEN,
+				"litebus_open: %s vanished while it was being "
+				"opened",
+				bus->canon_path);
+	else if (rc == LITEBUS_OK && existed &&
+		 (after.st_dev != before.st_dev ||
+		  after.st_ino != before.st_ino))
+		rc = lb_err_set(LITEBUS_ECANTOPEN,
+				"litebus_open: %s: the file changed while it "
+				"was being opened (another file was moved to "
+				"its name)",
+				bus->canon_path);
+	else if (rc == LITEBUS_OK && !existed &&
+		 bus_is_inherited(after.st_dev, after.st_ino))
+		rc = lb_err_set(LITEBUS_EFORKED,
+				"litebus_open: %s became, while it was being "
+				"opened, a file that was open in the parent "
+				"process when this process was forked",
+				bus->canon_path);
+	else if (rc == LITEBUS_OK && !existed &&
+		 bus_registered(after.st_dev, after.st_ino) != NULL)
+		rc = lb_err_set(LITEBUS_ECANTOPEN,
+				"litebus_open: %s: the file changed while it "
+				"was being opened (it is now a file this "
+				"process already has open)",
+				bus->canon_path);
+	if (rc != LITEBUS_OK) {
+		/* Undo: nobody else has seen this bus; its writer ran no
+		 * job. */
+		lb_writer_stop(bus->writer);
+		bus_release(bus);
+		free(bus);
+		return rc;
+	}
+	bus->dev = after.st_dev;
+	bus->ino = after.st_ino;
+	bus->next_open = registry;
+	registry = bus;
+	*out = bus;
+	return LITEBUS_OK;
+out_free:
+	free(canon);
 	return rc;
 }
 
@@ -369,6 +737,9 @@ litebus_open(const litebus_options *o, litebus **out)
 	if (out == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_open: NULL out");
 	*out = NULL;
+	rc = bus_atfork_once();
+	if (rc != LITEBUS_OK)
+		return rc;
 	if (o == NULL) {
 		litebus_options_init(&defaults);
 		o = &defaults;
@@ -382,40 +753,8 @@ litebus_open(const litebus_options *o, litebus **out)
 	rc = bus_canonical_path(o->path, &canon);
 	if (rc != LITEBUS_OK)
 		return rc;
-	/* Held across the whole open, so two threads opening one file end
-	 * up sharing one bus (B2). */
 	pthread_mutex_lock(&registry_lock);
-again:
-	for (litebus *b = registry; b != NULL; b = b->next_open) {
-		if (strcmp(b->canon_path, canon) != 0)
-			continue;
-		if (b->closing) {
-			/* B2: let its writer finish before opening anew. */
-			pthread_cond_wait(&registry_cond, &registry_lock);
-			goto again;
-		}
-		rc = bus_share(b, o);
-		pthread_mutex_unlock(&registry_lock);
-		free(canon);
-		if (rc == LITEBUS_OK)
-			*out = b;
-		return rc;
-	}
-	rc = bus_create(o, nextra, canon, out);
-	if (rc == LITEBUS_OK) {
-		/* A path that did not exist may be a dangling symlink through
-		 * which SQLite has just created the file.  Key the bus by the
-		 * file's real path, now that there is one, as every later open
-		 * of the existing file will (B2). */
-		char *real = realpath((*out)->canon_path, NULL);
-
-		if (real != NULL) {
-			free((*out)->canon_path);
-			(*out)->canon_path = real;
-		}
-		(*out)->next_open = registry;
-		registry = *out;
-	}
+	rc = bus_open_file(o, nextra, canon, out);
 	pthread_mutex_unlock(&registry_lock);
 	return rc;
 }
@@ -425,69 +764,103 @@ litebus_close(litebus *bus)
 {
 	if (bus == NULL)
 		return LITEBUS_OK;
-	if (lb_writer_is_current(bus))
-		return lb_err_set(LITEBUS_EDEADLK,
-				  "litebus_close called on the bus's own "
-				  "writer thread (from a job or a "
-				  "done-callback)");
-	if (bus->canon_path == NULL) { /* in-memory: never shared */
-		bus->open_count--;
-		lb_writer_stop(bus->writer);
-		lb_bus_unref(bus);
-		return LITEBUS_OK;
-	}
+	if (lb_bus_forked(bus))
+		return lb_bus_err_forked("litebus_close");
 	pthread_mutex_lock(&registry_lock);
-	if (--bus->open_count > 0) {
+	if (bus->open_count == 0) {
+		pthread_mutex_unlock(&registry_lock);
+		return lb_err_set(LITEBUS_ECLOSED,
+				  "litebus_close: every open of this bus "
+				  "was already closed");
+	}
+	if (bus->open_count > 1) {
+		/* Not the last: nothing waits, on any thread. */
+		bus->open_count--;
 		pthread_mutex_unlock(&registry_lock);
 		return LITEBUS_OK;
 	}
+	if (lb_writer_is_current(bus)) {
+		pthread_mutex_unlock(&registry_lock);
+		return lb_err_set(LITEBUS_EDEADLK,
+				  "litebus_close: the last close of a bus "
+				  "called on its own writer thread (from a "
+				  "job or a done-callback) would wait for "
+				  "itself");
+	}
+	bus->open_count = 0;
 	bus->closing = true; /* B2 */
+	/* B1: calls that start from here on get ECLOSED.  Relaxed: the flag
+	 * publishes no data; a call that misses it is refused by the
+	 * writer's own `closing` (writer.c, W5) or finds its channel closed. */
+	atomic_fetch_or_explicit(&bus->refs, LB_REFS_CLOSED,
+				 memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
 	lb_writer_stop(bus->writer);
 	pthread_mutex_lock(&registry_lock);
-	for (litebus **p = &registry; *p != NULL; p = &(*p)->next_open) {
-		if (*p == bus) {
-			*p = bus->next_open;
-			break;
-		}
-	}
+	bus->closing = false; /* B2: closed, registered until buried */
 	pthread_cond_broadcast(&registry_cond);
 	pthread_mutex_unlock(&registry_lock);
-	lb_bus_unref(bus);
+	lb_bus_unref(bus); /* the opens' reference (B1) */
 	return LITEBUS_OK;
 }
 
 int
 litebus_channel_id(litebus *bus, const char *name)
 {
+	int id;
+
 	if (bus == NULL || name == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_channel_id: NULL argument");
-	for (int i = 0; i < bus->nchannels; i++)
-		if (strcmp(bus->channels[i]->name, name) == 0)
-			return i;
-	return lb_err_set(LITEBUS_ENOCHANNEL, "no channel named '%.64s'",
-			  name);
+	if (lb_bus_forked(bus))
+		return lb_bus_err_forked("litebus_channel_id");
+	if (!lb_bus_tryref(bus, "litebus_channel_id"))
+		return LITEBUS_ECLOSED;
+	id = bus_channel_index(bus, name);
+	lb_bus_unref(bus);
+	if (id < 0)
+		return lb_err_set(LITEBUS_ENOCHANNEL,
+				  "no channel named '%.64s'", name);
+	return id;
 }
 
 const char *
 litebus_channel_name(litebus *bus, int channel)
 {
 	struct lb_channel *ch;
+	const char *name;
 
 	if (bus == NULL)
 		return NULL;
+	if (lb_bus_forked(bus)) {
+		lb_bus_err_forked("litebus_channel_name");
+		return NULL;
+	}
+	if (!lb_bus_tryref(bus, "litebus_channel_name"))
+		return NULL;
 	ch = lb_bus_channel(bus, channel);
-	return ch != NULL ? ch->name : NULL;
+	name = ch != NULL ? ch->name : NULL;
+	/* The name lives as long as the bus (litebus.h); if this unref is
+	 * the last, the caller's own close ended the bus meanwhile. */
+	lb_bus_unref(bus);
+	return name;
 }
 
 int
 litebus_channel_count(litebus *bus)
 {
+	int n;
+
 	if (bus == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_channel_count: NULL bus");
-	return bus->nchannels;
+	if (lb_bus_forked(bus))
+		return lb_bus_err_forked("litebus_channel_count");
+	if (!lb_bus_tryref(bus, "litebus_channel_count"))
+		return LITEBUS_ECLOSED;
+	n = bus->nchannels;
+	lb_bus_unref(bus);
+	return n;
 }
 
 int
@@ -498,6 +871,10 @@ litebus_stats_get(litebus *bus, litebus_stats *st)
 	if (bus == NULL || st == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_stats_get: NULL argument");
+	if (lb_bus_forked(bus))
+		return lb_bus_err_forked("litebus_stats_get");
+	if (!lb_bus_tryref(bus, "litebus_stats_get"))
+		return LITEBUS_ECLOSED;
 	s = &bus->stats;
 	/* Relaxed: counters, no ordering (stats.h). */
 	st->batches = atomic_load_explicit(&s->batches, memory_order_relaxed);
@@ -516,5 +893,6 @@ litebus_stats_get(litebus *bus, litebus_stats *st)
 	st->checkpoints =
 	    atomic_load_explicit(&s->checkpoints, memory_order_relaxed);
 	st->queued = atomic_load_explicit(&s->queued, memory_order_relaxed);
+	lb_bus_unref(bus);
 	return LITEBUS_OK;
 }

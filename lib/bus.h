@@ -11,41 +11,104 @@
 #include "stats.h"
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct lb_writer;
 
+/* The word `refs` (B1, in bus.c): a count of memory references in the low
+ * bits, and two flags.  CLOSED is set by the last litebus_close() as it
+ * begins; DEAD is set by the unref that takes the count to zero, in the
+ * same atomic step, and the bus is then buried (B3).  lb_bus_tryref()
+ * fails once either is set. */
+#define LB_REFS_DEAD (1u << 31)
+#define LB_REFS_CLOSED (1u << 30)
+#define LB_REFS_COUNT (LB_REFS_CLOSED - 1u)
+
 struct litebus {
-	/* Immutable after litebus_open() returns. */
+	/* Immutable after litebus_open() returns, until the bus is buried
+	 * (B3), which frees what they point to and clears them. */
 	litebus_options opts; /* .path and .channels are not kept */
 	struct lb_dbname dbn;
-	char *canon_path; /* registry key; NULL for in-memory */
+	char *canon_path; /* the path of the first open; NULL for in-memory */
 	int nchannels;
 	struct lb_channel *channels[LITEBUS_MAX_CHANNELS];
 	struct lb_writer *writer;
 	/* In-memory databases only: a connection held until the bus is
-	 * freed, so the database outlives the writer's connection for as
+	 * buried, so the database outlives the writer's connection for as
 	 * long as any handle (and so any reader_open) can still use it. */
 	sqlite3 *mem_keeper;
 
-	/* Memory references (B1, in bus.c): one held for all opens together,
-	 * one per subscriber and per reader, one per call in progress.  The
-	 * last one frees.  On its own line: every exec and submit touches
-	 * it. */
+	/* Immutable for the life of the process (they stay valid in the
+	 * tombstone, B3): the registry key of a file bus (B4), and the fork
+	 * generation the bus was made in (F1). */
+	dev_t dev;
+	ino_t ino;
+	uint32_t fork_gen;
+
+	/* Memory references and the CLOSED and DEAD flags (B1, B3).  On its
+	 * own line: every exec and submit touches it. */
 	alignas(LB_CACHELINE) _Atomic uint32_t refs;
 	/* Opens not yet closed, and whether the last close is under way
-	 * (B2).  File buses: under the registry lock.  In-memory buses are
-	 * never shared: only their one opener and closer touch these. */
+	 * (B2).  Under the registry lock, for every bus. */
 	alignas(LB_CACHELINE) int open_count;
 	bool closing;
-	struct litebus *next_open; /* registry list, under its lock */
+	/* The registry list (under its lock) while the bus is registered;
+	 * the tombstone list once buried (B3); in a forked child, the list
+	 * of files inherited from the parent (F2). */
+	struct litebus *next_open;
 
 	struct lb_stats stats;
 };
 
+/*
+ * The fork generation of this process (F1, in bus.c): 0 in the process
+ * that first loaded litebus, raised by one in the child at every fork().
+ * Written only by the atfork child handler.
+ */
+extern _Atomic uint32_t lb_fork_generation;
+
+/*
+ * Was `bus` (or the subscriber or reader that points to it) made by
+ * another process, i.e. inherited across fork()?  Any thread, any handle
+ * (a tombstone too); touches nothing but the two generations.
+ *
+ * Relaxed is enough: lb_fork_generation changes only in the atfork child
+ * handler, which runs in the child's only thread before fork() returns
+ * there.  Every later load in the child is by that thread (program order)
+ * or by a thread it creates afterwards (pthread_create synchronizes), so
+ * each sees the new value; in the parent the value never changes.
+ * bus->fork_gen is written before the handle is published by
+ * litebus_open's return.
+ */
+static inline bool
+lb_bus_forked(const struct litebus *bus)
+{
+	return atomic_load_explicit(&lb_fork_generation,
+				    memory_order_relaxed) != bus->fork_gen;
+}
+
+/* Set the calling thread's error for a call on an inherited handle, and
+ * return LITEBUS_EFORKED.  `call` names the public function. */
+int lb_bus_err_forked(const char *call);
+
+/*
+ * Take a reference for a call that starts on a handle (B1): false, with
+ * the thread's error set to ECLOSED naming `call`, if the bus's last close
+ * has begun or its memory was released.  Safe on a tombstone (B3).
+ * Public entry points (exec, submit, subscribe, reader_open) use this;
+ * it is an external function, so tests can interpose on it at link time.
+ */
+bool lb_bus_tryref(litebus *bus, const char *call);
+
+/* Take one more reference while the caller already holds one (a call in
+ * progress creating a subscriber or reader).  Never fails. */
 void lb_bus_ref(litebus *bus);
+
+/* Drop a reference; the last one buries the bus (B3).  Never call it with
+ * the registry lock held: burying takes that lock. */
 void lb_bus_unref(litebus *bus);
 
-/* The channel for an id, or NULL. */
+/* The channel for an id, or NULL.  The caller holds a reference. */
 struct lb_channel *lb_bus_channel(litebus *bus, int channel);
 
 #endif

@@ -301,7 +301,10 @@ litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
 				  after_event_id < LITEBUS_FROM_NOW
 				      ? "after_event_id must be >= -1"
 				      : "NULL argument");
-	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
+	if (lb_bus_forked(bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_reader_open");
+	if (!lb_bus_tryref(bus, "litebus_reader_open")) /* B1: keeps the bus */
+		return LITEBUS_ECLOSED;
 	rc = reader_open(bus, channel, after_event_id, f, out);
 	lb_bus_unref(bus);
 	return rc;
@@ -381,6 +384,8 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 	if (r == NULL || row == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_next: NULL argument");
+	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_reader_next");
 	for (;;) {
 		bool closed, progress;
 
@@ -432,6 +437,8 @@ litebus_reader_fd(litebus_reader *r)
 	if (r == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_fd: NULL reader");
+	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_reader_fd");
 	return lb_sub_fd(&r->sub);
 }
 
@@ -449,6 +456,8 @@ void
 litebus_reader_close(litebus_reader *r)
 {
 	if (r == NULL)
+		return;
+	if (lb_bus_forked(r->sub.bus)) /* F1: the parent's copy; free nothing */
 		return;
 	sqlite3_finalize(r->range);
 	sqlite3_close_v2(r->db);

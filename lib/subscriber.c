@@ -124,7 +124,10 @@ litebus_subscribe(litebus *bus, int channel, litebus_sub **out)
 	if (bus == NULL || out == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_subscribe: NULL argument");
-	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
+	if (lb_bus_forked(bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_subscribe");
+	if (!lb_bus_tryref(bus, "litebus_subscribe")) /* B1: keeps the bus */
+		return LITEBUS_ECLOSED;
 	ch = lb_bus_channel(bus, channel);
 	if (ch == NULL) {
 		lb_bus_unref(bus);
@@ -168,6 +171,8 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 
 	if (s == NULL || ev == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_recv: NULL argument");
+	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_recv");
 	for (;;) {
 		bool closed = lb_channel_is_closed(s->ch);
 
@@ -213,6 +218,8 @@ litebus_sub_fd(litebus_sub *s)
 {
 	if (s == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_sub_fd: NULL sub");
+	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_sub_fd");
 	return lb_sub_fd(s);
 }
 
@@ -222,6 +229,8 @@ litebus_sub_stats_get(const litebus_sub *s, litebus_sub_stats *st)
 	if (s == NULL || st == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_sub_stats_get: NULL argument");
+	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_sub_stats_get");
 	*st = s->stats;
 	return LITEBUS_OK;
 }
@@ -230,6 +239,8 @@ void
 litebus_unsubscribe(litebus_sub *s)
 {
 	if (s == NULL)
+		return;
+	if (lb_bus_forked(s->bus)) /* F1: the parent's copy; free nothing */
 		return;
 	lb_sub_fini(s);
 	free(s);

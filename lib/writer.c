@@ -801,6 +801,8 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 	if (bus == NULL || fn == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_exec: NULL %s",
 				  bus == NULL ? "bus" : "job function");
+	if (lb_bus_forked(bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_exec");
 	if (lb_writer_is_current(bus))
 		return lb_err_set(LITEBUS_EDEADLK,
 				  "litebus_exec called on the bus's writer "
@@ -811,7 +813,8 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 	j.arg = arg;
 	j.is_exec = true;
 	atomic_init(&j.state, JOB_PENDING);
-	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
+	if (!lb_bus_tryref(bus, "litebus_exec")) /* B1: keeps the bus */
+		return LITEBUS_ECLOSED;
 	rc = writer_enqueue(bus->writer, &j);
 	if (rc != LITEBUS_OK) {
 		lb_bus_unref(bus);
@@ -859,6 +862,8 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg,
 	if (bus == NULL || fn == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_submit: NULL %s",
 				  bus == NULL ? "bus" : "job function");
+	if (lb_bus_forked(bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_submit");
 	j = malloc(sizeof *j);
 	if (j == NULL)
 		return lb_err_set(LITEBUS_ENOMEM, "allocating a job");
@@ -871,7 +876,10 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg,
 	j->sqlite_code = 0;
 	j->errmsg[0] = '\0';
 	atomic_init(&j->state, JOB_PENDING);
-	lb_bus_ref(bus); /* B1: a call in progress keeps the bus */
+	if (!lb_bus_tryref(bus, "litebus_submit")) { /* B1: keeps the bus */
+		free(j);
+		return LITEBUS_ECLOSED;
+	}
 	rc = writer_enqueue(bus->writer, j);
 	lb_bus_unref(bus);
 	if (rc != LITEBUS_OK)
