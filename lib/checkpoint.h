@@ -1,43 +1,55 @@
 /*
- * checkpoint.h - WAL checkpoints off the commit path.
+ * checkpoint.h - WAL checkpoints off the commit path, and the WAL bound.
  */
 #ifndef LB_CHECKPOINT_H
 #define LB_CHECKPOINT_H
 
 #include "outbox.h"
+#include "stats.h"
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 struct lb_ckpt;
 
-/* Start the checkpointer with its own connection to the database and hook
- * it to the writer's connection `wdb` (turning off SQLite's inline
- * auto-checkpoint there).  `count` is bumped (relaxed) per checkpoint. */
-int lb_ckpt_start(const struct lb_dbname *dbn, sqlite3 *wdb, uint32_t pages,
-		  _Atomic uint64_t *count, struct lb_ckpt **out);
+/* Take charge of the checkpoints of the writer's connection `wdb` (a
+ * file database in WAL mode), as opts->checkpoint_mode says: hook it
+ * with litebus's WAL hook (replacing SQLite's auto-checkpoint), set its
+ * journal_size_limit to the bound, and in background mode start the
+ * checkpointer thread with its own connection.  Counters go to `stats`
+ * (borrowed for the life of the checkpointer).  Called on the thread that
+ * owns wdb before the writer thread starts.
+ * Returns LITEBUS_OK and *out, or ENOMEM/ESQLITE/... with the thread's
+ * error set (wdb keeps SQLite's own auto-checkpoint hook then). */
+int lb_ckpt_start(const struct lb_dbname *dbn, sqlite3 *wdb,
+		  const litebus_options *opts, struct lb_stats *stats,
+		  struct lb_ckpt **out);
 
 /* Writer thread: is a finishing checkpoint due (the WAL is past the
- * threshold and the checkpointer has copied its bulk and is idle)? */
+ * threshold and the checkpointer has copied its bulk and is idle)?
+ * Always false in inline mode and for NULL. */
 bool lb_ckpt_finish_due(struct lb_ckpt *ck);
 
-/* Writer thread, between batches (no transaction open).  If a finish is
- * due, copy the rest of the WAL here so that the next transaction can
- * restart the WAL from the top: a WAL that never restarts grows without
- * bound.  The writer calls this with idle = true once no job has arrived
- * for LB_CKPT_IDLE_MS, and with idle = false after every batch, when it
- * runs only if the WAL has reached LB_CKPT_FORCE_FACTOR x the threshold
- * (jobs never stop).
- * Returns true if it ran a checkpoint. */
+/* Writer thread, between transactions (none open), after every COMMIT
+ * and before the next BEGIN (idle = false), and once no job has arrived
+ * for LB_CKPT_IDLE_MS while lb_ckpt_finish_due() (idle = true).
+ *  - idle = false: if the last commit left the WAL at or above
+ *    LITEBUS_WAL_BOUND_FACTOR x checkpoint_pages frames, run a RESTART
+ *    checkpoint here, waiting up to busy_timeout_ms for readers and
+ *    other checkpoints (the bound; jobs wait in the queue meanwhile).
+ *  - idle = true: copy the remainder the checkpointer left (PASSIVE), so
+ *    that the next transaction restarts the WAL.
+ * Returns true if it ran a checkpoint.  NULL is a no-op. */
 bool lb_ckpt_finish(struct lb_ckpt *ck, sqlite3 *wdb, bool idle);
 
 #define LB_CKPT_IDLE_MS 2
-/* Under unbroken load the writer finishes once the WAL holds this many
- * times checkpoint_pages.  Measured with litebus-bench latency (10k
- * events/s, submit->reader p99): 4x 655 us, 8x 385 us, 16x 336 us; 8x
- * keeps the WAL at 32 MB with the default threshold. */
-#define LB_CKPT_FORCE_FACTOR 8
+
+/* Writer thread, after a job returned: put litebus's WAL hook back on
+ * wdb.  Returns false if the job had replaced it (sqlite3_wal_hook(),
+ * sqlite3_wal_autocheckpoint()): the caller fails that job.  With ck ==
+ * NULL (in-memory database) it removes any hook and returns whether
+ * there was none. */
+bool lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb);
 
 /* Writer thread, after a job: put litebus's WAL hook back on `wdb`.
  * Returns false if the job had replaced it.  NULL is a no-op (true). */

@@ -28,6 +28,16 @@ struct lb_stats {
 	_Atomic uint64_t reader_lags;
 	/* The checkpointer thread (fetch_add). */
 	alignas(LB_CACHELINE) _Atomic uint64_t checkpoints;
+	/* The WAL bound (checkpoint.c), writer thread only: RESTART
+	 * checkpoints that brought the WAL back under the bound, and those
+	 * that gave up after busy_timeout_ms (another connection's read
+	 * transaction held the WAL beyond it). */
+	_Atomic uint64_t ckpt_forced;
+	_Atomic uint64_t ckpt_held;
+	/* Checkpoints, on any thread, that failed with anything but
+	 * SQLITE_BUSY (fetch_add), and the extended code of the latest. */
+	_Atomic uint64_t ckpt_errors;
+	_Atomic int ckpt_last_error;
 	/* Mirror of the writer's queue length, stored under its lock. */
 	_Atomic uint64_t queued;
 };

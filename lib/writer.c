@@ -675,15 +675,11 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		free(w);
 		return rc;
 	}
-	/* In-memory databases have no WAL and need no checkpoints. */
-	if (!bus->dbn.is_memory &&
-	    bus->opts.checkpoint_mode == LITEBUS_CHECKPOINT_INLINE) {
-		sqlite3_wal_autocheckpoint(w->ob.db,
-					   (int)bus->opts.checkpoint_pages);
-	} else if (!bus->dbn.is_memory) {
-		rc = lb_ckpt_start(&bus->dbn, w->ob.db,
-				   bus->opts.checkpoint_pages,
-				   &bus->stats.checkpoints, &w->ckpt);
+	/* In-memory databases have no WAL and need no checkpoints.  Both
+	 * modes: checkpoint.c keeps the WAL bound. */
+	if (!bus->dbn.is_memory) {
+		rc = lb_ckpt_start(&bus->dbn, w->ob.db, &bus->opts,
+				   &bus->stats, &w->ckpt);
 		if (rc != LITEBUS_OK)
 			goto fail;
 	}
