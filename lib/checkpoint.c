@@ -470,14 +470,3 @@ lb_ckpt_stop(struct lb_ckpt *ck, sqlite3 *wdb)
 	}
 	free(ck);
 }
-
-bool
-lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb)
-{
-	if (ck == NULL)
-		return true;
-	/* sqlite3_wal_hook returns the argument of the hook it replaces: a
-	 * job that installed its own (or called sqlite3_wal_autocheckpoint)
-	 * shows up as a different one. */
-	return sqlite3_wal_hook(wdb, ckpt_wal_hook, ck) == ck;
-}

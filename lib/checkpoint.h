@@ -47,12 +47,8 @@ bool lb_ckpt_finish(struct lb_ckpt *ck, sqlite3 *wdb, bool idle);
 /* Writer thread, after a job returned: put litebus's WAL hook back on
  * wdb.  Returns false if the job had replaced it (sqlite3_wal_hook(),
  * sqlite3_wal_autocheckpoint()): the caller fails that job.  With ck ==
- * NULL (in-memory database) it removes any hook and returns whether
- * there was none. */
-bool lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb);
-
-/* Writer thread, after a job: put litebus's WAL hook back on `wdb`.
- * Returns false if the job had replaced it.  NULL is a no-op (true). */
+ * NULL (in-memory database: no WAL) it removes any hook and returns
+ * true. */
 bool lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb);
 
 /* Unhook, let a running checkpoint finish, join and close.  NULL is a

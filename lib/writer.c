@@ -113,7 +113,7 @@ struct lb_writer {
 
 	/* Writer thread only (after start). */
 	struct lb_outbox ob;
-	struct lb_ckpt *ckpt; /* NULL: in-memory, or inline checkpoints */
+	struct lb_ckpt *ckpt; /* NULL: in-memory */
 	struct litebus_tx tx;
 	int64_t last_id[LITEBUS_MAX_CHANNELS];	  /* W4 */
 	int64_t batch_last_id[LITEBUS_MAX_CHANNELS]; /* W4 */
@@ -567,6 +567,11 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			if (!jobs[i]->settled)
 				writer_settle(jobs[i], 0, false);
 		first = end;
+		/* The WAL bound holds after every COMMIT, before the next
+		 * BEGIN: here if this batch needs another transaction, else
+		 * once its jobs are completed (below). */
+		if (first < n)
+			(void)lb_ckpt_finish(w->ckpt, w->ob.db, false);
 	}
 	/* Every status first (a done-callback may make litebus calls that
 	 * replace this thread's error text), then the completions. */
@@ -576,6 +581,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			lb_stat_add_w(&bus->stats.jobs_failed, 1);
 		writer_complete(w, jobs[i]);
 	}
+	(void)lb_ckpt_finish(w->ckpt, w->ob.db, false);
 }
 
 /* Wait on the queue (under w->lock).  Returns true if the wait ended
@@ -638,9 +644,8 @@ writer_main(void *arg)
 		if (w->head == NULL)
 			w->tail = NULL;
 		pthread_mutex_unlock(&w->lock);
+		/* Bounds the WAL after each of its commits (checkpoint.c). */
 		writer_run_batch(w, w->batch, n);
-		/* Under unbroken load, bound the WAL (checkpoint.c). */
-		lb_ckpt_finish(w->ckpt, w->ob.db, false);
 	}
 	/* C2: everything queued has committed and been published.  The
 	 * channels close first, so that subscribe and reader_open refuse
