@@ -95,7 +95,9 @@
  * ------
  * Threads and SQLite connections do not survive fork().  In the child,
  * every call on a bus, subscriber or reader inherited from the parent
- * returns LITEBUS_EFORKED at once (never blocks); litebus_close() returns
+ * that returns a status returns LITEBUS_EFORKED at once (never blocks;
+ * litebus_sub_skipped() and litebus_reader_cursor() still read the
+ * copied value); litebus_close() returns
  * EFORKED too, and litebus_unsubscribe()/litebus_reader_close() free
  * nothing (the memory is the parent's copy).  litebus_open() in the child
  * gives a new, working bus for an in-memory database or for a file the
@@ -418,21 +420,24 @@ LITEBUS_API int litebus_close(litebus *bus);
 
 /*
  * litebus_channel_id - the id of the channel called `name`.
- * Returns the id (>= 0), or EINVAL (NULL argument) or ENOCHANNEL.
+ * Returns the id (>= 0), or EINVAL (NULL argument), ENOCHANNEL, ECLOSED
+ * (after the last close) or EFORKED.
  * Thread-safety: any thread.  Blocking: never.
  */
 LITEBUS_API int litebus_channel_id(litebus *bus, const char *name);
 
 /*
  * litebus_channel_name - the name of channel `channel`, or NULL if there is
- * no such channel.  The string lives as long as the bus.
+ * no such channel, the bus is closed or inherited across fork().  The
+ * string lives as long as the bus's memory (until the last close and the
+ * close of its last subscriber and reader).
  * Thread-safety: any thread.  Blocking: never.
  */
 LITEBUS_API const char *litebus_channel_name(litebus *bus, int channel);
 
 /*
  * litebus_channel_count - how many channels the bus has (ids 0..count-1),
- * or EINVAL for NULL.
+ * or EINVAL for NULL, ECLOSED after the last close, EFORKED.
  * Thread-safety: any thread.  Blocking: never.
  */
 LITEBUS_API int litebus_channel_count(litebus *bus);
@@ -715,7 +720,7 @@ typedef struct litebus_stats {
 
 /*
  * litebus_stats_get - copy the bus's counters into *st.
- * Returns OK, or EINVAL for NULL.
+ * Returns OK, or EINVAL for NULL, ECLOSED after the last close, EFORKED.
  * Thread-safety: any thread.  Blocking: never.
  */
 LITEBUS_API int litebus_stats_get(litebus *bus, litebus_stats *st);
