@@ -65,8 +65,12 @@
  *    sees an error and decides): BEGIN, COMMIT, ROLLBACK, END; savepoints
  *    named litebus*; ATTACH, DETACH; VACUUM; writing litebus_* tables
  *    except through litebus_emit() (deleting outbox rows excepted);
- *    creating, altering or dropping anything named litebus_* or any index,
- *    trigger or view on a litebus_* table, temporary ones included; and
+ *    creating, altering or dropping anything named litebus_* or any index
+ *    or trigger on a litebus_* table, temporary ones included (a job
+ *    that moves an object into that namespace with ALTER TABLE ... RENAME
+ *    TO fails with LITEBUS_EMISUSE and is rolled back); after SQLite has
+ *    rolled the whole transaction back under the job, everything but
+ *    reads; and
  *    every PRAGMA that changes the connection or the file (synchronous,
  *    journal_mode, locking_mode, query_only, foreign_keys, trusted_schema,
  *    wal_autocheckpoint, application_id, ...), except user_version.
@@ -74,14 +78,24 @@
  *    are reset (a stepped INSERT ... RETURNING keeps its effect); limits
  *    set with sqlite3_limit(); the busy handler, the progress handler and
  *    trace callbacks; the commit, rollback, update and WAL hooks;
- *    extended result codes.  A job that replaced litebus's commit or WAL
- *    hook, or changed SQLITE_DBCONFIG_DEFENSIVE, _TRUSTED_SCHEMA,
- *    _ENABLE_TRIGGER, _WRITABLE_SCHEMA or _RESET_DATABASE, fails with
- *    LITEBUS_EMISUSE and is rolled back (the setting is put back).
- *  - Never (litebus cannot detect it; every guarantee is void):
- *    sqlite3_close(), sqlite3_set_authorizer(), finalizing statements the
- *    job did not prepare, keeping the connection past the job or using it
- *    from another thread.
+ *    extended result codes.  A job that replaced litebus's commit,
+ *    rollback or WAL hook, or changed any boolean sqlite3_db_config()
+ *    flag (SQLITE_DBCONFIG_DEFENSIVE, _ENABLE_FKEY, _ENABLE_TRIGGER, ...),
+ *    fails with LITEBUS_EMISUSE and is rolled back (the setting is put
+ *    back).
+ *  - SQL functions and collations a job registers may shadow SQLite's
+ *    built-in ones in the job's own SQL; litebus's own statements call
+ *    no SQL function, so what it publishes and the ids it hands out do
+ *    not depend on them.
+ *  - Never (litebus cannot detect it, or only after the job returned,
+ *    when the harm is done; every guarantee is void): sqlite3_close(),
+ *    sqlite3_set_authorizer(), removing or replacing litebus's hooks and
+ *    then running SQL, stepping, resetting or finalizing statements the
+ *    job did not prepare (sqlite3_next_stmt() finds litebus's),
+ *    sqlite3_backup_*() or sqlite3_deserialize() into litebus's
+ *    connection, SQLITE_DBCONFIG_MAINDBNAME, keeping the connection (or
+ *    a function that uses it) past the job, or using it from another
+ *    thread.
  *  - A job may be *called* more than once, and commits at most once.  When
  *    a statement of one job makes SQLite roll back the whole transaction
  *    (INSERT OR ROLLBACK, RAISE(ROLLBACK), an I/O error or a full disk), that

@@ -154,11 +154,34 @@ static int
 outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 		 const char *dbname, const char *trigger)
 {
-	const struct lb_outbox *ob = arg;
+	struct lb_outbox *ob = arg;
 
 	(void)dbname;
 	if (!ob->in_job)
 		return SQLITE_OK;
+	switch (action) {
+	case SQLITE_CREATE_INDEX:
+	case SQLITE_CREATE_TABLE:
+	case SQLITE_CREATE_TEMP_INDEX:
+	case SQLITE_CREATE_TEMP_TABLE:
+	case SQLITE_CREATE_TEMP_TRIGGER:
+	case SQLITE_CREATE_TEMP_VIEW:
+	case SQLITE_CREATE_TRIGGER:
+	case SQLITE_CREATE_VIEW:
+	case SQLITE_CREATE_VTABLE:
+	case SQLITE_ALTER_TABLE:
+		/* lb_outbox_after_job checks the namespace afterwards. */
+		ob->job_ddl = true;
+		break;
+	default:
+		break;
+	}
+	/* After SQLite rolled the whole transaction back under the job,
+	 * nothing the job prepares may write or open a transaction of its
+	 * own: only reads. */
+	if (ob->txn_lost && action != SQLITE_READ && action != SQLITE_SELECT &&
+	    action != SQLITE_FUNCTION)
+		return SQLITE_DENY;
 	switch (action) {
 	case SQLITE_TRANSACTION:
 	case SQLITE_ATTACH:
@@ -995,9 +1018,10 @@ outbox_prepare_all(struct lb_outbox *ob, const struct outbox_file *f,
 		 * (a max() of the two would hide a bad mark below the
 		 * largest id); the name is for its messages. */
 		snprintf(sql, sizeof sql,
-			 "SELECT (SELECT max(event_id) FROM "
-			 "main.\"litebus_outbox_%s\"), (SELECT high_water "
-			 "FROM main.litebus_channel WHERE name = '%s'), '%s'",
+			 "SELECT (SELECT event_id FROM "
+			 "main.\"litebus_outbox_%s\" ORDER BY event_id DESC "
+			 "LIMIT 1), (SELECT high_water FROM "
+			 "main.litebus_channel WHERE name = '%s'), '%s'",
 			 f->name[i], f->name[i], f->name[i]);
 		rc = outbox_prepare(ob->db, sql, &ob->next_id[i]);
 	}
@@ -1425,12 +1449,16 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 		char sql[SQL_MAX];
 
 		assert(lb_channel_name_ok(name));
+		/* No SQL function anywhere (W7 in writer.c): a job may
+		 * register functions named like SQLite's own (length,
+		 * substr, max, ...), and they would run here, outside the
+		 * job, and change what is published. */
 		snprintf(sql, sizeof sql,
 			 "SELECT event_id, partition_key, committed_at_ms, "
-			 "length(subject), substr(subject, 1, %d), namespace, "
-			 "instance_tag FROM main.\"litebus_outbox_%s\" WHERE "
-			 "event_id >= ?1 ORDER BY event_id",
-			 LITEBUS_SUBJECT_PREFIX, name);
+			 "subject, namespace, instance_tag FROM "
+			 "main.\"litebus_outbox_%s\" WHERE event_id >= ?1 "
+			 "ORDER BY event_id",
+			 name);
 		rc = outbox_prepare(ob->db, sql, &ob->readback[channel]);
 		if (rc != LITEBUS_OK)
 			return rc;
@@ -1441,38 +1469,37 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 		return lb_err_sqlite(ob->db, rc, "reading back the batch's rows");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct lb_rec rec;
-		const void *prefix;
-		int64_t subject_len;
-		int prefix_len, frc;
+		const void *subject;
+		int subject_len, frc;
 
 		memset(&rec, 0, sizeof rec);
 		rec.event_id = sqlite3_column_int64(st, 0);
 		rec.partition_key = sqlite3_column_int64(st, 1);
 		rec.committed_at_ms = sqlite3_column_int64(st, 2);
-		subject_len = sqlite3_column_int64(st, 3);
-		if (sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
-		    subject_len < 0 || subject_len > (int64_t)UINT32_MAX) {
+		/* Pointer first, then the length (SQLite's rule). */
+		subject = sqlite3_column_blob(st, 3);
+		subject_len = sqlite3_column_bytes(st, 3);
+		if (sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
 			sqlite3_reset(st);
 			return lb_err_set(LITEBUS_ESCHEMA,
 					  "reading back the batch's rows: a row "
 					  "of litebus_outbox_%s is malformed",
 					  name);
 		}
-		rec.subject_len = (uint32_t)subject_len;
-		prefix = sqlite3_column_blob(st, 4);
-		prefix_len = sqlite3_column_bytes(st, 4);
-		if (prefix == NULL && prefix_len > 0) {
+		if (subject == NULL && subject_len > 0) {
 			sqlite3_reset(st);
 			return lb_err_sqlite(ob->db, SQLITE_NOMEM,
 					     "reading back the batch's rows");
 		}
-		if (prefix_len > (int)sizeof rec.subject_prefix)
-			prefix_len = (int)sizeof rec.subject_prefix;
-		if (prefix_len > 0)
-			memcpy(rec.subject_prefix, prefix, (size_t)prefix_len);
+		rec.subject_len = (uint32_t)subject_len;
+		if (subject_len > 0)
+			memcpy(rec.subject_prefix, subject,
+			       subject_len < (int)sizeof rec.subject_prefix
+				   ? (size_t)subject_len
+				   : sizeof rec.subject_prefix);
 		/* NULL text is "none" (hash 0); an allocation failure while
 		 * converting is told apart by the column's type. */
-		for (int col = 5; col <= 6; col++) {
+		for (int col = 4; col <= 5; col++) {
 			const char *t =
 			    (const char *)sqlite3_column_text(st, col);
 			if (t == NULL &&
@@ -1482,7 +1509,7 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 				    ob->db, SQLITE_NOMEM,
 				    "reading back the batch's rows");
 			}
-			if (col == 5)
+			if (col == 4)
 				rec.ns_hash = lb_ring_hash(t);
 			else
 				rec.tag_hash = lb_ring_hash(t);
@@ -1502,26 +1529,117 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 	return LITEBUS_OK;
 }
 
-void
-lb_outbox_save_state(struct lb_outbox *ob)
-{
-	for (int i = 0; i < LB_NLIMITS; i++)
-		ob->limits[i] = sqlite3_limit(ob->db, i, -1);
-}
-
-/* db_config flags litebus's guarantees depend on, and their values. */
+/* Every boolean sqlite3_db_config() flag: a job that changes one fails
+ * with EMISUSE and the flag is put back (header, "What a job may do").
+ * Several decide guarantees (DEFENSIVE, TRUSTED_SCHEMA, ENABLE_TRIGGER:
+ * the high-water triggers, ENABLE_FKEY: a deferred violation would fail
+ * the COMMIT of every batch mate, WRITABLE_SCHEMA, RESET_DATABASE); the
+ * others would silently change what later jobs' SQL means. */
 static const struct {
 	int op;
-	int want;
 	const char *what;
-} config_flags[] = {
-    {SQLITE_DBCONFIG_DEFENSIVE, 1, "SQLITE_DBCONFIG_DEFENSIVE"},
-    {SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, "SQLITE_DBCONFIG_TRUSTED_SCHEMA"},
-    /* The high-water triggers keep deleted ids from being reused. */
-    {SQLITE_DBCONFIG_ENABLE_TRIGGER, 1, "SQLITE_DBCONFIG_ENABLE_TRIGGER"},
-    {SQLITE_DBCONFIG_WRITABLE_SCHEMA, 0, "SQLITE_DBCONFIG_WRITABLE_SCHEMA"},
-    {SQLITE_DBCONFIG_RESET_DATABASE, 0, "SQLITE_DBCONFIG_RESET_DATABASE"},
+} config_flags[LB_NCONFIG] = {
+    {SQLITE_DBCONFIG_ENABLE_FKEY, "SQLITE_DBCONFIG_ENABLE_FKEY"},
+    {SQLITE_DBCONFIG_ENABLE_TRIGGER, "SQLITE_DBCONFIG_ENABLE_TRIGGER"},
+    {SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER,
+     "SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER"},
+    {SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION,
+     "SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION"},
+    {SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE"},
+    {SQLITE_DBCONFIG_ENABLE_QPSG, "SQLITE_DBCONFIG_ENABLE_QPSG"},
+    {SQLITE_DBCONFIG_TRIGGER_EQP, "SQLITE_DBCONFIG_TRIGGER_EQP"},
+    {SQLITE_DBCONFIG_RESET_DATABASE, "SQLITE_DBCONFIG_RESET_DATABASE"},
+    {SQLITE_DBCONFIG_DEFENSIVE, "SQLITE_DBCONFIG_DEFENSIVE"},
+    {SQLITE_DBCONFIG_WRITABLE_SCHEMA, "SQLITE_DBCONFIG_WRITABLE_SCHEMA"},
+    {SQLITE_DBCONFIG_LEGACY_ALTER_TABLE,
+     "SQLITE_DBCONFIG_LEGACY_ALTER_TABLE"},
+    {SQLITE_DBCONFIG_DQS_DML, "SQLITE_DBCONFIG_DQS_DML"},
+    {SQLITE_DBCONFIG_DQS_DDL, "SQLITE_DBCONFIG_DQS_DDL"},
+    {SQLITE_DBCONFIG_ENABLE_VIEW, "SQLITE_DBCONFIG_ENABLE_VIEW"},
+    {SQLITE_DBCONFIG_LEGACY_FILE_FORMAT,
+     "SQLITE_DBCONFIG_LEGACY_FILE_FORMAT"},
+    {SQLITE_DBCONFIG_TRUSTED_SCHEMA, "SQLITE_DBCONFIG_TRUSTED_SCHEMA"},
 };
+
+/* Rollback hook of the writer connection: SQLite rolled back the whole
+ * transaction (or the job's statement did), which a job may follow with
+ * a SAVEPOINT that opens a new one - so "autocommit after the job" alone
+ * would miss the loss.  ROLLBACK TO does not call it. */
+static void
+outbox_rollback_hook(void *arg)
+{
+	struct lb_outbox *ob = arg;
+
+	if (ob->in_job)
+		ob->txn_lost = true;
+}
+
+/* How many objects of main and temp are in litebus's namespace (named
+ * litebus_*, or on a litebus_* table).  Compared in C: the query must
+ * call no SQL function, which a job may have replaced. */
+static int
+outbox_count_ours(struct lb_outbox *ob, int64_t *count)
+{
+	static const char *const sql[] = {
+	    "SELECT name, tbl_name FROM main.sqlite_schema",
+	    "SELECT name, tbl_name FROM temp.sqlite_schema"};
+	int64_t n = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		sqlite3_stmt *st;
+		int rc = sqlite3_prepare_v2(ob->db, sql[i], -1, &st, NULL);
+
+		if (rc != SQLITE_OK)
+			return lb_err_sqlite(ob->db, rc,
+					     "reading the schema after a job");
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			if (outbox_is_ours((const char *)sqlite3_column_text(
+				st, 0)) ||
+			    outbox_is_ours((const char *)sqlite3_column_text(
+				st, 1)))
+				n++;
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			return lb_err_sqlite(ob->db, rc,
+					     "reading the schema after a job");
+	}
+	*count = n;
+	return LITEBUS_OK;
+}
+
+int
+lb_outbox_save_state(struct lb_outbox *ob)
+{
+	int rc;
+
+	for (int i = 0; i < LB_NLIMITS; i++)
+		ob->limits[i] = sqlite3_limit(ob->db, i, -1);
+	for (int i = 0; i < LB_NCONFIG; i++) {
+		rc = sqlite3_db_config(ob->db, config_flags[i].op, -1,
+				       &ob->config[i]);
+		if (rc != SQLITE_OK)
+			return lb_err_sqlite(ob->db, rc,
+					     "reading the connection's "
+					     "configuration");
+	}
+	/* Returns the previous hook's argument: there was none. */
+	(void)sqlite3_rollback_hook(ob->db, outbox_rollback_hook, ob);
+	return outbox_count_ours(ob, &ob->ours);
+}
+
+void
+lb_outbox_job_begin(struct lb_outbox *ob)
+{
+	ob->txn_lost = false;
+	ob->job_ddl = false;
+	ob->in_job = true;
+}
+
+bool
+lb_outbox_job_lost(const struct lb_outbox *ob)
+{
+	return ob->txn_lost || sqlite3_get_autocommit(ob->db);
+}
 
 int
 lb_outbox_after_job(struct lb_outbox *ob)
@@ -1545,7 +1663,6 @@ lb_outbox_after_job(struct lb_outbox *ob)
 		if (sqlite3_limit(db, i, -1) != ob->limits[i])
 			(void)sqlite3_limit(db, i, ob->limits[i]);
 	(void)sqlite3_busy_handler(db, NULL, NULL);
-	(void)sqlite3_rollback_hook(db, NULL, NULL);
 	(void)sqlite3_update_hook(db, NULL, NULL);
 	sqlite3_progress_handler(db, 0, NULL, NULL);
 	(void)sqlite3_trace_v2(db, 0, NULL, NULL);
@@ -1560,21 +1677,41 @@ lb_outbox_after_job(struct lb_outbox *ob)
 				    "the job replaced litebus's commit hook "
 				    "(sqlite3_commit_hook); it was put back "
 				    "and the job rolled back");
-	for (size_t i = 0; i < sizeof config_flags / sizeof config_flags[0];
-	     i++) {
+	prev = sqlite3_rollback_hook(db, outbox_rollback_hook, ob);
+	if (prev != ob)
+		status = lb_err_set(LITEBUS_EMISUSE,
+				    "the job replaced litebus's rollback hook "
+				    "(sqlite3_rollback_hook); it was put back "
+				    "and the job rolled back");
+	for (int i = 0; i < LB_NCONFIG; i++) {
 		int v = -1;
 
 		if (sqlite3_db_config(db, config_flags[i].op, -1, &v) !=
 			SQLITE_OK ||
-		    v != config_flags[i].want) {
+		    v != ob->config[i]) {
 			(void)sqlite3_db_config(db, config_flags[i].op,
-						config_flags[i].want,
-						(int *)NULL);
+						ob->config[i], (int *)NULL);
 			status = lb_err_set(LITEBUS_EMISUSE,
 					    "the job changed %s; it was put "
 					    "back and the job rolled back",
 					    config_flags[i].what);
 		}
+	}
+	/* The authorizer cannot see the new name of ALTER TABLE ... RENAME
+	 * TO: after a job that changed the schema, count what is in
+	 * litebus's namespace; the job's savepoint undoes its DDL. */
+	if (ob->job_ddl) {
+		int64_t n;
+		int rc = outbox_count_ours(ob, &n);
+
+		if (rc != LITEBUS_OK)
+			status = rc;
+		else if (n != ob->ours)
+			status = lb_err_set(LITEBUS_EMISUSE,
+					    "the job moved an object into "
+					    "litebus's namespace (litebus_*, "
+					    "for example with ALTER TABLE ... "
+					    "RENAME TO); the job rolled back");
 	}
 	return status;
 }

@@ -15,6 +15,8 @@
 
 /* SQLITE_LIMIT_LENGTH (0) .. SQLITE_LIMIT_WORKER_THREADS (11). */
 #define LB_NLIMITS (SQLITE_LIMIT_WORKER_THREADS + 1)
+/* The boolean sqlite3_db_config() flags (outbox.c, config_flags). */
+#define LB_NCONFIG 16
 
 struct lb_rec;
 
@@ -44,6 +46,12 @@ struct lb_outbox {
 	/* Authorizer state, writer thread only. */
 	bool in_job;
 	bool in_emit;
+	bool txn_lost; /* the rollback hook fired during the job */
+	bool job_ddl;  /* the job prepared DDL */
+	/* sqlite3_db_config() flags after open, and how many objects are in
+	 * litebus's namespace: both checked after every job. */
+	int config[LB_NCONFIG];
+	int64_t ours;
 	/* In-memory database: jobs may not delete outbox rows (see
 	 * outbox_authorize).  Immutable after open. */
 	bool is_memory;
@@ -96,8 +104,14 @@ int lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 		       int (*fn)(void *, const struct lb_rec *), void *arg);
 
 /* Writer, right after open: remember the connection state that
- * lb_outbox_after_job puts back. */
-void lb_outbox_save_state(struct lb_outbox *ob);
+ * lb_outbox_after_job puts back, and install the rollback hook. */
+int lb_outbox_save_state(struct lb_outbox *ob);
+/* Writer, right before a job runs: in_job, and forget the last job's
+ * loss and DDL. */
+void lb_outbox_job_begin(struct lb_outbox *ob);
+/* Writer: did SQLite roll back the batch's whole transaction while the
+ * job ran (even if the job then opened a transaction of its own)? */
+bool lb_outbox_job_lost(const struct lb_outbox *ob);
 /* Writer, after every job returns (before its RELEASE or ROLLBACK TO):
  * reset the statements the job left running and put back the connection
  * state a job may change through the C API (header, "What a job may

@@ -353,7 +353,7 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	}
 	lb_err_clear();
 	w->tx.active = true;
-	w->ob.in_job = true;
+	lb_outbox_job_begin(&w->ob);
 	jr = j->fn(&w->tx, j->arg);
 	w->ob.in_job = false;
 	w->tx.active = false;
@@ -368,7 +368,7 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 		misuse = lb_err_set(LITEBUS_EMISUSE,
 				    "the job replaced litebus's WAL hook; it "
 				    "was put back and the job rolled back");
-	if (sqlite3_get_autocommit(w->ob.db)) {
+	if (lb_outbox_job_lost(&w->ob)) {
 		/* A statement of the job failed and SQLite ended the whole
 		 * transaction; the commit hook kept anything the job ran
 		 * afterwards from committing on its own (outbox.c).  The job
@@ -688,7 +688,9 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		if (rc != LITEBUS_OK)
 			goto fail;
 	}
-	lb_outbox_save_state(&w->ob);
+	rc = lb_outbox_save_state(&w->ob);
+	if (rc != LITEBUS_OK)
+		goto fail;
 	w->cap_pub = 64;
 	w->pub = malloc(w->cap_pub * sizeof *w->pub);
 	w->batch = malloc(bus->opts.max_batch * sizeof *w->batch);
@@ -944,7 +946,7 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 				  "litebus_emit: event type '%s' is not "
 				  "allowed on channel %s",
 				  rec->event_type, ch->name);
-	if (sqlite3_get_autocommit(w->ob.db))
+	if (lb_outbox_job_lost(&w->ob))
 		return lb_err_set(LITEBUS_ESQLITE,
 				  "litebus_emit: an earlier statement of this "
 				  "job failed and SQLite rolled back the "

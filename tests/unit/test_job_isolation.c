@@ -565,14 +565,13 @@ job_install_hooks(litebus_tx *tx, void *arg)
 	(void)arg;
 	(void)sqlite3_update_hook(db, counting_update_hook, NULL);
 	sqlite3_progress_handler(db, 1, counting_progress, NULL);
-	(void)sqlite3_rollback_hook(db, counting_rollback_hook, NULL);
 	hook_calls = 0;
 	return 0;
 }
 
-/* Contract: "Put back ...: the commit, rollback, update and WAL hooks"
- * (and the progress handler): later jobs do not call what an earlier job
- * installed (it might be gone). */
+/* Contract: "Put back ...: the busy handler, the progress handler and
+ * trace callbacks; the ... update ... hooks": later jobs do not call
+ * what an earlier job installed (it might be gone). */
 static void
 hooks_a_job_installs_do_not_reach_later_jobs(void **state)
 {
@@ -612,6 +611,9 @@ noop_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 enum tamper {
+	T_ROLLBACK_HOOK,
+	T_FKEY,
+	T_LEGACY_ALTER,
 	T_COMMIT_HOOK,
 	T_COMMIT_HOOK_NULL,
 	T_WAL_HOOK,
@@ -634,6 +636,19 @@ job_tamper(litebus_tx *tx, void *arg)
 	if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) != LITEBUS_OK)
 		return JOB_FAILED;
 	switch (t) {
+	case T_ROLLBACK_HOOK:
+		/* litebus's rollback hook tells it the transaction was lost. */
+		(void)sqlite3_rollback_hook(db, counting_rollback_hook, NULL);
+		break;
+	case T_FKEY:
+		/* A deferred violation would fail every batch mate's COMMIT. */
+		(void)sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FKEY, 1,
+					(int *)NULL);
+		break;
+	case T_LEGACY_ALTER:
+		(void)sqlite3_db_config(db, SQLITE_DBCONFIG_LEGACY_ALTER_TABLE,
+					1, (int *)NULL);
+		break;
 	case T_COMMIT_HOOK:
 		(void)sqlite3_commit_hook(db, noop_commit_hook, NULL);
 		break;
@@ -700,6 +715,173 @@ a_job_that_disarms_a_guarantee_fails_with_emisuse_and_rolls_back(
 	}
 }
 
+/* ---------------------------------------------------------------- */
+/* Found by attacking the contract (issue 7, class 3 variants)       */
+
+static int
+job_rollback_then_own_transaction(litebus_tx *tx, void *arg)
+{
+	sqlite3 *db = litebus_tx_db(tx);
+	int *rc = arg;
+
+	(void)sqlite3_exec(db, "INSERT OR ROLLBACK INTO t(x) VALUES(1)", NULL,
+			   NULL, NULL);
+	/* Outside a transaction, SAVEPOINT would open a new one. */
+	rc[0] = sqlite3_exec(db, "SAVEPOINT mysp", NULL, NULL, NULL);
+	rc[1] = sqlite3_exec(db, "INSERT INTO log(x) VALUES(99)", NULL, NULL,
+			     NULL);
+	rc[2] = sqlite3_exec(db, "RELEASE mysp", NULL, NULL, NULL);
+	return 0;
+}
+
+/* A job that follows SQLite's rollback of the whole transaction with a
+ * transaction of its own cannot hide the loss: it fails, writes nothing,
+ * and its batch mate runs again and commits. */
+static void
+a_job_cannot_hide_a_lost_transaction_behind_one_of_its_own(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct emitter a = {0, 0};
+	int rc[3] = {0, 0, 0};
+	struct batch b = {.fn = {job_emit_counting,
+				 job_rollback_then_own_transaction},
+			  .arg = {&a, rc},
+			  .n = 2};
+
+	setup_table(f->bus);
+	assert_int_equal(exec_sql(f->bus, "INSERT INTO t(x) VALUES(1)"), 0);
+	run_batch(f->bus, &b);
+	assert_int_equal(b.done[0].status, 0);
+	assert_true(b.done[1].status < 0);
+	assert_int_equal(rc[0], SQLITE_AUTH);
+	assert_int_equal(a.calls, 2);
+	assert_int_equal(fx_count_rows(f->path, "completion"), 1);
+	assert_int_equal(count_sql(f->path, "SELECT count(*) FROM log WHERE "
+					    "x = 99"),
+			 0);
+}
+
+static void
+raising_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	sqlite3_result_error(ctx, "overridden", -1);
+}
+
+static void
+lying_function(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int64(ctx, 4242);
+}
+
+static void
+lying_function_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)ctx;
+	(void)argc;
+	(void)argv;
+}
+
+static void
+lying_function_final(sqlite3_context *ctx)
+{
+	sqlite3_result_int64(ctx, 0);
+}
+
+static int
+job_override_builtins(litebus_tx *tx, void *arg)
+{
+	sqlite3 *db = litebus_tx_db(tx);
+	static const char *const names[] = {"length", "substr", "lower",
+					    "coalesce", "typeof", "quote"};
+
+	(void)arg;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		for (int n = 1; n <= 3; n++)
+			if (sqlite3_create_function(db, names[i], n, SQLITE_UTF8,
+						    NULL, raising_function, NULL,
+						    NULL) != SQLITE_OK)
+				return JOB_FAILED;
+	if (sqlite3_create_function(db, "max", 1, SQLITE_UTF8, NULL, NULL,
+				    lying_function_step, lying_function_final)
+	    != SQLITE_OK)
+		return JOB_FAILED;
+	return sqlite3_create_function(db, "max", 2, SQLITE_UTF8, NULL,
+				       lying_function, NULL, NULL) == SQLITE_OK
+		   ? 0
+		   : JOB_FAILED;
+}
+
+/* Contract: a job may register "SQL functions and collations (they stay
+ * for the life of the bus)".  Functions named like SQLite's own change
+ * nothing litebus computes: what is published, the ids and the subject
+ * seen by subscribers stay the rows' own. */
+static void
+functions_a_job_registers_do_not_change_what_litebus_computes(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_sub *sub;
+	litebus_event ev;
+	int64_t ids[3];
+	sqlite3 *db;
+
+	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
+			 LITEBUS_OK);
+	assert_int_equal(litebus_exec(f->bus, job_override_builtins, NULL), 0);
+	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
+	/* Another connection commits, so the writer reloads its ids. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE other(x)", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	commit_events(f->bus, LITEBUS_COMPLETION, 1, ids + 2);
+	assert_int_equal(ids[1], ids[0] + 1);
+	assert_int_equal(ids[2], ids[1] + 1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_OK);
+		assert_int_equal(ev.event_id, ids[i]);
+	}
+	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
+	litebus_unsubscribe(sub);
+}
+
+/* The authorizer cannot see RENAME TO's new name: a job that moves its
+ * table into litebus's namespace fails with EMISUSE, its savepoint undoes
+ * the rename, and the file still opens. */
+static void
+a_rename_into_litebus_s_namespace_fails_the_job_and_is_undone(void **state)
+{
+	struct bus_fixture *f = *state;
+	static const char *const renames[] = {
+	    "CREATE TABLE zz(a); ALTER TABLE zz RENAME TO litebus_zzz",
+	    "CREATE TABLE zz(a); CREATE TRIGGER zz_t AFTER INSERT ON zz BEGIN "
+	    "SELECT 1; END; ALTER TABLE zz RENAME TO LITEBUS_Q",
+	    "CREATE TEMP TABLE zz(a); ALTER TABLE temp.zz RENAME TO "
+	    "litebus_channel",
+	};
+
+	for (size_t i = 0; i < sizeof renames / sizeof renames[0]; i++) {
+		int rc = exec_sql(f->bus, renames[i]);
+
+		if (rc != LITEBUS_EMISUSE)
+			fail_msg("%s: exec returned %s", renames[i],
+				 litebus_errname(rc));
+	}
+	assert_int_equal(count_sql(f->path, "SELECT count(*) FROM "
+					    "sqlite_schema WHERE name = 'zz' "
+					    "OR name LIKE 'litebus\\_z%' "
+					    "ESCAPE '\\'"),
+			 0);
+	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	f->bus = NULL;
+	fx_open(f);
+	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL);
+}
+
 int
 main(void)
 {
@@ -730,6 +912,15 @@ main(void)
 		bus_with_default_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_job_that_disarms_a_guarantee_fails_with_emisuse_and_rolls_back,
+		bus_with_default_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_job_cannot_hide_a_lost_transaction_behind_one_of_its_own,
+		bus_with_default_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		functions_a_job_registers_do_not_change_what_litebus_computes,
+		bus_with_default_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_rename_into_litebus_s_namespace_fails_the_job_and_is_undone,
 		bus_with_default_rings, bus_teardown),
 	};
 
