@@ -117,8 +117,14 @@
  * gives a new, working bus for an in-memory database or for a file the
  * parent did not have open at the fork; for a file the parent had open it
  * returns LITEBUS_EFORKED, file untouched, because SQLite's per-process
- * lock bookkeeping for that file was copied mid-use.  Open litebus after
- * fork() in each process that uses it (or exec()).
+ * lock bookkeeping for that file was copied mid-use.  litebus holds
+ * SQLite's process-wide mutexes across fork(), so a child never inherits
+ * one that another thread held.  A job that forks: its litebus_tx is
+ * inherited too, and litebus_emit() on it returns EFORKED,
+ * litebus_tx_db() NULL.  litebus sees forks made through fork() (and
+ * daemon(3)), not those made without fork handlers (vfork(), _Fork(), a
+ * raw clone()).  Open litebus after fork() in each process that uses it
+ * (or exec()).
  *
  * Which calls may overlap ("-" may overlap, "X" the caller serializes them,
  * "C" may overlap: the call returns LITEBUS_ECLOSED or LITEBUS_CLOSED if

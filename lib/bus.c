@@ -77,6 +77,9 @@
  *       releases it (the forking thread took it and is the child's only
  *       thread) and re-initializes registry_cond, whose waiters were
  *       parent threads that do not exist in the child.
+ *   F4  The prepare handler also holds SQLite's process-wide mutexes, so
+ *       the child never inherits one that a parent thread held inside
+ *       SQLite (bus_sqlite_mutexes).
  */
 /* realpath() is an X/Open interface. */
 #define _XOPEN_SOURCE 700
@@ -130,15 +133,56 @@ litebus_options_init(litebus_options *o)
 /* fork()                                                              */
 
 /* F3: the registry is copied whole. */
+/*
+ * F4: SQLite's process-wide mutexes, in the order SQLite itself nests
+ * them (OPEN holds MAIN, the PRNG and the VFS while it opens a shared
+ * btree; PRNG holds MAIN in sqlite3_vfs_find; the page-cache group (LRU)
+ * holds PMEM, which gives way to MEM; the VFS holds MEM; MEM holds
+ * nothing).  SQLite installs no fork handlers: a thread of the parent
+ * inside sqlite3_malloc at the fork would leave MEM locked forever in the
+ * child, and the child's litebus_open would hang there.  Holding them all
+ * across fork() gives the child consistent, unlocked copies.  Taking them
+ * in this order cannot deadlock with a thread that takes them in SQLite's
+ * order; the application's own APP1-3 mutexes are left alone.
+ */
+static const int sqlite_static_mutexes[] = {
+    SQLITE_MUTEX_STATIC_OPEN, SQLITE_MUTEX_STATIC_PRNG,
+    SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_VFS1,
+    SQLITE_MUTEX_STATIC_VFS2, SQLITE_MUTEX_STATIC_VFS3,
+    SQLITE_MUTEX_STATIC_LRU,  SQLITE_MUTEX_STATIC_PMEM,
+    SQLITE_MUTEX_STATIC_MEM};
+#define NSTATIC (sizeof sqlite_static_mutexes / sizeof sqlite_static_mutexes[0])
+
+static void
+bus_sqlite_mutexes(bool enter)
+{
+	for (size_t k = 0; k < NSTATIC; k++) {
+		/* Leave in the reverse order of entering. */
+		size_t i = enter ? k : NSTATIC - 1 - k;
+		sqlite3_mutex *m = sqlite3_mutex_alloc(sqlite_static_mutexes[i]);
+
+		/* NULL: SQLite was built without mutexes (or failed to set
+		 * them up), and then there is nothing to hold. */
+		if (m == NULL)
+			continue;
+		if (enter)
+			sqlite3_mutex_enter(m);
+		else
+			sqlite3_mutex_leave(m);
+	}
+}
+
 static void
 bus_atfork_prepare(void)
 {
 	pthread_mutex_lock(&registry_lock);
+	bus_sqlite_mutexes(true); /* F4 */
 }
 
 static void
 bus_atfork_parent(void)
 {
+	bus_sqlite_mutexes(false);
 	pthread_mutex_unlock(&registry_lock);
 }
 
@@ -163,6 +207,8 @@ bus_atfork_child(void)
 	/* F3.  Waiters on the copied condition variable were threads of
 	 * the parent; a broadcast in the child must not wait for them. */
 	registry_cond = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
+	/* F4: this thread entered them in the parent; the copies are its. */
+	bus_sqlite_mutexes(false);
 	pthread_mutex_unlock(&registry_lock);
 }
 

@@ -899,7 +899,8 @@ writer_tx_usable(const litebus_tx *tx)
 	/* The thread first: tx->active is the writer's own plain field,
 	 * which only the writer thread may read.  (tx->w and w->bus never
 	 * change.) */
-	return lb_writer_is_current(tx->w->bus) && tx->active;
+	return lb_writer_is_current(tx->w->bus) && tx->active &&
+	       !lb_bus_forked(tx->w->bus);
 }
 
 sqlite3 *
@@ -921,6 +922,8 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 
 	if (tx == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_emit: NULL tx");
+	if (lb_bus_forked(tx->w->bus)) /* F1, in bus.c: a job that forked */
+		return lb_bus_err_forked("litebus_emit");
 	if (!writer_tx_usable(tx))
 		return lb_err_set(LITEBUS_EMISUSE,
 				  "litebus_emit: called outside a job or off "
