@@ -870,7 +870,24 @@ outbox_check_channel_rows(sqlite3 *db, const struct outbox_file *f)
 	    "lost' FROM main.sqlite_schema AS m WHERE m.type = 'table' AND "
 	    "lower(substr(m.name, 1, 15)) = 'litebus_outbox_' AND NOT EXISTS "
 	    "(SELECT 1 FROM main.litebus_channel AS c WHERE c.name = "
-	    "substr(m.name, 16)) LIMIT 1",
+	    "substr(m.name, 16)) "
+	    /* Dropped by another connection: the ids its rows held, and
+	     * the deletions the trigger would have recorded, are lost, so
+	     * continuing could hand a published id out again (W4). */
+	    "UNION ALL "
+	    "SELECT c.name, 'its table litebus_outbox_' || c.name || ' was "
+	    "dropped, so its ids cannot be continued safely (delete its "
+	    "litebus_channel row to start the channel over)' FROM "
+	    "main.litebus_channel AS c WHERE NOT EXISTS (SELECT 1 FROM "
+	    "main.sqlite_schema AS m WHERE m.type = 'table' AND lower(m.name) "
+	    "= lower('litebus_outbox_' || c.name)) "
+	    "UNION ALL "
+	    "SELECT substr(m.name, 16), 'its high-water trigger was dropped, "
+	    "so ids of rows deleted since then could be handed out again' "
+	    "FROM main.sqlite_schema AS m WHERE m.type = 'table' AND "
+	    "lower(substr(m.name, 1, 15)) = 'litebus_outbox_' AND NOT EXISTS "
+	    "(SELECT 1 FROM main.sqlite_schema AS t WHERE t.type = 'trigger' "
+	    "AND lower(t.name) = lower(m.name || '_hw')) LIMIT 1",
 	    -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return lb_err_sqlite(db, rc, "reading litebus_channel");

@@ -1068,19 +1068,21 @@ an_unopened_channel_s_table_as_litebus_made_it_is_accepted(void **state)
 	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 4);
 }
 
-/* A missing object of litebus's own is simply made again. */
+/* A dropped high-water trigger means deletions went unrecorded, and a
+ * dropped outbox table loses the ids it held: either could make a
+ * published id come back, so the file is refused, unchanged. */
 static void
-a_dropped_high_water_trigger_is_made_again(void **state)
+a_dropped_high_water_trigger_is_refused(void **state)
 {
-	struct bus_fixture *f = *state;
+	planted_is_refused(state, "DROP TRIGGER litebus_outbox_completion_hw",
+			   "high-water trigger was dropped");
+}
 
-	make_litebus_file(f);
-	plain_exec(f->path, "DROP TRIGGER litebus_outbox_completion_hw");
-	fx_open(f);
-	assert_int_equal(plain_int(f->path,
-				   "SELECT count(*) FROM sqlite_schema WHERE "
-				   "name = 'litebus_outbox_completion_hw'"),
-			 1);
+static void
+a_dropped_outbox_table_is_refused(void **state)
+{
+	planted_is_refused(state, "DROP TABLE litebus_outbox_completion",
+			   "was dropped");
 }
 
 /* -- litebus_meta and litebus_channel */
@@ -1384,7 +1386,8 @@ main(void)
 	    T(an_outbox_table_with_an_extra_column_is_refused),
 	    T(an_unopened_channel_s_table_of_another_shape_is_refused),
 	    T(an_unopened_channel_s_table_as_litebus_made_it_is_accepted),
-	    T(a_dropped_high_water_trigger_is_made_again),
+	    T(a_dropped_high_water_trigger_is_refused),
+	    T(a_dropped_outbox_table_is_refused),
 	    T(a_high_water_mark_stored_as_text_is_refused),
 	    T(a_negative_high_water_mark_is_refused),
 	    T(a_fractional_high_water_mark_is_refused),
