@@ -671,6 +671,7 @@ a_child_forked_by_a_job_gets_eforked_and_can_open_new_buses(void **state)
 #endif
 #endif
 
+#ifndef TEST_SANITIZED
 struct busy {
 	litebus *bus;
 	atomic_int stop;
@@ -704,6 +705,7 @@ child_opens_while_parent_was_busy(void *arg)
 	CHILD_CHECK(litebus_close(file) == LITEBUS_OK, 17);
 	return 0;
 }
+#endif
 
 /* Contract, "fork()": the child's litebus_open "gives a new, working bus"
  * and never blocks - also when, at the fork, other threads of the parent

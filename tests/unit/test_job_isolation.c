@@ -372,9 +372,9 @@ static const char *const refused[] = {
     "PRAGMA cache_size=1", "PRAGMA wal_checkpoint",
     "PRAGMA wal_checkpoint(TRUNCATE)", "PRAGMA temp_store=MEMORY",
     "PRAGMA defer_foreign_keys=1", "PRAGMA case_sensitive_like=1",
-    "INSERT INTO litebus_outbox_completion(event_id, partition_key, "
-    "event_type, occurred_at_ms, committed_at_ms) VALUES(99, 0, "
-    "'success', 0, 0)",
+    ("INSERT INTO litebus_outbox_completion(event_id, partition_key, "
+     "event_type, occurred_at_ms, committed_at_ms) VALUES(99, 0, "
+     "'success', 0, 0)"),
     "UPDATE litebus_outbox_completion SET partition_key = 1",
     "UPDATE litebus_channel SET high_water = 0",
     "DELETE FROM litebus_channel", "DELETE FROM litebus_meta",
@@ -385,10 +385,10 @@ static const char *const refused[] = {
     "CREATE VIEW litebus_v AS SELECT 1",
     "CREATE INDEX mine ON litebus_outbox_completion(event_type)",
     "CREATE UNIQUE INDEX mine2 ON litebus_outbox_completion(partition_key)",
-    "CREATE TRIGGER mine AFTER INSERT ON litebus_outbox_completion BEGIN "
-    "SELECT 1; END",
-    "CREATE TEMP TRIGGER mine AFTER INSERT ON main.litebus_outbox_completion "
-    "BEGIN SELECT 1; END",
+    ("CREATE TRIGGER mine AFTER INSERT ON litebus_outbox_completion BEGIN "
+    "SELECT 1; END"),
+    ("CREATE TEMP TRIGGER mine AFTER INSERT ON main.litebus_outbox_completion "
+    "BEGIN SELECT 1; END"),
     "CREATE TRIGGER litebus_t AFTER INSERT ON log BEGIN SELECT 1; END",
     "DROP TABLE litebus_meta", "DROP INDEX litebus_outbox_completion_partition",
     "DROP TRIGGER litebus_outbox_completion_hw",
@@ -444,8 +444,8 @@ statements_that_would_break_the_bus_are_refused_and_the_job_goes_on(
 static const char *const allowed[] = {
     "CREATE TABLE mine(a, b)", "CREATE INDEX mine_a ON mine(a)",
     "CREATE VIEW mine_v AS SELECT a FROM mine",
-    "CREATE TRIGGER mine_t AFTER INSERT ON mine BEGIN INSERT INTO log "
-    "VALUES(NEW.a); END",
+    ("CREATE TRIGGER mine_t AFTER INSERT ON mine BEGIN INSERT INTO log "
+    "VALUES(NEW.a); END"),
     "INSERT INTO mine VALUES(1, 2)", "ALTER TABLE mine ADD COLUMN c",
     "CREATE TEMP TABLE scratch(x)", "SAVEPOINT mine_sp",
     "RELEASE mine_sp", "PRAGMA user_version=42", "PRAGMA user_version",
@@ -858,10 +858,10 @@ a_rename_into_litebus_s_namespace_fails_the_job_and_is_undone(void **state)
 	struct bus_fixture *f = *state;
 	static const char *const renames[] = {
 	    "CREATE TABLE zz(a); ALTER TABLE zz RENAME TO litebus_zzz",
-	    "CREATE TABLE zz(a); CREATE TRIGGER zz_t AFTER INSERT ON zz BEGIN "
-	    "SELECT 1; END; ALTER TABLE zz RENAME TO LITEBUS_Q",
-	    "CREATE TEMP TABLE zz(a); ALTER TABLE temp.zz RENAME TO "
-	    "litebus_channel",
+	    ("CREATE TABLE zz(a); CREATE TRIGGER zz_t AFTER INSERT ON zz BEGIN "
+	    "SELECT 1; END; ALTER TABLE zz RENAME TO LITEBUS_Q"),
+	    ("CREATE TEMP TABLE zz(a); ALTER TABLE temp.zz RENAME TO "
+	    "litebus_channel"),
 	};
 
 	for (size_t i = 0; i < sizeof renames / sizeof renames[0]; i++) {

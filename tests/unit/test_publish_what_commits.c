@@ -410,19 +410,19 @@ a_foreign_trigger_cannot_rewrite_or_forge_outbox_rows(void **state)
 {
 	struct bus_fixture *f = *state;
 	static const char *const triggers[] = {
-	    "CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
+	    ("CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
 	    "UPDATE litebus_outbox_completion SET partition_key = 99 WHERE "
-	    "event_id = NEW.event_id; END",
-	    "CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
+	    "event_id = NEW.event_id; END"),
+	    ("CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
 	    "INSERT INTO litebus_outbox_signal_delivery(event_id, "
 	    "partition_key, event_type, occurred_at_ms, committed_at_ms) "
-	    "VALUES(NEW.event_id + 1000, 0, 'forged', 0, 0); END",
-	    "CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
+	    "VALUES(NEW.event_id + 1000, 0, 'forged', 0, 0); END"),
+	    ("CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
 	    "INSERT INTO litebus_outbox_completion(event_id, partition_key, "
 	    "event_type, occurred_at_ms, committed_at_ms) VALUES("
-	    "NEW.event_id + 1, 0, 'success', 0, 0); END",
-	    "CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
-	    "UPDATE litebus_channel SET high_water = 0; END",
+	    "NEW.event_id + 1, 0, 'success', 0, 0); END"),
+	    ("CREATE TRIGGER t AFTER INSERT ON litebus_outbox_completion BEGIN "
+	    "UPDATE litebus_channel SET high_water = 0; END"),
 	};
 	static const struct op ops[] = {{OP_EMIT, NULL}, {OP_END, NULL}};
 	litebus_sub *sub = subscribe(f);
