@@ -253,14 +253,35 @@ static int
 bus_make_dbname(litebus *bus, const char *path)
 {
 	if (bus_is_memory_path(path)) {
-		uint32_t n = atomic_fetch_add_explicit(&memory_db_counter, 1,
-						       memory_order_relaxed);
+		uint32_t n;
 		char buf[128];
 
-		/* A named shared-cache memory database, so that readers can
-		 * open their own connections to it. */
+		/* SQLite's memdb VFS, one store shared by name between the
+		 * bus's connections (the leading '/' makes it shared).  Unlike
+		 * a shared-cache database, whose table locks fail at once with
+		 * SQLITE_LOCKED (a job's own CREATE TABLE beside a reader
+		 * failed so), its connections lock the whole database like a
+		 * rollback-journal file, and every conflict is SQLITE_BUSY,
+		 * which both sides wait out: the writer's COMMIT waits for
+		 * readers in the middle of a read (writer.c, writer_retry),
+		 * and readers wait while the writer's transaction is open -
+		 * memdb refuses a new reader for as long as the writer holds
+		 * its RESERVED lock, i.e. for the whole batch (reader.c, D6).
+		 * Readers see committed transactions only.  memdb needs
+		 * SQLite 3.36 or newer built without
+		 * SQLITE_OMIT_DESERIALIZE. */
+		if (sqlite3_vfs_find("memdb") == NULL)
+			return lb_err_set(LITEBUS_ECANTOPEN,
+					  "litebus_open: in-memory databases "
+					  "need SQLite's memdb VFS (SQLite "
+					  "3.36 or newer), and this SQLite "
+					  "(%s) has none",
+					  sqlite3_libversion());
+		/* Relaxed: a counter that only makes names unique. */
+		n = atomic_fetch_add_explicit(&memory_db_counter, 1,
+					      memory_order_relaxed);
 		snprintf(buf, sizeof buf,
-			 "file:litebus-mem-%ld-%u-%p?mode=memory&cache=shared",
+			 "file:/litebus-mem-%ld-%u-%p?vfs=memdb",
 			 (long)getpid(), n, (void *)bus);
 		bus->dbn.name = strdup(buf);
 		bus->dbn.extra_flags = SQLITE_OPEN_URI;
@@ -347,6 +368,20 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	rc = lb_writer_start(bus, &bus->writer);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory)
 		rc = lb_outbox_open_reader(&bus->dbn, &bus->mem_keeper);
+	if (rc == LITEBUS_OK && bus->dbn.is_memory) {
+		/* A memdb store stops growing at 1 GiB by default (then
+		 * SQLITE_FULL); an in-memory bus is bounded by memory only,
+		 * as a shared-cache one was.  The limit is the store's, so
+		 * setting it on any of its connections will do. */
+		sqlite3_int64 limit = INT64_MAX;
+		int src = sqlite3_file_control(bus->mem_keeper, "main",
+					       SQLITE_FCNTL_SIZE_LIMIT, &limit);
+
+		if (src != SQLITE_OK)
+			rc = lb_err_sqlite(bus->mem_keeper, src,
+					   "litebus_open: lifting the size "
+					   "limit of the in-memory database");
+	}
 	if (rc != LITEBUS_OK) {
 		if (bus->writer != NULL)
 			lb_writer_stop(bus->writer);

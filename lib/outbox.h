@@ -78,6 +78,14 @@ int lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 			    bool by_partition, bool by_ns, bool by_tag,
 			    sqlite3_stmt **out);
 
+/* A reader's connection: the newest event_id committed on `channel_name`
+ * as this connection sees it now (one short read transaction): the
+ * table's largest event_id, or its deletion high-water mark if higher.
+ * Returns a litebus status; EBUSY means SQLITE_BUSY or SQLITE_LOCKED, and
+ * may be retried. */
+int lb_outbox_read_head(sqlite3 *db, const char *channel_name,
+			int64_t *head);
+
 /* Apply litebus's connection settings (defensive, untrusted schema). */
 int lb_outbox_harden(sqlite3 *db);
 
