@@ -19,6 +19,7 @@
 #include "faultvfs.h"
 #include "fixture.h"
 
+#include "bus.h" /* the in-memory database's name */
 #include "wait.h"
 
 #include <sched.h>
@@ -386,63 +387,6 @@ file_jobs_running_ddl_never_fail_beside_readers(void **state)
 	run_ddl_workload(*state, true);
 }
 
-/* ------------------------------------------------------------------ */
-/* A reader waiting for the writer's transaction (in memory)           */
-
-/* A job that keeps its transaction (and the database's write lock) open
- * until the test lets it go, or until `until_ns` if that is set. */
-struct holding_job {
-	_Atomic bool release;
-	_Atomic uint64_t until_ns; /* 0: wait for `release` */
-	_Atomic bool running;
-	bool timed_out;
-};
-
-static int
-job_hold(litebus_tx *tx, void *arg)
-{
-	struct holding_job *h = arg;
-	litebus_record rec = {.event_type = "failed"};
-	uint64_t deadline = lb_mono_ns() + 60000000000u;
-
-	/* A row of its own, so that the lock is a write lock. */
-	if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) != LITEBUS_OK)
-		return JOB_FAILED;
-	atomic_store(&h->running, true);
-	for (;;) {
-		uint64_t until = atomic_load(&h->until_ns);
-		uint64_t now = lb_mono_ns();
-
-		if (atomic_load(&h->release) || (until != 0 && now >= until))
-			break;
-		if (now >= deadline) {
-			h->timed_out = true;
-			break;
-		}
-		sched_yield();
-	}
-	return 0;
-}
-
-static void
-start_holding_job(struct bus_fixture *f, struct holding_job *h)
-{
-	uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
-
-	atomic_init(&h->release, false);
-	atomic_init(&h->until_ns, 0);
-	atomic_init(&h->running, false);
-	h->timed_out = false;
-	assert_int_equal(litebus_submit(f->bus, job_hold, h, NULL, NULL),
-			 LITEBUS_OK);
-	while (!atomic_load(&h->running)) {
-		if (fx_now_ms() > deadline)
-			fail_msg("the holding job did not start within %d ms",
-				 FX_WAIT_MS);
-		sched_yield();
-	}
-}
-
 static int
 job_nothing(litebus_tx *tx, void *arg)
 {
@@ -451,26 +395,86 @@ job_nothing(litebus_tx *tx, void *arg)
 	return 0;
 }
 
-/* Wait until the holding job is over (queued behind it). */
+/* ------------------------------------------------------------------ */
+/* A reader waiting for another connection's lock (in memory)          */
+
+/* A connection of the test's own to the in-memory database, holding its
+ * exclusive lock (BEGIN EXCLUSIVE) until released: readers are refused
+ * meanwhile, as by any lock holder.  release_at_ns != 0 lets a thread of
+ * its own commit at that time, while the test's thread is blocked in the
+ * call under test. */
+struct holder {
+	sqlite3 *db;
+	_Atomic uint64_t release_at_ns;
+	pthread_t thread;
+	bool has_thread;
+	int commit_rc;
+};
+
 static void
-finish_holding_job(struct bus_fixture *f, struct holding_job *h)
+holder_lock(struct bus_fixture *f, struct holder *h)
 {
-	atomic_store(&h->release, true);
-	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
-	assert_false(h->timed_out);
+	memset(h, 0, sizeof *h);
+	atomic_init(&h->release_at_ns, 0);
+	if (sqlite3_open_v2(f->bus->dbn.name, &h->db,
+			    SQLITE_OPEN_READWRITE | f->bus->dbn.extra_flags,
+			    NULL) != SQLITE_OK)
+		fail_msg("opening %s: %s", f->bus->dbn.name,
+			 sqlite3_errmsg(h->db));
+	/* Waits for readers in the middle of a read, if any. */
+	assert_int_equal(sqlite3_busy_timeout(h->db, FX_WAIT_MS), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h->db, "BEGIN EXCLUSIVE", NULL, NULL,
+				      NULL),
+			 SQLITE_OK);
+}
+
+static void *
+holder_main(void *arg)
+{
+	struct holder *h = arg;
+	uint64_t deadline = lb_mono_ns() + 60000000000u;
+
+	while (lb_mono_ns() < atomic_load(&h->release_at_ns) &&
+	       lb_mono_ns() < deadline)
+		sched_yield();
+	h->commit_rc = sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
+	return NULL;
+}
+
+/* Commit from a thread of its own once `ms` have passed from now. */
+static void
+holder_release_in(struct holder *h, uint64_t ms)
+{
+	atomic_store(&h->release_at_ns, lb_mono_ns() + ms * 1000000u);
+	assert_int_equal(pthread_create(&h->thread, NULL, holder_main, h), 0);
+	h->has_thread = true;
+}
+
+static void
+holder_unlock(struct holder *h)
+{
+	if (h->has_thread) {
+		assert_int_equal(pthread_join(h->thread, NULL), 0);
+		assert_int_equal(h->commit_rc, SQLITE_OK);
+	} else {
+		assert_int_equal(sqlite3_exec(h->db, "COMMIT", NULL, NULL,
+					      NULL),
+				 SQLITE_OK);
+	}
+	assert_int_equal(sqlite3_close(h->db), SQLITE_OK);
 }
 
 /* "EBUSY (another connection kept the table locked for busy_timeout_ms
  * ...; the cursor is unchanged and the call may be retried)": a reader
- * that must read the table while a job holds the in-memory database's
- * write lock waits busy_timeout_ms (50 here), then gives up; the retry
- * after the job delivers every row. */
+ * that must read the table while another connection holds the in-memory
+ * database's lock waits busy_timeout_ms (50 here), then gives up; the
+ * retry after the lock is gone delivers every row. */
 static void
 in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged(
     void **state)
 {
 	struct bus_fixture *f = *state; /* busy_timeout_ms 50 */
-	struct holding_job h;
+	struct holder h;
 	litebus_reader *r;
 	litebus_row row;
 	int64_t ids[3];
@@ -479,44 +483,43 @@ in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged(
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 3, ids);
 	r = open_reader(f->bus, LITEBUS_FROM_START);
-	start_holding_job(f, &h);
+	holder_lock(f, &h);
 	t0 = lb_mono_ns();
 	rc = litebus_reader_next(r, &row, 0);
 	waited_ns = lb_mono_ns() - t0;
 	if (rc != LITEBUS_EBUSY)
-		fail_msg("reader_next while a job holds the lock: %s",
+		fail_msg("reader_next while the database is locked: %s",
 			 litebus_errname(rc));
 	assert_true(waited_ns >= 50000000u);
 	assert_int_equal(litebus_last_sqlite_code() & 0xff, SQLITE_BUSY);
 	assert_int_equal(litebus_reader_cursor(r), 0);
-	finish_holding_job(f, &h);
+	holder_unlock(&h);
 	for (int i = 0; i < 3; i++)
 		expect_row(r, ids[i]);
 	litebus_reader_close(r);
 }
 
 /* "... or for timeout_ms if that is longer": a reader with a timeout of
- * 10 s outwaits a job that holds the lock for 200 ms, four times its
- * busy_timeout_ms. */
+ * 10 s outwaits a lock held for 200 ms, four times its busy_timeout_ms. */
 static void
 in_memory_reader_waits_for_its_timeout_when_longer_than_busy_timeout(
     void **state)
 {
 	struct bus_fixture *f = *state; /* busy_timeout_ms 50 */
-	struct holding_job h;
+	struct holder h;
 	litebus_reader *r;
 	int64_t ids[2];
 	uint64_t t0;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
 	r = open_reader(f->bus, LITEBUS_FROM_START);
-	start_holding_job(f, &h);
+	holder_lock(f, &h);
 	t0 = lb_mono_ns();
-	atomic_store(&h.until_ns, t0 + 200000000u);
+	holder_release_in(&h, 200);
 	expect_row(r, ids[0]); /* timeout FX_WAIT_MS */
 	assert_true(lb_mono_ns() - t0 >= 200000000u);
 	expect_row(r, ids[1]);
-	finish_holding_job(f, &h);
+	holder_unlock(&h);
 	litebus_reader_close(r);
 }
 
@@ -526,7 +529,7 @@ in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout(
     void **state)
 {
 	struct bus_fixture *f = *state; /* busy_timeout_ms 50 */
-	struct holding_job h;
+	struct holder h;
 	litebus_reader *r;
 	litebus_row row;
 	int64_t ids[2];
@@ -534,38 +537,36 @@ in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout(
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
 	r = open_reader(f->bus, LITEBUS_FROM_START);
-	start_holding_job(f, &h);
+	holder_lock(f, &h);
 	t0 = lb_mono_ns();
-	atomic_store(&h.until_ns, t0 + 300000000u);
+	holder_release_in(&h, 300);
 	assert_int_equal(litebus_reader_next(r, &row, -1), LITEBUS_OK);
 	assert_int_equal(row.event_id, ids[0]);
 	assert_true(lb_mono_ns() - t0 >= 300000000u);
-	finish_holding_job(f, &h);
+	holder_unlock(&h);
 	litebus_reader_close(r);
 }
 
 /* litebus_reader_open(): "EBUSY (its read connection could not open or
- * read)" only after busy_timeout_ms: an open while a job holds the lock
- * for less than that waits and succeeds, starting after every committed
- * row. */
+ * read)" only after busy_timeout_ms: an open while the database is locked
+ * for less than that waits and succeeds, after every committed row. */
 static void
-in_memory_reader_open_waits_out_a_job_holding_the_lock(void **state)
+in_memory_reader_open_waits_out_a_held_lock(void **state)
 {
 	struct bus_fixture *f = *state; /* default busy_timeout_ms, 5000 */
-	struct holding_job h;
+	struct holder h;
 	litebus_reader *r;
 	int64_t ids[2], next;
 	uint64_t t0;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
-	start_holding_job(f, &h);
+	holder_lock(f, &h);
 	t0 = lb_mono_ns();
-	atomic_store(&h.until_ns, t0 + 100000000u);
+	holder_release_in(&h, 100);
 	r = open_reader(f->bus, LITEBUS_FROM_NOW);
 	assert_true(lb_mono_ns() - t0 >= 100000000u);
-	/* The holding job committed one row too: it is before the open. */
-	assert_int_equal(litebus_reader_cursor(r), ids[1] + 1);
-	finish_holding_job(f, &h);
+	assert_int_equal(litebus_reader_cursor(r), ids[1]);
+	holder_unlock(&h);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
 	expect_row(r, next);
 	litebus_reader_close(r);
@@ -576,21 +577,101 @@ static void
 in_memory_reader_open_fails_with_ebusy_after_busy_timeout(void **state)
 {
 	struct bus_fixture *f = *state; /* busy_timeout_ms 50 */
-	struct holding_job h;
+	struct holder h;
 	litebus_reader *r = NULL;
 	uint64_t t0;
 	int rc;
 
-	start_holding_job(f, &h);
+	holder_lock(f, &h);
 	t0 = lb_mono_ns();
 	rc = litebus_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW,
 				 NULL, &r);
 	assert_int_equal(rc, LITEBUS_EBUSY);
 	assert_null(r);
 	assert_true(lb_mono_ns() - t0 >= 50000000u);
-	finish_holding_job(f, &h);
+	holder_unlock(&h);
 	r = open_reader(f->bus, LITEBUS_FROM_NOW);
 	litebus_reader_close(r);
+}
+
+/* reader.c, D6: "On the writer thread nothing is waited for".  A
+ * done-callback (on the writer, outside any transaction) reads while
+ * another connection holds the lock: EBUSY at once, not after
+ * busy_timeout_ms (60 s here), cursor unchanged. */
+struct on_writer_read {
+	litebus_reader *reader;
+	_Atomic int step; /* 1: callback running, 2: locked, 3: read done */
+	int rc;
+	uint64_t elapsed_ns;
+	int64_t cursor;
+	bool timed_out;
+};
+
+static bool
+wait_step(_Atomic int *step, int want)
+{
+	uint64_t deadline = lb_mono_ns() + 60000000000u;
+
+	while (atomic_load(step) < want)
+		if (lb_mono_ns() > deadline)
+			return false;
+		else
+			sched_yield();
+	return true;
+}
+
+static void
+done_read_while_locked(int status, void *arg)
+{
+	struct on_writer_read *w = arg;
+	litebus_row row;
+	uint64_t t0;
+
+	(void)status;
+	atomic_store(&w->step, 1);
+	if (!wait_step(&w->step, 2)) {
+		w->timed_out = true;
+		return;
+	}
+	t0 = lb_mono_ns();
+	w->rc = litebus_reader_next(w->reader, &row, 0);
+	w->elapsed_ns = lb_mono_ns() - t0;
+	w->cursor = litebus_reader_cursor(w->reader);
+	atomic_store(&w->step, 3);
+}
+
+static void
+a_reader_on_the_writer_thread_never_waits_for_a_lock(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct on_writer_read w = {0};
+	struct holder h;
+	int64_t ids[2];
+
+	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	f->opts.busy_timeout_ms = 60000; /* a wait would be noticed */
+	assert_int_equal(litebus_open(&f->opts, &f->bus), LITEBUS_OK);
+	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
+	w.reader = open_reader(f->bus, LITEBUS_FROM_START);
+	atomic_init(&w.step, 0);
+	assert_int_equal(litebus_submit(f->bus, job_nothing, NULL,
+					done_read_while_locked, &w),
+			 LITEBUS_OK);
+	assert_true(wait_step(&w.step, 1));
+	holder_lock(f, &h);
+	atomic_store(&w.step, 2);
+	assert_true(wait_step(&w.step, 3));
+	holder_unlock(&h);
+	assert_false(w.timed_out);
+	if (w.rc != LITEBUS_EBUSY)
+		fail_msg("reader_next(0) in a done-callback while the database "
+			 "is locked: %s",
+			 litebus_errname(w.rc));
+	assert_true(w.elapsed_ns < 10000000000u); /* far below 60 s */
+	assert_int_equal(w.cursor, 0);
+	expect_row(w.reader, ids[0]);
+	expect_row(w.reader, ids[1]);
+	litebus_reader_close(w.reader);
 }
 
 /* The writer's COMMIT waits for a reader in the middle of a read (the
@@ -819,11 +900,14 @@ main(void)
 		in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout,
 		memory_bus_with_short_busy_timeout, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_open_waits_out_a_job_holding_the_lock,
-		memory_bus, bus_teardown),
+		in_memory_reader_open_waits_out_a_held_lock, memory_bus,
+		bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		in_memory_reader_open_fails_with_ebusy_after_busy_timeout,
 		memory_bus_with_short_busy_timeout, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_reader_on_the_writer_thread_never_waits_for_a_lock, memory_bus,
+		bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		in_memory_commits_wait_for_readers_in_the_middle_of_a_read,
 		memory_bus, bus_teardown),

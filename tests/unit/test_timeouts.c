@@ -506,64 +506,6 @@ a_wait_on_another_buss_subscriber_is_allowed_on_the_writer(void **state)
 	assert_int_equal(litebus_close(other), LITEBUS_OK);
 }
 
-/* reader.c, D6: "On the writer thread nothing is waited for: the lock
- * may be held by the writer's own transaction (an in-memory bus inside a
- * job)."  Reading the table of an in-memory bus inside a job: EBUSY at
- * once (not after busy_timeout_ms), cursor unchanged, and the same call
- * works once the job is over. */
-struct memory_job {
-	litebus_reader *reader;
-	int rc;
-	uint64_t elapsed_ns;
-	int64_t cursor;
-};
-
-static int
-job_reads_in_memory(litebus_tx *tx, void *arg)
-{
-	struct memory_job *m = arg;
-	litebus_row row;
-	uint64_t t0 = lb_mono_ns();
-
-	(void)tx;
-	m->rc = litebus_reader_next(m->reader, &row, 0);
-	m->elapsed_ns = lb_mono_ns() - t0;
-	m->cursor = litebus_reader_cursor(m->reader);
-	return 0;
-}
-
-static void
-reading_an_in_memory_table_inside_a_job_fails_at_once_with_ebusy(
-    void **state)
-{
-	struct bus_fixture *f = *state; /* a file bus, unused here */
-	litebus_options o;
-	litebus *mem;
-	struct memory_job m = {0};
-	litebus_row row;
-	int64_t ids[3];
-
-	(void)f;
-	litebus_options_init(&o);
-	o.busy_timeout_ms = 60000; /* a wait would be noticed */
-	assert_int_equal(litebus_open(&o, &mem), LITEBUS_OK);
-	commit_events(mem, LITEBUS_COMPLETION, 3, ids);
-	m.reader = open_reader(mem, LITEBUS_FROM_START);
-	assert_int_equal(litebus_exec(mem, job_reads_in_memory, &m), 0);
-	if (m.rc != LITEBUS_EBUSY)
-		fail_msg("reader_next(0) inside a job of an in-memory bus: %s",
-			 litebus_errname(m.rc));
-	assert_true(m.elapsed_ns < 10000000000u); /* far below 60 s */
-	assert_int_equal(m.cursor, 0);
-	for (int i = 0; i < 3; i++) {
-		assert_int_equal(litebus_reader_next(m.reader, &row, 0),
-				 LITEBUS_OK);
-		assert_int_equal(row.event_id, ids[i]);
-	}
-	litebus_reader_close(m.reader);
-	assert_int_equal(litebus_close(mem), LITEBUS_OK);
-}
-
 int
 main(void)
 {
@@ -603,9 +545,6 @@ main(void)
 		bus_with_default_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_wait_on_another_buss_subscriber_is_allowed_on_the_writer,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reading_an_in_memory_table_inside_a_job_fails_at_once_with_ebusy,
 		bus_with_default_rings, bus_teardown),
 	};
 
