@@ -31,6 +31,7 @@
 #include "bus.h"
 
 #include "errors.h"
+#include "memvfs.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -257,32 +258,26 @@ bus_make_dbname(litebus *bus, const char *path)
 		char buf[128];
 
 		/* SQLite's memdb VFS, one store shared by name between the
-		 * bus's connections (the leading '/' makes it shared).  Unlike
-		 * a shared-cache database, whose table locks fail at once with
-		 * SQLITE_LOCKED (a job's own CREATE TABLE beside a reader
-		 * failed so), its connections lock the whole database like a
-		 * rollback-journal file, and every conflict is SQLITE_BUSY,
+		 * bus's connections (the leading '/' makes it shared), under
+		 * memvfs.c, which gives it the locks of a rollback-journal
+		 * file.  Unlike a shared-cache database, whose table locks
+		 * fail at once with SQLITE_LOCKED (a job's own CREATE TABLE
+		 * beside a reader failed so), every conflict is SQLITE_BUSY,
 		 * which both sides wait out: the writer's COMMIT waits for
 		 * readers in the middle of a read (writer.c, writer_retry),
-		 * and readers wait while the writer's transaction is open -
-		 * memdb refuses a new reader for as long as the writer holds
-		 * its RESERVED lock, i.e. for the whole batch (reader.c, D6).
-		 * Readers see committed transactions only.  memdb needs
-		 * SQLite 3.36 or newer built without
-		 * SQLITE_OMIT_DESERIALIZE. */
-		if (sqlite3_vfs_find("memdb") == NULL)
-			return lb_err_set(LITEBUS_ECANTOPEN,
-					  "litebus_open: in-memory databases "
-					  "need SQLite's memdb VFS (SQLite "
-					  "3.36 or newer), and this SQLite "
-					  "(%s) has none",
-					  sqlite3_libversion());
+		 * readers wait for a COMMIT (reader.c, D6), not for a job -
+		 * unless, as with a file, its transaction outgrows the
+		 * writer's page cache, whose spill takes the exclusive lock
+		 * until COMMIT.  Readers see committed transactions only. */
+		const char *vfs = lb_memvfs_name();
+
+		if (vfs == NULL)
+			return LITEBUS_ECANTOPEN;
 		/* Relaxed: a counter that only makes names unique. */
 		n = atomic_fetch_add_explicit(&memory_db_counter, 1,
 					      memory_order_relaxed);
-		snprintf(buf, sizeof buf,
-			 "file:/litebus-mem-%ld-%u-%p?vfs=memdb",
-			 (long)getpid(), n, (void *)bus);
+		snprintf(buf, sizeof buf, "file:/litebus-mem-%ld-%u-%p?vfs=%s",
+			 (long)getpid(), n, (void *)bus, vfs);
 		bus->dbn.name = strdup(buf);
 		bus->dbn.extra_flags = SQLITE_OPEN_URI;
 		bus->dbn.is_memory = true;

@@ -594,9 +594,9 @@ lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out)
 	/* No busy handler (SQLite's default): readers retry SQLITE_BUSY and
 	 * SQLITE_LOCKED themselves, with their own backoff and deadline
 	 * (reader.c, D6).  An in-memory database is a memdb store shared by
-	 * name (bus.c, bus_make_dbname), locked like a rollback-journal
-	 * file: like a WAL reader, this connection sees committed
-	 * transactions only, so it needs no read_uncommitted. */
+	 * name, locked like a rollback-journal file (bus.c, memvfs.c): like
+	 * a WAL reader, this connection sees committed transactions only,
+	 * so it needs no read_uncommitted. */
 	rc = sqlite3_open_v2(dbn->name, &db,
 			     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
 				 dbn->extra_flags,

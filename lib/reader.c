@@ -32,8 +32,8 @@
  *       upper are already covered and are skipped.
  *   D2  Every row a query returns is committed: a reader's connection
  *       sees committed transactions only (a WAL snapshot for files; for
- *       in-memory databases, memdb's file-like locks and rollback
- *       journal: bus.c, bus_make_dbname).  A query never asks for ids
+ *       in-memory databases, a rollback-journal file's locks: memvfs.c,
+ *       M3).  A query never asks for ids
  *       above upper, and every id <= upper was committed before upper
  *       was raised to it (D1, D3, D5; by C5, R1 or the table itself), so
  *       the query's snapshot, which begins later, holds every row <=
@@ -58,8 +58,9 @@
  *       with backoff, for max(busy_timeout_ms, timeout_ms) after the
  *       first refusal (forever with timeout -1), and only then is EBUSY
  *       returned, with cursor, upper and need_sql unchanged.  On the
- *       writer thread nothing is waited for: the lock may be held by the
- *       writer's own transaction (an in-memory bus inside a job).
+ *       writer thread nothing is waited for: the lock may be the
+ *       writer's own (an in-memory bus's job whose transaction outgrew
+ *       the page cache holds the exclusive lock until it ends).
  */
 #include "bus.h"
 #include "errors.h"
@@ -74,7 +75,7 @@
 #define NO_OFF SIZE_MAX
 
 /* Backoff while another connection holds a lock (D6): short first, since
- * an in-memory bus's writer holds its lock for one batch at a time. */
+ * a COMMIT holds the exclusive lock only briefly. */
 #define READER_BACKOFF_MIN_NS 20000u   /* 20 us */
 #define READER_BACKOFF_MAX_NS 2000000u /* 2 ms */
 

@@ -674,6 +674,125 @@ a_reader_on_the_writer_thread_never_waits_for_a_lock(void **state)
 	litebus_reader_close(w.reader);
 }
 
+/* ------------------------------------------------------------------ */
+/* Readers beside a running job (in memory)                            */
+
+/* A job that emits rows, then waits (its transaction open) until the
+ * test has looked, then rolls back. */
+struct open_job {
+	_Atomic int step; /* 1: rows written, 2: the test has looked */
+	bool timed_out;
+};
+
+static int
+job_emit_then_wait(litebus_tx *tx, void *arg)
+{
+	struct open_job *j = arg;
+	litebus_record rec = {.event_type = "failed"};
+
+	for (int i = 0; i < 20; i++)
+		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
+		    LITEBUS_OK)
+			return -1;
+	atomic_store(&j->step, 1);
+	if (!wait_step(&j->step, 2))
+		j->timed_out = true;
+	return JOB_FAILED;
+}
+
+/* memvfs.c: "a reader sees committed transactions only, and waits only
+ * for a COMMIT, never for a job": while a job holds its transaction with
+ * rows written, readers open, catch up on what is committed with timeout
+ * 0, and see none of the job's rows; after the job rolls back they never
+ * do. */
+static void
+in_memory_readers_catch_up_while_a_job_holds_its_transaction(void **state)
+{
+	struct bus_fixture *f = *state; /* default busy_timeout_ms, 5000 */
+	struct open_job j = {0};
+	litebus_reader *r, *late;
+	litebus_row row;
+	int64_t ids[5], next;
+	uint64_t t0;
+
+	commit_events(f->bus, LITEBUS_COMPLETION, 5, ids);
+	r = open_reader(f->bus, LITEBUS_FROM_START);
+	atomic_init(&j.step, 0);
+	assert_int_equal(litebus_submit(f->bus, job_emit_then_wait, &j, NULL,
+					NULL),
+			 LITEBUS_OK);
+	assert_true(wait_step(&j.step, 1));
+	t0 = lb_mono_ns();
+	late = open_reader(f->bus, LITEBUS_FROM_NOW);
+	assert_int_equal(litebus_reader_cursor(late), ids[4]);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_OK);
+		assert_int_equal(row.event_id, ids[i]);
+	}
+	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
+	/* Nothing waited for the job (far below busy_timeout_ms). */
+	assert_true(lb_mono_ns() - t0 < 2000000000u);
+	atomic_store(&j.step, 2);
+	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
+	assert_false(j.timed_out);
+	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
+	expect_row(r, next);
+	expect_row(late, next);
+	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
+	litebus_reader_close(late);
+	litebus_reader_close(r);
+}
+
+/* A job whose transaction outgrows the writer's page cache (a few MB):
+ * its spill holds the exclusive lock until COMMIT, and readers looping
+ * meanwhile wait it out and then get every row, no EBUSY. */
+static int
+job_big_rows(litebus_tx *tx, void *arg)
+{
+	static unsigned char payload[4096];
+	litebus_record rec = {.event_type = "success",
+			      .payload = payload,
+			      .payload_len = sizeof payload};
+
+	(void)arg;
+	for (int i = 0; i < 2000; i++) /* 8 MB */
+		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
+		    LITEBUS_OK)
+			return JOB_FAILED;
+	return 0;
+}
+
+static void
+in_memory_readers_wait_out_a_job_that_spills_its_cache(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct looper l[2];
+	pthread_t t[2];
+
+	for (int i = 0; i < 2; i++) {
+		memset(&l[i], 0, sizeof l[i]);
+		l[i].bus = f->bus;
+		l[i].timeout_ms = i == 0 ? -1 : 0;
+		assert_int_equal(pthread_create(&t[i], NULL, looper_main, &l[i]),
+				 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		commit_events(f->bus, LITEBUS_COMPLETION, 10, NULL);
+		assert_int_equal(litebus_exec(f->bus, job_big_rows, NULL), 0);
+	}
+	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	f->bus = NULL;
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(l[i].other_rc, 0);
+		if (l[i].ebusy != 0)
+			fail_msg("reader %d: EBUSY %d times: %s", i, l[i].ebusy,
+				 l[i].ebusy_msg);
+		assert_false(l[i].out_of_order);
+		assert_int_equal(l[i].delivered, 3 * (10 + 2000));
+	}
+}
+
 /* The writer's COMMIT waits for a reader in the middle of a read (the
  * commit needs the exclusive lock): many readers reading while jobs
  * commit fail no job (writer.c retries BUSY at COMMIT). */
@@ -908,6 +1027,12 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		a_reader_on_the_writer_thread_never_waits_for_a_lock, memory_bus,
 		bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		in_memory_readers_catch_up_while_a_job_holds_its_transaction,
+		memory_bus, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		in_memory_readers_wait_out_a_job_that_spills_its_cache,
+		memory_bus, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		in_memory_commits_wait_for_readers_in_the_middle_of_a_read,
 		memory_bus, bus_teardown),
