@@ -19,7 +19,8 @@
  * called); no other memdb call reads them.
  *
  * Threads: any.  The lock table is under `lock`; the pages are under
- * memdb's own mutex.
+ * memdb's own mutex.  Across fork(), `lock` is held (pthread_atfork), so
+ * the child's copy is consistent and unlocked.
  *
  * Invariants (per database name, under `lock`)
  *   M1  shared counts the files holding SHARED or more; reserved is true
@@ -393,9 +394,29 @@ memvfs_current_time_int64(sqlite3_vfs *v, sqlite3_int64 *t)
 	return memdb->xCurrentTimeInt64(memdb, t);
 }
 
+/* fork(): the child gets the lock table as it was, and `lock` must not be
+ * copied while another thread holds it (litebus_open of an in-memory
+ * database works in the child). */
+static void
+memvfs_fork_prepare(void)
+{
+	pthread_mutex_lock(&lock);
+}
+
+static void
+memvfs_fork_done(void)
+{
+	pthread_mutex_unlock(&lock);
+}
+
 static void
 memvfs_init(void)
 {
+	if (pthread_atfork(memvfs_fork_prepare, memvfs_fork_done,
+			   memvfs_fork_done) != 0) {
+		init_rc = SQLITE_NOMEM;
+		return;
+	}
 	memdb = sqlite3_vfs_find("memdb");
 	if (memdb == NULL || memdb->iVersion < 2) {
 		init_rc = SQLITE_ERROR;
@@ -438,6 +459,13 @@ const char *
 lb_memvfs_name(void)
 {
 	pthread_once(&init_once, memvfs_init);
+	if (init_rc != SQLITE_OK && memdb != NULL) {
+		lb_err_set(LITEBUS_ECANTOPEN,
+			   "litebus_open: registering the in-memory VFS "
+			   "failed (%s)",
+			   sqlite3_errstr(init_rc));
+		return NULL;
+	}
 	if (init_rc != SQLITE_OK) {
 		lb_err_set(LITEBUS_ECANTOPEN,
 			   "litebus_open: in-memory databases need SQLite's "
