@@ -17,11 +17,11 @@
  * writer owes it one write to `fd` once the ring's head reaches `pos`, or
  * at close (C4, in channel.c). */
 struct lb_fd_waiter {
-	/* 1 while armed.  Changed only under the channel's fd_lock: set by
-	 * the owner; cleared by whoever sends the wake-up (owner or writer),
-	 * in the same critical section as its eventfd write.  Atomic because
-	 * the writer's unlocked fast path counts armed waiters through
-	 * armed_fds, which is ordered with it (C4). */
+	/* 1 while armed.  Read and changed only under the channel's fd_lock
+	 * (relaxed atomics; the lock orders them): set by the owner; cleared
+	 * by whoever sends the wake-up (owner or writer), in the same
+	 * critical section as its eventfd write (C4).  The writer's unlocked
+	 * fast path looks at armed_fds instead. */
 	_Atomic uint32_t armed;
 	/* The ring position the owner waits for: the write is owed only once
 	 * head >= pos.  Under fd_lock (written by the owner, read by the
