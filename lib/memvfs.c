@@ -295,8 +295,8 @@ memvfs_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 }
 
 static int
-memvfs_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f,
-	    int flags, int *out_flags)
+memvfs_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int flags,
+	    int *out_flags)
 {
 	struct memvfs_file *m = (struct memvfs_file *)f;
 	struct memvfs_lock *lk;

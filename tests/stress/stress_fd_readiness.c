@@ -74,12 +74,11 @@ committer_main(void *arg)
 
 	while (fx_now_ms() < c->until_ms) {
 		int ci = rand_r(&c->seed) % CHANNELS;
-		struct emit_args a = {channel_ids[ci],
-				      rand_r(&c->seed) % 20 == 0
-					  ? 1 + rand_r(&c->seed) % 50
-					  : 1};
-		struct timespec ts = {0, (long)(rand_r(&c->seed) % 1001) *
-					     1000};
+		struct emit_args a = {
+		    channel_ids[ci],
+		    rand_r(&c->seed) % 20 == 0 ? 1 + rand_r(&c->seed) % 50 : 1};
+		struct timespec ts = {0,
+				      (long)(rand_r(&c->seed) % 1001) * 1000};
 		int rc = litebus_exec(c->bus, job_emit, &a);
 
 		if (rc != 0) {
@@ -238,29 +237,25 @@ fds_stay_truthful_under_trickles_and_bursts(void **state)
 		o[i].use_epoll = i % 2 == 1;
 		atomic_init(&o[i].expect, -1);
 		if (o[i].is_reader)
-			assert_int_equal(litebus_reader_open(f->bus,
-							     o[i].channel,
-							     LITEBUS_FROM_NOW,
-							     NULL,
-							     &o[i].reader),
-					 LITEBUS_OK);
+			assert_int_equal(
+			    litebus_reader_open(f->bus, o[i].channel,
+						LITEBUS_FROM_NOW, NULL,
+						&o[i].reader),
+			    LITEBUS_OK);
 		else
-			assert_int_equal(litebus_subscribe(f->bus,
-							   o[i].channel,
-							   &o[i].sub),
-					 LITEBUS_OK);
-		assert_int_equal(pthread_create(&ot[i], NULL, owner_main,
-						&o[i]),
-				 0);
+			assert_int_equal(
+			    litebus_subscribe(f->bus, o[i].channel, &o[i].sub),
+			    LITEBUS_OK);
+		assert_int_equal(
+		    pthread_create(&ot[i], NULL, owner_main, &o[i]), 0);
 	}
 	for (int i = 0; i < ncommit; i++) {
 		memset(&c[i], 0, sizeof c[i]);
 		c[i].bus = f->bus;
 		c[i].seed = 1000u + (unsigned)i;
 		c[i].until_ms = fx_now_ms() + (uint64_t)seconds * 1000u;
-		assert_int_equal(pthread_create(&ct[i], NULL, committer_main,
-						&c[i]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&ct[i], NULL, committer_main, &c[i]), 0);
 	}
 	for (int i = 0; i < ncommit; i++) {
 		assert_int_equal(pthread_join(ct[i], NULL), 0);
@@ -312,7 +307,8 @@ bus_with_small_rings(void **state)
 	assert_non_null(f);
 	fx_make_dir(f);
 	litebus_options_init(&f->opts);
-	f->opts.ring_capacity = 64; /* bursts lap the subscribers now and then */
+	f->opts.ring_capacity =
+	    64; /* bursts lap the subscribers now and then */
 	fx_open(f);
 	*state = f;
 	return 0;

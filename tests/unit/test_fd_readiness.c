@@ -70,9 +70,8 @@ channel_new(void)
 					    ~(size_t)(LB_CACHELINE - 1));
 
 	assert_non_null(ch);
-	assert_int_equal(lb_channel_init(ch, LITEBUS_COMPLETION, "completion",
-					 8, 0),
-			 0);
+	assert_int_equal(
+	    lb_channel_init(ch, LITEBUS_COMPLETION, "completion", 8, 0), 0);
 	return ch;
 }
 
@@ -133,8 +132,7 @@ waiter_close(struct lb_channel *ch, struct lb_fd_waiter *w)
  * readable only once something was published or the bus closed."
  */
 static void
-a_late_wake_up_for_a_record_already_read_leaves_the_fd_unreadable(
-    void **state)
+a_late_wake_up_for_a_record_already_read_leaves_the_fd_unreadable(void **state)
 {
 	struct lb_channel *ch = *state;
 	struct lb_fd_waiter w;
@@ -185,8 +183,7 @@ repeated_idle_calls_while_a_wake_up_is_late_leave_the_fd_unreadable(
  * the writer's wake-up that follows does not write a second time (C4 d:
  * one write per arming). */
 static void
-a_record_published_just_before_arming_makes_the_fd_readable_once(
-    void **state)
+a_record_published_just_before_arming_makes_the_fd_readable_once(void **state)
 {
 	struct lb_channel *ch = *state;
 	struct lb_fd_waiter w;
@@ -271,8 +268,8 @@ trickle_main(void *arg)
 
 	for (int i = 0; i < t->count; i++) {
 		int rc = litebus_exec(t->bus, job_emit_one, t);
-		unsigned pause_us = (unsigned)rand_r(&t->seed) %
-				    (TRICKLE_MAX_PAUSE_US + 1);
+		unsigned pause_us =
+		    (unsigned)rand_r(&t->seed) % (TRICKLE_MAX_PAUSE_US + 1);
 		struct timespec ts = {0, (long)pause_us * 1000};
 
 		if (rc != 0) {
@@ -326,7 +323,7 @@ struct owner {
 	enum loop_kind kind;
 	uint64_t deadline_ms;
 	int received, rounds, stale;
-	int bad_rc;	  /* a status no call should have returned, or 0 */
+	int bad_rc; /* a status no call should have returned, or 0 */
 	bool out_of_order;
 	bool quiet_readable; /* readable in the quiet period at the end */
 };
@@ -423,8 +420,10 @@ enum { OWNERS = 4 };
 static void
 run_owners_against_a_trickle(struct bus_fixture *f, struct owner *o)
 {
-	struct trickle t = {.bus = f->bus, .channel = LITEBUS_COMPLETION,
-			    .count = TRICKLE_EVENTS, .seed = 12345u};
+	struct trickle t = {.bus = f->bus,
+			    .channel = LITEBUS_COMPLETION,
+			    .count = TRICKLE_EVENTS,
+			    .seed = 12345u};
 	pthread_t th, oth[OWNERS];
 	int rounds = 0;
 
@@ -432,9 +431,8 @@ run_owners_against_a_trickle(struct bus_fixture *f, struct owner *o)
 	for (int i = 0; i < OWNERS; i++) {
 		o[i].kind = i % 2 == 0 ? LOOP_POLL : LOOP_EPOLL;
 		o[i].deadline_ms = fx_now_ms() + 60000;
-		assert_int_equal(pthread_create(&oth[i], NULL, owner_main,
-						&o[i]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&oth[i], NULL, owner_main, &o[i]), 0);
 	}
 	assert_int_equal(pthread_create(&th, NULL, trickle_main, &t), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
@@ -482,9 +480,9 @@ subscriber_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read(
 
 	memset(o, 0, sizeof o);
 	for (int i = 0; i < OWNERS; i++)
-		assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION,
-						   &o[i].h.sub),
-				 LITEBUS_OK);
+		assert_int_equal(
+		    litebus_subscribe(f->bus, LITEBUS_COMPLETION, &o[i].h.sub),
+		    LITEBUS_OK);
 	run_owners_against_a_trickle(f, o);
 	for (int i = 0; i < OWNERS; i++)
 		litebus_unsubscribe(o[i].h.sub);
@@ -515,8 +513,7 @@ reader_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read(
  * a commit on its own channel makes it readable: the quiet period is
  * quiet only for this channel. */
 static void
-after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable(
-    void **state)
+after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable(void **state)
 {
 	struct bus_fixture *f = *state;
 	litebus_sub *sub;
@@ -560,8 +557,8 @@ main(void)
 		a_wake_up_below_the_armed_position_writes_nothing,
 		channel_setup, channel_teardown),
 	    cmocka_unit_test_setup_teardown(
-		close_makes_an_fd_armed_beyond_the_head_readable,
-		channel_setup, channel_teardown),
+		close_makes_an_fd_armed_beyond_the_head_readable, channel_setup,
+		channel_teardown),
 	    cmocka_unit_test_setup_teardown(
 		subscriber_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read,
 		bus_with_default_rings, bus_teardown),

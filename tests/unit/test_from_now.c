@@ -279,8 +279,7 @@ from_now_skips_rows_another_connection_committed_before_open(void **state)
  * reader delivers rows another connection committed before it opened at
  * once, without waiting for this bus to publish on the channel. */
 static void
-from_start_delivers_rows_another_connection_committed_before_open(
-    void **state)
+from_start_delivers_rows_another_connection_committed_before_open(void **state)
 {
 	struct bus_fixture *f = *state;
 	litebus_reader *r;

@@ -192,10 +192,9 @@ producer_main(void *arg)
 	struct producer *p = arg;
 
 	for (int i = 0; i < JOBS_EACH; i++) {
-		struct ddl_job j = {.which = p->all_ddl
-						 ? i % (int)(sizeof ddl /
-							     sizeof ddl[0])
-						 : -1};
+		struct ddl_job j = {
+		    .which = p->all_ddl ? i % (int)(sizeof ddl / sizeof ddl[0])
+					: -1};
 		int rc = litebus_exec(p->bus, job_ddl_and_emit, &j);
 
 		if (rc != 0 && p->failed++ == 0) {
@@ -374,8 +373,7 @@ in_memory_jobs_creating_and_dropping_a_table_never_fail_beside_readers(
  * ALTER TABLE (litebus.h: "write, create, alter and drop the
  * application's own tables, indexes, views and triggers"). */
 static void
-in_memory_jobs_running_every_kind_of_ddl_never_fail_beside_readers(
-    void **state)
+in_memory_jobs_running_every_kind_of_ddl_never_fail_beside_readers(void **state)
 {
 	run_ddl_workload(*state, true);
 }
@@ -423,9 +421,9 @@ holder_lock(struct bus_fixture *f, struct holder *h)
 			 sqlite3_errmsg(h->db));
 	/* Waits for readers in the middle of a read, if any. */
 	assert_int_equal(sqlite3_busy_timeout(h->db, FX_WAIT_MS), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h->db, "BEGIN EXCLUSIVE", NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(h->db, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+	    SQLITE_OK);
 }
 
 static void *
@@ -457,9 +455,8 @@ holder_unlock(struct holder *h)
 		assert_int_equal(pthread_join(h->thread, NULL), 0);
 		assert_int_equal(h->commit_rc, SQLITE_OK);
 	} else {
-		assert_int_equal(sqlite3_exec(h->db, "COMMIT", NULL, NULL,
-					      NULL),
-				 SQLITE_OK);
+		assert_int_equal(
+		    sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	}
 	assert_int_equal(sqlite3_close(h->db), SQLITE_OK);
 }
@@ -525,8 +522,7 @@ in_memory_reader_waits_for_its_timeout_when_longer_than_busy_timeout(
 
 /* "with -1 the reader keeps retrying". */
 static void
-in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout(
-    void **state)
+in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout(void **state)
 {
 	struct bus_fixture *f = *state; /* busy_timeout_ms 50 */
 	struct holder h;
@@ -718,9 +714,9 @@ in_memory_readers_catch_up_while_a_job_holds_its_transaction(void **state)
 	commit_events(f->bus, LITEBUS_COMPLETION, 5, ids);
 	r = open_reader(f->bus, LITEBUS_FROM_START);
 	atomic_init(&j.step, 0);
-	assert_int_equal(litebus_submit(f->bus, job_emit_then_wait, &j, NULL,
-					NULL),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(f->bus, job_emit_then_wait, &j, NULL, NULL),
+	    LITEBUS_OK);
 	assert_true(wait_step(&j.step, 1));
 	t0 = lb_mono_ns();
 	late = open_reader(f->bus, LITEBUS_FROM_NOW);
@@ -773,8 +769,8 @@ in_memory_readers_wait_out_a_job_that_spills_its_cache(void **state)
 		memset(&l[i], 0, sizeof l[i]);
 		l[i].bus = f->bus;
 		l[i].timeout_ms = i == 0 ? -1 : 0;
-		assert_int_equal(pthread_create(&t[i], NULL, looper_main, &l[i]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, looper_main, &l[i]), 0);
 	}
 	for (int i = 0; i < 3; i++) {
 		commit_events(f->bus, LITEBUS_COMPLETION, 10, NULL);
@@ -808,8 +804,8 @@ in_memory_commits_wait_for_readers_in_the_middle_of_a_read(void **state)
 		memset(&l[i], 0, sizeof l[i]);
 		l[i].bus = f->bus;
 		l[i].timeout_ms = i == 0 ? -1 : 0;
-		assert_int_equal(pthread_create(&t[i], NULL, looper_main, &l[i]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, looper_main, &l[i]), 0);
 	}
 	for (int i = 0; i < EVENTS; i += 10)
 		commit_batch(f->bus, LITEBUS_COMPLETION, 10, NULL);
@@ -971,7 +967,8 @@ an_allocation_failure_while_reading_a_row_is_never_delivered_as_data(
 				fired_somewhere++;
 			}
 			if (rc == LITEBUS_OK) {
-				if (row.event_id != expect || !row_is_exact(&row))
+				if (row.event_id != expect ||
+				    !row_is_exact(&row))
 					fail_msg("allocation #%llu failed: row "
 						 "%lld delivered with wrong or "
 						 "NULL data",
@@ -984,7 +981,8 @@ an_allocation_failure_while_reading_a_row_is_never_delivered_as_data(
 			} else {
 				fail_msg("allocation #%llu: %s before row %lld",
 					 (unsigned long long)n,
-					 litebus_errname(rc), (long long)expect);
+					 litebus_errname(rc),
+					 (long long)expect);
 			}
 		}
 		assert_int_equal(litebus_reader_next(r, &row, 0),
@@ -1025,8 +1023,8 @@ main(void)
 		in_memory_reader_open_fails_with_ebusy_after_busy_timeout,
 		memory_bus_with_short_busy_timeout, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
-		a_reader_on_the_writer_thread_never_waits_for_a_lock, memory_bus,
-		bus_teardown),
+		a_reader_on_the_writer_thread_never_waits_for_a_lock,
+		memory_bus, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		in_memory_readers_catch_up_while_a_job_holds_its_transaction,
 		memory_bus, bus_teardown),

@@ -126,8 +126,7 @@ static const int below_minus_one[] = {-2, -3, -1000, INT_MIN};
 /* litebus_recv(): "EINVAL   NULL argument, or timeout_ms below -1." -
  * at once, and the event waiting is still there afterwards. */
 static void
-recv_with_a_timeout_below_minus_one_is_einval_and_takes_nothing(
-    void **state)
+recv_with_a_timeout_below_minus_one_is_einval_and_takes_nothing(void **state)
 {
 	struct bus_fixture *f = *state;
 	litebus_sub *sub;
@@ -164,9 +163,9 @@ reader_next_with_a_timeout_below_minus_one_is_einval_and_keeps_the_cursor(
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
 	r = open_reader(f->bus, LITEBUS_FROM_START);
 	for (size_t i = 0; i < sizeof below_minus_one / sizeof(int); i++) {
-		assert_int_equal(litebus_reader_next(r, &row,
-						     below_minus_one[i]),
-				 LITEBUS_EINVAL);
+		assert_int_equal(
+		    litebus_reader_next(r, &row, below_minus_one[i]),
+		    LITEBUS_EINVAL);
 		assert_int_equal(litebus_reader_cursor(r), 0);
 	}
 	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_OK);
@@ -203,8 +202,7 @@ recv_with_minus_one_waits_for_a_commit_from_another_thread(void **state)
 }
 
 static void
-reader_next_with_minus_one_waits_for_a_commit_from_another_thread(
-    void **state)
+reader_next_with_minus_one_waits_for_a_commit_from_another_thread(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct waker w;
@@ -261,17 +259,15 @@ recv_with_zero_returns_timeout_without_waiting(void **state)
 			 LITEBUS_OK);
 	for (int i = 0; i < 1000; i++)
 		assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
-	assert_int_equal(atomic_load(&f->bus->channels[LITEBUS_COMPLETION]
-					  ->sleepers),
-			 0);
+	assert_int_equal(
+	    atomic_load(&f->bus->channels[LITEBUS_COMPLETION]->sleepers), 0);
 	litebus_unsubscribe(sub);
 }
 
 /* litebus_reader_next(): "0 never waits for a commit but may read up to
  * reader_batch rows from the table". */
 static void
-reader_next_with_zero_reads_the_table_but_never_waits_for_a_commit(
-    void **state)
+reader_next_with_zero_reads_the_table_but_never_waits_for_a_commit(void **state)
 {
 	struct bus_fixture *f = *state;
 	litebus_reader_stats st;
@@ -295,9 +291,8 @@ reader_next_with_zero_reads_the_table_but_never_waits_for_a_commit(
 	for (int i = 0; i < 1000; i++)
 		assert_int_equal(litebus_reader_next(r, &row, 0),
 				 LITEBUS_TIMEOUT);
-	assert_int_equal(atomic_load(&f->bus->channels[LITEBUS_COMPLETION]
-					  ->sleepers),
-			 0);
+	assert_int_equal(
+	    atomic_load(&f->bus->channels[LITEBUS_COMPLETION]->sleepers), 0);
 	litebus_reader_close(r);
 }
 
@@ -367,7 +362,7 @@ struct on_writer {
 	litebus_sub *sub;
 	litebus_reader *reader;
 	litebus_sub *other_sub; /* of another bus */
-	int64_t expect_id;      /* the event waiting for sub and reader */
+	int64_t expect_id;	/* the event waiting for sub and reader */
 	int recv_1, recv_minus_1, recv_int_max, recv_0, recv_0_again;
 	int next_1, next_minus_1, next_0, next_0_again;
 	int other_recv_1;
@@ -463,16 +458,15 @@ waits_inside_a_job_are_edeadlk_and_timeout_zero_works(void **state)
 
 /* The same from a done-callback. */
 static void
-waits_inside_a_done_callback_are_edeadlk_and_timeout_zero_works(
-    void **state)
+waits_inside_a_done_callback_are_edeadlk_and_timeout_zero_works(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct on_writer w;
 
 	prepare_on_writer(f, &w);
-	assert_int_equal(litebus_submit(f->bus, job_nothing, NULL,
-					done_calls_on_writer, &w),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(f->bus, job_nothing, NULL, done_calls_on_writer, &w),
+	    LITEBUS_OK);
 	/* Queued behind it: once this returns, the callback has run. */
 	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
 	check_on_writer(&w);
@@ -494,9 +488,9 @@ a_wait_on_another_buss_subscriber_is_allowed_on_the_writer(void **state)
 	litebus_options_init(&o); /* in memory */
 	assert_int_equal(litebus_open(&o, &other), LITEBUS_OK);
 	prepare_on_writer(f, &w);
-	assert_int_equal(litebus_subscribe(other, LITEBUS_COMPLETION,
-					   &w.other_sub),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_subscribe(other, LITEBUS_COMPLETION, &w.other_sub),
+	    LITEBUS_OK);
 	assert_int_equal(litebus_exec(f->bus, job_calls_on_writer, &w), 0);
 	check_on_writer(&w);
 	assert_int_equal(w.other_recv_1, LITEBUS_TIMEOUT);
