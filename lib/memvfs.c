@@ -295,7 +295,7 @@ memvfs_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 }
 
 static int
-memvfs_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int flags,
+memvfs_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags,
 	    int *out_flags)
 {
 	struct memvfs_file *m = (struct memvfs_file *)f;
