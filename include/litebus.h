@@ -52,7 +52,7 @@
  *    application's own tables, indexes, views and triggers (names not
  *    starting with "litebus_", not on litebus_* tables); its own
  *    SAVEPOINTs with ROLLBACK TO and RELEASE; deleting outbox rows
- *    (pruning, file databases only); PRAGMA user_version and every PRAGMA
+ *    (pruning); PRAGMA user_version and every PRAGMA
  *    that only reads; registering SQL functions and collations (they stay
  *    for the life of the bus); keeping prepared statements across jobs.
  *  - What is published is what commits.  Before COMMIT the writer reads
@@ -317,7 +317,8 @@ enum litebus_builtin_channel {
 typedef struct litebus_options {
 	/* Database file, created if missing.  NULL or ":memory:" gives a
 	 * private in-memory database, shared by the bus and its readers and
-	 * gone when the last of them closes. Default NULL. */
+	 * gone when the last of them closes (SQLite 3.36 or newer: it uses
+	 * the memdb VFS).  Default NULL. */
 	const char *path;
 	/* Slots in each channel's ring: a power of two in
 	 * [LITEBUS_RING_MIN, LITEBUS_RING_MAX].  Default 4096. */
@@ -473,10 +474,9 @@ LITEBUS_API int litebus_channel_count(litebus *bus);
  * must tell them apart).  The job must not BEGIN, COMMIT, ROLLBACK or
  * RELEASE litebus's savepoints (they are refused by an authorizer) nor
  * write outbox tables except through litebus_emit().  It may delete
- * outbox rows (pruning) on a file database, not on an in-memory one
- * (refused: its readers could see a delete that later rolls back).  Rows
- * deleted before a reader reaches them are not delivered.  It may call
- * litebus_emit(), litebus_submit(), and any SQLite call on litebus_tx_db().
+ * outbox rows (pruning); rows deleted before a reader reaches them are not
+ * delivered.  It may call litebus_emit(), litebus_submit(), and SQLite on
+ * litebus_tx_db() as "What a job may do" above says.
  */
 typedef int (*litebus_job_fn)(litebus_tx *tx, void *arg);
 

@@ -87,6 +87,7 @@
 #include "bus.h"
 
 #include "errors.h"
+#include "memvfs.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -528,15 +529,30 @@ static int
 bus_make_dbname(litebus *bus, const char *path)
 {
 	if (bus_is_memory_path(path)) {
-		uint32_t n = atomic_fetch_add_explicit(&memory_db_counter, 1,
-						       memory_order_relaxed);
+		uint32_t n;
 		char buf[128];
 
-		/* A named shared-cache memory database, so that readers can
-		 * open their own connections to it. */
-		snprintf(buf, sizeof buf,
-			 "file:litebus-mem-%ld-%u-%p?mode=memory&cache=shared",
-			 (long)getpid(), n, (void *)bus);
+		/* SQLite's memdb VFS, one store shared by name between the
+		 * bus's connections (the leading '/' makes it shared), under
+		 * memvfs.c, which gives it the locks of a rollback-journal
+		 * file.  Unlike a shared-cache database, whose table locks
+		 * fail at once with SQLITE_LOCKED (a job's own CREATE TABLE
+		 * beside a reader failed so), every conflict is SQLITE_BUSY,
+		 * which both sides wait out: the writer's COMMIT waits for
+		 * readers in the middle of a read (writer.c, writer_retry),
+		 * readers wait for a COMMIT (reader.c, D6), not for a job -
+		 * unless, as with a file, its transaction outgrows the
+		 * writer's page cache, whose spill takes the exclusive lock
+		 * until COMMIT.  Readers see committed transactions only. */
+		const char *vfs = lb_memvfs_name();
+
+		if (vfs == NULL)
+			return LITEBUS_ECANTOPEN;
+		/* Relaxed: a counter that only makes names unique. */
+		n = atomic_fetch_add_explicit(&memory_db_counter, 1,
+					      memory_order_relaxed);
+		snprintf(buf, sizeof buf, "file:/litebus-mem-%ld-%u-%p?vfs=%s",
+			 (long)getpid(), n, (void *)bus, vfs);
 		bus->dbn.name = strdup(buf);
 		bus->dbn.extra_flags = SQLITE_OPEN_URI;
 		bus->dbn.is_memory = true;
@@ -628,6 +644,20 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	rc = lb_writer_start(bus, &bus->writer);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory)
 		rc = lb_outbox_open_reader(&bus->dbn, &bus->mem_keeper);
+	if (rc == LITEBUS_OK && bus->dbn.is_memory) {
+		/* A memdb store stops growing at 1 GiB by default (then
+		 * SQLITE_FULL); an in-memory bus is bounded by memory only,
+		 * as a shared-cache one was.  The limit is the store's, so
+		 * setting it on any of its connections will do. */
+		sqlite3_int64 limit = INT64_MAX;
+		int src = sqlite3_file_control(bus->mem_keeper, "main",
+					       SQLITE_FCNTL_SIZE_LIMIT, &limit);
+
+		if (src != SQLITE_OK)
+			rc = lb_err_sqlite(bus->mem_keeper, src,
+					   "litebus_open: lifting the size "
+					   "limit of the in-memory database");
+	}
 	if (rc != LITEBUS_OK) {
 		if (bus->writer != NULL)
 			lb_writer_stop(bus->writer);

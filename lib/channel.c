@@ -28,10 +28,37 @@
  *       decreases: published_id <= committed_id at every moment.  A
  *       reader asking "what is committed now" takes committed_id (or the
  *       table itself), never published_id, which may lag a large batch.
- *   C4  An armed fd waiter is owed exactly one eventfd write: whoever
- *       exchanges `armed` from 1 to 0 writes it (lb_channel_fd_arm, or the
- *       writer in channel_wake_fds), under the same C3 fence argument
- *       with armed_fds in place of sleepers.
+ *   C4  fd waiters.  Once the owner's idle call (lb_channel_fd_arm)
+ *       has returned, its eventfd holds a count only if a record at or
+ *       after the owner's position was published, or the channel closed:
+ *       (a) Every write to a waiter's eventfd happens under fd_lock:
+ *           by the writer (channel_wake_fds) or the owner
+ *           (lb_channel_fd_arm) in the critical section that clears
+ *           `armed` (1 -> 0), and only if head >= w->pos there; or by
+ *           close, to every waiter.  So, under fd_lock, armed == 1 means
+ *           nothing was written since the owner armed (and drained).
+ *       (b) The owner drains (when armed == 0), sets armed and pos, and
+ *           re-checks head and closed, all under fd_lock.  A wake-up the
+ *           writer decided on earlier has then either written before
+ *           the drain, or not cleared `armed` yet and compares head with
+ *           the new pos.  The interleaving this rules out: the writer
+ *           cleared `armed` for record p; the owner read p, found
+ *           nothing more, drained and re-armed; the writer's late write
+ *           then left the fd readable with nothing to read, and every
+ *           later idle call saw armed == 1 and skipped the drain.  Now
+ *           the writer's clear and write are one critical section, and
+ *           a writer that gets there after the owner moved on finds
+ *           head < pos and writes nothing.
+ *       (c) No lost wake-up: the owner raises armed_fds (seq_cst) and
+ *           fences before it loads head; the writer stores head, fences
+ *           (lb_channel_wake), then loads armed_fds.  Either the owner
+ *           sees the new head and signals itself, or the writer sees
+ *           armed_fds != 0, takes fd_lock after the owner released it,
+ *           and finds head >= pos.  armed_fds stays >= 1 while any
+ *           waiter is armed, so the writer skips fd_lock (its fast path)
+ *           only when no waiter is.
+ *       (d) Clearing `armed` is the decision to write, so the eventfd is
+ *           written at most once per arming, plus once at close.
  */
 #include "channel.h"
 
@@ -180,10 +207,13 @@ channel_eventfd_signal(int fd)
 	ssize_t n;
 
 	/* An eventfd write fails only if the counter would overflow, which a
-	 * counter of at most a few units never does; EINTR is retried. */
+	 * count of at most one per arming plus one at close (C4 d) never
+	 * does; EINTR is retried. */
 	do
 		n = write(fd, &one, sizeof one);
 	while (n < 0 && errno == EINTR);
+	assert(n == (ssize_t)sizeof one);
+	(void)n;
 }
 
 static void
@@ -192,29 +222,46 @@ channel_eventfd_drain(int fd)
 	uint64_t v;
 	ssize_t n;
 
+	/* Non-blocking: EAGAIN means the count was already 0. */
 	do
 		n = read(fd, &v, sizeof v);
 	while (n < 0 && errno == EINTR);
+	assert(n == (ssize_t)sizeof v || (n < 0 && errno == EAGAIN));
+	(void)n;
 }
 
-/* Writer (or close).  Write to every armed waiter, or to all if `all`. */
+/* Under fd_lock, with w->armed == 1: disarm and write (C4 a).  Relaxed:
+ * every change of `armed` happens under fd_lock, which orders them; the
+ * count is a hint for the writer's fast path, ordered by the fences of
+ * C4 c, and only the increment needs them. */
+static void
+channel_fd_fire(struct lb_channel *ch, struct lb_fd_waiter *w)
+{
+	atomic_store_explicit(&w->armed, 0, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&ch->armed_fds, 1, memory_order_relaxed);
+	channel_eventfd_signal(w->fd);
+}
+
+/* Writer (or close).  Write to every armed waiter whose position the ring
+ * has reached, or to all if `all` (C4 a). */
 static void
 channel_wake_fds(struct lb_channel *ch, bool all)
 {
+	uint64_t head;
+
 	pthread_mutex_lock(&ch->fd_lock);
+	/* Loaded under the lock, after the head stores of this batch (our
+	 * own), so a waiter that re-armed for a later position while we
+	 * were on the way here is compared with its new pos (C4 b). */
+	head = lb_ring_head(&ch->ring);
 	for (struct lb_fd_waiter *w = ch->fd_waiters; w != NULL; w = w->next) {
-		/* C4: the exchange decides who owes the write. */
-		/* acq_rel: the exchange is the single point that decides
-		 * who writes (C4); the count is only a hint that makes the
-		 * writer take fd_lock, so its decrement is relaxed. */
-		if (atomic_exchange_explicit(&w->armed, 0,
-					     memory_order_acq_rel) == 1) {
-			atomic_fetch_sub_explicit(&ch->armed_fds, 1,
-						  memory_order_relaxed);
+		bool armed = atomic_load_explicit(&w->armed,
+						  memory_order_relaxed) == 1;
+
+		if (armed && (all || head >= w->pos))
+			channel_fd_fire(ch, w);
+		else if (all)
 			channel_eventfd_signal(w->fd);
-		} else if (all) {
-			channel_eventfd_signal(w->fd);
-		}
 	}
 	pthread_mutex_unlock(&ch->fd_lock);
 }
@@ -297,13 +344,12 @@ lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w)
 		ch->fd_waiters = w->next;
 	if (w->next != NULL)
 		w->next->prev = w->prev;
-	/* Relaxed: under fd_lock, which the writer also holds whenever it
-	 * clears `armed` (channel_wake_fds); only lb_channel_fd_arm's
-	 * exchange runs outside it, and it runs on this waiter's own thread,
-	 * which is the one unregistering. */
-	if (atomic_exchange_explicit(&w->armed, 0, memory_order_relaxed) == 1)
+	/* Relaxed: `armed` changes only under fd_lock (C4 a). */
+	if (atomic_load_explicit(&w->armed, memory_order_relaxed) == 1) {
+		atomic_store_explicit(&w->armed, 0, memory_order_relaxed);
 		atomic_fetch_sub_explicit(&ch->armed_fds, 1,
 					  memory_order_relaxed);
+	}
 	w->registered = false;
 	pthread_mutex_unlock(&ch->fd_lock);
 }
@@ -311,22 +357,28 @@ lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w)
 void
 lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w, uint64_t pos)
 {
-	if (atomic_load_explicit(&w->armed, memory_order_relaxed) == 1)
-		return; /* already armed and drained: nothing owed yet */
-	channel_eventfd_drain(w->fd);
-	/* C4.  The stores are seq_cst and the fence pairs with the one in
-	 * lb_channel_wake(): either the writer sees armed_fds != 0 and our
-	 * armed flag, or we see its head below.  The count goes up before the
-	 * flag, so whoever clears the flag never takes the count below 0. */
-	atomic_fetch_add_explicit(&ch->armed_fds, 1, memory_order_seq_cst);
-	atomic_store_explicit(&w->armed, 1, memory_order_seq_cst);
-	atomic_thread_fence(memory_order_seq_cst);
-	if (lb_ring_head(&ch->ring) >= pos || lb_channel_is_closed(ch)) {
-		if (atomic_exchange_explicit(&w->armed, 0,
-					     memory_order_acq_rel) == 1) {
-			atomic_fetch_sub_explicit(&ch->armed_fds, 1,
-						  memory_order_relaxed);
-			channel_eventfd_signal(w->fd);
-		}
+	pthread_mutex_lock(&ch->fd_lock);
+	if (atomic_load_explicit(&w->armed, memory_order_relaxed) == 0) {
+		/* C4 b: nothing was written for the old arming after this
+		 * drain, since writes happen under this lock. */
+		channel_eventfd_drain(w->fd);
+		/* C4 c: the count goes up before the flag, so whoever clears
+		 * the flag never takes it below 0.  seq_cst, with the fence
+		 * below, pairs with the fence in lb_channel_wake(). */
+		atomic_fetch_add_explicit(&ch->armed_fds, 1,
+					  memory_order_seq_cst);
+		/* Relaxed: read only under fd_lock (C4 a). */
+		atomic_store_explicit(&w->armed, 1, memory_order_relaxed);
 	}
+	/* Still armed from an earlier call: nothing was written since (C4 a),
+	 * but the owner may have read on since; the writer must compare
+	 * with the new position. */
+	w->pos = pos;
+	/* C4 c: orders the increment above (or the one of the arming still
+	 * in force) before the head load.  Pairs with the fence in
+	 * lb_channel_wake(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (lb_ring_head(&ch->ring) >= pos || lb_channel_is_closed(ch))
+		channel_fd_fire(ch, w);
+	pthread_mutex_unlock(&ch->fd_lock);
 }

@@ -14,12 +14,19 @@
 #include <stdint.h>
 
 /* A file-descriptor waiter (embedded in a subscriber).  While `armed`, the
- * writer owes it one write to `fd` at the next publish or at close. */
+ * writer owes it one write to `fd` once the ring's head reaches `pos`, or
+ * at close (C4, in channel.c). */
 struct lb_fd_waiter {
-	/* 1 while armed.  Set by the owner; cleared by whoever sends the
-	 * wake-up (owner or writer) with an exchange, so exactly one of them
-	 * writes to the eventfd. */
+	/* 1 while armed.  Read and changed only under the channel's fd_lock
+	 * (relaxed atomics; the lock orders them): set by the owner; cleared
+	 * by whoever sends the wake-up (owner or writer), in the same
+	 * critical section as its eventfd write (C4).  The writer's unlocked
+	 * fast path looks at armed_fds instead. */
 	_Atomic uint32_t armed;
+	/* The ring position the owner waits for: the write is owed only once
+	 * head >= pos.  Under fd_lock (written by the owner, read by the
+	 * writer). */
+	uint64_t pos;
 	int fd; /* eventfd, owned by the embedding subscriber */
 	bool registered;
 	struct lb_fd_waiter *prev, *next; /* under the channel's fd_lock */
@@ -91,9 +98,12 @@ void lb_channel_wait(struct lb_channel *ch, uint64_t pos, uint64_t deadline_ns);
 /* fd waiters: register/unregister (any thread, takes fd_lock). */
 void lb_channel_fd_register(struct lb_channel *ch, struct lb_fd_waiter *w);
 void lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w);
-/* Arm `w` after its owner found nothing to read: drain the eventfd, then
- * arm, then re-check; if the ring reached `pos` or the channel closed in
- * between, make the fd readable again.  Owner's thread. */
+/* Arm `w` after its owner found nothing to read at ring position `pos`:
+ * under fd_lock, drain the eventfd (unless still armed from an earlier
+ * call), arm it for `pos`, then re-check; if the ring reached `pos` or
+ * the channel closed meanwhile, make the fd readable again (C4).  On
+ * return the fd is readable only if something at or after `pos` was
+ * published, or the channel closed.  Owner's thread. */
 void lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w,
 		       uint64_t pos);
 

@@ -223,12 +223,10 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 	case SQLITE_DELETE:
 		if (!outbox_is_ours(a1))
 			return SQLITE_OK;
-		/* Pruning outbox rows is allowed on file databases.  Readers
-		 * of an in-memory database read uncommitted pages (outbox.c,
-		 * lb_outbox_open_reader): they would see a DELETE that later
-		 * rolls back and skip rows that then come back. */
-		return strncasecmp(a1, "litebus_outbox_", 15) == 0 &&
-			       !ob->is_memory
+		/* Pruning outbox rows is allowed; readers see committed rows
+		 * only (WAL, or memvfs.c's M3 in memory), so a DELETE that
+		 * rolls back never makes them skip a row. */
+		return strncasecmp(a1, "litebus_outbox_", 15) == 0
 			   ? SQLITE_OK
 			   : SQLITE_DENY;
 	case SQLITE_CREATE_INDEX:
@@ -1740,22 +1738,18 @@ lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out)
 	int rc;
 
 	*out = NULL;
+	/* No busy handler (SQLite's default): readers retry SQLITE_BUSY and
+	 * SQLITE_LOCKED themselves, with their own backoff and deadline
+	 * (reader.c, D6).  An in-memory database is a memdb store shared by
+	 * name, locked like a rollback-journal file (bus.c, memvfs.c): like
+	 * a WAL reader, this connection sees committed transactions only,
+	 * so it needs no read_uncommitted. */
 	rc = sqlite3_open_v2(dbn->name, &db,
 			     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
 				 dbn->extra_flags,
 			     NULL);
 	if (rc == SQLITE_OK)
 		rc = lb_outbox_harden(db);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(db, 1000);
-	if (rc == SQLITE_OK && dbn->is_memory)
-		/* Shared-cache readers would otherwise take table read locks
-		 * that make the writer fail with SQLITE_LOCKED.  Reading
-		 * uncommitted pages is safe here because a reader never asks
-		 * for ids above the channel's published id, and every such
-		 * row is committed (reader.c, D2). */
-		rc = sqlite3_exec(db, "PRAGMA read_uncommitted=1", NULL, NULL,
-				  NULL);
 	if (rc != SQLITE_OK) {
 		rc = lb_err_sqlite(db, rc, "opening a reader connection");
 		sqlite3_close_v2(db);
@@ -1772,6 +1766,8 @@ lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 {
 	char sql[SQL_MAX];
 
+	/* main.: a reader's connection has no other schema, but the name
+	 * should not depend on that. */
 	snprintf(sql, sizeof sql,
 		 "SELECT %s FROM main.\"litebus_outbox_%s\" "
 		 "WHERE event_id > ?1 AND event_id <= ?2%s%s%s "
@@ -1781,4 +1777,33 @@ lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 		 by_ns ? " AND namespace = ?5" : "",
 		 by_tag ? " AND instance_tag = ?6" : "");
 	return outbox_prepare(db, sql, out);
+}
+
+int
+lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head)
+{
+	char sql[SQL_MAX];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/* The same expression as the writer's next_id (above): the largest
+	 * id the table holds, or its deletion high-water mark if higher. */
+	snprintf(sql, sizeof sql,
+		 "SELECT max(coalesce((SELECT max(event_id) FROM "
+		 "main.\"litebus_outbox_%s\"), 0), coalesce((SELECT "
+		 "high_water FROM main.litebus_channel WHERE name = '%s'), 0))",
+		 channel_name, channel_name);
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*head = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	/* Finalizing ends the read transaction at once. */
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the newest event_id");
+	return LITEBUS_OK;
 }

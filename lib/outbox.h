@@ -52,8 +52,7 @@ struct lb_outbox {
 	 * litebus's namespace: both checked after every job. */
 	int config[LB_NCONFIG];
 	int64_t ours;
-	/* In-memory database: jobs may not delete outbox rows (see
-	 * outbox_authorize).  Immutable after open. */
+	/* In-memory database.  Immutable after open. */
 	bool is_memory;
 };
 
@@ -130,6 +129,14 @@ int lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out);
 int lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 			    bool by_partition, bool by_ns, bool by_tag,
 			    sqlite3_stmt **out);
+
+/* A reader's connection: the newest event_id committed on `channel_name`
+ * as this connection sees it now (one short read transaction): the
+ * table's largest event_id, or its deletion high-water mark if higher.
+ * Returns a litebus status; EBUSY means SQLITE_BUSY or SQLITE_LOCKED, and
+ * may be retried. */
+int lb_outbox_read_head(sqlite3 *db, const char *channel_name,
+			int64_t *head);
 
 /* Apply litebus's connection settings (defensive, untrusted schema). */
 int lb_outbox_harden(sqlite3 *db);

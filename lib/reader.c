@@ -19,39 +19,65 @@
  * matching row.
  *
  * Invariants
- *   D1  The subscriber attaches before `upper` is first read from the
- *       channel's published id, so every record published after that read
- *       reaches the subscriber (S1) or is counted as lost by a LAGGED, and
- *       every record published before it has id <= upper (C1).
- *   D2  A query never asks for ids above `upper`, and upper never exceeds
- *       the channel's published id, so every row read is committed: with
- *       WAL the read sees every commit that finished before it began, and
- *       an in-memory reader (read_uncommitted) cannot see a rolled-back
- *       row, whose id is above every published one (writer.c, W4).
- *   D3  On LAGGED, upper becomes the published id (loaded after the lap
- *       was detected) and need_sql is set: the lost records all have ids
- *       <= that, so the table supplies them.
+ *   D1  The subscriber attaches (S1) before anything else is read: the
+ *       channel's published id, its committed id (C5) and the table's
+ *       head (largest event_id or deletion high-water mark) through the
+ *       reader's own connection.  Every record published after the
+ *       attach reaches the subscriber or is counted in a LAGGED; every
+ *       record published before it has an id <= the published id read
+ *       afterwards (C1).  upper starts at the largest of the three, so
+ *       it covers everything committed, by this process or any other,
+ *       before the table was read; FROM_NOW puts the cursor there.  upper
+ *       may therefore exceed the published id: ring records with ids <=
+ *       upper are already covered and are skipped.
+ *   D2  Every row a query returns is committed: a reader's connection
+ *       sees committed transactions only (a WAL snapshot for files; for
+ *       in-memory databases, a rollback-journal file's locks: memvfs.c,
+ *       M3).  A query never asks for ids
+ *       above upper, and every id <= upper was committed before upper
+ *       was raised to it (D1, D3, D5; by C5, R1 or the table itself), so
+ *       the query's snapshot, which begins later, holds every row <=
+ *       upper there will ever be: a short page proves (cursor, upper]
+ *       exhausted.
+ *   D3  On LAGGED, upper becomes at least the published id (loaded after
+ *       the lap was detected) and need_sql is set: the lost records all
+ *       have ids <= that, so the table supplies them.
  *   D4  cursor only grows, and only to an id that was returned or to the
  *       end of a range the table (or the ring, for filtered records) has
  *       proven holds nothing more to return.
  *   D5  The ring proves a range holds nothing matching only if it carried
- *       every id in it: this bus's writer hands out dense ids per channel
- *       (rolled-back ids are handed out again; pruning never moves the
- *       counter), so a record whose id is not upper + 1 sends the range
- *       to the table.  Rows another process commits to the same file
- *       reach the ring of no bus here and are found that way - once this
- *       bus next publishes on the channel.
+ *       every id in it.  Ids on the ring may have gaps: ids a job handed
+ *       out and then rolled back to its own savepoint, rows deleted
+ *       before COMMIT, rows another process committed to the same file
+ *       (which reach the ring of no bus here).  So a record whose id is
+ *       not upper + 1 sends the whole range to the table; for the rows of
+ *       another process, that happens once this bus next publishes on the
+ *       channel.
+ *   D6  Another connection's lock (SQLITE_BUSY, or SQLITE_LOCKED) never
+ *       fails a call at once: the statement is retried from the start,
+ *       with backoff, for max(busy_timeout_ms, timeout_ms) after the
+ *       first refusal (forever with timeout -1), and only then is EBUSY
+ *       returned, with cursor, upper and need_sql unchanged.  On the
+ *       writer thread nothing is waited for: the lock may be the
+ *       writer's own (an in-memory bus's job whose transaction outgrew
+ *       the page cache holds the exclusive lock until it ends).
  */
 #include "bus.h"
 #include "errors.h"
 #include "outbox.h"
 #include "subscriber.h"
 #include "wait.h"
+#include "writer.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define NO_OFF SIZE_MAX
+
+/* Backoff while another connection holds a lock (D6): short first, since
+ * a COMMIT holds the exclusive lock only briefly. */
+#define READER_BACKOFF_MIN_NS 20000u   /* 20 us */
+#define READER_BACKOFF_MAX_NS 2000000u /* 2 ms */
 
 /* A buffered row; pointers are offsets into the arena until delivery (the
  * arena may move while it grows). */
@@ -86,6 +112,59 @@ struct litebus_reader {
 
 	litebus_reader_stats stats;
 };
+
+/* ------------------------------------------------------------------ */
+/* Waiting out other connections' locks (D6)                           */
+
+struct reader_busy {
+	uint64_t wait_ns;     /* UINT64_MAX: forever */
+	uint64_t deadline_ns; /* 0 until the first refusal */
+	uint64_t sleep_ns;
+	bool on_writer;
+};
+
+static void
+reader_busy_init(struct reader_busy *b, const litebus_reader *r,
+		 int timeout_ms)
+{
+	uint64_t busy_ms = r->sub.bus->opts.busy_timeout_ms;
+
+	if (timeout_ms < 0)
+		b->wait_ns = UINT64_MAX;
+	else
+		b->wait_ns = ((uint64_t)timeout_ms > busy_ms
+				  ? (uint64_t)timeout_ms
+				  : busy_ms) *
+			     1000000u;
+	b->deadline_ns = 0;
+	b->sleep_ns = READER_BACKOFF_MIN_NS;
+	b->on_writer = lb_writer_is_current(r->sub.bus);
+}
+
+/* A call refused with `status` (its error text set): sleep and return
+ * true to try again, or false to give up with that status. */
+static bool
+reader_busy_retry(struct reader_busy *b, int status)
+{
+	uint64_t now, left;
+
+	if (status != LITEBUS_EBUSY || b->on_writer)
+		return false;
+	now = lb_mono_ns();
+	if (b->deadline_ns == 0)
+		b->deadline_ns = b->wait_ns == UINT64_MAX ? UINT64_MAX
+							  : now + b->wait_ns;
+	if (now >= b->deadline_ns)
+		return false;
+	left = b->deadline_ns - now;
+	lb_sleep_ns(b->sleep_ns < left ? b->sleep_ns : left);
+	if (b->sleep_ns < READER_BACKOFF_MAX_NS)
+		b->sleep_ns *= 2;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The ring                                                            */
 
 static bool
 reader_rec_may_match(const litebus_reader *r, const struct lb_rec *rec)
@@ -124,10 +203,9 @@ reader_drain_ring(litebus_reader *r)
 			continue;
 		}
 		if (rec.event_id <= r->upper)
-			continue; /* already covered by (cursor, upper] */
-		/* D5: this writer's ids are dense on a channel, so a gap
-		 * holds rows the ring never carried (another writer's): only
-		 * the table can say whether they match. */
+			continue; /* already covered by (cursor, upper] (D1) */
+		/* D5: a gap holds ids the ring never carried; only the table
+		 * can say whether rows with them exist and match. */
 		if (rec.event_id != r->upper + 1 ||
 		    reader_rec_may_match(r, &rec))
 			r->need_sql = true;
@@ -135,6 +213,9 @@ reader_drain_ring(litebus_reader *r)
 	}
 	return n > 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* The table                                                           */
 
 static int
 reader_arena_put(litebus_reader *r, const void *p, size_t len, bool nul,
@@ -167,91 +248,154 @@ reader_arena_put(litebus_reader *r, const void *p, size_t len, bool nul,
 	return LITEBUS_OK;
 }
 
+/* Column i of the current row as bytes (a BLOB, or TEXT when `text`).
+ * *p is NULL for SQL NULL; an empty value may also come back as NULL
+ * (SQLite's rule for zero-length blobs), with *len 0.  A NULL pointer for
+ * any other value means SQLite could not allocate the conversion: ENOMEM,
+ * never a NULL delivered in place of the data. */
+static int
+reader_column(litebus_reader *r, sqlite3_stmt *st, int i, bool text,
+	      const void **p, size_t *len)
+{
+	int type = sqlite3_column_type(st, i);
+
+	/* Per SQLite's rules, fetch the pointer first, then the length. */
+	*p = text ? (const void *)sqlite3_column_text(st, i)
+		  : sqlite3_column_blob(st, i);
+	*len = (size_t)sqlite3_column_bytes(st, i);
+	if (*p != NULL || type == SQLITE_NULL) {
+		if (*p == NULL)
+			*len = 0;
+		return LITEBUS_OK;
+	}
+	if (*len != 0 || sqlite3_errcode(r->db) == SQLITE_NOMEM)
+		return lb_err_sqlite(r->db, SQLITE_NOMEM,
+				     "litebus_reader_next: reading a column");
+	return LITEBUS_OK; /* an empty value */
+}
+
 static int
 reader_copy_row(litebus_reader *r, sqlite3_stmt *st, struct reader_row *row)
 {
+	const void *p;
+	size_t len;
 	int rc;
 
+	/* Integer columns: no conversion of an integer (or of text) to an
+	 * integer allocates, so these cannot fail. */
 	row->event_id = sqlite3_column_int64(st, 0);
 	row->partition_key = sqlite3_column_int64(st, 1);
 	row->occurred_at_ms = sqlite3_column_int64(st, 7);
 	row->committed_at_ms = sqlite3_column_int64(st, 8);
-	/* Per SQLite's rules, fetch the pointer first, then the length. */
-	{
-		const void *p = sqlite3_column_blob(st, 2);
-		row->subject_len = (size_t)sqlite3_column_bytes(st, 2);
-		if (p == NULL)
-			row->subject_len = 0;
-		rc = reader_arena_put(r, p, row->subject_len, false,
-				      &row->subject_off);
-	}
+
+	rc = reader_column(r, st, 2, false, &p, &len);
 	if (rc == LITEBUS_OK) {
-		const unsigned char *t = sqlite3_column_text(st, 3);
-		rc = reader_arena_put(r, t != NULL ? t : (const unsigned char *)"",
-				      (size_t)sqlite3_column_bytes(st, 3), true,
+		row->subject_len = len;
+		rc = reader_arena_put(r, p, len, false, &row->subject_off);
+	}
+	if (rc == LITEBUS_OK)
+		rc = reader_column(r, st, 3, true, &p, &len);
+	if (rc == LITEBUS_OK) /* NOT NULL in the schema; "" if not */
+		rc = reader_arena_put(r, p != NULL ? p : "", len, true,
 				      &row->type_off);
-	}
+	if (rc == LITEBUS_OK)
+		rc = reader_column(r, st, 4, true, &p, &len);
+	if (rc == LITEBUS_OK)
+		rc = reader_arena_put(r, p, len, true, &row->ns_off);
+	if (rc == LITEBUS_OK)
+		rc = reader_column(r, st, 5, true, &p, &len);
+	if (rc == LITEBUS_OK)
+		rc = reader_arena_put(r, p, len, true, &row->tag_off);
+	if (rc == LITEBUS_OK)
+		rc = reader_column(r, st, 6, false, &p, &len);
 	if (rc == LITEBUS_OK) {
-		const unsigned char *t = sqlite3_column_text(st, 4);
-		rc = reader_arena_put(r, t, (size_t)sqlite3_column_bytes(st, 4),
-				      true, &row->ns_off);
-	}
-	if (rc == LITEBUS_OK) {
-		const unsigned char *t = sqlite3_column_text(st, 5);
-		rc = reader_arena_put(r, t, (size_t)sqlite3_column_bytes(st, 5),
-				      true, &row->tag_off);
-	}
-	if (rc == LITEBUS_OK) {
-		const void *p = sqlite3_column_blob(st, 6);
-		row->payload_len = (size_t)sqlite3_column_bytes(st, 6);
-		if (p == NULL)
-			row->payload_len = 0;
-		rc = reader_arena_put(r, p, row->payload_len, false,
-				      &row->payload_off);
+		row->payload_len = len;
+		rc = reader_arena_put(r, p, len, false, &row->payload_off);
 	}
 	return rc;
 }
 
-/* One catch-up query over (cursor, upper].  On error the buffer is empty
- * and cursor/upper/need_sql are unchanged, so the call can be retried. */
 static int
-reader_query(litebus_reader *r)
+reader_bind(litebus_reader *r)
+{
+	sqlite3_stmt *st = r->range;
+	int rc;
+
+	/* SQLITE_STATIC: ns and tag live as long as the reader. */
+	rc = sqlite3_bind_int64(st, 1, r->cursor);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 2, r->upper);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, 3, r->batch);
+	if (rc == SQLITE_OK && r->by_partition)
+		rc = sqlite3_bind_int64(st, 4, r->partition_key);
+	if (rc == SQLITE_OK && r->ns != NULL)
+		rc = sqlite3_bind_text(st, 5, r->ns, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK && r->tag != NULL)
+		rc = sqlite3_bind_text(st, 6, r->tag, -1, SQLITE_STATIC);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(r->db, rc,
+				     "litebus_reader_next: binding the range");
+	return LITEBUS_OK;
+}
+
+/* One attempt at a page of (cursor, upper].  Returns OK with *count rows
+ * buffered, or a status (EBUSY for another connection's lock) with the
+ * statement reset and nothing kept. */
+static int
+reader_query_once(litebus_reader *r, size_t *count)
 {
 	sqlite3_stmt *st = r->range;
 	size_t n = 0;
+	int rc, status;
+
+	r->arena_len = 0;
+	*count = 0;
+	status = reader_bind(r);
+	if (status != LITEBUS_OK)
+		return status;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		status = reader_copy_row(r, st, &r->rows[n]);
+		if (status != LITEBUS_OK)
+			break;
+		n++;
+	}
+	if (status == LITEBUS_OK && rc != SQLITE_DONE)
+		status = lb_err_sqlite(r->db, rc,
+				       "litebus_reader_next: reading the "
+				       "outbox");
+	/* Ends the read transaction at once.  Its result repeats the step's
+	 * error, already taken above. */
+	(void)sqlite3_reset(st);
+	if (status != LITEBUS_OK) {
+		r->arena_len = 0;
+		return status;
+	}
+	*count = n;
+	return LITEBUS_OK;
+}
+
+/* One catch-up query over (cursor, upper], waiting out other connections'
+ * locks (D6).  On error the buffer is empty and cursor/upper/need_sql are
+ * unchanged, so the call can be retried. */
+static int
+reader_query(litebus_reader *r, int timeout_ms)
+{
+	struct reader_busy busy;
+	size_t n;
 	int rc;
 
 	r->count = r->next = 0;
-	r->arena_len = 0;
-	sqlite3_bind_int64(st, 1, r->cursor);
-	sqlite3_bind_int64(st, 2, r->upper);
-	sqlite3_bind_int64(st, 3, r->batch);
-	if (r->by_partition)
-		sqlite3_bind_int64(st, 4, r->partition_key);
-	if (r->ns != NULL)
-		sqlite3_bind_text(st, 5, r->ns, -1, SQLITE_STATIC);
-	if (r->tag != NULL)
-		sqlite3_bind_text(st, 6, r->tag, -1, SQLITE_STATIC);
-	r->stats.queries++;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int crc = reader_copy_row(r, st, &r->rows[n]);
-		if (crc != LITEBUS_OK) {
-			sqlite3_reset(st);
-			r->arena_len = 0;
-			return crc;
-		}
-		n++;
-	}
-	/* Reset ends the read transaction at once. */
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		r->arena_len = 0;
-		return lb_err_sqlite(r->db, rc, "litebus_reader_next: reading "
-						"the outbox");
-	}
+	r->stats.queries++; /* retries after a lock included */
+	reader_busy_init(&busy, r, timeout_ms);
+	do
+		rc = reader_query_once(r, &n);
+	while (rc != LITEBUS_OK && reader_busy_retry(&busy, rc));
+	if (rc != LITEBUS_OK)
+		return rc;
 	r->count = n;
 	if (n < r->batch) {
-		r->end_cursor = r->upper; /* the range is exhausted */
+		r->end_cursor = r->upper; /* the range is exhausted (D2) */
 		r->need_sql = false;
 	} else {
 		r->end_cursor = r->rows[n - 1].event_id;
@@ -284,6 +428,9 @@ reader_deliver(litebus_reader *r, litebus_row *out)
 	r->stats.delivered++;
 }
 
+/* ------------------------------------------------------------------ */
+/* Public                                                              */
+
 static int reader_open(litebus *bus, int channel, int64_t after_event_id,
 		       const litebus_filter *f, litebus_reader **out);
 
@@ -310,12 +457,42 @@ litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
 	return rc;
 }
 
+/* Open the connection and the range statement, and read the table's head
+ * (D1), waiting out other connections' locks as a call with timeout 0
+ * would (D6). */
+static int
+reader_open_table(litebus_reader *r, int64_t *table_head)
+{
+	struct lb_channel *ch = r->sub.ch;
+	struct reader_busy busy;
+	int rc;
+
+	rc = lb_outbox_open_reader(&r->sub.bus->dbn, &r->db);
+	if (rc != LITEBUS_OK)
+		return rc;
+	/* Preparing reads the schema, which may be locked too. */
+	reader_busy_init(&busy, r, 0);
+	do
+		rc = lb_outbox_prepare_range(r->db, ch->name, r->by_partition,
+					     r->ns != NULL, r->tag != NULL,
+					     &r->range);
+	while (rc != LITEBUS_OK && reader_busy_retry(&busy, rc));
+	if (rc != LITEBUS_OK)
+		return rc;
+	reader_busy_init(&busy, r, 0);
+	do
+		rc = lb_outbox_read_head(r->db, ch->name, table_head);
+	while (rc != LITEBUS_OK && reader_busy_retry(&busy, rc));
+	return rc;
+}
+
 static int
 reader_open(litebus *bus, int channel, int64_t after_event_id,
 	    const litebus_filter *f, litebus_reader **out)
 {
 	struct lb_channel *ch;
 	litebus_reader *r;
+	int64_t now, table_head = 0, id;
 	int rc;
 
 	ch = lb_bus_channel(bus, channel);
@@ -353,24 +530,20 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 	}
 	/* D1: attach first, then learn what was committed before. */
 	lb_sub_init(&r->sub, bus, ch);
-	r->upper = lb_channel_published_id(ch);
-	if (after_event_id == LITEBUS_FROM_NOW)
-		r->cursor = r->upper;
-	else
-		r->cursor = after_event_id;
-	if (r->cursor > r->upper)
-		r->upper = r->cursor;
-	r->need_sql = r->upper > r->cursor;
-
-	rc = lb_outbox_open_reader(&bus->dbn, &r->db);
-	if (rc == LITEBUS_OK)
-		rc = lb_outbox_prepare_range(r->db, ch->name, r->by_partition,
-					     r->ns != NULL, r->tag != NULL,
-					     &r->range);
+	now = lb_channel_published_id(ch);
+	id = lb_channel_committed_id(ch);
+	if (id > now)
+		now = id;
+	rc = reader_open_table(r, &table_head);
 	if (rc != LITEBUS_OK) {
 		litebus_reader_close(r);
 		return rc;
 	}
+	if (table_head > now)
+		now = table_head;
+	r->cursor = after_event_id == LITEBUS_FROM_NOW ? now : after_event_id;
+	r->upper = r->cursor > now ? r->cursor : now;
+	r->need_sql = r->upper > r->cursor;
 	*out = r;
 	return LITEBUS_OK;
 }
@@ -386,6 +559,9 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 				  "litebus_reader_next: NULL argument");
 	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
 		return lb_bus_err_forked("litebus_reader_next");
+	rc = lb_sub_check_timeout(&r->sub, timeout_ms, "litebus_reader_next");
+	if (rc != LITEBUS_OK)
+		return rc;
 	for (;;) {
 		bool closed, progress;
 
@@ -399,7 +575,7 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 		progress = reader_drain_ring(r);
 		if (r->upper > r->cursor) {
 			if (r->need_sql) {
-				rc = reader_query(r);
+				rc = reader_query(r, timeout_ms);
 				if (rc != LITEBUS_OK)
 					return rc;
 			} else {
@@ -448,6 +624,8 @@ litebus_reader_stats_get(const litebus_reader *r, litebus_reader_stats *st)
 	if (r == NULL || st == NULL)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_stats_get: NULL argument");
+	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
+		return lb_bus_err_forked("litebus_reader_stats_get");
 	*st = r->stats;
 	return LITEBUS_OK;
 }

@@ -19,12 +19,21 @@
  *       counted in a LAGGED (skipped), once: for a subscriber attached at
  *       p0, received + skipped == pos - p0.
  *   S3  After a lap, pos = max(old pos + 1, head - capacity/2 + 1).
+ *   S4  The fd, once made, is armed (lb_sub_idle) for position pos only
+ *       when a call is about to return TIMEOUT, and only a call that
+ *       finds nothing arms it; so after TIMEOUT it is readable only once
+ *       a record at pos or later is published, or the channel closes
+ *       (C4).
+ *   S5  Every wait obeys lb_sub_check_timeout(): below -1 is EINVAL, and
+ *       a non-zero timeout on the writer thread of the subscriber's own
+ *       bus is EDEADLK, before anything is read.
  */
 #include "subscriber.h"
 
 #include "bus.h"
 #include "errors.h"
 #include "wait.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -90,6 +99,26 @@ lb_sub_idle(struct litebus_sub *s)
 {
 	if (s->fdw.fd >= 0)
 		lb_channel_fd_arm(s->ch, &s->fdw, s->pos);
+}
+
+int
+lb_sub_check_timeout(const struct litebus_sub *s, int timeout_ms,
+		     const char *fn)
+{
+	if (timeout_ms < -1)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "%s: timeout_ms %d is below -1 (-1 waits "
+				  "forever, 0 never waits)",
+				  fn, timeout_ms);
+	/* Jobs and done-callbacks run on the writer: a wait there would
+	 * hold up the very commit it waits for. */
+	if (timeout_ms != 0 && lb_writer_is_current(s->bus))
+		return lb_err_set(LITEBUS_EDEADLK,
+				  "%s: a timeout of %d ms on the bus's writer "
+				  "thread (in a job or a done-callback) would "
+				  "wait for the writer itself; use 0",
+				  fn, timeout_ms);
+	return LITEBUS_OK;
 }
 
 int
@@ -168,11 +197,15 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 {
 	uint64_t deadline = 0;
 	struct lb_rec rec;
+	int rc;
 
 	if (s == NULL || ev == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_recv: NULL argument");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
 		return lb_bus_err_forked("litebus_recv");
+	rc = lb_sub_check_timeout(s, timeout_ms, "litebus_recv");
+	if (rc != LITEBUS_OK)
+		return rc;
 	for (;;) {
 		bool closed = lb_channel_is_closed(s->ch);
 

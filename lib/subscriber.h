@@ -39,8 +39,16 @@ enum lb_poll lb_sub_poll(struct litebus_sub *s, struct lb_rec *rec);
 void lb_sub_wait(struct litebus_sub *s, uint64_t deadline_ns);
 
 /* Nothing is left to read: if an fd exists, arm it (it turns unreadable
- * until the next publish). */
+ * until a record at s->pos is published or the channel closes: C4). */
 void lb_sub_idle(struct litebus_sub *s);
+
+/* The rules every wait of litebus_recv() and litebus_reader_next() obeys
+ * (litebus.h): timeout_ms below -1 is EINVAL; a timeout other than 0 on
+ * the writer thread of the handle's own bus is EDEADLK (the writer would
+ * wait for itself).  Returns OK or that status, with the thread's error
+ * text set; `fn` names the public call. */
+int lb_sub_check_timeout(const struct litebus_sub *s, int timeout_ms,
+			 const char *fn);
 
 /* Create the eventfd if needed; returns it or a negative status. */
 int lb_sub_fd(struct litebus_sub *s);

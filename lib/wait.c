@@ -1,7 +1,7 @@
 /*
  * wait.c - futex sleeping and clocks (see wait.h).
  *
- * Linux only: litebus targets Linux servers.  A port replaces these four
+ * Linux only: litebus targets Linux servers.  A port replaces these
  * functions (a condition variable keyed by address would do).
  */
 /* syscall() is a GNU/BSD interface. */
@@ -40,6 +40,19 @@ lb_deadline_ns(int timeout_ms)
 	if (timeout_ms < 0)
 		return UINT64_MAX;
 	return lb_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+void
+lb_sleep_ns(uint64_t ns)
+{
+	struct timespec ts, left;
+
+	ts.tv_sec = (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	/* nanosleep fails only with EINTR (then `left` holds the rest) or
+	 * EINVAL, which the conversion above rules out. */
+	while (nanosleep(&ts, &left) != 0 && errno == EINTR)
+		ts = left;
 }
 
 void

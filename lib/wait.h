@@ -22,7 +22,12 @@ int64_t lb_wall_ms(void);
 /* A deadline for a timeout_ms argument: UINT64_MAX for timeout_ms < 0. */
 uint64_t lb_deadline_ns(int timeout_ms);
 
-/* Sleep while *word == expected, at most until deadline_ns (monotonic; 
+/* Sleep for ns nanoseconds (monotonic), resuming after signals.  For
+ * backoff while another connection holds a lock, never to wait for an
+ * event of our own (those use the futex below). */
+void lb_sleep_ns(uint64_t ns);
+
+/* Sleep while *word == expected, at most until deadline_ns (monotonic;
  * UINT64_MAX = no deadline).  Returns with no result: re-check. */
 void lb_futex_wait(_Atomic uint32_t *word, uint32_t expected,
 		   uint64_t deadline_ns);

@@ -1032,11 +1032,9 @@ reader_keeps_rows_whose_deletion_was_rolled_back(void **state)
 }
 
 /*
- * Readers of an in-memory bus read uncommitted pages (outbox.c,
- * lb_outbox_open_reader): a DELETE that later rolls back would make them
- * skip rows that come back.  So a job may not delete outbox rows there
- * (litebus.h, litebus_job_fn): the DELETE is refused, and the reader gets
- * every row.
+ * Readers of an in-memory bus read committed pages only (memvfs.c, M3),
+ * like readers of a file: a DELETE that later rolls back never makes them
+ * skip rows that come back.
  */
 static void
 in_memory_reader_keeps_rows_whose_deletion_was_rolled_back(void **state)
@@ -1047,23 +1045,40 @@ in_memory_reader_keeps_rows_whose_deletion_was_rolled_back(void **state)
 }
 
 static int
-job_try_delete(litebus_tx *tx, void *arg)
+job_delete_first(litebus_tx *tx, void *arg)
 {
 	*(int *)arg = sqlite3_exec(litebus_tx_db(tx),
-				   "DELETE FROM litebus_outbox_completion",
+				   "DELETE FROM litebus_outbox_completion WHERE "
+				   "event_id = 1",
 				   NULL, NULL, NULL);
 	return 0;
 }
 
+/* Contract, litebus_job_fn: a job "may delete outbox rows (pruning)";
+ * "Rows deleted before a reader reaches them are not delivered".  In
+ * memory as on a file. */
 static void
-in_memory_bus_refuses_to_delete_outbox_rows_in_a_job(void **state)
+in_memory_bus_lets_a_job_prune_outbox_rows(void **state)
 {
 	struct bus_fixture *f = *state; /* in memory */
+	litebus_reader *r;
+	litebus_row row;
+	int64_t ids[3];
 	int rc = -1;
 
-	commit_events(f->bus, LITEBUS_COMPLETION, 3, NULL);
-	assert_int_equal(litebus_exec(f->bus, job_try_delete, &rc), 0);
-	assert_int_equal(rc, SQLITE_AUTH);
+	commit_events(f->bus, LITEBUS_COMPLETION, 3, ids);
+	assert_int_equal(litebus_exec(f->bus, job_delete_first, &rc), 0);
+	assert_int_equal(rc, SQLITE_OK);
+	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
+					     LITEBUS_FROM_START, NULL, &r),
+			 LITEBUS_OK);
+	for (int i = 1; i < 3; i++) {
+		assert_int_equal(litebus_reader_next(r, &row, FX_WAIT_MS),
+				 LITEBUS_OK);
+		assert_int_equal(row.event_id, ids[i]);
+	}
+	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
+	litebus_reader_close(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1438,7 +1453,7 @@ main(void)
 		in_memory_reader_keeps_rows_whose_deletion_was_rolled_back,
 		memory_bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
-		in_memory_bus_refuses_to_delete_outbox_rows_in_a_job,
+		in_memory_bus_lets_a_job_prune_outbox_rows,
 		memory_bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		four_producers_and_four_readers_each_reader_sees_every_row_once_in_order,
