@@ -49,6 +49,9 @@
  *       read without a reference - refs, fork_gen, dev, ino, and under the
  *       lock open_count and closing - stays valid in a tombstone; a buried
  *       bus has open_count 0, so closing it again returns ECLOSED.
+ *   B5  A registered bus's path still names its file, and no other file
+ *       is opened by that path while it is registered (bus_check_names,
+ *       lb_bus_check_file): SQLite's -wal and -shm follow the path.
  *   B4  The registry key is the file's (st_dev, st_ino), read by stat()
  *       before the bus is made (if the file exists) and again after its
  *       writer has opened it; the two must agree, or the open fails with
@@ -700,6 +703,64 @@ bus_registered(dev_t dev, ino_t ino)
 	return NULL;
 }
 
+/* B5: SQLite names a database's -wal and -shm after the path it was
+ * opened by.  So a registered bus must still be reachable by its own path
+ * (renamed away, its readers would open whatever took the name), and no
+ * other file may be opened by a path a registered bus uses (deleted or
+ * renamed, then replaced: both would share one -wal, and committed
+ * events would be lost).  `b` is the bus of this identity or NULL; `st`
+ * the file at `canon`, or NULL if there is none.  Under registry_lock. */
+static int
+bus_check_names(litebus *b, const char *canon, const struct stat *st)
+{
+	if (b != NULL) {
+		struct stat now;
+
+		if (stat(b->canon_path, &now) != 0 || now.st_dev != b->dev ||
+		    now.st_ino != b->ino)
+			return lb_err_set(LITEBUS_ECANTOPEN,
+					  "litebus_open: %s is open in this "
+					  "process as %s, which no longer "
+					  "names it (renamed or deleted while "
+					  "open); SQLite's -wal follows the "
+					  "name, so it was not opened again",
+					  canon, b->canon_path);
+		return LITEBUS_OK;
+	}
+	for (litebus *o = registry; o != NULL; o = o->next_open) {
+		if (o->open_count <= 0 && !o->closing)
+			continue;
+		if (strcmp(o->canon_path, canon) != 0)
+			continue;
+		if (st == NULL || st->st_dev != o->dev || st->st_ino != o->ino)
+			return lb_err_set(LITEBUS_ECANTOPEN,
+					  "litebus_open: this process has %s "
+					  "open as another file, which was "
+					  "renamed or deleted since; the two "
+					  "would share one -wal, so the new "
+					  "one was not opened",
+					  canon);
+	}
+	return LITEBUS_OK;
+}
+
+int
+lb_bus_check_file(litebus *bus, const char *call)
+{
+	struct stat now;
+
+	if (bus->canon_path == NULL) /* in memory */
+		return LITEBUS_OK;
+	if (stat(bus->canon_path, &now) == 0 && now.st_dev == bus->dev &&
+	    now.st_ino == bus->ino)
+		return LITEBUS_OK;
+	return lb_err_set(LITEBUS_ECANTOPEN,
+			  "%s: %s no longer names the bus's file (renamed or "
+			  "deleted while open); a new connection would open "
+			  "something else",
+			  call, bus->canon_path);
+}
+
 /* litebus_open of a file, under registry_lock (held across the whole open,
  * so that two threads opening one file end up sharing one bus: B2).
  * Takes ownership of canon. */
@@ -727,7 +788,18 @@ again:
 				canon);
 		goto out_free;
 	}
+	/* B5: only regular files.  SQLite would write a character device
+	 * (a symlink to /dev/null), and leave a -journal beside it. */
+	if (existed && !S_ISREG(before.st_mode)) {
+		rc = lb_err_set(LITEBUS_ECANTOPEN,
+				"litebus_open: %s is not a regular file",
+				canon);
+		goto out_free;
+	}
 	b = existed ? bus_registered(before.st_dev, before.st_ino) : NULL;
+	rc = bus_check_names(b, canon, existed ? &before : NULL);
+	if (rc != LITEBUS_OK)
+		goto out_free;
 	if (b != NULL && b->closing) {
 		if (lb_writer_is_current(b)) {
 			/* B2: that close is waiting for this very thread. */

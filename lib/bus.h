@@ -108,6 +108,11 @@ void lb_bus_ref(litebus *bus);
  * the registry lock held: burying takes that lock. */
 void lb_bus_unref(litebus *bus);
 
+/* B5: does the bus's path still name its file?  OK, or ECANTOPEN with the
+ * thread's error set (in memory: always OK).  Before opening another
+ * connection by that path. */
+int lb_bus_check_file(litebus *bus, const char *call);
+
 /* The channel for an id, or NULL.  The caller holds a reference. */
 struct lb_channel *lb_bus_channel(litebus *bus, int channel);
 

@@ -467,7 +467,11 @@ reader_open_table(litebus_reader *r, int64_t *table_head)
 	struct reader_busy busy;
 	int rc;
 
-	rc = lb_outbox_open_reader(&r->sub.bus->dbn, &r->db);
+	/* B5: the path must still name the bus's file, or the connection
+	 * below would read another database. */
+	rc = lb_bus_check_file(r->sub.bus, "litebus_reader_open");
+	if (rc == LITEBUS_OK)
+		rc = lb_outbox_open_reader(&r->sub.bus->dbn, &r->db);
 	if (rc != LITEBUS_OK)
 		return rc;
 	/* Preparing reads the schema, which may be locked too. */

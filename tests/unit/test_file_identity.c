@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,21 +243,120 @@ proc_self_paths_to_an_open_file_return_the_same_bus(void **state)
 	assert_int_equal(close(fd), 0);
 }
 
-/* A file renamed while open is still the same file. */
+static int
+try_open(const char *path, litebus **out)
+{
+	litebus_options o;
+
+	litebus_options_init(&o);
+	o.ring_capacity = 8;
+	o.path = path;
+	return litebus_open(&o, out);
+}
+
+/* B5: SQLite's -wal follows the path.  A file renamed while open is
+ * refused by its new name (the bus's connections would keep the old one),
+ * and the bus's new readers are refused too (the old name no longer
+ * names its file); its writer, which holds the file, goes on. */
 static void
-an_open_file_renamed_is_found_by_its_new_name(void **state)
+an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers(
+    void **state)
 {
 	struct bus_fixture *f = *state;
 	char moved[400];
-	litebus *b;
+	litebus *b = NULL;
+	litebus_reader *r = NULL;
+	int64_t id;
 
 	snprintf(moved, sizeof moved, "%s/moved.db", f->dir);
 	assert_int_equal(rename(f->path, moved), 0);
-	b = open_path(moved);
-	assert_one_bus(f->bus, b);
-	assert_int_equal(litebus_close(b), LITEBUS_OK);
+	assert_int_equal(try_open(moved, &b), LITEBUS_ECANTOPEN);
+	assert_non_null(strstr(litebus_last_errmsg(), "no longer names"));
+	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
+					     LITEBUS_FROM_START, NULL, &r),
+			 LITEBUS_ECANTOPEN);
+	assert_int_equal(litebus_exec(f->bus, job_emit_one, &id), 0);
 	/* Put it back for the teardown's close; the bus never noticed. */
 	assert_int_equal(rename(moved, f->path), 0);
+	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
+					     LITEBUS_FROM_START, NULL, &r),
+			 LITEBUS_OK);
+	litebus_reader_close(r);
+}
+
+/* The attack that lost acknowledged events: the open file is renamed (or
+ * deleted) and a new file is created under its old name.  Opening that
+ * name would make a second bus whose -wal has the same name as the first
+ * one's: refused, and the first bus's events all stay. */
+static void
+a_new_file_under_an_open_files_old_name_is_refused(void **state)
+{
+	struct bus_fixture *f = *state;
+	static const char *const how[] = {"rename", "unlink"};
+
+	for (size_t i = 0; i < 2; i++) {
+		char moved[400];
+		litebus *b = NULL;
+		int64_t ids[3];
+		int fd;
+
+		snprintf(moved, sizeof moved, "%s/moved.db", f->dir);
+		commit_events(f->bus, LITEBUS_COMPLETION, 3, ids);
+		if (i == 0)
+			assert_int_equal(rename(f->path, moved), 0);
+		else
+			assert_int_equal(link(f->path, moved) == 0 &&
+						 unlink(f->path) == 0,
+					 1);
+		/* Empty, and absent: both are "another file". */
+		assert_int_equal(try_open(f->path, &b), LITEBUS_ECANTOPEN);
+		fd = open(f->path, O_CREAT | O_WRONLY, 0600);
+		assert_true(fd >= 0);
+		close(fd);
+		if (try_open(f->path, &b) != LITEBUS_ECANTOPEN)
+			fail_msg("%s: a new file under the old name opened",
+				 how[i]);
+		assert_non_null(strstr(litebus_last_errmsg(), "-wal"));
+		assert_int_equal(unlink(f->path), 0);
+		assert_int_equal(rename(moved, f->path), 0);
+	}
+	assert_int_equal(fx_count_rows(f->path, "completion"), 6);
+}
+
+/* B5: only regular files: a FIFO, a directory, a character device (a
+ * node of /dev/null's numbers, made here when allowed) and a symlink to
+ * one are refused before SQLite touches them, leaving nothing behind. */
+static void
+files_that_are_not_regular_files_are_refused(void **state)
+{
+	struct bus_fixture *f = *state;
+	char path[400], link_path[400], journal[420];
+	litebus *b = NULL;
+	int kinds = 0;
+
+	snprintf(path, sizeof path, "%s/fifo", f->dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(try_open(path, &b), LITEBUS_ECANTOPEN);
+	kinds++;
+	snprintf(path, sizeof path, "%s/dir", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_not_equal(try_open(path, &b), LITEBUS_OK);
+	kinds++;
+	snprintf(path, sizeof path, "%s/null", f->dir);
+	if (mknod(path, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+		snprintf(link_path, sizeof link_path, "%s/to-null", f->dir);
+		assert_int_equal(symlink(path, link_path), 0);
+		assert_int_equal(try_open(path, &b), LITEBUS_ECANTOPEN);
+		assert_int_equal(try_open(link_path, &b), LITEBUS_ECANTOPEN);
+		snprintf(journal, sizeof journal, "%s-journal", path);
+		assert_int_equal(access(journal, F_OK), -1);
+		kinds += 2;
+	} else {
+		print_message("character device variant skipped: mknod: %s\n",
+			      strerror(errno));
+	}
+	assert_true(kinds >= 2);
+	assert_null(b);
 }
 
 /* The bind-mount variant runs in a child with its own mount namespace, so
@@ -551,8 +651,14 @@ main(void)
 		proc_self_paths_to_an_open_file_return_the_same_bus,
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
-		an_open_file_renamed_is_found_by_its_new_name,
+		an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers,
 		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_new_file_under_an_open_files_old_name_is_refused,
+		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		files_that_are_not_regular_files_are_refused, tmpdir_setup,
+		bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_bind_mount_of_the_directory_gives_the_same_bus, tmpdir_setup,
 		bus_teardown),
