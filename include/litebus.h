@@ -414,7 +414,12 @@ LITEBUS_API void litebus_options_init(litebus_options *o);
  * /proc/self/fd paths are compared by device and inode - returns that bus
  * and counts one more reference; the options of this call must then name
  * only channels the open bus has (EINVAL otherwise) and are otherwise
- * ignored.  Its connections keep using the path of the first open.
+ * ignored.  Its connections keep using the path of the first open, and
+ * SQLite names the -wal after it: so while a bus is open, litebus_open
+ * refuses with ECANTOPEN to open it by another name once that first path
+ * no longer names it (renamed or deleted), and to open another file by
+ * that path; litebus_reader_open then refuses too.  Only regular files
+ * are opened (ECANTOPEN for devices, FIFOs, directories).
  * The caller owns one reference to *out and releases it with
  * litebus_close().  litebus_open copies everything it keeps from *o.
  * Thread-safety: any thread.  Blocking: opens files and runs schema SQL.
