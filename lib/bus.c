@@ -163,7 +163,8 @@ bus_sqlite_mutexes(bool enter)
 	for (size_t k = 0; k < NSTATIC; k++) {
 		/* Leave in the reverse order of entering. */
 		size_t i = enter ? k : NSTATIC - 1 - k;
-		sqlite3_mutex *m = sqlite3_mutex_alloc(sqlite_static_mutexes[i]);
+		sqlite3_mutex *m =
+		    sqlite3_mutex_alloc(sqlite_static_mutexes[i]);
 
 		/* NULL: SQLite was built without mutexes (or failed to set
 		 * them up), and then there is nothing to hold. */
@@ -195,8 +196,7 @@ static void
 bus_atfork_child(void)
 {
 	/* F1.  Relaxed: see lb_bus_forked() in bus.h. */
-	atomic_fetch_add_explicit(&lb_fork_generation, 1,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&lb_fork_generation, 1, memory_order_relaxed);
 	/* F2: every file the parent had registered, the ones it had itself
 	 * inherited included. */
 	if (registry != NULL) {
@@ -365,9 +365,9 @@ lb_bus_unref(litebus *bus)
 		next = (old & LB_REFS_COUNT) == 1
 			   ? (old & ~LB_REFS_COUNT) | LB_REFS_DEAD
 			   : old - 1;
-	} while (!atomic_compare_exchange_weak_explicit(
-	    &bus->refs, &old, next, memory_order_acq_rel,
-	    memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(&bus->refs, &old, next,
+							memory_order_acq_rel,
+							memory_order_relaxed));
 	if ((next & LB_REFS_DEAD) != 0)
 		bus_bury(bus);
 }
@@ -412,13 +412,13 @@ bus_canonical_path(const char *path, char **out)
 		return LITEBUS_OK;
 	}
 	if (errno != ENOENT)
-		return lb_err_set(errno == ENOMEM ? LITEBUS_ENOMEM
-						  : LITEBUS_ECANTOPEN,
-				  "litebus_open: %s: %s", path,
-				  strerror(errno));
+		return lb_err_set(
+		    errno == ENOMEM ? LITEBUS_ENOMEM : LITEBUS_ECANTOPEN,
+		    "litebus_open: %s: %s", path, strerror(errno));
 	copy = strdup(path);
 	if (copy == NULL)
-		return lb_err_set(LITEBUS_ENOMEM, "litebus_open: out of memory");
+		return lb_err_set(LITEBUS_ENOMEM,
+				  "litebus_open: out of memory");
 	slash = strrchr(copy, '/');
 	if (slash == NULL) {
 		dir = ".";
@@ -437,10 +437,9 @@ bus_canonical_path(const char *path, char **out)
 	if (real == NULL) {
 		int e = errno;
 		free(copy);
-		return lb_err_set(e == ENOMEM ? LITEBUS_ENOMEM
-					      : LITEBUS_ECANTOPEN,
-				  "litebus_open: directory of %s: %s", path,
-				  strerror(e));
+		return lb_err_set(
+		    e == ENOMEM ? LITEBUS_ENOMEM : LITEBUS_ECANTOPEN,
+		    "litebus_open: directory of %s: %s", path, strerror(e));
 	}
 	len = strlen(real) + strlen(base) + 2;
 	*out = malloc(len);
@@ -449,9 +448,9 @@ bus_canonical_path(const char *path, char **out)
 			 strcmp(real, "/") == 0 ? "" : "/", base);
 	free(real);
 	free(copy);
-	return *out != NULL ? LITEBUS_OK
-			    : lb_err_set(LITEBUS_ENOMEM,
-					 "litebus_open: out of memory");
+	return *out != NULL
+		   ? LITEBUS_OK
+		   : lb_err_set(LITEBUS_ENOMEM, "litebus_open: out of memory");
 }
 
 static int
@@ -565,7 +564,8 @@ bus_make_dbname(litebus *bus, const char *path)
 		bus->dbn.is_memory = false;
 	}
 	if (bus->dbn.name == NULL)
-		return lb_err_set(LITEBUS_ENOMEM, "litebus_open: out of memory");
+		return lb_err_set(LITEBUS_ENOMEM,
+				  "litebus_open: out of memory");
 	return LITEBUS_OK;
 }
 
@@ -574,12 +574,13 @@ bus_make_channels(litebus *bus, const litebus_options *o, int nextra)
 {
 	bus->nchannels = LITEBUS_BUILTIN_CHANNELS + nextra;
 	for (int i = 0; i < bus->nchannels; i++) {
-		const char *name = i < LITEBUS_BUILTIN_CHANNELS
-				       ? lb_channel_builtin_name(i)
-				       : o->channels[i - LITEBUS_BUILTIN_CHANNELS];
-		struct lb_channel *ch =
-		    aligned_alloc(LB_CACHELINE, (sizeof *ch + LB_CACHELINE - 1) &
-						    ~(size_t)(LB_CACHELINE - 1));
+		const char *name =
+		    i < LITEBUS_BUILTIN_CHANNELS
+			? lb_channel_builtin_name(i)
+			: o->channels[i - LITEBUS_BUILTIN_CHANNELS];
+		struct lb_channel *ch = aligned_alloc(
+		    LB_CACHELINE, (sizeof *ch + LB_CACHELINE - 1) &
+				      ~(size_t)(LB_CACHELINE - 1));
 
 		bus->channels[i] = ch;
 		if (ch == NULL ||
@@ -600,8 +601,7 @@ bus_make_channels(litebus *bus, const litebus_options *o, int nextra)
 static int
 bus_share(litebus *bus, const litebus_options *o)
 {
-	for (const char *const *c = o->channels; c != NULL && *c != NULL;
-	     c++)
+	for (const char *const *c = o->channels; c != NULL && *c != NULL; c++)
 		if (bus_channel_index(bus, *c) < 0)
 			return lb_err_set(LITEBUS_EINVAL,
 					  "litebus_open: %s is already open "
@@ -627,7 +627,8 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	*out = NULL;
 	if (bus == NULL) {
 		free(canon);
-		return lb_err_set(LITEBUS_ENOMEM, "litebus_open: out of memory");
+		return lb_err_set(LITEBUS_ENOMEM,
+				  "litebus_open: out of memory");
 	}
 	memset(bus, 0, len);
 	bus->opts = *o;
@@ -765,8 +766,7 @@ lb_bus_check_file(litebus *bus, const char *call)
  * so that two threads opening one file end up sharing one bus: B2).
  * Takes ownership of canon. */
 static int
-bus_open_file(const litebus_options *o, int nextra, char *canon,
-	      litebus **out)
+bus_open_file(const litebus_options *o, int nextra, char *canon, litebus **out)
 {
 	struct stat before, after;
 	bool existed, exists;
@@ -791,9 +791,9 @@ again:
 	/* B5: only regular files.  SQLite would write a character device
 	 * (a symlink to /dev/null), and leave a -journal beside it. */
 	if (existed && !S_ISREG(before.st_mode)) {
-		rc = lb_err_set(LITEBUS_ECANTOPEN,
-				"litebus_open: %s is not a regular file",
-				canon);
+		rc =
+		    lb_err_set(LITEBUS_ECANTOPEN,
+			       "litebus_open: %s is not a regular file", canon);
 		goto out_free;
 	}
 	b = existed ? bus_registered(before.st_dev, before.st_ino) : NULL;

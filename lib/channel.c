@@ -69,22 +69,22 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const lease_history_types[] = {
-	"acquired", "renewed", "reclaimed", "revoked", NULL};
+static const char *const lease_history_types[] = {"acquired", "renewed",
+						  "reclaimed", "revoked", NULL};
 static const char *const completion_types[] = {
-	"success", "failed", "cancelled", "expired", "skipped", NULL};
+    "success", "failed", "cancelled", "expired", "skipped", NULL};
 static const char *const operator_event_types[] = {
-	"priority_changed", "replayed", "flow_cancel_requested", NULL};
+    "priority_changed", "replayed", "flow_cancel_requested", NULL};
 
 static const struct {
 	const char *name;
 	const char *const *types;
 } builtin[LITEBUS_BUILTIN_CHANNELS] = {
-	[LITEBUS_LEASE_HISTORY] = {"lease_history", lease_history_types},
-	[LITEBUS_COMPLETION] = {"completion", completion_types},
-	[LITEBUS_SIGNAL_DELIVERY] = {"signal_delivery", NULL},
-	[LITEBUS_STREAM_FRAME] = {"stream_frame", NULL},
-	[LITEBUS_OPERATOR_EVENT] = {"operator_event", operator_event_types},
+    [LITEBUS_LEASE_HISTORY] = {"lease_history", lease_history_types},
+    [LITEBUS_COMPLETION] = {"completion", completion_types},
+    [LITEBUS_SIGNAL_DELIVERY] = {"signal_delivery", NULL},
+    [LITEBUS_STREAM_FRAME] = {"stream_frame", NULL},
+    [LITEBUS_OPERATOR_EVENT] = {"operator_event", operator_event_types},
 };
 
 const char *
@@ -106,7 +106,8 @@ lb_channel_name_ok(const char *name)
 {
 	size_t n = 0;
 
-	if (name == NULL || name[0] == '\0' || (name[0] >= '0' && name[0] <= '9'))
+	if (name == NULL || name[0] == '\0' ||
+	    (name[0] >= '0' && name[0] <= '9'))
 		return false;
 	for (const char *p = name; *p != '\0'; p++, n++) {
 		char c = *p;
@@ -255,8 +256,8 @@ channel_wake_fds(struct lb_channel *ch, bool all)
 	 * were on the way here is compared with its new pos (C4 b). */
 	head = lb_ring_head(&ch->ring);
 	for (struct lb_fd_waiter *w = ch->fd_waiters; w != NULL; w = w->next) {
-		bool armed = atomic_load_explicit(&w->armed,
-						  memory_order_relaxed) == 1;
+		bool armed =
+		    atomic_load_explicit(&w->armed, memory_order_relaxed) == 1;
 
 		if (armed && (all || head >= w->pos))
 			channel_fd_fire(ch, w);

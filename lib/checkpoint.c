@@ -94,16 +94,16 @@
 
 struct lb_ckpt {
 	/* Immutable after start. */
-	uint32_t pages;		 /* the threshold: checkpoint_pages */
-	uint64_t bound_frames;	 /* LITEBUS_WAL_BOUND_FACTOR x pages */
+	uint32_t pages;	       /* the threshold: checkpoint_pages */
+	uint64_t bound_frames; /* LITEBUS_WAL_BOUND_FACTOR x pages */
 	uint32_t busy_timeout_ms;
 	struct lb_stats *stats;
 	bool has_thread;
 	pthread_t thread;
 
 	/* K2: writer thread only. */
-	uint32_t frames;	 /* K3 */
-	uint32_t trigger_frames; /* WAL size at the last wake-up */
+	uint32_t frames;	   /* K3 */
+	uint32_t trigger_frames;   /* WAL size at the last wake-up */
 	uint64_t busy_deadline_ns; /* of the RESTART checkpoint under way */
 
 	/* K1.  requested: release store by the writer, acquire load by the
@@ -174,9 +174,9 @@ ckpt_inline_hook(void *arg, sqlite3 *db, const char *name, int frames)
 
 	ck->frames = (uint32_t)frames;
 	if (ck->frames >= ck->pages)
-		ckpt_note(ck, sqlite3_wal_checkpoint_v2(
-				  db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
-				  NULL));
+		ckpt_note(ck,
+			  sqlite3_wal_checkpoint_v2(
+			      db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
 	return SQLITE_OK;
 }
 
@@ -193,9 +193,8 @@ ckpt_main(void *arg)
 		pthread_mutex_lock(&ck->lock);
 		/* Pairs with the release store in ckpt_wal_hook(). */
 		while (!ck->stopping &&
-		       (want = atomic_load_explicit(&ck->requested,
-						    memory_order_acquire)) ==
-			   done)
+		       (want = atomic_load_explicit(
+			    &ck->requested, memory_order_acquire)) == done)
 			pthread_cond_wait(&ck->cond, &ck->lock);
 		if (ck->stopping) {
 			pthread_mutex_unlock(&ck->lock);
@@ -205,9 +204,8 @@ ckpt_main(void *arg)
 		/* BUSY while the writer's checkpoint (or another process's)
 		 * runs: the WAL stays longer; the next run, the writer, or
 		 * the last close copies it. */
-		rc = sqlite3_wal_checkpoint_v2(ck->db, "main",
-					       SQLITE_CHECKPOINT_PASSIVE, &log,
-					       &copied);
+		rc = sqlite3_wal_checkpoint_v2(
+		    ck->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
 		ckpt_note(ck, rc);
 		/* Count only runs that copied something: a no-op (log < 0)
 		 * would otherwise look like progress. */
@@ -343,10 +341,8 @@ lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb)
 		sqlite3_wal_hook(wdb, NULL, NULL);
 		return true;
 	}
-	prev = sqlite3_wal_hook(wdb,
-				ck->has_thread ? ckpt_wal_hook
-					       : ckpt_inline_hook,
-				ck);
+	prev = sqlite3_wal_hook(
+	    wdb, ck->has_thread ? ckpt_wal_hook : ckpt_inline_hook, ck);
 	return prev == ck;
 }
 
@@ -431,7 +427,8 @@ lb_ckpt_start(const struct lb_dbname *dbn, sqlite3 *wdb,
 
 	*out = NULL;
 	if (ck == NULL)
-		return lb_err_set(LITEBUS_ENOMEM, "allocating the checkpointer");
+		return lb_err_set(LITEBUS_ENOMEM,
+				  "allocating the checkpointer");
 	ck->pages = opts->checkpoint_pages;
 	ck->bound_frames = (uint64_t)LITEBUS_WAL_BOUND_FACTOR * ck->pages;
 	ck->busy_timeout_ms = opts->busy_timeout_ms;

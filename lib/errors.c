@@ -147,8 +147,8 @@ lb_err_sqlite(sqlite3 *db, int sqlite_rc, const char *what)
 		status = LITEBUS_ESQLITE;
 	/* sqlite3_errmsg describes the most recent call on db; prefer the
 	 * generic text for the code when it does not match. */
-	if (db != NULL && (sqlite3_extended_errcode(db) & 0xff) ==
-			      (sqlite_rc & 0xff))
+	if (db != NULL &&
+	    (sqlite3_extended_errcode(db) & 0xff) == (sqlite_rc & 0xff))
 		detail = sqlite3_errmsg(db);
 	else
 		detail = sqlite3_errstr(sqlite_rc);

@@ -130,13 +130,12 @@ outbox_name_in(const char *name, const char *const *list)
  * Every other PRAGMA with an argument changes the connection or the file
  * (synchronous, journal_mode, query_only, trusted_schema, ...). */
 static const char *const pragma_query_with_arg[] = {
-	"table_info",	     "table_xinfo",	   "table_list",
-	"index_info",	     "index_xinfo",	   "index_list",
-	"foreign_key_list", "foreign_key_check", "integrity_check",
-	"quick_check",	     "user_version",	   NULL};
+    "table_info",      "table_xinfo", "table_list",	  "index_info",
+    "index_xinfo",     "index_list",  "foreign_key_list", "foreign_key_check",
+    "integrity_check", "quick_check", "user_version",	  NULL};
 /* PRAGMAs without an argument that act rather than read. */
-static const char *const pragma_action_no_arg[] = {"wal_checkpoint",
-						    "optimize", NULL};
+static const char *const pragma_action_no_arg[] = {"wal_checkpoint", "optimize",
+						   NULL};
 
 /* Writer connection authorizer (lb_outbox_job_rules in outbox.h; the
  * header's "What a job may do").  Inside a job it refuses what would
@@ -201,7 +200,7 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 				   ? SQLITE_DENY
 				   : SQLITE_OK;
 		return outbox_name_in(a1, pragma_query_with_arg) ? SQLITE_OK
-								  : SQLITE_DENY;
+								 : SQLITE_DENY;
 	case SQLITE_INSERT:
 		/* Only litebus_emit()'s own INSERT, not a trigger it fires. */
 		if (!outbox_is_ours(a1))
@@ -358,28 +357,29 @@ outbox_channel_sql(char *sql, size_t len, const char *name, int channel_id)
 
 	assert(lb_channel_name_ok(name));
 	outbox_type_check(check, sizeof check, channel_id);
-	n = snprintf(sql, len,
-		     "CREATE TABLE IF NOT EXISTS main.\"litebus_outbox_%s\"("
-		     "event_id INTEGER PRIMARY KEY, "
-		     "partition_key INTEGER NOT NULL, "
-		     "subject BLOB, "
-		     "event_type TEXT NOT NULL CHECK(%s), "
-		     "namespace TEXT, "
-		     "instance_tag TEXT, "
-		     "payload BLOB, "
-		     "occurred_at_ms INTEGER NOT NULL, "
-		     "committed_at_ms INTEGER NOT NULL);"
-		     "CREATE INDEX IF NOT EXISTS "
-		     "main.\"litebus_outbox_%s_partition\" "
-		     "ON \"litebus_outbox_%s\"(partition_key, event_id);"
-		     "INSERT OR IGNORE INTO main.litebus_channel(name, "
-		     "high_water) VALUES('%s', 0);"
-		     /* Ids are never reused: deleting a row raises the mark. */
-		     "CREATE TRIGGER IF NOT EXISTS main.\"litebus_outbox_%s_hw\" "
-		     "AFTER DELETE ON \"litebus_outbox_%s\" BEGIN "
-		     "UPDATE litebus_channel SET high_water = OLD.event_id "
-		     "WHERE name = '%s' AND high_water < OLD.event_id; END;",
-		     name, check, name, name, name, name, name, name);
+	n = snprintf(
+	    sql, len,
+	    "CREATE TABLE IF NOT EXISTS main.\"litebus_outbox_%s\"("
+	    "event_id INTEGER PRIMARY KEY, "
+	    "partition_key INTEGER NOT NULL, "
+	    "subject BLOB, "
+	    "event_type TEXT NOT NULL CHECK(%s), "
+	    "namespace TEXT, "
+	    "instance_tag TEXT, "
+	    "payload BLOB, "
+	    "occurred_at_ms INTEGER NOT NULL, "
+	    "committed_at_ms INTEGER NOT NULL);"
+	    "CREATE INDEX IF NOT EXISTS "
+	    "main.\"litebus_outbox_%s_partition\" "
+	    "ON \"litebus_outbox_%s\"(partition_key, event_id);"
+	    "INSERT OR IGNORE INTO main.litebus_channel(name, "
+	    "high_water) VALUES('%s', 0);"
+	    /* Ids are never reused: deleting a row raises the mark. */
+	    "CREATE TRIGGER IF NOT EXISTS main.\"litebus_outbox_%s_hw\" "
+	    "AFTER DELETE ON \"litebus_outbox_%s\" BEGIN "
+	    "UPDATE litebus_channel SET high_water = OLD.event_id "
+	    "WHERE name = '%s' AND high_water < OLD.event_id; END;",
+	    name, check, name, name, name, name, name, name);
 	assert(n > 0 && (size_t)n < len);
 	(void)n;
 }
@@ -407,7 +407,8 @@ outbox_inspect(sqlite3 *db, struct outbox_file *f)
 	rc = sqlite3_prepare_v2(
 	    db,
 	    "SELECT count(*), "
-	    "coalesce(sum(type = 'table' AND lower(name) = 'litebus_meta'), 0), "
+	    "coalesce(sum(type = 'table' AND lower(name) = 'litebus_meta'), "
+	    "0), "
 	    "coalesce(sum(type = 'table' AND lower(name) = 'litebus_channel'), "
 	    "0) FROM main.sqlite_schema",
 	    -1, &st, NULL);
@@ -426,8 +427,8 @@ outbox_inspect(sqlite3 *db, struct outbox_file *f)
 		return rc;
 	}
 	sqlite3_finalize(st);
-	rc = sqlite3_prepare_v2(db, "PRAGMA main.application_id", -1, &st,
-				NULL);
+	rc =
+	    sqlite3_prepare_v2(db, "PRAGMA main.application_id", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
@@ -516,10 +517,11 @@ outbox_check_version(sqlite3 *db, const struct outbox_file *f)
 		return LITEBUS_OK;
 	/* Read before the objects are compared (O2): a newer version may
 	 * have other objects, and deserves the clearer message. */
-	rc = sqlite3_prepare_v2(db,
-				"SELECT typeof(value), value FROM "
-				"main.litebus_meta WHERE key = 'schema_version'",
-				-1, &st, NULL);
+	rc =
+	    sqlite3_prepare_v2(db,
+			       "SELECT typeof(value), value FROM "
+			       "main.litebus_meta WHERE key = 'schema_version'",
+			       -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		if ((rc & 0xff) == SQLITE_ERROR)
 			return lb_err_set(LITEBUS_ESCHEMA,
@@ -593,11 +595,12 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
 	sqlite3_stmt *st = NULL;
 	int rc, step = SQLITE_DONE;
 
-	rc = sqlite3_prepare_v2(db,
-				"SELECT substr(name, 16) FROM main.sqlite_schema "
-				"WHERE type = 'table' AND lower(substr(name, 1, "
-				"15)) = 'litebus_outbox_'",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(
+	    db,
+	    "SELECT substr(name, 16) FROM main.sqlite_schema "
+	    "WHERE type = 'table' AND lower(substr(name, 1, "
+	    "15)) = 'litebus_outbox_'",
+	    -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return lb_err_sqlite(db, rc, "reading the database schema");
 	while (rc == LITEBUS_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -718,7 +721,8 @@ outbox_compare_object(const struct outbox_file *f, sqlite3 *scratch,
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(lookup);
 	if (rc == SQLITE_DONE)
-		return outbox_refuse_object(f, st, "was not created by litebus");
+		return outbox_refuse_object(f, st,
+					    "was not created by litebus");
 	if (rc != SQLITE_ROW)
 		return lb_err_sqlite(scratch, rc, "comparing the schema");
 	if (!outbox_same_text(sqlite3_column_text(st, 0),
@@ -727,8 +731,8 @@ outbox_compare_object(const struct outbox_file *f, sqlite3 *scratch,
 			      sqlite3_column_text(lookup, 1)) ||
 	    !outbox_same_text(sqlite3_column_text(st, 3),
 			      sqlite3_column_text(lookup, 2)))
-		return outbox_refuse_object(f, st,
-					    "differs from litebus's definition");
+		return outbox_refuse_object(
+		    f, st, "differs from litebus's definition");
 	return LITEBUS_OK;
 }
 
@@ -891,10 +895,10 @@ outbox_check_channel_rows(sqlite3 *db, const struct outbox_file *f)
 		return lb_err_sqlite(db, rc, "reading litebus_channel");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		rc = lb_err_set(LITEBUS_ESCHEMA,
-				"opening %s: litebus_channel, channel %s: %s",
-				f->path, outbox_text(st, 0),
-				outbox_text(st, 1));
+		rc =
+		    lb_err_set(LITEBUS_ESCHEMA,
+			       "opening %s: litebus_channel, channel %s: %s",
+			       f->path, outbox_text(st, 0), outbox_text(st, 1));
 	else if (rc == SQLITE_DONE)
 		rc = LITEBUS_OK;
 	else
@@ -903,8 +907,8 @@ outbox_check_channel_rows(sqlite3 *db, const struct outbox_file *f)
 	return rc;
 }
 
-static int outbox_prepare_all(struct lb_outbox *ob,
-			      const struct outbox_file *f, int nchannels);
+static int outbox_prepare_all(struct lb_outbox *ob, const struct outbox_file *f,
+			      int nchannels);
 
 /* Check the file (O1, O2, O3), create what is missing, mark the file as
  * litebus's and prepare every statement, in one transaction: if anything
@@ -1063,8 +1067,8 @@ outbox_wal_existed(sqlite3 *db, const struct lb_dbname *dbn)
 
 int
 lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
-	       int durability, struct lb_channel *const *channels, int nchannels,
-	       bool adopt)
+	       int durability, struct lb_channel *const *channels,
+	       int nchannels, bool adopt)
 {
 	struct outbox_file file;
 	bool wal_existed = false;
@@ -1097,8 +1101,7 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 	}
 	if (sqlite3_db_readonly(ob->db, "main") == 1) {
 		rc = lb_err_set(LITEBUS_EREADONLY,
-				"opening %s: the file is read-only",
-				dbn->name);
+				"opening %s: the file is read-only", dbn->name);
 		goto fail;
 	}
 	/* sqlite3_open_v2 has not read the file yet. */
@@ -1146,10 +1149,9 @@ fail:
 void
 lb_outbox_close(struct lb_outbox *ob)
 {
-	sqlite3_stmt **fixed[] = {&ob->begin,	    &ob->commit,
-				  &ob->rollback,    &ob->sp_begin,
-				  &ob->sp_release,  &ob->sp_rollback,
-				  &ob->data_version};
+	sqlite3_stmt **fixed[] = {
+	    &ob->begin,	     &ob->commit,      &ob->rollback,	 &ob->sp_begin,
+	    &ob->sp_release, &ob->sp_rollback, &ob->data_version};
 
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
 		sqlite3_finalize(*fixed[i]);
@@ -1176,7 +1178,8 @@ lb_outbox_load_last_id(struct lb_outbox *ob, int i, int64_t *last)
 
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(st);
-		return lb_err_sqlite(ob->db, rc, "reading the largest event_id");
+		return lb_err_sqlite(ob->db, rc,
+				     "reading the largest event_id");
 	}
 	/* Values from the file are checked, not trusted (every id handed
 	 * out is computed from them, writer.c W4).  The table's largest id
@@ -1301,9 +1304,8 @@ outbox_bind_failed(struct lb_outbox *ob, int rc, const char *field,
 		   uint64_t len)
 {
 	if ((rc & 0xff) == SQLITE_TOOBIG)
-		return outbox_too_big(field, len,
-				      sqlite3_limit(ob->db, SQLITE_LIMIT_LENGTH,
-						    -1));
+		return outbox_too_big(
+		    field, len, sqlite3_limit(ob->db, SQLITE_LIMIT_LENGTH, -1));
 	return lb_err_sqlite(ob->db, rc, "litebus_emit: binding a value");
 }
 
@@ -1371,8 +1373,8 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 		rc = outbox_bind_failed(ob, rc, sizes[2].field, sizes[2].len);
 		goto out;
 	}
-	if (rc == SQLITE_OK && (rc = outbox_bind_text(st, 5, rec->ns)) !=
-				   SQLITE_OK) {
+	if (rc == SQLITE_OK &&
+	    (rc = outbox_bind_text(st, 5, rec->ns)) != SQLITE_OK) {
 		rc = outbox_bind_failed(ob, rc, sizes[3].field, sizes[3].len);
 		goto out;
 	}
@@ -1411,13 +1413,13 @@ lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 		 * text for both) - and the row must not be blamed. */
 		if ((step & 0xff) == SQLITE_TOOBIG &&
 		    fields + OUTBOX_RECORD_OVERHEAD > (uint64_t)limit)
-			rc = lb_err_set(LITEBUS_ETOOBIG,
-					"litebus_emit: the row (subject %zu, "
-					"payload %zu bytes and the strings) is "
-					"larger than the connection's length "
-					"limit of %d bytes (SQLITE_LIMIT_LENGTH)",
-					rec->subject_len, rec->payload_len,
-					limit);
+			rc = lb_err_set(
+			    LITEBUS_ETOOBIG,
+			    "litebus_emit: the row (subject %zu, "
+			    "payload %zu bytes and the strings) is "
+			    "larger than the connection's length "
+			    "limit of %d bytes (SQLITE_LIMIT_LENGTH)",
+			    rec->subject_len, rec->payload_len, limit);
 		else if ((step & 0xff) == SQLITE_TOOBIG)
 			rc = lb_err_set(LITEBUS_ETOOBIG,
 					"litebus_emit: SQLite refused the "
@@ -1481,7 +1483,8 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 	}
 	rc = sqlite3_bind_int64(st, 1, from_id);
 	if (rc != SQLITE_OK)
-		return lb_err_sqlite(ob->db, rc, "reading back the batch's rows");
+		return lb_err_sqlite(ob->db, rc,
+				     "reading back the batch's rows");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct lb_rec rec;
 		const void *subject;
@@ -1496,10 +1499,11 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 		subject_len = sqlite3_column_bytes(st, 3);
 		if (sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
 			sqlite3_reset(st);
-			return lb_err_set(LITEBUS_ESCHEMA,
-					  "reading back the batch's rows: a row "
-					  "of litebus_outbox_%s is malformed",
-					  name);
+			return lb_err_set(
+			    LITEBUS_ESCHEMA,
+			    "reading back the batch's rows: a row "
+			    "of litebus_outbox_%s is malformed",
+			    name);
 		}
 		if (subject == NULL && subject_len > 0) {
 			sqlite3_reset(st);
@@ -1566,13 +1570,11 @@ static const struct {
     {SQLITE_DBCONFIG_RESET_DATABASE, "SQLITE_DBCONFIG_RESET_DATABASE"},
     {SQLITE_DBCONFIG_DEFENSIVE, "SQLITE_DBCONFIG_DEFENSIVE"},
     {SQLITE_DBCONFIG_WRITABLE_SCHEMA, "SQLITE_DBCONFIG_WRITABLE_SCHEMA"},
-    {SQLITE_DBCONFIG_LEGACY_ALTER_TABLE,
-     "SQLITE_DBCONFIG_LEGACY_ALTER_TABLE"},
+    {SQLITE_DBCONFIG_LEGACY_ALTER_TABLE, "SQLITE_DBCONFIG_LEGACY_ALTER_TABLE"},
     {SQLITE_DBCONFIG_DQS_DML, "SQLITE_DBCONFIG_DQS_DML"},
     {SQLITE_DBCONFIG_DQS_DDL, "SQLITE_DBCONFIG_DQS_DDL"},
     {SQLITE_DBCONFIG_ENABLE_VIEW, "SQLITE_DBCONFIG_ENABLE_VIEW"},
-    {SQLITE_DBCONFIG_LEGACY_FILE_FORMAT,
-     "SQLITE_DBCONFIG_LEGACY_FILE_FORMAT"},
+    {SQLITE_DBCONFIG_LEGACY_FILE_FORMAT, "SQLITE_DBCONFIG_LEGACY_FILE_FORMAT"},
     {SQLITE_DBCONFIG_TRUSTED_SCHEMA, "SQLITE_DBCONFIG_TRUSTED_SCHEMA"},
 };
 
@@ -1608,10 +1610,10 @@ outbox_count_ours(struct lb_outbox *ob, int64_t *count)
 			return lb_err_sqlite(ob->db, rc,
 					     "reading the schema after a job");
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-			if (outbox_is_ours((const char *)sqlite3_column_text(
-				st, 0)) ||
-			    outbox_is_ours((const char *)sqlite3_column_text(
-				st, 1)))
+			if (outbox_is_ours(
+				(const char *)sqlite3_column_text(st, 0)) ||
+			    outbox_is_ours(
+				(const char *)sqlite3_column_text(st, 1)))
 				n++;
 		sqlite3_finalize(st);
 		if (rc != SQLITE_DONE)

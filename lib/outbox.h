@@ -24,7 +24,7 @@ struct lb_channel;
 
 /* Where the database is and how to open more connections to it. */
 struct lb_dbname {
-	char *name;     /* passed to sqlite3_open_v2 */
+	char *name;	 /* passed to sqlite3_open_v2 */
 	int extra_flags; /* SQLITE_OPEN_URI for in-memory databases */
 	bool is_memory;
 };
@@ -135,8 +135,7 @@ int lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
  * table's largest event_id, or its deletion high-water mark if higher.
  * Returns a litebus status; EBUSY means SQLITE_BUSY or SQLITE_LOCKED, and
  * may be retried. */
-int lb_outbox_read_head(sqlite3 *db, const char *channel_name,
-			int64_t *head);
+int lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head);
 
 /* Apply litebus's connection settings (defensive, untrusted schema). */
 int lb_outbox_harden(sqlite3 *db);

@@ -124,18 +124,17 @@ struct reader_busy {
 };
 
 static void
-reader_busy_init(struct reader_busy *b, const litebus_reader *r,
-		 int timeout_ms)
+reader_busy_init(struct reader_busy *b, const litebus_reader *r, int timeout_ms)
 {
 	uint64_t busy_ms = r->sub.bus->opts.busy_timeout_ms;
 
 	if (timeout_ms < 0)
 		b->wait_ns = UINT64_MAX;
 	else
-		b->wait_ns = ((uint64_t)timeout_ms > busy_ms
-				  ? (uint64_t)timeout_ms
-				  : busy_ms) *
-			     1000000u;
+		b->wait_ns =
+		    ((uint64_t)timeout_ms > busy_ms ? (uint64_t)timeout_ms
+						    : busy_ms) *
+		    1000000u;
 	b->deadline_ns = 0;
 	b->sleep_ns = READER_BACKOFF_MIN_NS;
 	b->on_writer = lb_writer_is_current(r->sub.bus);
@@ -152,8 +151,8 @@ reader_busy_retry(struct reader_busy *b, int status)
 		return false;
 	now = lb_mono_ns();
 	if (b->deadline_ns == 0)
-		b->deadline_ns = b->wait_ns == UINT64_MAX ? UINT64_MAX
-							  : now + b->wait_ns;
+		b->deadline_ns =
+		    b->wait_ns == UINT64_MAX ? UINT64_MAX : now + b->wait_ns;
 	if (now >= b->deadline_ns)
 		return false;
 	left = b->deadline_ns - now;
@@ -443,8 +442,7 @@ litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
 	if (out != NULL)
 		*out = NULL;
 	if (bus == NULL || out == NULL || after_event_id < LITEBUS_FROM_NOW)
-		return lb_err_set(LITEBUS_EINVAL,
-				  "litebus_reader_open: %s",
+		return lb_err_set(LITEBUS_EINVAL, "litebus_reader_open: %s",
 				  after_event_id < LITEBUS_FROM_NOW
 				      ? "after_event_id must be >= -1"
 				      : "NULL argument");

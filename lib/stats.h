@@ -46,9 +46,9 @@ struct lb_stats {
 static inline void
 lb_stat_add_w(_Atomic uint64_t *c, uint64_t n)
 {
-	atomic_store_explicit(
-	    c, atomic_load_explicit(c, memory_order_relaxed) + n,
-	    memory_order_relaxed);
+	atomic_store_explicit(c,
+			      atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
 }
 
 /* Any-thread increment. */

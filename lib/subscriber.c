@@ -200,7 +200,8 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 	int rc;
 
 	if (s == NULL || ev == NULL)
-		return lb_err_set(LITEBUS_EINVAL, "litebus_recv: NULL argument");
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_recv: NULL argument");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
 		return lb_bus_err_forked("litebus_recv");
 	rc = lb_sub_check_timeout(s, timeout_ms, "litebus_recv");
@@ -219,7 +220,8 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 			s->stats.lags++;
 			s->stats.skipped += s->last_skipped;
 			lb_stat_add(&s->bus->stats.sub_lags, 1);
-			lb_stat_add(&s->bus->stats.sub_skipped, s->last_skipped);
+			lb_stat_add(&s->bus->stats.sub_skipped,
+				    s->last_skipped);
 			return LITEBUS_LAGGED;
 		case LB_POLL_EMPTY:
 			break;

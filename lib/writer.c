@@ -115,7 +115,7 @@ struct lb_writer {
 	struct lb_outbox ob;
 	struct lb_ckpt *ckpt; /* NULL: in-memory */
 	struct litebus_tx tx;
-	int64_t last_id[LITEBUS_MAX_CHANNELS];	  /* W4 */
+	int64_t last_id[LITEBUS_MAX_CHANNELS];	     /* W4 */
 	int64_t batch_last_id[LITEBUS_MAX_CHANNELS]; /* W4 */
 	int64_t batch_ms;
 	struct lb_pub *pub; /* the batch's rows read back (W1) */
@@ -215,9 +215,9 @@ writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
 			return lb_err_sqlite(w->ob.db, rc, what);
 		if (deadline == 0)
-			deadline = lb_mono_ns() +
-				   (uint64_t)w->bus->opts.busy_timeout_ms *
-				       1000000u;
+			deadline =
+			    lb_mono_ns() +
+			    (uint64_t)w->bus->opts.busy_timeout_ms * 1000000u;
 		if (lb_mono_ns() >= deadline) {
 			lb_err_sqlite(w->ob.db, rc, what);
 			return lb_err_set(LITEBUS_EBUSY,
@@ -239,7 +239,8 @@ static int
 writer_reload_ids(struct lb_writer *w)
 {
 	for (int i = 0; i < w->bus->nchannels; i++) {
-		int64_t committed = lb_channel_committed_id(w->bus->channels[i]);
+		int64_t committed =
+		    lb_channel_committed_id(w->bus->channels[i]);
 		int rc = lb_outbox_load_last_id(&w->ob, i, &w->last_id[i]);
 
 		if (rc != LITEBUS_OK)
@@ -320,12 +321,12 @@ writer_settle(struct lb_job *j, int status, bool with_detail)
 
 /* What running one job did to the batch's transaction. */
 enum run_result {
-	RUN_OK,		/* the transaction lives on (the job may have failed
-			   alone and been rolled back to its savepoint) */
+	RUN_OK,		 /* the transaction lives on (the job may have failed
+			    alone and been rolled back to its savepoint) */
 	RUN_LOST_BY_JOB, /* a statement of the job made SQLite roll back
 			    the whole transaction; the job is settled */
-	RUN_LOST	/* litebus's own savepoint statements failed and the
-			   transaction is gone; w->lost_status says why */
+	RUN_LOST	 /* litebus's own savepoint statements failed and the
+			    transaction is gone; w->lost_status says why */
 };
 
 /* Run one job inside its savepoint. */
@@ -341,9 +342,9 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	memcpy(job_last_id, w->last_id, (size_t)n * sizeof job_last_id[0]);
 	rc = lb_outbox_savepoint(&w->ob);
 	if (rc != SQLITE_OK) {
-		writer_settle(j, lb_err_sqlite(w->ob.db, rc,
-					       "opening a job's savepoint"),
-			      true);
+		writer_settle(
+		    j, lb_err_sqlite(w->ob.db, rc, "opening a job's savepoint"),
+		    true);
 		if (sqlite3_get_autocommit(w->ob.db)) {
 			w->lost_status = writer_lost_status(
 			    w, rc, "opening a job's savepoint");
@@ -404,13 +405,14 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	/* The job rolls back alone; its ids are handed out again (W4). */
 	memcpy(w->last_id, job_last_id, (size_t)n * sizeof job_last_id[0]);
 	if (sqlite3_get_autocommit(w->ob.db)) {
-		w->lost_status = writer_lost_status(
-		    w, rc, "releasing a job's savepoint");
+		w->lost_status =
+		    writer_lost_status(w, rc, "releasing a job's savepoint");
 		return RUN_LOST;
 	}
 	rc = lb_outbox_rollback_to(&w->ob);
 	if (rc != SQLITE_OK) {
-		w->lost_status = writer_lost_status(w, rc, "rolling a job back");
+		w->lost_status =
+		    writer_lost_status(w, rc, "rolling a job back");
 		return RUN_LOST;
 	}
 	return RUN_OK;
@@ -674,8 +676,9 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	w->bus = bus;
 	w->tx.w = w;
 	/* Opened in place: the connection's authorizer keeps &w->ob. */
-	rc = lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability,
-			    bus->channels, bus->nchannels, bus->opts.adopt != 0);
+	rc =
+	    lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability,
+			   bus->channels, bus->nchannels, bus->opts.adopt != 0);
 	if (rc != LITEBUS_OK) {
 		free(w);
 		return rc;
@@ -683,8 +686,8 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	/* In-memory databases have no WAL and need no checkpoints.  Both
 	 * modes: checkpoint.c keeps the WAL bound. */
 	if (!bus->dbn.is_memory) {
-		rc = lb_ckpt_start(&bus->dbn, w->ob.db, &bus->opts,
-				   &bus->stats, &w->ckpt);
+		rc = lb_ckpt_start(&bus->dbn, w->ob.db, &bus->opts, &bus->stats,
+				   &w->ckpt);
 		if (rc != LITEBUS_OK)
 			goto fail;
 	}
@@ -856,8 +859,8 @@ done:
 }
 
 int
-litebus_submit(litebus *bus, litebus_job_fn fn, void *arg,
-	       litebus_done_fn done, void *done_arg)
+litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
+	       void *done_arg)
 {
 	struct lb_job *j;
 	int rc;
@@ -961,7 +964,8 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 				  "are exhausted (the largest ever committed "
 				  "is %lld)",
 				  ch->name, (long long)INT64_MAX);
-	occurred = rec->occurred_at_ms != 0 ? rec->occurred_at_ms : lb_wall_ms();
+	occurred =
+	    rec->occurred_at_ms != 0 ? rec->occurred_at_ms : lb_wall_ms();
 	rc = lb_outbox_append(&w->ob, channel, w->last_id[channel] + 1, rec,
 			      occurred, w->batch_ms);
 	if (rc != LITEBUS_OK)
