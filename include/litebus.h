@@ -93,8 +93,10 @@
  *    then running SQL, stepping, resetting or finalizing statements the
  *    job did not prepare (sqlite3_next_stmt() finds litebus's),
  *    sqlite3_backup_*() or sqlite3_deserialize() into litebus's
- *    connection, SQLITE_DBCONFIG_MAINDBNAME, keeping the connection (or
- *    a function that uses it) past the job, or using it from another
+ *    connection, SQLITE_DBCONFIG_MAINDBNAME, stepping in a later job a
+ *    DDL statement prepared in an earlier one (litebus checks its
+ *    namespace after the job that prepares DDL), keeping the connection
+ *    (or a function that uses it) past the job, or using it from another
  *    thread.
  *  - A job may be *called* more than once, and commits at most once.  When
  *    a statement of one job makes SQLite roll back the whole transaction
