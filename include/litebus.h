@@ -90,7 +90,10 @@
  *  - Never (litebus cannot detect it, or only after the job returned,
  *    when the harm is done; every guarantee is void): sqlite3_close(),
  *    sqlite3_set_authorizer(), removing or replacing litebus's hooks and
- *    then running SQL, stepping, resetting or finalizing statements the
+ *    then running SQL, changing a sqlite3_db_config() flag even if the
+ *    job puts it back before it returns, sqlite3_blob_open() for writing
+ *    on litebus's tables (the authorizer does not see blob writes),
+ *    stepping, resetting or finalizing statements the
  *    job did not prepare (sqlite3_next_stmt() finds litebus's),
  *    sqlite3_backup_*() or sqlite3_deserialize() into litebus's
  *    connection, SQLITE_DBCONFIG_MAINDBNAME, stepping in a later job a
@@ -333,8 +336,9 @@ typedef struct litebus_options {
 	/* Extra channel names, NULL-terminated; NULL for none.  A name is
 	 * 1..LITEBUS_CHANNEL_NAME_MAX of [A-Za-z0-9_], must not start with a
 	 * digit and must differ from every other channel name, ignoring case
-	 * (SQLite's table names ignore case).  Borrowed for the duration of
-	 * litebus_open(). */
+	 * (SQLite's table names ignore case); "<name>_partition" next to a
+	 * channel "<name>" is refused too (it is that channel's index).
+	 * Borrowed for the duration of litebus_open(). */
 	const char *const *channels;
 	/* How long the writer retries, with backoff, while another
 	 * connection holds the database's write lock, before the batch fails
@@ -419,9 +423,12 @@ LITEBUS_API void litebus_options_init(litebus_options *o);
  * ignored.  Its connections keep using the path of the first open, and
  * SQLite names the -wal after it: so while a bus is open, litebus_open
  * refuses with ECANTOPEN to open it by another name once that first path
- * no longer names it (renamed or deleted), and to open another file by
- * that path; litebus_reader_open then refuses too.  Only regular files
- * are opened (ECANTOPEN for devices, FIFOs, directories).
+ * (with symbolic links resolved) no longer names it (renamed or
+ * deleted), and to open another file by that path; litebus_reader_open
+ * then refuses too.  If the file was renamed while open, the last close
+ * copies the WAL into it (SQLite would not), so nothing committed stays
+ * behind in a -wal named after the old path.  Only regular files are
+ * opened (ECANTOPEN for devices, FIFOs, directories).
  * The caller owns one reference to *out and releases it with
  * litebus_close().  litebus_open copies everything it keeps from *o.
  * Thread-safety: any thread.  Blocking: opens files and runs schema SQL.

@@ -453,11 +453,41 @@ bus_canonical_path(const char *path, char **out)
 		   : lb_err_set(LITEBUS_ENOMEM, "litebus_open: out of memory");
 }
 
+/* Channel "x" has an index litebus_outbox_x_partition, which shares
+ * SQLite's namespace with tables: a channel named "x_partition" (any
+ * case) next to "x", built-in or declared, would collide with it. */
+static int
+bus_check_index_clash(const litebus_options *o, const char *name)
+{
+	static const char suffix[] = "_partition";
+	size_t n = strlen(name), k = sizeof suffix - 1;
+	char prefix[LITEBUS_CHANNEL_NAME_MAX + 1];
+	bool clash = false;
+
+	if (n <= k || strcasecmp(name + n - k, suffix) != 0)
+		return LITEBUS_OK;
+	memcpy(prefix, name, n - k);
+	prefix[n - k] = '\0';
+	for (int b = 0; b < LITEBUS_BUILTIN_CHANNELS; b++)
+		if (strcasecmp(prefix, lb_channel_builtin_name(b)) == 0)
+			clash = true;
+	for (const char *const *d = o->channels; d != NULL && *d != NULL; d++)
+		if (strcasecmp(prefix, *d) == 0)
+			clash = true;
+	if (!clash)
+		return LITEBUS_OK;
+	return lb_err_set(LITEBUS_EINVAL,
+			  "litebus_open: channel '%s' would share its table's "
+			  "name with the index of channel '%s' "
+			  "(litebus_outbox_%s_partition)",
+			  name, prefix, prefix);
+}
+
 static int
 bus_check_options(const litebus_options *o, int *nextra)
 {
 	uint32_t cap = o->ring_capacity;
-	int n = 0;
+	int n = 0, rc;
 
 	if (cap < LITEBUS_RING_MIN || cap > LITEBUS_RING_MAX ||
 	    (cap & (cap - 1)) != 0)
@@ -522,6 +552,9 @@ bus_check_options(const litebus_options *o, int *nextra)
 						  "declared twice (names are "
 						  "compared ignoring case)",
 						  *c);
+		rc = bus_check_index_clash(o, *c);
+		if (rc != LITEBUS_OK)
+			return rc;
 	}
 	*nextra = n;
 	return LITEBUS_OK;

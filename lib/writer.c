@@ -608,6 +608,34 @@ writer_idle_wait(struct lb_writer *w)
 	       w->head == NULL && !w->closing;
 }
 
+/* B5 (bus.c): SQLite does not checkpoint on close a database file that
+ * was renamed or unlinked while open (SQLITE_FCNTL_HAS_MOVED): the commits
+ * would stay in a -wal named after the old path, where the file no longer
+ * is, and reopening it by its new name would miss them (and hand their
+ * ids out again).  So copy them into the file ourselves, and empty that
+ * -wal, before the connections close.  Waits for readers up to
+ * busy_timeout_ms; if it still fails, SQLite's own rules apply. */
+static void
+writer_checkpoint_if_moved(struct lb_writer *w)
+{
+	int moved = 0, rc;
+
+	if (w->bus->dbn.is_memory ||
+	    sqlite3_file_control(w->ob.db, "main", SQLITE_FCNTL_HAS_MOVED,
+				 &moved) != SQLITE_OK ||
+	    !moved)
+		return;
+	rc = sqlite3_busy_timeout(w->ob.db, (int)w->bus->opts.busy_timeout_ms);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_wal_checkpoint_v2(w->ob.db, "main",
+					       SQLITE_CHECKPOINT_TRUNCATE, NULL,
+					       NULL);
+	/* Nobody to report to (close returns OK); the stats say it. */
+	if (rc != SQLITE_OK)
+		lb_stat_add(&w->bus->stats.ckpt_errors, 1);
+	(void)sqlite3_busy_timeout(w->ob.db, 0);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -654,6 +682,7 @@ writer_main(void *arg)
 	 * with ECLOSED from here on. */
 	for (int c = 0; c < w->bus->nchannels; c++)
 		lb_channel_close(w->bus->channels[c]);
+	writer_checkpoint_if_moved(w);
 	lb_ckpt_stop(w->ckpt, w->ob.db);
 	w->ckpt = NULL;
 	lb_outbox_close(&w->ob);

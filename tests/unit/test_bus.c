@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -899,6 +900,48 @@ a_subscriber_and_a_reader_outliving_close_drain_then_report_closed(
 	litebus_reader_close(r);
 }
 
+/* Contract, litebus_options.channels: a valid name "must differ from
+ * every other channel name"; channel "x" owns the index
+ * litebus_outbox_x_partition, so "x_partition" next to "x" (built-in or
+ * declared, any case) is refused with EINVAL and the file untouched. */
+static void
+a_channel_named_like_another_channels_index_is_einval(void **state)
+{
+	struct bus_fixture *f = *state;
+	static const char *const pairs[][3] = {
+	    {"x", "x_partition", NULL},
+	    {"X_PARTITION", "x", NULL},
+	    {"completion_partition", NULL, NULL},
+	    {"Lease_History_Partition", NULL, NULL},
+	};
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+		litebus *bus = NULL;
+		int rc;
+
+		f->opts.path = f->path;
+		f->opts.channels = pairs[i];
+		rc = litebus_open(&f->opts, &bus);
+		if (rc != LITEBUS_EINVAL)
+			fail_msg("%s/%s: open returned %s", pairs[i][0],
+				 pairs[i][1] != NULL ? pairs[i][1] : "-",
+				 litebus_errname(rc));
+		assert_non_null(strstr(litebus_last_errmsg(), "_partition"));
+		assert_int_equal(stat(f->path, &st), -1);
+	}
+	/* A name that only ends like an index is fine on its own. */
+	{
+		static const char *const ok[] = {"orders_partition", NULL};
+		litebus *bus = NULL;
+
+		f->opts.channels = ok;
+		assert_int_equal(litebus_open(&f->opts, &bus), LITEBUS_OK);
+		assert_int_equal(litebus_close(bus), LITEBUS_OK);
+	}
+	f->opts.channels = NULL;
+}
+
 int
 main(void)
 {
@@ -959,6 +1002,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		lags_of_subscribers_and_readers_are_counted_on_the_bus,
 		bus_with_tiny_rings, bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_channel_named_like_another_channels_index_is_einval,
+		tmpdir_setup, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_subscriber_and_a_reader_outliving_close_drain_then_report_closed,
 		bus_with_tiny_rings, bus_teardown),

@@ -323,6 +323,38 @@ a_new_file_under_an_open_files_old_name_is_refused(void **state)
 	assert_int_equal(fx_count_rows(f->path, "completion"), 6);
 }
 
+/* The attack that left acknowledged events in an orphaned -wal: a file
+ * renamed while open, a commit after the rename, a clean close.  SQLite
+ * does not checkpoint a moved file on close; litebus does, so every
+ * commit is in the file under its new name, and reopening it by that
+ * name continues the ids. */
+static void
+a_file_renamed_while_open_keeps_every_commit_after_close(void **state)
+{
+	struct bus_fixture *f = *state;
+	char moved[400], wal[420];
+	int64_t before[2], after_rename[1], next[1];
+	litebus *b;
+	struct stat st;
+
+	snprintf(moved, sizeof moved, "%s/moved.db", f->dir);
+	commit_events(f->bus, LITEBUS_COMPLETION, 2, before);
+	assert_int_equal(rename(f->path, moved), 0);
+	commit_events(f->bus, LITEBUS_COMPLETION, 1, after_rename);
+	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	f->bus = NULL;
+	assert_int_equal(fx_count_rows(moved, "completion"), 3);
+	/* The -wal named after the old path holds nothing that could be
+	 * replayed into a new file of that name. */
+	snprintf(wal, sizeof wal, "%s-wal", f->path);
+	assert_true(stat(wal, &st) != 0 || st.st_size == 0);
+	b = open_path(moved);
+	commit_events(b, LITEBUS_COMPLETION, 1, next);
+	assert_true(next[0] > after_rename[0]);
+	assert_int_equal(litebus_close(b), LITEBUS_OK);
+	assert_int_equal(rename(moved, f->path), 0);
+}
+
 /* B5: only regular files: a FIFO, a directory, a character device (a
  * node of /dev/null's numbers, made here when allowed) and a symlink to
  * one are refused before SQLite touches them, leaving nothing behind. */
@@ -659,6 +691,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		files_that_are_not_regular_files_are_refused, tmpdir_setup,
 		bus_teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_file_renamed_while_open_keeps_every_commit_after_close,
+		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_bind_mount_of_the_directory_gives_the_same_bus, tmpdir_setup,
 		bus_teardown),
