@@ -992,6 +992,17 @@ outbox_configure(sqlite3 *db, const struct lb_dbname *dbn, int durability)
 					  "its directory writable?)");
 		}
 		sqlite3_finalize(st);
+	} else {
+		/* In memory, the journal is rollback-style (memvfs.c): a
+		 * page-cache spill in the middle of a transaction would take
+		 * EXCLUSIVE and hold every reader off until the job commits,
+		 * so a reader's timeout 0 would wait for a commit.  The
+		 * database is in memory anyway: keep dirty pages in the cache
+		 * until COMMIT, which is then the only time readers wait. */
+		rc = outbox_exec(db, "PRAGMA main.cache_spill=OFF",
+				 "configuring the in-memory database");
+		if (rc != LITEBUS_OK)
+			return rc;
 	}
 	return outbox_exec(db,
 			   durability == LITEBUS_DURABILITY_FULL

@@ -23,6 +23,7 @@
 #include "wait.h"
 
 #include <sched.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -994,6 +995,93 @@ an_allocation_failure_while_reading_a_row_is_never_delivered_as_data(
 	assert_true(fired_somewhere > 0);
 }
 
+/* A job large enough to spill SQLite's page cache, holding its
+ * transaction open until the test lets it go. */
+struct big_job {
+	sem_t emitted, release, done;
+	int status;
+};
+
+static int
+job_big_then_hold(litebus_tx *tx, void *arg)
+{
+	struct big_job *b = arg;
+	static unsigned char payload[4096];
+	litebus_record rec = {0};
+
+	rec.event_type = "success";
+	rec.payload = payload;
+	rec.payload_len = sizeof payload;
+	for (int i = 0; i < 1000; i++)
+		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
+		    LITEBUS_OK)
+			return -1000;
+	sem_post(&b->emitted);
+	while (sem_wait(&b->release) != 0)
+		;
+	return 0;
+}
+
+static void
+big_job_done(int status, void *arg)
+{
+	struct big_job *b = arg;
+
+	b->status = status;
+	sem_post(&b->done);
+}
+
+/* Contract, litebus_reader_next(): "0 never waits for a commit".  Found by
+ * an attack: in memory, a job that outgrew the page cache took the
+ * database's EXCLUSIVE lock mid-transaction, and a lapped reader's
+ * next(0) waited for the job to commit (or failed with EBUSY after
+ * busy_timeout_ms).  The job here holds its transaction until the reader
+ * has read everything committed before it. */
+static void
+a_lapped_in_memory_reader_never_waits_for_a_large_running_job(void **state)
+{
+	litebus_options o;
+	litebus *bus;
+	litebus_reader *r;
+	litebus_row row;
+	struct big_job b;
+	int64_t ids[20];
+	int rc, got = 0;
+
+	(void)state;
+	litebus_options_init(&o);
+	o.ring_capacity = 8;
+	o.busy_timeout_ms = 50; /* a wait would end in EBUSY quickly */
+	assert_int_equal(litebus_open(&o, &bus), LITEBUS_OK);
+	assert_int_equal(litebus_reader_open(bus, LITEBUS_COMPLETION,
+					     LITEBUS_FROM_START, NULL, &r),
+			 LITEBUS_OK);
+	commit_events(bus, LITEBUS_COMPLETION, 20, ids); /* laps the reader */
+	sem_init(&b.emitted, 0, 0);
+	sem_init(&b.release, 0, 0);
+	sem_init(&b.done, 0, 0);
+	assert_int_equal(litebus_submit(bus, job_big_then_hold, &b,
+					big_job_done, &b),
+			 LITEBUS_OK);
+	while (sem_wait(&b.emitted) != 0)
+		;
+	while ((rc = litebus_reader_next(r, &row, 0)) == LITEBUS_OK) {
+		assert_true(got < 20);
+		assert_int_equal(row.event_id, ids[got]);
+		got++;
+	}
+	sem_post(&b.release);
+	if (rc != LITEBUS_TIMEOUT)
+		fail_msg("reader_next(0) beside a running job: %s: %s",
+			 litebus_errname(rc), litebus_last_errmsg());
+	assert_int_equal(got, 20);
+	while (sem_wait(&b.done) != 0)
+		;
+	assert_int_equal(b.status, 0);
+	litebus_reader_close(r);
+	assert_int_equal(litebus_close(bus), LITEBUS_OK);
+}
+
 int
 main(void)
 {
@@ -1037,6 +1125,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		a_lock_refused_once_anywhere_in_a_catch_up_is_retried,
 		bus_with_default_rings, bus_teardown),
+	    cmocka_unit_test(
+		a_lapped_in_memory_reader_never_waits_for_a_large_running_job),
 	    cmocka_unit_test_setup_teardown(
 		an_allocation_failure_while_reading_a_row_is_never_delivered_as_data,
 		bus_with_default_rings, bus_teardown),
