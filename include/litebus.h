@@ -367,9 +367,10 @@ typedef struct litebus_options {
 	 * off for long, and the file is truncated back to the bound when the
 	 * WAL restarts.  Only a read transaction that another connection (not
 	 * litebus's) keeps open longer than busy_timeout_ms can hold the WAL
-	 * beyond the bound; the writer then goes on and retries after the
-	 * next batch.  With the defaults (1000 pages of 4 KiB): 32 MiB plus
-	 * one batch. */
+	 * beyond the bound (as can other connections' readers that keep
+	 * re-reading without pause); the writer then goes on and retries
+	 * once the WAL has grown by another checkpoint_pages pages.  With
+	 * the defaults (1000 pages of 4 KiB): 32 MiB plus one batch. */
 	int checkpoint_mode;
 	/* WAL size in pages that triggers a checkpoint, >= 1.  Default 1000. */
 	uint32_t checkpoint_pages;

@@ -64,7 +64,12 @@
  *       commit, or 0 after a RESTART checkpoint succeeded since (the next
  *       transaction restarts the WAL).  After every commit that leaves
  *       frames >= bound_frames, lb_ckpt_finish(idle = false) runs a
- *       RESTART checkpoint before the writer begins another transaction.
+ *       RESTART checkpoint before the writer begins another transaction
+ *       - unless the last one was held off for busy_timeout_ms by other
+ *       connections' readers: then not before frames has grown by
+ *       another `pages` (retry_frames), so that readers that never let
+ *       go slow the writer to one wait per `pages` of WAL, never to one
+ *       batch per wait.
  *   K4  The writer's connection has no busy handler except during a
  *       RESTART checkpoint of lb_ckpt_finish (the writer retries its own
  *       BUSY results, writer.c).
@@ -103,6 +108,7 @@ struct lb_ckpt {
 
 	/* K2: writer thread only. */
 	uint32_t frames;	   /* K3 */
+	uint64_t retry_frames;	   /* K3: 0, or after a held RESTART */
 	uint32_t trigger_frames;   /* WAL size at the last wake-up */
 	uint64_t busy_deadline_ns; /* of the RESTART checkpoint under way */
 
@@ -298,12 +304,15 @@ ckpt_restart(struct lb_ckpt *ck, sqlite3 *wdb)
 		lb_stat_add_w(&ck->stats->ckpt_forced, 1);
 		ck->frames = 0;
 		ck->trigger_frames = 0;
+		ck->retry_frames = 0;
 		return true;
 	}
-	if ((rc & 0xff) == SQLITE_BUSY)
+	if ((rc & 0xff) == SQLITE_BUSY) {
 		lb_stat_add_w(&ck->stats->ckpt_held, 1);
-	else
+		ck->retry_frames = (uint64_t)ck->frames + ck->pages; /* K3 */
+	} else {
 		ckpt_note(ck, rc);
+	}
 	/* frames stays: the next commit's hook refreshes it and K3 makes
 	 * the writer try again after that batch. */
 	return true;
@@ -317,7 +326,9 @@ lb_ckpt_finish(struct lb_ckpt *ck, sqlite3 *wdb, bool idle)
 	if (ck == NULL)
 		return false;
 	if (!idle)
-		return ck->frames >= ck->bound_frames && ckpt_restart(ck, wdb);
+		return ck->frames >= ck->bound_frames &&
+		       ck->frames >= ck->retry_frames &&
+		       ckpt_restart(ck, wdb);
 	if (!lb_ckpt_finish_due(ck))
 		return false;
 	/* Between transactions, so this copies every committed frame that
