@@ -178,7 +178,8 @@ commit_batch(litebus *bus, int channel, int count, int64_t *ids)
 	int rc = litebus_exec(bus, fx_emit_job, &a);
 
 	if (rc != 0)
-		fail_msg("commit_batch: exec: %d %s", rc, litebus_last_errmsg());
+		fail_msg("commit_batch: exec: %d %s", rc,
+			 litebus_last_errmsg());
 }
 
 int64_t
@@ -217,4 +218,44 @@ void
 fx_barrier_destroy(struct fx_barrier *b)
 {
 	pthread_barrier_destroy(&b->b);
+}
+
+litebus_reader *
+fx_reader_open(litebus *bus, int channel, int64_t after,
+	       const litebus_filter *filter)
+{
+	litebus_reader *r = NULL;
+	int rc = litebus_reader_open(bus, channel, after, filter, &r);
+
+	if (rc != LITEBUS_OK)
+		fail_msg("litebus_reader_open: %s: %s", litebus_errname(rc),
+			 litebus_last_errmsg());
+	return r;
+}
+
+void
+fx_expect_row(litebus_reader *r, int64_t id)
+{
+	litebus_row row;
+	int rc = litebus_reader_next(r, &row, FX_WAIT_MS);
+
+	if (rc != LITEBUS_OK)
+		fail_msg("expected row %lld, got %s%s%s", (long long)id,
+			 litebus_errname(rc), rc < 0 ? ": " : "",
+			 rc < 0 ? litebus_last_errmsg() : "");
+	if (row.event_id != id)
+		fail_msg("expected row %lld, got row %lld", (long long)id,
+			 (long long)row.event_id);
+}
+
+void
+fx_expect_no_row(litebus_reader *r)
+{
+	litebus_row row;
+	int rc = litebus_reader_next(r, &row, 0);
+
+	if (rc != LITEBUS_TIMEOUT)
+		fail_msg("expected no row (TIMEOUT), got %s (row %lld)",
+			 litebus_errname(rc),
+			 rc == LITEBUS_OK ? (long long)row.event_id : -1LL);
 }

@@ -18,7 +18,7 @@
 #define FX_WAIT_MS 10000
 
 struct bus_fixture {
-	char dir[256];  /* temporary directory, removed at teardown */
+	char dir[256];	/* temporary directory, removed at teardown */
 	char path[300]; /* dir/test.db */
 	litebus *bus;
 	litebus_options opts;
@@ -56,6 +56,14 @@ const char *fx_event_type(int channel);
 int64_t fx_count_rows(const char *path, const char *channel_name);
 
 uint64_t fx_now_ms(void);
+
+/* Open a reader (fails the test with the error if it cannot). */
+litebus_reader *fx_reader_open(litebus *bus, int channel, int64_t after,
+			       const litebus_filter *filter);
+/* The reader's next row must arrive within FX_WAIT_MS and carry `id`. */
+void fx_expect_row(litebus_reader *r, int64_t id);
+/* Nothing more is waiting: next(0) returns TIMEOUT. */
+void fx_expect_no_row(litebus_reader *r);
 
 /* A reusable start barrier. */
 struct fx_barrier {

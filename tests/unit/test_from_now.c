@@ -29,44 +29,6 @@ enum { BIG_BATCH = 20000 };
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static litebus_reader *
-open_reader(litebus *bus, int64_t after)
-{
-	litebus_reader *r = NULL;
-	int rc = litebus_reader_open(bus, LITEBUS_COMPLETION, after, NULL, &r);
-
-	if (rc != LITEBUS_OK)
-		fail_msg("litebus_reader_open: %s: %s", litebus_errname(rc),
-			 litebus_last_errmsg());
-	return r;
-}
-
-static void
-expect_row(litebus_reader *r, int64_t id)
-{
-	litebus_row row;
-	int rc = litebus_reader_next(r, &row, FX_WAIT_MS);
-
-	if (rc != LITEBUS_OK)
-		fail_msg("expected row %lld, got %s: %s", (long long)id,
-			 litebus_errname(rc), litebus_last_errmsg());
-	if (row.event_id != id)
-		fail_msg("expected row %lld, got row %lld", (long long)id,
-			 (long long)row.event_id);
-}
-
-static void
-expect_no_row(litebus_reader *r)
-{
-	litebus_row row;
-	int rc = litebus_reader_next(r, &row, 0);
-
-	if (rc != LITEBUS_TIMEOUT)
-		fail_msg("expected no row, got %s (row %lld)",
-			 litebus_errname(rc),
-			 rc == LITEBUS_OK ? (long long)row.event_id : -1LL);
-}
-
 /* A connection of the test's own to the bus's database: the file, or the
  * in-memory database by its internal name. */
 static sqlite3 *
@@ -163,7 +125,7 @@ big_batch_race_round(litebus *bus)
 	if (rc != LITEBUS_OK && rc != LITEBUS_LAGGED)
 		fail_msg("waiting for the batch: %s", litebus_errname(rc));
 	published_at_open = lb_channel_published_id(ch);
-	r = open_reader(bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	max_after = foreign_max_id(db);
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(b.rc, 0);
@@ -178,8 +140,8 @@ big_batch_race_round(litebus *bus)
 	assert_int_equal(litebus_reader_cursor(r), max_after);
 	commit_events(bus, LITEBUS_COMPLETION, 1, &next);
 	assert_int_equal(next, max_after + 1);
-	expect_row(r, next);
-	expect_no_row(r);
+	fx_expect_row(r, next);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 	litebus_unsubscribe(sub);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
@@ -265,13 +227,13 @@ from_now_skips_rows_another_connection_committed_before_open(void **state)
 	int64_t next;
 
 	foreign_insert_three(f->bus);
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(r), 3);
-	expect_no_row(r);
+	fx_expect_no_row(r);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
 	assert_int_equal(next, 4);
-	expect_row(r, 4);
-	expect_no_row(r);
+	fx_expect_row(r, 4);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -285,10 +247,11 @@ from_start_delivers_rows_another_connection_committed_before_open(void **state)
 	litebus_reader *r;
 
 	foreign_insert_three(f->bus);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	for (int64_t id = 1; id <= 3; id++)
-		expect_row(r, id);
-	expect_no_row(r);
+		fx_expect_row(r, id);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -316,12 +279,12 @@ from_now_starts_after_the_high_water_mark_of_pruned_rows(void **state)
 	commit_events(f->bus, LITEBUS_COMPLETION, 5, ids);
 	assert_int_equal(litebus_exec(f->bus, job_prune, NULL), 0);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(r), ids[4]);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
 	assert_int_equal(next, ids[4] + 1);
-	expect_row(r, next);
-	expect_no_row(r);
+	fx_expect_row(r, next);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -340,7 +303,7 @@ from_now_is_never_below_the_channels_committed_id(void **state)
 	commit_events(f->bus, LITEBUS_COMPLETION, 3, ids);
 	/* No job runs: the writer does not touch committed_id now. */
 	lb_channel_set_committed(ch, ids[2] + 7);
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(r), ids[2] + 7);
 	litebus_reader_close(r);
 }
@@ -414,8 +377,10 @@ holes_scenario(struct bus_fixture *f)
 	int n;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, NULL);
-	from_now = open_reader(f->bus, LITEBUS_FROM_NOW);
-	from_start = open_reader(f->bus, LITEBUS_FROM_START);
+	from_now =
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	from_start = fx_reader_open(f->bus, LITEBUS_COMPLETION,
+				    LITEBUS_FROM_START, NULL);
 	start = litebus_reader_cursor(from_now);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(litebus_exec(f->bus, job_with_holes, NULL), 0);
@@ -424,12 +389,12 @@ holes_scenario(struct bus_fixture *f)
 	n = foreign_ids(f->bus, start, want, 64);
 	assert_int_equal(n, 5 * 4); /* 3 rows per job, and one commit */
 	for (int i = 0; i < n; i++)
-		expect_row(from_now, want[i]);
-	expect_no_row(from_now);
+		fx_expect_row(from_now, want[i]);
+	fx_expect_no_row(from_now);
 	n = foreign_ids(f->bus, 0, want, 64);
 	for (int i = 0; i < n; i++)
-		expect_row(from_start, want[i]);
-	expect_no_row(from_start);
+		fx_expect_row(from_start, want[i]);
+	fx_expect_no_row(from_start);
 	litebus_reader_close(from_now);
 	litebus_reader_close(from_start);
 }
@@ -456,7 +421,8 @@ a_row_committed_by_another_connection_after_open_is_delivered_in_order(
     void **state)
 {
 	struct bus_fixture *f = *state;
-	litebus_reader *r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	litebus_reader *r =
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	sqlite3 *db;
 	int64_t a, c;
 
@@ -475,10 +441,10 @@ a_row_committed_by_another_connection_after_open_is_delivered_in_order(
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &c);
 	assert_int_equal(c, a + 2);
-	expect_row(r, a);
-	expect_row(r, a + 1);
-	expect_row(r, c);
-	expect_no_row(r);
+	fx_expect_row(r, a);
+	fx_expect_row(r, a + 1);
+	fx_expect_row(r, c);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 

@@ -114,32 +114,6 @@ memory_bus_with_short_busy_timeout(void **state)
 	return 0;
 }
 
-static litebus_reader *
-open_reader(litebus *bus, int64_t after)
-{
-	litebus_reader *r = NULL;
-	int rc = litebus_reader_open(bus, LITEBUS_COMPLETION, after, NULL, &r);
-
-	if (rc != LITEBUS_OK)
-		fail_msg("litebus_reader_open: %s: %s", litebus_errname(rc),
-			 litebus_last_errmsg());
-	return r;
-}
-
-static void
-expect_row(litebus_reader *r, int64_t id)
-{
-	litebus_row row;
-	int rc = litebus_reader_next(r, &row, FX_WAIT_MS);
-
-	if (rc != LITEBUS_OK)
-		fail_msg("expected row %lld, got %s: %s", (long long)id,
-			 litebus_errname(rc), litebus_last_errmsg());
-	if (row.event_id != id)
-		fail_msg("expected row %lld, got row %lld", (long long)id,
-			 (long long)row.event_id);
-}
-
 /* ------------------------------------------------------------------ */
 /* The workload                                                */
 
@@ -480,7 +454,8 @@ in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged(
 	int rc;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 3, ids);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	holder_lock(f, &h);
 	t0 = lb_mono_ns();
 	rc = litebus_reader_next(r, &row, 0);
@@ -493,7 +468,7 @@ in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged(
 	assert_int_equal(litebus_reader_cursor(r), 0);
 	holder_unlock(&h);
 	for (int i = 0; i < 3; i++)
-		expect_row(r, ids[i]);
+		fx_expect_row(r, ids[i]);
 	litebus_reader_close(r);
 }
 
@@ -510,13 +485,14 @@ in_memory_reader_waits_for_its_timeout_when_longer_than_busy_timeout(
 	uint64_t t0;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	holder_lock(f, &h);
 	t0 = lb_mono_ns();
 	holder_release_in(&h, 200);
-	expect_row(r, ids[0]); /* timeout FX_WAIT_MS */
+	fx_expect_row(r, ids[0]); /* timeout FX_WAIT_MS */
 	assert_true(lb_mono_ns() - t0 >= 200000000u);
-	expect_row(r, ids[1]);
+	fx_expect_row(r, ids[1]);
 	holder_unlock(&h);
 	litebus_reader_close(r);
 }
@@ -533,7 +509,8 @@ in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout(void **state)
 	uint64_t t0;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	holder_lock(f, &h);
 	t0 = lb_mono_ns();
 	holder_release_in(&h, 300);
@@ -560,12 +537,12 @@ in_memory_reader_open_waits_out_a_held_lock(void **state)
 	holder_lock(f, &h);
 	t0 = lb_mono_ns();
 	holder_release_in(&h, 100);
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_true(lb_mono_ns() - t0 >= 100000000u);
 	assert_int_equal(litebus_reader_cursor(r), ids[1]);
 	holder_unlock(&h);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
-	expect_row(r, next);
+	fx_expect_row(r, next);
 	litebus_reader_close(r);
 }
 
@@ -587,7 +564,7 @@ in_memory_reader_open_fails_with_ebusy_after_busy_timeout(void **state)
 	assert_null(r);
 	assert_true(lb_mono_ns() - t0 >= 50000000u);
 	holder_unlock(&h);
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	litebus_reader_close(r);
 }
 
@@ -649,7 +626,8 @@ a_reader_on_the_writer_thread_never_waits_for_a_lock(void **state)
 	f->opts.busy_timeout_ms = 60000; /* a wait would be noticed */
 	assert_int_equal(litebus_open(&f->opts, &f->bus), LITEBUS_OK);
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
-	w.reader = open_reader(f->bus, LITEBUS_FROM_START);
+	w.reader = fx_reader_open(f->bus, LITEBUS_COMPLETION,
+				  LITEBUS_FROM_START, NULL);
 	atomic_init(&w.step, 0);
 	assert_int_equal(litebus_submit(f->bus, job_nothing, NULL,
 					done_read_while_locked, &w),
@@ -666,8 +644,8 @@ a_reader_on_the_writer_thread_never_waits_for_a_lock(void **state)
 			 litebus_errname(w.rc));
 	assert_true(w.elapsed_ns < 10000000000u); /* far below 60 s */
 	assert_int_equal(w.cursor, 0);
-	expect_row(w.reader, ids[0]);
-	expect_row(w.reader, ids[1]);
+	fx_expect_row(w.reader, ids[0]);
+	fx_expect_row(w.reader, ids[1]);
 	litebus_reader_close(w.reader);
 }
 
@@ -713,14 +691,16 @@ in_memory_readers_catch_up_while_a_job_holds_its_transaction(void **state)
 	uint64_t t0;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 5, ids);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	atomic_init(&j.step, 0);
 	assert_int_equal(
 	    litebus_submit(f->bus, job_emit_then_wait, &j, NULL, NULL),
 	    LITEBUS_OK);
 	assert_true(wait_step(&j.step, 1));
 	t0 = lb_mono_ns();
-	late = open_reader(f->bus, LITEBUS_FROM_NOW);
+	late =
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(late), ids[4]);
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_OK);
@@ -733,8 +713,8 @@ in_memory_readers_catch_up_while_a_job_holds_its_transaction(void **state)
 	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
 	assert_false(j.timed_out);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
-	expect_row(r, next);
-	expect_row(late, next);
+	fx_expect_row(r, next);
+	fx_expect_row(late, next);
 	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
 	litebus_reader_close(late);
 	litebus_reader_close(r);
@@ -949,7 +929,8 @@ an_allocation_failure_while_reading_a_row_is_never_delivered_as_data(
 	/* One row of litebus's own after them. */
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL);
 	for (uint64_t n = 1;; n++) {
-		litebus_reader *r = open_reader(f->bus, LITEBUS_FROM_START);
+		litebus_reader *r = fx_reader_open(f->bus, LITEBUS_COMPLETION,
+						   LITEBUS_FROM_START, NULL);
 		litebus_row row;
 		int64_t expect = 1;
 		bool fired = false;
@@ -1060,9 +1041,9 @@ a_lapped_in_memory_reader_never_waits_for_a_large_running_job(void **state)
 	sem_init(&b.emitted, 0, 0);
 	sem_init(&b.release, 0, 0);
 	sem_init(&b.done, 0, 0);
-	assert_int_equal(litebus_submit(bus, job_big_then_hold, &b,
-					big_job_done, &b),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(bus, job_big_then_hold, &b, big_job_done, &b),
+	    LITEBUS_OK);
 	while (sem_wait(&b.emitted) != 0)
 		;
 	while ((rc = litebus_reader_next(r, &row, 0)) == LITEBUS_OK) {

@@ -61,55 +61,12 @@ emit_recs(litebus *bus, int channel, const litebus_record *recs, int count,
 
 /* Commit `count` events as `count / per_job` jobs of `per_job` events. */
 static void
-commit_in_jobs(litebus *bus, int channel, int count, int per_job,
-	       int64_t *ids)
+commit_in_jobs(litebus *bus, int channel, int count, int per_job, int64_t *ids)
 {
 	for (int i = 0; i < count; i += per_job) {
 		int n = count - i < per_job ? count - i : per_job;
 		commit_batch(bus, channel, n, ids != NULL ? ids + i : NULL);
 	}
-}
-
-static litebus_reader *
-open_reader(litebus *bus, int channel, int64_t after,
-	    const litebus_filter *filter)
-{
-	litebus_reader *r = NULL;
-	int rc = litebus_reader_open(bus, channel, after, filter, &r);
-
-	if (rc != LITEBUS_OK)
-		fail_msg("litebus_reader_open: %s: %s", litebus_errname(rc),
-			 litebus_last_errmsg());
-	return r;
-}
-
-/* The next row must arrive within FX_WAIT_MS and carry event_id `id`. */
-static void
-expect_row(litebus_reader *r, int64_t id)
-{
-	litebus_row row;
-	int rc = litebus_reader_next(r, &row, FX_WAIT_MS);
-
-	if (rc != LITEBUS_OK)
-		fail_msg("expected row %lld, got %s%s%s", (long long)id,
-			 litebus_errname(rc), rc < 0 ? ": " : "",
-			 rc < 0 ? litebus_last_errmsg() : "");
-	if (row.event_id != id)
-		fail_msg("expected row %lld, got row %lld", (long long)id,
-			 (long long)row.event_id);
-}
-
-/* Nothing more is waiting. */
-static void
-expect_no_row(litebus_reader *r)
-{
-	litebus_row row;
-	int rc = litebus_reader_next(r, &row, 0);
-
-	if (rc != LITEBUS_TIMEOUT)
-		fail_msg("expected TIMEOUT, got %s (row %lld)",
-			 litebus_errname(rc),
-			 rc == LITEBUS_OK ? (long long)row.event_id : -1LL);
 }
 
 static int64_t
@@ -128,8 +85,7 @@ wait_until_a_reader_sleeps(litebus *bus, int channel)
 	struct lb_channel *ch = lb_bus_channel(bus, channel);
 	uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
 
-	while (atomic_load_explicit(&ch->sleepers, memory_order_relaxed) ==
-	       0) {
+	while (atomic_load_explicit(&ch->sleepers, memory_order_relaxed) == 0) {
 		if (fx_now_ms() > deadline)
 			fail_msg("no reader went to sleep on channel %d",
 				 channel);
@@ -160,10 +116,11 @@ reader_from_start_delivers_every_committed_row_in_order(void **state)
 	litebus_reader *r;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 5, ids);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	for (int i = 0; i < 5; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	assert_int_equal(litebus_reader_cursor(r), ids[4]);
 	litebus_reader_close(r);
 }
@@ -177,11 +134,11 @@ reader_after_a_cursor_starts_strictly_after_it(void **state)
 	litebus_reader *r;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 10, ids);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, ids[3], NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, ids[3], NULL);
 	assert_int_equal(litebus_reader_cursor(r), ids[3]);
 	for (int i = 4; i < 10; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -196,14 +153,14 @@ reader_after_a_cursor_beyond_the_newest_row_delivers_only_rows_past_it(
 	litebus_reader *r;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 3, ids);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, 10, NULL);
-	expect_no_row(r);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, 10, NULL);
+	fx_expect_no_row(r);
 	assert_int_equal(litebus_reader_cursor(r), 10);
 	commit_events(f->bus, LITEBUS_COMPLETION, 10, ids + 3);
 	assert_int_equal(ids[12], 13);
 	for (int64_t id = 11; id <= 13; id++)
-		expect_row(r, id);
-	expect_no_row(r);
+		fx_expect_row(r, id);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -217,13 +174,13 @@ reader_from_now_sees_only_rows_committed_after_open(void **state)
 	litebus_reader *r;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 5, before);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(r), before[4]);
-	expect_no_row(r);
+	fx_expect_no_row(r);
 	commit_events(f->bus, LITEBUS_COMPLETION, 3, after);
 	for (int i = 0; i < 3; i++)
-		expect_row(r, after[i]);
-	expect_no_row(r);
+		fx_expect_row(r, after[i]);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -244,12 +201,12 @@ reader_that_does_not_read_while_thousands_commit_gets_each_row_once(
 	litebus_stats st;
 	litebus_reader *r;
 
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	commit_in_jobs(f->bus, LITEBUS_COMPLETION, N / 2, 50, ids);
 	commit_events(f->bus, LITEBUS_COMPLETION, N / 2, ids + N / 2);
 	for (int i = 0; i < N; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	assert_int_equal(litebus_reader_cursor(r), ids[N - 1]);
 	assert_int_equal(litebus_reader_stats_get(r, &rs), LITEBUS_OK);
 	assert_int_equal(rs.delivered, N);
@@ -273,7 +230,7 @@ slow_reader_lapped_between_reads_gets_each_row_once_in_order(void **state)
 	litebus_reader *r;
 	int next = 0;
 
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	for (int round = 0; round < ROUNDS; round++) {
 		int64_t *chunk = ids + round * PER_ROUND;
 		/* Half in one transaction, half in separate ones. */
@@ -281,11 +238,11 @@ slow_reader_lapped_between_reads_gets_each_row_once_in_order(void **state)
 		commit_events(f->bus, LITEBUS_COMPLETION, PER_ROUND / 2,
 			      chunk + PER_ROUND / 2);
 		for (int k = 0; k < READ_PER_ROUND; k++)
-			expect_row(r, ids[next++]);
+			fx_expect_row(r, ids[next++]);
 	}
 	while (next < ROUNDS * PER_ROUND)
-		expect_row(r, ids[next++]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[next++]);
+	fx_expect_no_row(r);
 	assert_int_equal(litebus_reader_stats_get(r, &rs), LITEBUS_OK);
 	assert_true(rs.lags > 0);
 	litebus_reader_close(r);
@@ -306,11 +263,12 @@ catch_up_in_small_pages_joins_them_without_gap_or_overlap(void **state)
 	f->opts.reader_batch = 3;
 	fx_open(f);
 	commit_in_jobs(f->bus, LITEBUS_COMPLETION, N / 2, 7, ids);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	commit_events(f->bus, LITEBUS_COMPLETION, N / 2, ids + N / 2);
 	for (int i = 0; i < N; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	assert_int_equal(litebus_reader_stats_get(r, &rs), LITEBUS_OK);
 	assert_true(rs.queries >= N / 3);
 	litebus_reader_close(r);
@@ -362,7 +320,8 @@ handoff_scenario(struct bus_fixture *f)
 	fx_barrier_init(&opened, 2);
 	assert_int_equal(pthread_create(&t, NULL, producer_main, &prod), 0);
 	fx_barrier_wait(&opened); /* HEAD_START committed; more coming */
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	/* A fresh database: the ids are exactly 1..N. */
 	for (int64_t id = 1; id <= N; id++) {
 		litebus_row row;
@@ -377,21 +336,19 @@ handoff_scenario(struct bus_fixture *f)
 	}
 	pthread_join(t, NULL);
 	assert_int_equal(prod.rc, 0);
-	expect_no_row(r);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 	fx_barrier_destroy(&opened);
 }
 
 static void
-no_row_is_lost_between_catch_up_and_live_while_a_producer_commits(
-    void **state)
+no_row_is_lost_between_catch_up_and_live_while_a_producer_commits(void **state)
 {
 	handoff_scenario(*state); /* default rings: the ring keeps up */
 }
 
 static void
-no_row_is_lost_between_catch_up_and_live_with_a_lapping_producer(
-    void **state)
+no_row_is_lost_between_catch_up_and_live_with_a_lapping_producer(void **state)
 {
 	handoff_scenario(*state); /* 8-slot rings: laps during catch-up */
 }
@@ -408,9 +365,10 @@ reader_resumes_after_the_database_is_reopened_without_gap_or_duplicate(
 	litebus_reader *r;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 10, ids);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	for (int i = 0; i < 6; i++)
-		expect_row(r, ids[i]);
+		fx_expect_row(r, ids[i]);
 	saved = litebus_reader_cursor(r);
 	assert_int_equal(saved, ids[5]);
 	litebus_reader_close(r);
@@ -420,10 +378,10 @@ reader_resumes_after_the_database_is_reopened_without_gap_or_duplicate(
 	fx_open(f);
 	commit_events(f->bus, LITEBUS_COMPLETION, 5, ids + 10);
 	assert_int_equal(ids[10], ids[9] + 1);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, saved, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, saved, NULL);
 	for (int i = 6; i < 15; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -500,7 +458,7 @@ filter_scenario(struct bus_fixture *f, const litebus_filter *flt)
 		litebus_record rec = pattern_rec(i);
 		emit_recs(f->bus, LITEBUS_COMPLETION, &rec, 1, &ids[i]);
 	}
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, flt);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, flt);
 	for (int phase = 0; phase < 3; phase++) {
 		int lo = phase * PHASE, hi = lo + PHASE;
 
@@ -533,12 +491,12 @@ filter_scenario(struct bus_fixture *f, const litebus_filter *flt)
 			} else if (phase == 2) {
 				/* Contract, litebus_reader_cursor(): "rows that
 				 * did not match the filter count as passed". */
-				expect_no_row(r);
+				fx_expect_no_row(r);
 				assert_int_equal(litebus_reader_cursor(r),
 						 ids[i]);
 			}
 		}
-		expect_no_row(r);
+		fx_expect_no_row(r);
 		assert_int_equal(litebus_reader_cursor(r), ids[hi - 1]);
 	}
 	assert_true(matched > 0);
@@ -549,8 +507,7 @@ filter_scenario(struct bus_fixture *f, const litebus_filter *flt)
 /* Contract, litebus_filter: "partition_key used when any_partition ==
  * 0"; only matching rows are delivered. */
 static void
-partition_filter_delivers_only_that_partition_and_passes_the_rest(
-    void **state)
+partition_filter_delivers_only_that_partition_and_passes_the_rest(void **state)
 {
 	litebus_filter flt = {.partition_key = 1, .any_partition = 0};
 
@@ -559,8 +516,7 @@ partition_filter_delivers_only_that_partition_and_passes_the_rest(
 
 /* Contract, litebus_filter: "ns: NULL: any namespace". */
 static void
-namespace_filter_delivers_only_that_namespace_and_passes_the_rest(
-    void **state)
+namespace_filter_delivers_only_that_namespace_and_passes_the_rest(void **state)
 {
 	litebus_filter flt = {.any_partition = 1, .ns = "alpha"};
 
@@ -569,8 +525,7 @@ namespace_filter_delivers_only_that_namespace_and_passes_the_rest(
 
 /* Contract, litebus_filter: "instance_tag: NULL: any tag". */
 static void
-instance_tag_filter_delivers_only_that_tag_and_passes_the_rest(
-    void **state)
+instance_tag_filter_delivers_only_that_tag_and_passes_the_rest(void **state)
 {
 	litebus_filter flt = {.any_partition = 1, .instance_tag = "t2"};
 
@@ -582,8 +537,10 @@ instance_tag_filter_delivers_only_that_tag_and_passes_the_rest(
 static void
 combined_filter_delivers_only_rows_matching_every_set_field(void **state)
 {
-	litebus_filter flt = {.partition_key = 2, .any_partition = 0,
-			      .ns = "beta", .instance_tag = "t1"};
+	litebus_filter flt = {.partition_key = 2,
+			      .any_partition = 0,
+			      .ns = "beta",
+			      .instance_tag = "t1"};
 
 	filter_scenario(*state, &flt);
 }
@@ -594,20 +551,21 @@ reader_keeps_its_own_copy_of_the_filter(void **state)
 {
 	struct bus_fixture *f = *state;
 	char ns[16], tag[16];
-	litebus_filter flt = {.any_partition = 1, .ns = ns, .instance_tag = tag};
-	litebus_record rec = {.event_type = "success", .ns = "alpha",
-			      .instance_tag = "t1"};
+	litebus_filter flt = {
+	    .any_partition = 1, .ns = ns, .instance_tag = tag};
+	litebus_record rec = {
+	    .event_type = "success", .ns = "alpha", .instance_tag = "t1"};
 	litebus_reader *r;
 	int64_t id;
 
 	strcpy(ns, "alpha");
 	strcpy(tag, "t1");
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, &flt);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, &flt);
 	strcpy(ns, "gamma");
 	strcpy(tag, "zz");
 	flt.ns = NULL;
 	emit_recs(f->bus, LITEBUS_COMPLETION, &rec, 1, &id);
-	expect_row(r, id);
+	fx_expect_row(r, id);
 	litebus_reader_close(r);
 }
 
@@ -619,7 +577,8 @@ reader_keeps_its_own_copy_of_the_filter(void **state)
 static int
 job_emit_marked_then_fail(litebus_tx *tx, void *arg)
 {
-	litebus_record rec = {.event_type = "failed", .subject = "rolled-back",
+	litebus_record rec = {.event_type = "failed",
+			      .subject = "rolled-back",
 			      .subject_len = 11};
 
 	(void)arg;
@@ -638,9 +597,10 @@ rows_of_a_rolled_back_job_are_never_delivered(void **state)
 	litebus_reader *live, *lagging;
 	litebus_row row;
 
-	live = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	live =
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	lagging =
-	    open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	for (int i = 0; i < 40; i += 10) {
 		assert_int_equal(
 		    litebus_exec(f->bus, job_emit_marked_then_fail, NULL),
@@ -653,18 +613,18 @@ rows_of_a_rolled_back_job_are_never_delivered(void **state)
 			assert_int_equal(row.event_id, ids[k]);
 			assert_string_equal(row.event_type, "success");
 		}
-		expect_no_row(live);
+		fx_expect_no_row(live);
 	}
-	assert_int_equal(
-	    litebus_exec(f->bus, job_emit_marked_then_fail, NULL), JOB_FAILED);
+	assert_int_equal(litebus_exec(f->bus, job_emit_marked_then_fail, NULL),
+			 JOB_FAILED);
 	for (int k = 0; k < 40; k++) {
 		assert_int_equal(litebus_reader_next(lagging, &row, FX_WAIT_MS),
 				 LITEBUS_OK);
 		assert_int_equal(row.event_id, ids[k]);
 		assert_string_equal(row.event_type, "success");
 	}
-	expect_no_row(lagging);
-	expect_no_row(live);
+	fx_expect_no_row(lagging);
+	fx_expect_no_row(live);
 	litebus_reader_close(live);
 	litebus_reader_close(lagging);
 }
@@ -698,8 +658,8 @@ rows_carry_every_field_as_emitted(void **state)
 				   .payload = bytes,
 				   .payload_len = sizeof bytes,
 				   .occurred_at_ms = 1234567890123};
-	recs[1] = (litebus_record){.partition_key = INT64_MAX,
-				   .event_type = "x"};
+	recs[1] =
+	    (litebus_record){.partition_key = INT64_MAX, .event_type = "x"};
 	recs[2] = (litebus_record){.partition_key = 0,
 				   .subject = long_subject,
 				   .subject_len = strlen(long_subject),
@@ -709,8 +669,8 @@ rows_carry_every_field_as_emitted(void **state)
 				   .payload_len = sizeof big,
 				   .occurred_at_ms = -5};
 
-	r = open_reader(f->bus, LITEBUS_SIGNAL_DELIVERY, LITEBUS_FROM_NOW,
-			NULL);
+	r = fx_reader_open(f->bus, LITEBUS_SIGNAL_DELIVERY, LITEBUS_FROM_NOW,
+			   NULL);
 	t0 = wall_ms();
 	emit_recs(f->bus, LITEBUS_SIGNAL_DELIVERY, recs, 3, ids);
 	t1 = wall_ms();
@@ -754,7 +714,7 @@ rows_carry_every_field_as_emitted(void **state)
 	assert_memory_equal(row.payload, big, sizeof big);
 	assert_int_equal(row.occurred_at_ms, -5);
 	assert_int_equal(row.committed_at_ms, committed);
-	expect_no_row(r);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 }
 
@@ -802,8 +762,7 @@ wait_for_rows(struct blocked_reader *b, int n)
  * their events are published, ... and every subscriber and reader then
  * drains what was committed and reports LITEBUS_CLOSED." */
 static void
-close_wakes_a_reader_blocked_forever_with_closed_after_every_row(
-    void **state)
+close_wakes_a_reader_blocked_forever_with_closed_after_every_row(void **state)
 {
 	struct bus_fixture *f = *state;
 	static const litebus_record rec = {.event_type = "success"};
@@ -811,7 +770,8 @@ close_wakes_a_reader_blocked_forever_with_closed_after_every_row(
 	struct blocked_reader b = {0};
 	pthread_t t;
 
-	b.r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	b.r =
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	atomic_init(&b.count, 0);
 	assert_int_equal(pthread_create(&t, NULL, blocked_reader_main, &b), 0);
 	commit_events(f->bus, LITEBUS_COMPLETION, 20, NULL);
@@ -820,9 +780,9 @@ close_wakes_a_reader_blocked_forever_with_closed_after_every_row(
 	wait_until_a_reader_sleeps(f->bus, LITEBUS_COMPLETION);
 	/* Queued before close, so they still commit and reach the reader. */
 	for (int i = 0; i < 10; i++)
-		assert_int_equal(litebus_submit(f->bus, job_emit_recs, &late,
-						NULL, NULL),
-				 LITEBUS_OK);
+		assert_int_equal(
+		    litebus_submit(f->bus, job_emit_recs, &late, NULL, NULL),
+		    LITEBUS_OK);
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
 	f->bus = NULL;
 	pthread_join(t, NULL);
@@ -846,7 +806,8 @@ a_sleeping_reader_lapped_by_one_big_batch_gets_every_row(void **state)
 	litebus_reader_stats rs;
 	pthread_t t;
 
-	b.r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	b.r =
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	atomic_init(&b.count, 0);
 	assert_int_equal(pthread_create(&t, NULL, blocked_reader_main, &b), 0);
 	wait_until_a_reader_sleeps(f->bus, LITEBUS_COMPLETION);
@@ -885,8 +846,7 @@ memory_bus_with_tiny_rings(void **state)
  * database, shared by the bus and its readers and gone when the last of
  * them closes." */
 static void
-in_memory_reader_catches_up_after_lag_and_after_the_bus_closed(
-    void **state)
+in_memory_reader_catches_up_after_lag_and_after_the_bus_closed(void **state)
 {
 	struct bus_fixture *f = *state; /* in memory, 8-slot rings */
 	enum { N = 300, LATE = 50 };
@@ -895,13 +855,15 @@ in_memory_reader_catches_up_after_lag_and_after_the_bus_closed(
 	litebus_reader *r, *idle;
 	litebus_row row;
 
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
-	idle = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
+	idle = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			      NULL);
 	commit_in_jobs(f->bus, LITEBUS_COMPLETION, N / 2, 10, ids);
 	commit_events(f->bus, LITEBUS_COMPLETION, N / 2, ids + N / 2);
 	for (int i = 0; i < N; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	assert_int_equal(litebus_reader_stats_get(r, &rs), LITEBUS_OK);
 	assert_true(rs.lags > 0);
 
@@ -910,11 +872,11 @@ in_memory_reader_catches_up_after_lag_and_after_the_bus_closed(
 	f->bus = NULL;
 	/* The readers' connections keep the database alive. */
 	for (int i = N; i < N + LATE; i++)
-		expect_row(r, ids[i]);
+		fx_expect_row(r, ids[i]);
 	assert_int_equal(litebus_reader_next(r, &row, FX_WAIT_MS),
 			 LITEBUS_CLOSED);
 	for (int i = 0; i < N + LATE; i++)
-		expect_row(idle, ids[i]);
+		fx_expect_row(idle, ids[i]);
 	assert_int_equal(litebus_reader_next(idle, &row, FX_WAIT_MS),
 			 LITEBUS_CLOSED);
 	litebus_reader_close(r);
@@ -948,20 +910,21 @@ in_memory_reader_never_sees_the_rows_of_a_running_job(void **state)
 	litebus_reader *r;
 
 	fx_barrier_init(&b, 2);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	commit_events(f->bus, LITEBUS_COMPLETION, 20, ids); /* laps r */
 	assert_int_equal(
 	    litebus_submit(f->bus, job_emit_and_wait, &b, NULL, NULL),
 	    LITEBUS_OK);
 	fx_barrier_wait(&b);
 	for (int i = 0; i < 20; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	fx_barrier_wait(&b);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, ids);
 	assert_int_equal(ids[0], 21); /* the rolled-back ids, reused */
-	expect_row(r, 21);
-	expect_no_row(r);
+	fx_expect_row(r, 21);
+	fx_expect_no_row(r);
 	litebus_reader_close(r);
 	fx_barrier_destroy(&b);
 }
@@ -1001,7 +964,8 @@ rolled_back_delete_scenario(struct bus_fixture *f)
 
 	fx_barrier_init(&b, 2);
 	commit_events(f->bus, LITEBUS_COMPLETION, 20, ids);
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	assert_int_equal(
 	    litebus_submit(f->bus, job_delete_all_then_fail, &b, NULL, NULL),
 	    LITEBUS_OK);
@@ -1017,8 +981,8 @@ rolled_back_delete_scenario(struct bus_fixture *f)
 	 * has left the barrier, which may then be destroyed). */
 	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
 	for (int i = got; i < 20; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	if (f->path[0] != '\0') /* a file database */
 		assert_int_equal(fx_count_rows(f->path, "completion"), 20);
 	litebus_reader_close(r);
@@ -1047,10 +1011,11 @@ in_memory_reader_keeps_rows_whose_deletion_was_rolled_back(void **state)
 static int
 job_delete_first(litebus_tx *tx, void *arg)
 {
-	*(int *)arg = sqlite3_exec(litebus_tx_db(tx),
-				   "DELETE FROM litebus_outbox_completion WHERE "
-				   "event_id = 1",
-				   NULL, NULL, NULL);
+	*(int *)arg =
+	    sqlite3_exec(litebus_tx_db(tx),
+			 "DELETE FROM litebus_outbox_completion WHERE "
+			 "event_id = 1",
+			 NULL, NULL, NULL);
 	return 0;
 }
 
@@ -1172,8 +1137,8 @@ four_producers_and_four_readers_each_reader_sees_every_row_once_in_order(
 	fx_barrier_init(&start, CP + CR);
 	for (int i = 0; i < CR; i++) {
 		rd[i] = (struct c_reader){.start = &start, .slow = i == 0};
-		rd[i].r = open_reader(f->bus, LITEBUS_COMPLETION,
-				      LITEBUS_FROM_START, NULL);
+		rd[i].r = fx_reader_open(f->bus, LITEBUS_COMPLETION,
+					 LITEBUS_FROM_START, NULL);
 		assert_int_equal(
 		    pthread_create(&rt[i], NULL, c_reader_main, &rd[i]), 0);
 	}
@@ -1212,30 +1177,30 @@ reader_fd_is_level_triggered_like_the_subscriber_fd(void **state)
 	int64_t ids[20];
 	int fd;
 
-	r = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	fd = litebus_reader_fd(r);
 	assert_true(fd >= 0);
 	assert_int_equal(litebus_reader_fd(r), fd); /* one fd per reader */
-	assert_true(fd_is_readable(fd, 0)); /* starts readable */
-	expect_no_row(r);
+	assert_true(fd_is_readable(fd, 0));	    /* starts readable */
+	fx_expect_no_row(r);
 	assert_false(fd_is_readable(fd, 0));
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
 	assert_true(fd_is_readable(fd, FX_WAIT_MS));
 	assert_true(fd_is_readable(fd, 0)); /* level: still readable */
-	expect_row(r, ids[0]);
+	fx_expect_row(r, ids[0]);
 	assert_true(fd_is_readable(fd, 0));
-	expect_row(r, ids[1]);
+	fx_expect_row(r, ids[1]);
 	assert_true(fd_is_readable(fd, 0)); /* no TIMEOUT yet */
-	expect_no_row(r);
+	fx_expect_no_row(r);
 	assert_false(fd_is_readable(fd, 0));
 
 	/* Lapped while armed: readable, and every row is still there. */
 	commit_events(f->bus, LITEBUS_COMPLETION, 20, ids);
 	assert_true(fd_is_readable(fd, FX_WAIT_MS));
 	for (int i = 0; i < 20; i++)
-		expect_row(r, ids[i]);
-	expect_no_row(r);
+		fx_expect_row(r, ids[i]);
+	fx_expect_no_row(r);
 	assert_false(fd_is_readable(fd, 0));
 
 	/* Close makes it readable for the CLOSED status. */
@@ -1259,9 +1224,9 @@ reader_calls_with_null_or_a_bad_cursor_are_einval(void **state)
 	litebus_reader_stats rs;
 	litebus_row row;
 
-	assert_int_equal(litebus_reader_open(NULL, LITEBUS_COMPLETION, 0, NULL,
-					     &r),
-			 LITEBUS_EINVAL);
+	assert_int_equal(
+	    litebus_reader_open(NULL, LITEBUS_COMPLETION, 0, NULL, &r),
+	    LITEBUS_EINVAL);
 	assert_null(r);
 	assert_int_equal(
 	    litebus_reader_open(f->bus, LITEBUS_COMPLETION, 0, NULL, NULL),
@@ -1276,7 +1241,8 @@ reader_calls_with_null_or_a_bad_cursor_are_einval(void **state)
 					     INT64_MIN, NULL, &r),
 			 LITEBUS_EINVAL);
 
-	ok = open_reader(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START, NULL);
+	ok = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			    NULL);
 	assert_int_equal(litebus_reader_next(NULL, &row, 0), LITEBUS_EINVAL);
 	assert_int_equal(litebus_reader_next(ok, NULL, 0), LITEBUS_EINVAL);
 	assert_int_equal(litebus_reader_fd(NULL), LITEBUS_EINVAL);
@@ -1285,7 +1251,7 @@ reader_calls_with_null_or_a_bad_cursor_are_einval(void **state)
 	assert_int_equal(litebus_reader_cursor(NULL), -1);
 	litebus_reader_close(NULL);
 	/* The reader is unharmed. */
-	expect_no_row(ok);
+	fx_expect_no_row(ok);
 	litebus_reader_close(ok);
 }
 
@@ -1319,10 +1285,9 @@ reader_open_after_close_is_eclosed(void **state)
 			 LITEBUS_OK);
 	assert_int_equal(litebus_close(bus), LITEBUS_OK);
 	f->bus = NULL;
-	assert_int_equal(
-	    litebus_reader_open(bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
-				NULL, &r),
-	    LITEBUS_ECLOSED);
+	assert_int_equal(litebus_reader_open(bus, LITEBUS_COMPLETION,
+					     LITEBUS_FROM_START, NULL, &r),
+			 LITEBUS_ECLOSED);
 	assert_null(r);
 	litebus_unsubscribe(keep);
 }
@@ -1465,8 +1430,8 @@ main(void)
 		reader_calls_with_null_or_a_bad_cursor_are_einval,
 		bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(
-		reader_on_an_unknown_channel_is_enochannel,
-		bus_with_tiny_rings, bus_teardown),
+		reader_on_an_unknown_channel_is_enochannel, bus_with_tiny_rings,
+		bus_teardown),
 	    cmocka_unit_test_setup_teardown(reader_open_after_close_is_eclosed,
 					    bus_with_tiny_rings, bus_teardown),
 	    cmocka_unit_test_setup_teardown(

@@ -106,18 +106,6 @@ waker_join(struct waker *w, pthread_t t)
 			 FX_WAIT_MS);
 }
 
-static litebus_reader *
-open_reader(litebus *bus, int64_t after)
-{
-	litebus_reader *r = NULL;
-	int rc = litebus_reader_open(bus, LITEBUS_COMPLETION, after, NULL, &r);
-
-	if (rc != LITEBUS_OK)
-		fail_msg("litebus_reader_open: %s: %s", litebus_errname(rc),
-			 litebus_last_errmsg());
-	return r;
-}
-
 /* ------------------------------------------------------------------ */
 /* Below -1                                                            */
 
@@ -161,7 +149,8 @@ reader_next_with_a_timeout_below_minus_one_is_einval_and_keeps_the_cursor(
 	int64_t ids[2];
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	for (size_t i = 0; i < sizeof below_minus_one / sizeof(int); i++) {
 		assert_int_equal(
 		    litebus_reader_next(r, &row, below_minus_one[i]),
@@ -210,7 +199,7 @@ reader_next_with_minus_one_waits_for_a_commit_from_another_thread(void **state)
 	litebus_row row;
 	pthread_t t;
 
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	waker_start(&w, &t, f->bus);
 	assert_int_equal(litebus_reader_next(r, &row, -1), LITEBUS_OK);
 	waker_join(&w, t);
@@ -236,7 +225,7 @@ int_max_waits_like_any_positive_timeout(void **state)
 	waker_start(&w, &t, f->bus);
 	assert_int_equal(litebus_recv(sub, &ev, INT_MAX), LITEBUS_OK);
 	waker_join(&w, t);
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	waker_start(&w, &t, f->bus);
 	assert_int_equal(litebus_reader_next(r, &row, INT_MAX), LITEBUS_OK);
 	waker_join(&w, t);
@@ -276,7 +265,8 @@ reader_next_with_zero_reads_the_table_but_never_waits_for_a_commit(void **state)
 	int64_t ids[10];
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 10, ids);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	/* The first call reads a page from the table: reader_batch rows. */
 	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_OK);
 	assert_int_equal(row.event_id, ids[0]);
@@ -311,7 +301,8 @@ reader_next_with_zero_reads_at_most_one_page_per_query(void **state)
 	f->opts.reader_batch = 4;
 	fx_open(f);
 	commit_events(f->bus, LITEBUS_COMPLETION, 10, ids);
-	r = open_reader(f->bus, LITEBUS_FROM_START);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
 	for (int i = 0; i < 10; i++) {
 		assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_OK);
 		assert_int_equal(row.event_id, ids[i]);
@@ -336,7 +327,7 @@ one_millisecond_waits_at_least_one_millisecond_then_times_out(void **state)
 
 	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
 			 LITEBUS_OK);
-	r = open_reader(f->bus, LITEBUS_FROM_NOW);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	for (int i = 0; i < 5; i++) {
 		t0 = lb_mono_ns();
 		assert_int_equal(litebus_recv(sub, &ev, 1), LITEBUS_TIMEOUT);
@@ -435,7 +426,8 @@ prepare_on_writer(struct bus_fixture *f, struct on_writer *w)
 	memset(w, 0, sizeof *w);
 	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &w->sub),
 			 LITEBUS_OK);
-	w->reader = open_reader(f->bus, LITEBUS_FROM_NOW);
+	w->reader =
+	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &w->expect_id);
 }
 
