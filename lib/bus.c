@@ -89,6 +89,7 @@
 
 #include "bus.h"
 
+#include "catalog.h"
 #include "errors.h"
 #include "memvfs.h"
 #include "writer.h"
@@ -469,7 +470,7 @@ bus_check_index_clash(const litebus_options *o, const char *name)
 	memcpy(prefix, name, n - k);
 	prefix[n - k] = '\0';
 	for (int b = 0; b < LITEBUS_BUILTIN_CHANNELS; b++)
-		if (strcasecmp(prefix, lb_channel_builtin_name(b)) == 0)
+		if (strcasecmp(prefix, lb_catalog_builtin_name(b)) == 0)
 			clash = true;
 	for (const char *const *d = o->channels; d != NULL && *d != NULL; d++)
 		if (strcasecmp(prefix, *d) == 0)
@@ -524,7 +525,7 @@ bus_check_options(const litebus_options *o, int *nextra)
 				  ">= 1");
 	for (const char *const *c = o->channels; c != NULL && *c != NULL;
 	     c++, n++) {
-		if (!lb_channel_name_ok(*c))
+		if (!lb_catalog_name_ok(*c))
 			return lb_err_set(
 			    LITEBUS_EINVAL,
 			    "litebus_open: invalid channel name '%.64s': use "
@@ -540,7 +541,7 @@ bus_check_options(const litebus_options *o, int *nextra)
 		 * SQLite table names ignore case, so "Orders" and "orders"
 		 * would share one table (outbox.c). */
 		for (int b = 0; b < LITEBUS_BUILTIN_CHANNELS; b++)
-			if (strcasecmp(*c, lb_channel_builtin_name(b)) == 0)
+			if (strcasecmp(*c, lb_catalog_builtin_name(b)) == 0)
 				return lb_err_set(LITEBUS_EINVAL,
 						  "litebus_open: channel '%s' "
 						  "is built in",
@@ -609,7 +610,7 @@ bus_make_channels(litebus *bus, const litebus_options *o, int nextra)
 	for (int i = 0; i < bus->nchannels; i++) {
 		const char *name =
 		    i < LITEBUS_BUILTIN_CHANNELS
-			? lb_channel_builtin_name(i)
+			? lb_catalog_builtin_name(i)
 			: o->channels[i - LITEBUS_BUILTIN_CHANNELS];
 		struct lb_channel *ch = aligned_alloc(
 		    LB_CACHELINE, (sizeof *ch + LB_CACHELINE - 1) &

@@ -1,6 +1,6 @@
 /*
- * channel.c - name -> channel -> ring; published high-water mark; waiters
- * and wake-ups.
+ * channel.c - channel -> ring; published high-water mark; waiters and
+ * wake-ups.  (Names and event types are data: catalog.c.)
  *
  * The writer publishes each committed record into the ring, then, once per
  * batch, wakes the channel's sleepers.  It makes a system call only when
@@ -62,61 +62,13 @@
  */
 #include "channel.h"
 
+#include "catalog.h"
 #include "wait.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *const lease_history_types[] = {"acquired", "renewed",
-						  "reclaimed", "revoked", NULL};
-static const char *const completion_types[] = {
-    "success", "failed", "cancelled", "expired", "skipped", NULL};
-static const char *const operator_event_types[] = {
-    "priority_changed", "replayed", "flow_cancel_requested", NULL};
-
-static const struct {
-	const char *name;
-	const char *const *types;
-} builtin[LITEBUS_BUILTIN_CHANNELS] = {
-    [LITEBUS_LEASE_HISTORY] = {"lease_history", lease_history_types},
-    [LITEBUS_COMPLETION] = {"completion", completion_types},
-    [LITEBUS_SIGNAL_DELIVERY] = {"signal_delivery", NULL},
-    [LITEBUS_STREAM_FRAME] = {"stream_frame", NULL},
-    [LITEBUS_OPERATOR_EVENT] = {"operator_event", operator_event_types},
-};
-
-const char *
-lb_channel_builtin_name(int id)
-{
-	return builtin[id].name;
-}
-
-const char *const *
-lb_channel_builtin_types(int id)
-{
-	if (id < 0 || id >= LITEBUS_BUILTIN_CHANNELS)
-		return NULL;
-	return builtin[id].types;
-}
-
-bool
-lb_channel_name_ok(const char *name)
-{
-	size_t n = 0;
-
-	if (name == NULL || name[0] == '\0' ||
-	    (name[0] >= '0' && name[0] <= '9'))
-		return false;
-	for (const char *p = name; *p != '\0'; p++, n++) {
-		char c = *p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_'))
-			return false;
-	}
-	return n <= LITEBUS_CHANNEL_NAME_MAX;
-}
 
 int
 lb_channel_init(struct lb_channel *ch, int id, const char *name,
@@ -125,7 +77,7 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 	memset(ch, 0, sizeof *ch);
 	ch->id = id;
 	snprintf(ch->name, sizeof ch->name, "%s", name);
-	ch->event_types = lb_channel_builtin_types(id);
+	ch->event_types = lb_catalog_builtin_types(id);
 	if (lb_ring_init(&ch->ring, ring_capacity) != 0)
 		return -1;
 	atomic_init(&ch->published_id, published_id);
@@ -145,19 +97,6 @@ lb_channel_fini(struct lb_channel *ch)
 	assert(ch->fd_waiters == NULL);
 	pthread_mutex_destroy(&ch->fd_lock);
 	lb_ring_fini(&ch->ring);
-}
-
-bool
-lb_channel_type_ok(const struct lb_channel *ch, const char *type)
-{
-	if (type == NULL || type[0] == '\0')
-		return false;
-	if (ch->event_types == NULL)
-		return true;
-	for (const char *const *t = ch->event_types; *t != NULL; t++)
-		if (strcmp(*t, type) == 0)
-			return true;
-	return false;
 }
 
 void

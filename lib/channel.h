@@ -64,15 +64,6 @@ int lb_channel_init(struct lb_channel *ch, int id, const char *name,
 		    uint32_t ring_capacity, int64_t published_id);
 void lb_channel_fini(struct lb_channel *ch);
 
-/* Is `type` allowed on this channel?  (Built-in channels list theirs.) */
-bool lb_channel_type_ok(const struct lb_channel *ch, const char *type);
-/* The SQL CHECK expression for the channel's event types, or NULL. */
-const char *const *lb_channel_builtin_types(int id);
-/* Is `name` a valid channel name? */
-bool lb_channel_name_ok(const char *name);
-/* Name of built-in channel id (0..LITEBUS_BUILTIN_CHANNELS-1). */
-const char *lb_channel_builtin_name(int id);
-
 /* Writer thread: publish one committed record (R1: after COMMIT). */
 void lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec);
 /* Writer thread: after a batch's records are published, wake whoever

@@ -48,6 +48,7 @@
  */
 #include "outbox.h"
 
+#include "catalog.h"
 #include "channel.h"
 #include "errors.h"
 #include "ring.h"
@@ -329,7 +330,7 @@ static const char outbox_base_sql[] =
 static void
 outbox_type_check(char *buf, size_t len, int channel_id)
 {
-	const char *const *types = lb_channel_builtin_types(channel_id);
+	const char *const *types = lb_catalog_builtin_types(channel_id);
 	size_t n;
 
 	if (types == NULL) {
@@ -355,7 +356,7 @@ outbox_channel_sql(char *sql, size_t len, const char *name, int channel_id)
 	char check[SQL_MAX / 2];
 	int n;
 
-	assert(lb_channel_name_ok(name));
+	assert(lb_catalog_name_ok(name));
 	outbox_type_check(check, sizeof check, channel_id);
 	n = snprintf(
 	    sql, len,
@@ -607,7 +608,7 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
 		const char *s = (const char *)sqlite3_column_text(st, 0);
 		int i;
 
-		if (s == NULL || !lb_channel_name_ok(s))
+		if (s == NULL || !lb_catalog_name_ok(s))
 			continue;
 		i = outbox_find_channel(channels, nchannels, s);
 		if (scratch == NULL) {
@@ -1476,7 +1477,7 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 	if (st == NULL) {
 		char sql[SQL_MAX];
 
-		assert(lb_channel_name_ok(name));
+		assert(lb_catalog_name_ok(name));
 		/* No SQL function anywhere (W7 in writer.c): a job may
 		 * register functions named like SQLite's own (length,
 		 * substr, max, ...), and they would run here, outside the

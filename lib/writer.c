@@ -58,6 +58,7 @@
 #include "writer.h"
 
 #include "bus.h"
+#include "catalog.h"
 #include "checkpoint.h"
 #include "errors.h"
 #include "wait.h"
@@ -976,7 +977,7 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_emit: NULL subject or payload with "
 				  "a non-zero length");
-	if (!lb_channel_type_ok(ch, rec->event_type))
+	if (!lb_catalog_type_ok(ch->event_types, rec->event_type))
 		return lb_err_set(LITEBUS_EEVENTTYPE,
 				  "litebus_emit: event type '%s' is not "
 				  "allowed on channel %s",
