@@ -10,7 +10,7 @@
  * AUTOINCREMENT rewrites on every insert (bench/bench_idalloc.c measures
  * both).
  *
- * Channel names are validated (lb_channel_name_ok: [A-Za-z0-9_]) before
+ * Channel names are validated (lb_catalog_name_ok: [A-Za-z0-9_]) before
  * they are ever placed in SQL, and are quoted as identifiers there.
  *
  * Which files litebus writes to (lb_outbox_open): a file is marked with
@@ -49,9 +49,8 @@
 #include "outbox.h"
 
 #include "catalog.h"
-#include "channel.h"
 #include "errors.h"
-#include "ring.h"
+#include "record.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -328,9 +327,8 @@ static const char outbox_base_sql[] =
     "WITHOUT ROWID;";
 
 static void
-outbox_type_check(char *buf, size_t len, int channel_id)
+outbox_type_check(char *buf, size_t len, const char *const *types)
 {
-	const char *const *types = lb_catalog_builtin_types(channel_id);
 	size_t n;
 
 	if (types == NULL) {
@@ -346,18 +344,19 @@ outbox_type_check(char *buf, size_t len, int channel_id)
 }
 
 /* The statements that create one channel's table, index, high-water row
- * and trigger, for `name` (valid: lb_channel_name_ok) with the event-type
- * CHECK of channel `channel_id`.  Run on the file and on the scratch
- * database (O2).  The trigger's body cannot name a schema; a trigger in
- * main resolves its table names in main. */
+ * and trigger, for `name` (valid: lb_catalog_name_ok) with the event-type
+ * CHECK of `types` (catalog.h; NULL: any non-empty type).  Run on the file and
+ * on the scratch database (O2).  The trigger's body cannot name a schema; a
+ * trigger in main resolves its table names in main. */
 static void
-outbox_channel_sql(char *sql, size_t len, const char *name, int channel_id)
+outbox_channel_sql(char *sql, size_t len, const char *name,
+		   const char *const *types)
 {
 	char check[SQL_MAX / 2];
 	int n;
 
 	assert(lb_catalog_name_ok(name));
-	outbox_type_check(check, sizeof check, channel_id);
+	outbox_type_check(check, sizeof check, types);
 	n = snprintf(
 	    sql, len,
 	    "CREATE TABLE IF NOT EXISTS main.\"litebus_outbox_%s\"("
@@ -570,11 +569,11 @@ outbox_check_version(sqlite3 *db, const struct outbox_file *f)
 
 /* Index of the open channel named `name` ignoring case, or -1. */
 static int
-outbox_find_channel(struct lb_channel *const *channels, int nchannels,
+outbox_find_channel(const struct lb_chan_spec *chans, int nchannels,
 		    const char *name)
 {
 	for (int i = 0; i < nchannels; i++)
-		if (strcasecmp(channels[i]->name, name) == 0)
+		if (strcasecmp(chans[i].name, name) == 0)
 			return i;
 	return -1;
 }
@@ -589,7 +588,7 @@ outbox_find_channel(struct lb_channel *const *channels, int nchannels,
  * comparison in outbox_check_objects. */
 static int
 outbox_file_channels(sqlite3 *db, struct outbox_file *f,
-		     struct lb_channel *const *channels, int nchannels,
+		     const struct lb_chan_spec *chans, int nchannels,
 		     sqlite3 *scratch)
 {
 	char sql[SQL_MAX * 2];
@@ -610,7 +609,7 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
 
 		if (s == NULL || !lb_catalog_name_ok(s))
 			continue;
-		i = outbox_find_channel(channels, nchannels, s);
+		i = outbox_find_channel(chans, nchannels, s);
 		if (scratch == NULL) {
 			if (i >= 0)
 				snprintf(f->name[i], sizeof f->name[i], "%s",
@@ -619,8 +618,8 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
 		}
 		if (i >= 0)
 			continue;
-		outbox_channel_sql(sql, sizeof sql, s,
-				   LITEBUS_BUILTIN_CHANNELS);
+		/* Not open: not a built-in channel (those always are). */
+		outbox_channel_sql(sql, sizeof sql, s, NULL);
 		rc = sqlite3_exec(scratch, sql, NULL, NULL, NULL);
 		if ((rc & 0xff) == SQLITE_ERROR)
 			rc = lb_err_set(LITEBUS_ESCHEMA,
@@ -644,7 +643,7 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
  * collide are EINVAL. */
 static int
 outbox_build_expected(sqlite3 *db, sqlite3 *scratch, struct outbox_file *f,
-		      struct lb_channel *const *channels, int nchannels)
+		      const struct lb_chan_spec *chans, int nchannels)
 {
 	char sql[SQL_MAX * 2];
 	int rc;
@@ -652,23 +651,21 @@ outbox_build_expected(sqlite3 *db, sqlite3 *scratch, struct outbox_file *f,
 	rc = sqlite3_exec(scratch, outbox_base_sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return lb_err_sqlite(scratch, rc, "building litebus's schema");
-	rc = outbox_file_channels(db, f, channels, nchannels, NULL);
+	rc = outbox_file_channels(db, f, chans, nchannels, NULL);
 	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
-		outbox_channel_sql(sql, sizeof sql, f->name[i],
-				   channels[i]->id);
+		outbox_channel_sql(sql, sizeof sql, f->name[i], chans[i].types);
 		rc = sqlite3_exec(scratch, sql, NULL, NULL, NULL);
 		if ((rc & 0xff) == SQLITE_ERROR)
 			rc = lb_err_set(LITEBUS_EINVAL,
 					"channel %s: its tables collide with "
 					"another channel's: %s",
-					channels[i]->name,
-					sqlite3_errmsg(scratch));
+					chans[i].name, sqlite3_errmsg(scratch));
 		else if (rc != SQLITE_OK)
 			rc = lb_err_sqlite(scratch, rc,
 					   "building litebus's schema");
 	}
 	if (rc == LITEBUS_OK)
-		rc = outbox_file_channels(db, f, channels, nchannels, scratch);
+		rc = outbox_file_channels(db, f, chans, nchannels, scratch);
 	if (rc != LITEBUS_OK)
 		return rc;
 	/* Looked up by name: a file may have many channels. */
@@ -779,15 +776,14 @@ outbox_check_root_pages(sqlite3 *db, const struct outbox_file *f)
  * the file's others. */
 static int
 outbox_check_objects(sqlite3 *db, struct outbox_file *f,
-		     struct lb_channel *const *channels, int nchannels)
+		     const struct lb_chan_spec *chans, int nchannels)
 {
 	sqlite3 *scratch = NULL;
 	sqlite3_stmt *st = NULL, *lookup = NULL;
 	int rc, step;
 
 	for (int i = 0; i < nchannels; i++)
-		snprintf(f->name[i], sizeof f->name[i], "%s",
-			 channels[i]->name);
+		snprintf(f->name[i], sizeof f->name[i], "%s", chans[i].name);
 	rc = sqlite3_prepare_v2(db,
 				"SELECT type, name, tbl_name, sql FROM "
 				"main.sqlite_schema WHERE "
@@ -823,7 +819,7 @@ outbox_check_objects(sqlite3 *db, struct outbox_file *f,
 	if (rc != SQLITE_OK)
 		rc = lb_err_sqlite(scratch, rc, "opening a scratch database");
 	if (rc == LITEBUS_OK)
-		rc = outbox_build_expected(db, scratch, f, channels, nchannels);
+		rc = outbox_build_expected(db, scratch, f, chans, nchannels);
 	if (rc == LITEBUS_OK) {
 		rc = sqlite3_prepare_v2(scratch,
 					"SELECT type, tbl_name, sql FROM "
@@ -916,7 +912,7 @@ static int outbox_prepare_all(struct lb_outbox *ob, const struct outbox_file *f,
  * does not fit, the transaction rolls back having written nothing. */
 static int
 outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
-		     struct lb_channel *const *channels, int nchannels,
+		     const struct lb_chan_spec *chans, int nchannels,
 		     bool adopt)
 {
 	char sql[SQL_MAX * 2];
@@ -932,7 +928,7 @@ outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
 	if (rc == LITEBUS_OK)
 		rc = outbox_check_version(db, f);
 	if (rc == LITEBUS_OK)
-		rc = outbox_check_objects(db, f, channels, nchannels);
+		rc = outbox_check_objects(db, f, chans, nchannels);
 	if (rc == LITEBUS_OK)
 		rc = outbox_check_channel_rows(db, f);
 	/* The file is acceptable: from here on it is written. */
@@ -941,8 +937,7 @@ outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
 	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
 		char what[SQL_MAX / 4];
 
-		outbox_channel_sql(sql, sizeof sql, f->name[i],
-				   channels[i]->id);
+		outbox_channel_sql(sql, sizeof sql, f->name[i], chans[i].types);
 		snprintf(what, sizeof what,
 			 "creating or checking table litebus_outbox_%s",
 			 f->name[i]);
@@ -1079,8 +1074,8 @@ outbox_wal_existed(sqlite3 *db, const struct lb_dbname *dbn)
 
 int
 lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
-	       int durability, struct lb_channel *const *channels,
-	       int nchannels, bool adopt)
+	       int durability, const struct lb_chan_spec *chans, int nchannels,
+	       bool adopt)
 {
 	struct outbox_file file;
 	bool wal_existed = false;
@@ -1127,7 +1122,7 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 	}
 	/* Returns the previous hook's argument: there was none. */
 	(void)sqlite3_commit_hook(ob->db, outbox_commit_hook, ob);
-	rc = outbox_create_schema(ob, &file, channels, nchannels, adopt);
+	rc = outbox_create_schema(ob, &file, chans, nchannels, adopt);
 	/* O1: WAL only once the file has proven to be ours: switching
 	 * journal modes writes to the file. */
 	if (rc == LITEBUS_OK)
@@ -1541,9 +1536,9 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 				    "reading back the batch's rows");
 			}
 			if (col == 4)
-				rec.ns_hash = lb_ring_hash(t);
+				rec.ns_hash = lb_rec_hash(t);
 			else
-				rec.tag_hash = lb_ring_hash(t);
+				rec.tag_hash = lb_rec_hash(t);
 		}
 		frc = fn(arg, &rec);
 		if (frc != LITEBUS_OK) {

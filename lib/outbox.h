@@ -5,6 +5,7 @@
 #ifndef LB_OUTBOX_H
 #define LB_OUTBOX_H
 
+#include "catalog.h"
 #include "litebus.h"
 
 #include <sqlite3.h>
@@ -19,8 +20,6 @@
 #define LB_NCONFIG 16
 
 struct lb_rec;
-
-struct lb_channel;
 
 /* Where the database is and how to open more connections to it. */
 struct lb_dbname {
@@ -66,7 +65,7 @@ struct lb_outbox {
  * thread's error is set; the file is unchanged (the checks and the
  * schema share one transaction, which rolled back). */
 int lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
-		   int durability, struct lb_channel *const *channels,
+		   int durability, const struct lb_chan_spec *chans,
 		   int nchannels, bool adopt);
 /* (The connection's authorizer keeps `ob`: it must not move while open.) */
 void lb_outbox_close(struct lb_outbox *ob);

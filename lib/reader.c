@@ -518,8 +518,8 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 			r->ns = strdup(f->ns);
 		if (f->instance_tag != NULL)
 			r->tag = strdup(f->instance_tag);
-		r->ns_hash = lb_ring_hash(f->ns);
-		r->tag_hash = lb_ring_hash(f->instance_tag);
+		r->ns_hash = lb_rec_hash(f->ns);
+		r->tag_hash = lb_rec_hash(f->instance_tag);
 	}
 	if (r->rows == NULL || (f != NULL && f->ns != NULL && r->ns == NULL) ||
 	    (f != NULL && f->instance_tag != NULL && r->tag == NULL)) {

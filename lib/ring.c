@@ -116,17 +116,3 @@ lb_ring_read(const struct lb_ring *r, uint64_t pos, struct lb_rec *rec)
 	memcpy(rec, w, sizeof w);
 	return true;
 }
-
-uint32_t
-lb_ring_hash(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	if (s == NULL)
-		return 0;
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h | 1u;
-}

@@ -628,9 +628,8 @@ writer_checkpoint_if_moved(struct lb_writer *w)
 		return;
 	rc = sqlite3_busy_timeout(w->ob.db, (int)w->bus->opts.busy_timeout_ms);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_wal_checkpoint_v2(w->ob.db, "main",
-					       SQLITE_CHECKPOINT_TRUNCATE, NULL,
-					       NULL);
+		rc = sqlite3_wal_checkpoint_v2(
+		    w->ob.db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	/* Nobody to report to (close returns OK); the stats say it. */
 	if (rc != SQLITE_OK)
 		lb_stat_add(&w->bus->stats.ckpt_errors, 1);
@@ -698,6 +697,7 @@ int
 lb_writer_start(struct litebus *bus, struct lb_writer **out)
 {
 	struct lb_writer *w = calloc(1, sizeof *w);
+	struct lb_chan_spec chans[LITEBUS_MAX_CHANNELS];
 	int rc;
 
 	*out = NULL;
@@ -705,10 +705,13 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		return lb_err_set(LITEBUS_ENOMEM, "allocating the writer");
 	w->bus = bus;
 	w->tx.w = w;
+	for (int c = 0; c < bus->nchannels; c++) {
+		chans[c].name = bus->channels[c]->name;
+		chans[c].types = bus->channels[c]->event_types;
+	}
 	/* Opened in place: the connection's authorizer keeps &w->ob. */
-	rc =
-	    lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability,
-			   bus->channels, bus->nchannels, bus->opts.adopt != 0);
+	rc = lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability, chans,
+			    bus->nchannels, bus->opts.adopt != 0);
 	if (rc != LITEBUS_OK) {
 		free(w);
 		return rc;

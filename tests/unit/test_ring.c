@@ -193,25 +193,25 @@ a_position_survives_until_exactly_capacity_more_are_published(void **state)
 	assert_true(rec_is_for_pos(&rec, 2));
 }
 
-/* ring.h, lb_ring_hash(): "never 0 for a string, 0 for NULL". */
+/* ring.h, lb_rec_hash(): "never 0 for a string, 0 for NULL". */
 static void
 hash_is_zero_for_null_and_never_zero_for_a_string(void **state)
 {
 	char s[32];
 
 	(void)state;
-	assert_int_equal(lb_ring_hash(NULL), 0);
-	assert_int_not_equal(lb_ring_hash(""), 0);
+	assert_int_equal(lb_rec_hash(NULL), 0);
+	assert_int_not_equal(lb_rec_hash(""), 0);
 	for (unsigned i = 0; i < 200000; i++) {
 		snprintf(s, sizeof s, "ns%u", i);
-		if (lb_ring_hash(s) == 0)
-			fail_msg("lb_ring_hash(\"%s\") == 0", s);
+		if (lb_rec_hash(s) == 0)
+			fail_msg("lb_rec_hash(\"%s\") == 0", s);
 		/* Single bytes, including every high-bit byte. */
 		if (i < 256) {
 			s[0] = (char)(i == 0 ? 1 : i);
 			s[1] = '\0';
-			if (lb_ring_hash(s) == 0)
-				fail_msg("lb_ring_hash of byte %u == 0", i);
+			if (lb_rec_hash(s) == 0)
+				fail_msg("lb_rec_hash of byte %u == 0", i);
 		}
 	}
 }
@@ -225,9 +225,9 @@ hash_depends_only_on_the_bytes_of_the_string(void **state)
 	char a[] = "tenant_a", b[] = "tenant_a";
 
 	(void)state;
-	assert_int_equal(lb_ring_hash(a), lb_ring_hash(b));
-	assert_int_not_equal(lb_ring_hash("ns0"), lb_ring_hash("ns1"));
-	assert_int_not_equal(lb_ring_hash("a"), lb_ring_hash("b"));
+	assert_int_equal(lb_rec_hash(a), lb_rec_hash(b));
+	assert_int_not_equal(lb_rec_hash("ns0"), lb_rec_hash("ns1"));
+	assert_int_not_equal(lb_rec_hash("a"), lb_rec_hash("b"));
 }
 
 /* ------------------------------------------------------------------ */
