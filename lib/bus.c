@@ -973,7 +973,7 @@ litebus_close(litebus *bus)
 	bus->closing = true; /* B2 */
 	/* B1: calls that start from here on get ECLOSED.  Relaxed: the flag
 	 * publishes no data; a call that misses it is refused by the
-	 * writer's own `closing` (writer.c, W5) or finds its channel closed. */
+	 * job queue's own `closing` (jobs.c, J1) or finds its channel closed. */
 	atomic_fetch_or_explicit(&bus->refs, LB_REFS_CLOSED,
 				 memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);

@@ -35,7 +35,8 @@
  *   W2  Jobs commit, publish and complete in queue order; event_ids of a
  *       channel increase in that order (with gaps where ids were handed
  *       out and then undone inside a job).
- *   W3  A job is completed exactly once: exec wakes, or done() is called.
+ *   W3  A job is completed exactly once (J3, jobs.c): exec wakes, or
+ *       done() is called.
  *       A job accepted by exec/submit is always run, even during close.
  *   W4  Every id handed out in a batch is above batch_last_id[], which is
  *       at least every id committed or published on the channel: the
@@ -46,8 +47,8 @@
  *       when the transaction is lost, to batch_last_id[].  Ids handed out
  *       and undone were never published (W1), so handing them out again
  *       repeats nothing; no published id is ever handed out again.
- *   W5  `closing` only goes from false to true, under `lock`; once set,
- *       no job enters the queue.
+ *   W5  (Now J1, in jobs.c: once the queue is closed no job enters it,
+ *       and every job queued before is run.)
  *   W6  A job is run until it settles and commits at most once: when a
  *       statement of job k makes SQLite roll back the whole transaction,
  *       job k settles as failed and the unsettled jobs (those before k
@@ -61,6 +62,7 @@
 #include "catalog.h"
 #include "checkpoint.h"
 #include "errors.h"
+#include "jobs.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -68,26 +70,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* An exec'd job's state word (futex). */
-enum { JOB_PENDING = 0, JOB_SLEEPING = 1, JOB_DONE = 2 };
-
-struct lb_job {
-	litebus_job_fn fn;
-	void *arg;
-	litebus_done_fn done; /* submit only */
-	void *done_arg;
-	struct lb_job *next;
-	bool is_exec;
-	bool settled; /* W6; writer thread only */
-	/* Results, written by the writer before `state` is released. */
-	int status;
-	int sqlite_code;
-	char errmsg[LB_ERRMSG_MAX];
-	/* exec only.  Written by the writer (release exchange to DONE) and
-	 * the exec caller (CAS to SLEEPING); see writer_complete(). */
-	_Atomic uint32_t state;
-};
 
 struct litebus_tx {
 	struct lb_writer *w;
@@ -104,13 +86,7 @@ struct lb_writer {
 	struct litebus *bus; /* immutable */
 	pthread_t thread;    /* immutable once started */
 
-	/* The queue.  All fields under `lock`. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct lb_job *head, *tail;
-	uint32_t queued;
-	bool closing;  /* W5 */
-	bool sleeping; /* the writer waits on cond */
+	struct lb_jobq q; /* callers -> this thread (jobs.c) */
 
 	/* Writer thread only (after start). */
 	struct lb_outbox ob;
@@ -143,48 +119,6 @@ bool
 lb_writer_is_current(const struct litebus *bus)
 {
 	return tls_writer_bus == bus;
-}
-
-/* ------------------------------------------------------------------ */
-/* Completing jobs                                                     */
-
-static void
-writer_complete(struct lb_writer *w, struct lb_job *j)
-{
-	(void)w;
-	if (j->is_exec) {
-		/* W3.  Release pairs with the acquire loads in litebus_exec:
-		 * status and errmsg are visible once DONE is.  After this
-		 * store the job (on the exec caller's stack) may vanish; the
-		 * wake below only uses its address, which the kernel hashes
-		 * without touching the memory. */
-		uint32_t old = atomic_exchange_explicit(&j->state, JOB_DONE,
-							memory_order_acq_rel);
-		if (old == JOB_SLEEPING)
-			lb_futex_wake_all(&j->state);
-		return;
-	}
-	/* Inside done(), litebus_last_errmsg() describes this job. */
-	lb_err_restore(j->status, j->sqlite_code, j->errmsg);
-	if (j->done != NULL)
-		j->done(j->status, j->done_arg);
-	free(j);
-}
-
-/* Record a failure for job j (status < 0 with the thread's error text, or
- * the job's own return value). */
-static void
-writer_set_status(struct lb_job *j, int status, bool with_detail)
-{
-	j->status = status;
-	if (with_detail && status < 0) {
-		j->sqlite_code = lb_err_code();
-		memcpy(j->errmsg, lb_err_msg(), sizeof j->errmsg);
-		j->errmsg[sizeof j->errmsg - 1] = '\0';
-	} else {
-		j->sqlite_code = 0;
-		j->errmsg[0] = '\0';
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -316,7 +250,7 @@ writer_lost_status(struct lb_writer *w, int sqlite_rc, const char *what)
 static void
 writer_settle(struct lb_job *j, int status, bool with_detail)
 {
-	writer_set_status(j, status, with_detail);
+	lb_job_set_status(j, status, with_detail);
 	j->settled = true;
 }
 
@@ -362,7 +296,7 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	/* The job's own failure first, with the text of a litebus error it
 	 * met (the thread's error was cleared before the job). */
 	if (jr != 0)
-		writer_set_status(j, jr, jr < 0 && lb_err_msg()[0] != '\0');
+		lb_job_set_status(j, jr, jr < 0 && lb_err_msg()[0] != '\0');
 	/* Before anything else runs on the connection: reset what the job
 	 * left running and put back the state it may have changed. */
 	misuse = lb_outbox_after_job(&w->ob);
@@ -391,16 +325,16 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	}
 	if (jr == 0 && misuse != LITEBUS_OK) {
 		jr = misuse;
-		writer_set_status(j, jr, true);
+		lb_job_set_status(j, jr, true);
 	}
 	if (jr == 0) {
 		rc = lb_outbox_release(&w->ob);
 		if (rc == SQLITE_OK) {
-			writer_set_status(j, 0, false); /* settles at COMMIT */
+			lb_job_set_status(j, 0, false); /* settles at COMMIT */
 			return RUN_OK;
 		}
 		jr = lb_err_sqlite(w->ob.db, rc, "releasing a job's savepoint");
-		writer_set_status(j, jr, true);
+		lb_job_set_status(j, jr, true);
 	}
 	j->settled = true;
 	/* The job rolls back alone; its ids are handed out again (W4). */
@@ -582,31 +516,9 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 		assert(jobs[i]->settled);
 		if (jobs[i]->status != 0)
 			lb_stat_add_w(&bus->stats.jobs_failed, 1);
-		writer_complete(w, jobs[i]);
+		lb_job_complete(jobs[i]);
 	}
 	(void)lb_ckpt_finish(w->ckpt, w->ob.db, false);
-}
-
-/* Wait on the queue (under w->lock).  Returns true if the wait ended
- * because the queue stayed empty for LB_CKPT_IDLE_MS while a finishing
- * checkpoint was due. */
-static bool
-writer_idle_wait(struct lb_writer *w)
-{
-	struct timespec ts;
-
-	if (!lb_ckpt_finish_due(w->ckpt)) {
-		pthread_cond_wait(&w->cond, &w->lock);
-		return false;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += LB_CKPT_IDLE_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT &&
-	       w->head == NULL && !w->closing;
 }
 
 /* B5 (bus.c): SQLite does not checkpoint on close a database file that
@@ -644,36 +556,22 @@ writer_main(void *arg)
 
 	tls_writer_bus = w->bus;
 	for (;;) {
-		size_t n = 0;
+		/* While a finishing checkpoint is due, wait for jobs only
+		 * LB_CKPT_IDLE_MS (checkpoint.c). */
+		int idle_ms =
+		    lb_ckpt_finish_due(w->ckpt) ? LB_CKPT_IDLE_MS : -1;
+		size_t n;
+		enum lb_take t =
+		    lb_jobq_take(&w->q, w->batch, max_batch, idle_ms, &n);
 
-		pthread_mutex_lock(&w->lock);
-		while (w->head == NULL && !w->closing) {
-			w->sleeping = true;
-			if (writer_idle_wait(w)) {
-				/* No job for LB_CKPT_IDLE_MS: let the WAL
-				 * restart while nobody waits (checkpoint.c).
-				 * Jobs queue meanwhile. */
-				pthread_mutex_unlock(&w->lock);
-				lb_ckpt_finish(w->ckpt, w->ob.db, true);
-				pthread_mutex_lock(&w->lock);
-			}
-			w->sleeping = false;
-		}
-		if (w->head == NULL) { /* closing, and nothing left */
-			pthread_mutex_unlock(&w->lock);
+		if (t == LB_TAKE_CLOSED)
 			break;
+		if (t == LB_TAKE_IDLE) {
+			/* No job for LB_CKPT_IDLE_MS: let the WAL restart
+			 * while nobody waits.  Jobs queue meanwhile. */
+			lb_ckpt_finish(w->ckpt, w->ob.db, true);
+			continue;
 		}
-		while (w->head != NULL && n < max_batch) {
-			w->batch[n++] = w->head;
-			w->head = w->head->next;
-			w->queued--;
-		}
-		/* Relaxed: a gauge for litebus_stats_get, no ordering. */
-		atomic_store_explicit(&w->bus->stats.queued, w->queued,
-				      memory_order_relaxed);
-		if (w->head == NULL)
-			w->tail = NULL;
-		pthread_mutex_unlock(&w->lock);
 		/* Bounds the WAL after each of its commits (checkpoint.c). */
 		writer_run_batch(w, w->batch, n);
 	}
@@ -746,19 +644,12 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		atomic_store_explicit(&bus->channels[c]->committed_id,
 				      w->last_id[c], memory_order_relaxed);
 	}
-	pthread_mutex_init(&w->lock, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		/* Idle timeouts are measured on the monotonic clock. */
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&w->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	rc = lb_jobq_init(&w->q, bus->opts.max_queue, &bus->stats.queued);
+	if (rc != LITEBUS_OK)
+		goto fail;
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
-		pthread_cond_destroy(&w->cond);
-		pthread_mutex_destroy(&w->lock);
+		lb_jobq_fini(&w->q);
 		rc = lb_err_set(rc == EAGAIN ? LITEBUS_ENOMEM : LITEBUS_EINVAL,
 				"starting the writer thread: %s", strerror(rc));
 		goto fail;
@@ -777,10 +668,7 @@ fail:
 void
 lb_writer_stop(struct lb_writer *w)
 {
-	pthread_mutex_lock(&w->lock);
-	w->closing = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	lb_jobq_close(&w->q);
 	pthread_join(w->thread, NULL);
 }
 
@@ -789,8 +677,7 @@ lb_writer_free(struct lb_writer *w)
 {
 	if (w == NULL)
 		return;
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
+	lb_jobq_fini(&w->q);
 	free(w->pub);
 	free(w->batch);
 	free(w);
@@ -799,42 +686,10 @@ lb_writer_free(struct lb_writer *w)
 /* ------------------------------------------------------------------ */
 /* Public: queueing jobs                                               */
 
-/* Queue j, or refuse it (W5).  Any thread. */
-static int
-writer_enqueue(struct lb_writer *w, struct lb_job *j)
-{
-	pthread_mutex_lock(&w->lock);
-	if (w->closing) {
-		pthread_mutex_unlock(&w->lock);
-		return lb_err_set(LITEBUS_ECLOSED, "the bus is closing");
-	}
-	if (w->queued >= w->bus->opts.max_queue) {
-		pthread_mutex_unlock(&w->lock);
-		return lb_err_set(LITEBUS_EAGAIN,
-				  "%u jobs are already queued (max_queue)",
-				  w->queued);
-	}
-	j->next = NULL;
-	if (w->tail != NULL)
-		w->tail->next = j;
-	else
-		w->head = j;
-	w->tail = j;
-	w->queued++;
-	/* Relaxed: a gauge for litebus_stats_get, no ordering. */
-	atomic_store_explicit(&w->bus->stats.queued, w->queued,
-			      memory_order_relaxed);
-	if (w->sleeping)
-		pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	return LITEBUS_OK;
-}
-
 int
 litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 {
 	struct lb_job j;
-	uint32_t st;
 	int rc;
 
 	if (bus == NULL || fn == NULL)
@@ -847,48 +702,14 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 				  "litebus_exec called on the bus's writer "
 				  "thread (from a job or a done-callback); "
 				  "use litebus_submit");
-	memset(&j, 0, sizeof j);
-	j.fn = fn;
-	j.arg = arg;
-	j.is_exec = true;
-	atomic_init(&j.state, JOB_PENDING);
+	lb_job_init_exec(&j, fn, arg);
 	if (!lb_bus_tryref(bus, "litebus_exec")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
-	rc = writer_enqueue(bus->writer, &j);
-	if (rc != LITEBUS_OK) {
-		lb_bus_unref(bus);
-		return rc;
-	}
-	/* Spin briefly: a small batch often commits within microseconds
-	 * under normal durability, and a futex sleep costs more. */
-	for (int i = 0; i < 64; i++) {
-		/* Pairs with the release exchange in writer_complete(). */
-		if (atomic_load_explicit(&j.state, memory_order_acquire) ==
-		    JOB_DONE)
-			goto done;
-		lb_cpu_relax();
-	}
-	for (;;) {
-		st = JOB_PENDING;
-		/* The acquire on failure pairs with writer_complete()'s
-		 * release when the state is already DONE (C11 wants the
-		 * success order at least as strong; announcing that we will
-		 * sleep needs no ordering of its own). */
-		if (!atomic_compare_exchange_strong_explicit(
-			&j.state, &st, JOB_SLEEPING, memory_order_acquire,
-			memory_order_acquire) &&
-		    st == JOB_DONE)
-			break;
-		lb_futex_wait(&j.state, JOB_SLEEPING, UINT64_MAX);
-		if (atomic_load_explicit(&j.state, memory_order_acquire) ==
-		    JOB_DONE)
-			break;
-	}
-done:
+	rc = lb_jobq_push(&bus->writer->q, &j);
+	if (rc == LITEBUS_OK)
+		rc = lb_job_wait(&j);
 	lb_bus_unref(bus);
-	if (j.status < 0)
-		lb_err_restore(j.status, j.sqlite_code, j.errmsg);
-	return j.status;
+	return rc;
 }
 
 int
@@ -903,26 +724,17 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
 				  bus == NULL ? "bus" : "job function");
 	if (lb_bus_forked(bus)) /* F1, in bus.c */
 		return lb_bus_err_forked("litebus_submit");
-	j = malloc(sizeof *j);
+	j = lb_job_new_submit(fn, arg, done, done_arg);
 	if (j == NULL)
 		return lb_err_set(LITEBUS_ENOMEM, "allocating a job");
-	j->fn = fn;
-	j->arg = arg;
-	j->done = done;
-	j->done_arg = done_arg;
-	j->is_exec = false;
-	j->status = 0;
-	j->sqlite_code = 0;
-	j->errmsg[0] = '\0';
-	atomic_init(&j->state, JOB_PENDING);
 	if (!lb_bus_tryref(bus, "litebus_submit")) { /* B1: keeps the bus */
-		free(j);
+		lb_job_free(j);
 		return LITEBUS_ECLOSED;
 	}
-	rc = writer_enqueue(bus->writer, j);
+	rc = lb_jobq_push(&bus->writer->q, j);
 	lb_bus_unref(bus);
 	if (rc != LITEBUS_OK)
-		free(j);
+		lb_job_free(j);
 	return rc;
 }
 
