@@ -91,6 +91,7 @@
 
 #include "catalog.h"
 #include "errors.h"
+#include "jobs.h"
 #include "memvfs.h"
 #include "writer.h"
 
@@ -308,6 +309,10 @@ bus_release(litebus *bus)
 {
 	lb_writer_free(bus->writer);
 	bus->writer = NULL;
+	if (bus->has_jobs) {
+		lb_jobq_fini(&bus->jobs);
+		bus->has_jobs = false;
+	}
 	/* close_v2 on an in-memory database with no statements of ours
 	 * cannot fail, and there is nothing to do if it did. */
 	(void)sqlite3_close_v2(bus->mem_keeper);
@@ -679,6 +684,10 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 		rc = bus_make_channels(bus, o, nextra);
 	if (rc != LITEBUS_OK)
 		goto fail;
+	rc = lb_jobq_init(&bus->jobs, o->max_queue, &bus->stats.queued);
+	if (rc != LITEBUS_OK)
+		goto fail;
+	bus->has_jobs = true;
 	rc = lb_writer_start(bus, &bus->writer);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory)
 		rc = lb_outbox_open_reader(&bus->dbn, &bus->mem_keeper);
@@ -973,7 +982,8 @@ litebus_close(litebus *bus)
 	bus->closing = true; /* B2 */
 	/* B1: calls that start from here on get ECLOSED.  Relaxed: the flag
 	 * publishes no data; a call that misses it is refused by the
-	 * job queue's own `closing` (jobs.c, J1) or finds its channel closed. */
+	 * job queue's own `closing` (jobs.c, J1) or finds its channel closed.
+	 */
 	atomic_fetch_or_explicit(&bus->refs, LB_REFS_CLOSED,
 				 memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
@@ -984,6 +994,63 @@ litebus_close(litebus *bus)
 	pthread_mutex_unlock(&registry_lock);
 	lb_bus_unref(bus); /* the opens' reference (B1) */
 	return LITEBUS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public: queueing jobs                                               */
+
+int
+litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
+{
+	struct lb_job j;
+	int rc;
+
+	if (bus == NULL || fn == NULL)
+		return lb_err_set(LITEBUS_EINVAL, "litebus_exec: NULL %s",
+				  bus == NULL ? "bus" : "job function");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_bus_err_forked("litebus_exec");
+	if (lb_writer_is_current(bus))
+		return lb_err_set(LITEBUS_EDEADLK,
+				  "litebus_exec called on the bus's writer "
+				  "thread (from a job or a done-callback); "
+				  "use litebus_submit");
+	/* Built before the reference is taken: test_close_lifetime parks a
+	 * call right here, through the link seam, to preempt it there. */
+	lb_job_init_exec(&j, fn, arg);
+	if (!lb_bus_tryref(bus, "litebus_exec")) /* B1: keeps the bus */
+		return LITEBUS_ECLOSED;
+	rc = lb_jobq_push(&bus->jobs, &j);
+	if (rc == LITEBUS_OK)
+		rc = lb_job_wait(&j);
+	lb_bus_unref(bus);
+	return rc;
+}
+
+int
+litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
+	       void *done_arg)
+{
+	struct lb_job *j;
+	int rc;
+
+	if (bus == NULL || fn == NULL)
+		return lb_err_set(LITEBUS_EINVAL, "litebus_submit: NULL %s",
+				  bus == NULL ? "bus" : "job function");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_bus_err_forked("litebus_submit");
+	j = lb_job_new_submit(fn, arg, done, done_arg);
+	if (j == NULL)
+		return lb_err_set(LITEBUS_ENOMEM, "allocating a job");
+	if (!lb_bus_tryref(bus, "litebus_submit")) { /* B1: keeps the bus */
+		lb_job_free(j);
+		return LITEBUS_ECLOSED;
+	}
+	rc = lb_jobq_push(&bus->jobs, j);
+	lb_bus_unref(bus);
+	if (rc != LITEBUS_OK)
+		lb_job_free(j);
+	return rc;
 }
 
 int

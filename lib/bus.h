@@ -6,6 +6,7 @@
 #define LB_BUS_H
 
 #include "channel.h"
+#include "jobs.h"
 #include "litebus.h"
 #include "outbox.h"
 #include "stats.h"
@@ -56,6 +57,13 @@ struct litebus {
 	 * the tombstone list once buried (B3); in a forked child, the list
 	 * of files inherited from the parent (F2). */
 	struct litebus *next_open;
+
+	/* Callers -> the writer (jobs.c).  Initialized before the writer
+	 * starts and finalized when the bus is buried (B3); has_jobs says
+	 * whether it was.  On its own lines: every exec and submit takes its
+	 * lock. */
+	alignas(LB_CACHELINE) struct lb_jobq jobs;
+	bool has_jobs;
 
 	struct lb_stats stats;
 };

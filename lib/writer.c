@@ -86,8 +86,6 @@ struct lb_writer {
 	struct litebus *bus; /* immutable */
 	pthread_t thread;    /* immutable once started */
 
-	struct lb_jobq q; /* callers -> this thread (jobs.c) */
-
 	/* Writer thread only (after start). */
 	struct lb_outbox ob;
 	struct lb_ckpt *ckpt; /* NULL: in-memory */
@@ -561,8 +559,8 @@ writer_main(void *arg)
 		int idle_ms =
 		    lb_ckpt_finish_due(w->ckpt) ? LB_CKPT_IDLE_MS : -1;
 		size_t n;
-		enum lb_take t =
-		    lb_jobq_take(&w->q, w->batch, max_batch, idle_ms, &n);
+		enum lb_take t = lb_jobq_take(&w->bus->jobs, w->batch,
+					      max_batch, idle_ms, &n);
 
 		if (t == LB_TAKE_CLOSED)
 			break;
@@ -644,12 +642,8 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		atomic_store_explicit(&bus->channels[c]->committed_id,
 				      w->last_id[c], memory_order_relaxed);
 	}
-	rc = lb_jobq_init(&w->q, bus->opts.max_queue, &bus->stats.queued);
-	if (rc != LITEBUS_OK)
-		goto fail;
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
-		lb_jobq_fini(&w->q);
 		rc = lb_err_set(rc == EAGAIN ? LITEBUS_ENOMEM : LITEBUS_EINVAL,
 				"starting the writer thread: %s", strerror(rc));
 		goto fail;
@@ -668,7 +662,7 @@ fail:
 void
 lb_writer_stop(struct lb_writer *w)
 {
-	lb_jobq_close(&w->q);
+	lb_jobq_close(&w->bus->jobs);
 	pthread_join(w->thread, NULL);
 }
 
@@ -677,65 +671,9 @@ lb_writer_free(struct lb_writer *w)
 {
 	if (w == NULL)
 		return;
-	lb_jobq_fini(&w->q);
 	free(w->pub);
 	free(w->batch);
 	free(w);
-}
-
-/* ------------------------------------------------------------------ */
-/* Public: queueing jobs                                               */
-
-int
-litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
-{
-	struct lb_job j;
-	int rc;
-
-	if (bus == NULL || fn == NULL)
-		return lb_err_set(LITEBUS_EINVAL, "litebus_exec: NULL %s",
-				  bus == NULL ? "bus" : "job function");
-	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_exec");
-	if (lb_writer_is_current(bus))
-		return lb_err_set(LITEBUS_EDEADLK,
-				  "litebus_exec called on the bus's writer "
-				  "thread (from a job or a done-callback); "
-				  "use litebus_submit");
-	lb_job_init_exec(&j, fn, arg);
-	if (!lb_bus_tryref(bus, "litebus_exec")) /* B1: keeps the bus */
-		return LITEBUS_ECLOSED;
-	rc = lb_jobq_push(&bus->writer->q, &j);
-	if (rc == LITEBUS_OK)
-		rc = lb_job_wait(&j);
-	lb_bus_unref(bus);
-	return rc;
-}
-
-int
-litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
-	       void *done_arg)
-{
-	struct lb_job *j;
-	int rc;
-
-	if (bus == NULL || fn == NULL)
-		return lb_err_set(LITEBUS_EINVAL, "litebus_submit: NULL %s",
-				  bus == NULL ? "bus" : "job function");
-	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_submit");
-	j = lb_job_new_submit(fn, arg, done, done_arg);
-	if (j == NULL)
-		return lb_err_set(LITEBUS_ENOMEM, "allocating a job");
-	if (!lb_bus_tryref(bus, "litebus_submit")) { /* B1: keeps the bus */
-		lb_job_free(j);
-		return LITEBUS_ECLOSED;
-	}
-	rc = lb_jobq_push(&bus->writer->q, j);
-	lb_bus_unref(bus);
-	if (rc != LITEBUS_OK)
-		lb_job_free(j);
-	return rc;
 }
 
 /* ------------------------------------------------------------------ */

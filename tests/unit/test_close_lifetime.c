@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "fixture.h"
+#include "jobs.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -546,15 +547,29 @@ calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else(void **state)
 /* Forced preemption (the link seam)                                   */
 
 /*
- * With -Wl,--wrap=lb_bus_tryref (tests/CMakeLists.txt), every call that
- * litebus_exec, litebus_submit, litebus_subscribe and litebus_reader_open
- * make to lb_bus_tryref comes here first: a thread marked to park stops
- * right before it takes its reference - the moment the issue describes -
- * until the test lets it go.  Without the flag __real_lb_bus_tryref stays
- * an unresolved weak symbol (NULL) and the test is skipped, saying so.
+ * The link seam (tests/CMakeLists.txt) parks a thread marked to park right
+ * before the call takes its reference - the moment the issue describes -
+ * until the test lets it go.  litebus_subscribe and litebus_reader_open
+ * take it by calling lb_bus_tryref in bus.c from their own files, so
+ * -Wl,--wrap=lb_bus_tryref catches them there.  litebus_exec and
+ * litebus_submit sit beside lb_bus_tryref in bus.c, where --wrap cannot
+ * reach (a call inside one object is not an undefined reference), so they
+ * park in the last call they make before it: building the job
+ * (lb_job_init_exec, lb_job_new_submit in jobs.c).  Without the flags the
+ * __real_ symbols stay unresolved weak symbols (NULL) and the test is
+ * skipped, saying so.
  */
 bool __wrap_lb_bus_tryref(litebus *bus, const char *call);
 extern bool __real_lb_bus_tryref(litebus *bus, const char *call)
+    __attribute__((weak));
+void __wrap_lb_job_init_exec(struct lb_job *j, litebus_job_fn fn, void *arg);
+extern void __real_lb_job_init_exec(struct lb_job *j, litebus_job_fn fn,
+				    void *arg) __attribute__((weak));
+struct lb_job *__wrap_lb_job_new_submit(litebus_job_fn fn, void *arg,
+					litebus_done_fn done, void *done_arg);
+extern struct lb_job *__real_lb_job_new_submit(litebus_job_fn fn, void *arg,
+					       litebus_done_fn done,
+					       void *done_arg)
     __attribute__((weak));
 
 static _Thread_local bool park_here;
@@ -563,8 +578,8 @@ static struct {
 	_Atomic int release;
 } seam;
 
-bool
-__wrap_lb_bus_tryref(litebus *bus, const char *call)
+static void
+seam_park(void)
 {
 	if (park_here) {
 		uint64_t deadline = fx_now_ms() + 2 * FX_WAIT_MS;
@@ -577,7 +592,28 @@ __wrap_lb_bus_tryref(litebus *bus, const char *call)
 		       fx_now_ms() < deadline)
 			sched_yield();
 	}
+}
+
+bool
+__wrap_lb_bus_tryref(litebus *bus, const char *call)
+{
+	seam_park();
 	return __real_lb_bus_tryref(bus, call);
+}
+
+void
+__wrap_lb_job_init_exec(struct lb_job *j, litebus_job_fn fn, void *arg)
+{
+	seam_park();
+	__real_lb_job_init_exec(j, fn, arg);
+}
+
+struct lb_job *
+__wrap_lb_job_new_submit(litebus_job_fn fn, void *arg, litebus_done_fn done,
+			 void *done_arg)
+{
+	seam_park();
+	return __real_lb_job_new_submit(fn, arg, done, done_arg);
 }
 
 struct parked_call {
@@ -628,10 +664,12 @@ a_call_preempted_before_its_reference_resumes_after_close_into_eclosed(
 	static const char *const names[] = {"exec", "submit", "subscribe",
 					    "reader_open"};
 
-	if (__real_lb_bus_tryref == NULL) {
+	if (__real_lb_bus_tryref == NULL || __real_lb_job_init_exec == NULL ||
+	    __real_lb_job_new_submit == NULL) {
 		print_message("forced-preemption variant SKIPPED: link "
-			      "test_close_lifetime with "
-			      "-Wl,--wrap=lb_bus_tryref\n");
+			      "test_close_lifetime with -Wl,--wrap=lb_bus_"
+			      "tryref,--wrap=lb_job_init_exec,--wrap=lb_job_"
+			      "new_submit\n");
 		skip();
 	}
 	for (int kind = 0; kind < 4; kind++) {
