@@ -105,8 +105,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-_Atomic uint32_t lb_fork_generation; /* F1 */
-
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t registry_cond = PTHREAD_COND_INITIALIZER;
 static litebus *registry;   /* B2, under registry_lock */
@@ -197,8 +195,7 @@ bus_atfork_parent(void)
 static void
 bus_atfork_child(void)
 {
-	/* F1.  Relaxed: see lb_bus_forked() in bus.h. */
-	atomic_fetch_add_explicit(&lb_fork_generation, 1, memory_order_relaxed);
+	lb_fork_child(); /* F1 */
 	/* F2: every file the parent had registered, the ones it had itself
 	 * inherited included. */
 	if (registry != NULL) {
@@ -239,17 +236,6 @@ bus_atfork_once(void)
 				  "handlers: %s",
 				  strerror(rc));
 	return LITEBUS_OK;
-}
-
-int
-lb_bus_err_forked(const char *call)
-{
-	return lb_err_set(LITEBUS_EFORKED,
-			  "%s: the handle was made by the parent process and "
-			  "was inherited across fork(); litebus threads and "
-			  "connections do not survive fork(): open litebus "
-			  "anew in this process",
-			  call);
 }
 
 /* F2.  Under registry_lock. */
@@ -674,9 +660,7 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	bus->opts.path = NULL;
 	bus->opts.channels = NULL;
 	bus->canon_path = canon;
-	/* F1.  Relaxed: see lb_bus_forked(). */
-	bus->fork_gen =
-	    atomic_load_explicit(&lb_fork_generation, memory_order_relaxed);
+	bus->fork_gen = lb_fork_now(); /* F1 */
 	atomic_init(&bus->refs, 1);
 	bus->open_count = 1;
 	rc = bus_make_dbname(bus, o->path);
@@ -688,7 +672,18 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	if (rc != LITEBUS_OK)
 		goto fail;
 	bus->has_jobs = true;
-	rc = lb_writer_start(bus, &bus->writer);
+	rc = lb_writer_start(
+	    &(struct lb_writer_config){
+		.owner = bus,
+		.dbn = &bus->dbn,
+		.opts = &bus->opts,
+		.channels = bus->channels,
+		.nchannels = bus->nchannels,
+		.stats = &bus->stats,
+		.jobs = &bus->jobs,
+		.fork_gen = bus->fork_gen,
+	    },
+	    &bus->writer);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory)
 		rc = lb_outbox_open_reader(&bus->dbn, &bus->mem_keeper);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory) {
@@ -956,7 +951,7 @@ litebus_close(litebus *bus)
 	if (bus == NULL)
 		return LITEBUS_OK;
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_close");
+		return lb_fork_err("litebus_close");
 	pthread_mutex_lock(&registry_lock);
 	if (bus->open_count == 0) {
 		pthread_mutex_unlock(&registry_lock);
@@ -1009,7 +1004,7 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_exec: NULL %s",
 				  bus == NULL ? "bus" : "job function");
 	if (lb_bus_forked(bus)) /* F1 */
-		return lb_bus_err_forked("litebus_exec");
+		return lb_fork_err("litebus_exec");
 	if (lb_writer_is_current(bus))
 		return lb_err_set(LITEBUS_EDEADLK,
 				  "litebus_exec called on the bus's writer "
@@ -1038,7 +1033,7 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
 		return lb_err_set(LITEBUS_EINVAL, "litebus_submit: NULL %s",
 				  bus == NULL ? "bus" : "job function");
 	if (lb_bus_forked(bus)) /* F1 */
-		return lb_bus_err_forked("litebus_submit");
+		return lb_fork_err("litebus_submit");
 	j = lb_job_new_submit(fn, arg, done, done_arg);
 	if (j == NULL)
 		return lb_err_set(LITEBUS_ENOMEM, "allocating a job");
@@ -1062,7 +1057,7 @@ litebus_channel_id(litebus *bus, const char *name)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_channel_id: NULL argument");
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_channel_id");
+		return lb_fork_err("litebus_channel_id");
 	if (!lb_bus_tryref(bus, "litebus_channel_id"))
 		return LITEBUS_ECLOSED;
 	id = bus_channel_index(bus, name);
@@ -1082,7 +1077,7 @@ litebus_channel_name(litebus *bus, int channel)
 	if (bus == NULL)
 		return NULL;
 	if (lb_bus_forked(bus)) {
-		lb_bus_err_forked("litebus_channel_name");
+		lb_fork_err("litebus_channel_name");
 		return NULL;
 	}
 	if (!lb_bus_tryref(bus, "litebus_channel_name"))
@@ -1104,7 +1099,7 @@ litebus_channel_count(litebus *bus)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_channel_count: NULL bus");
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_channel_count");
+		return lb_fork_err("litebus_channel_count");
 	if (!lb_bus_tryref(bus, "litebus_channel_count"))
 		return LITEBUS_ECLOSED;
 	n = bus->nchannels;
@@ -1121,7 +1116,7 @@ litebus_stats_get(litebus *bus, litebus_stats *st)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_stats_get: NULL argument");
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_stats_get");
+		return lb_fork_err("litebus_stats_get");
 	if (!lb_bus_tryref(bus, "litebus_stats_get"))
 		return LITEBUS_ECLOSED;
 	s = &bus->stats;

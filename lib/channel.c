@@ -92,6 +92,17 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 }
 
 void
+lb_channel_start(struct lb_channel *ch, int64_t id)
+{
+	/* Relaxed: no other thread can see the channel yet.  The writer
+	 * thread is created after this (pthread_create synchronizes), and
+	 * every other thread learns of the bus through litebus_open's
+	 * return. */
+	atomic_store_explicit(&ch->published_id, id, memory_order_relaxed);
+	atomic_store_explicit(&ch->committed_id, id, memory_order_relaxed);
+}
+
+void
 lb_channel_fini(struct lb_channel *ch)
 {
 	assert(ch->fd_waiters == NULL);

@@ -59,9 +59,14 @@ struct lb_channel {
 	struct lb_fd_waiter *fd_waiters; /* under fd_lock */
 };
 
-/* 0, or -1 if out of memory. */
+/* 0, or -1 if out of memory.  published_id and committed_id start at
+ * `published_id`. */
 int lb_channel_init(struct lb_channel *ch, int id, const char *name,
 		    uint32_t ring_capacity, int64_t published_id);
+/* The writer, once it has read the newest committed id from the table,
+ * before its thread starts and before the bus is handed out: set
+ * published_id and committed_id to `id`, so "from now" means after it. */
+void lb_channel_start(struct lb_channel *ch, int64_t id);
 void lb_channel_fini(struct lb_channel *ch);
 
 /* Writer thread: publish one committed record (R1: after COMMIT). */

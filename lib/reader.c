@@ -447,7 +447,7 @@ litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
 				      ? "after_event_id must be >= -1"
 				      : "NULL argument");
 	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_open");
+		return lb_fork_err("litebus_reader_open");
 	if (!lb_bus_tryref(bus, "litebus_reader_open")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
 	rc = reader_open(bus, channel, after_event_id, f, out);
@@ -560,7 +560,7 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_next: NULL argument");
 	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_next");
+		return lb_fork_err("litebus_reader_next");
 	rc = lb_sub_check_timeout(&r->sub, timeout_ms, "litebus_reader_next");
 	if (rc != LITEBUS_OK)
 		return rc;
@@ -616,7 +616,7 @@ litebus_reader_fd(litebus_reader *r)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_fd: NULL reader");
 	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_fd");
+		return lb_fork_err("litebus_reader_fd");
 	return lb_sub_fd(&r->sub);
 }
 
@@ -627,7 +627,7 @@ litebus_reader_stats_get(const litebus_reader *r, litebus_reader_stats *st)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_stats_get: NULL argument");
 	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_stats_get");
+		return lb_fork_err("litebus_reader_stats_get");
 	*st = r->stats;
 	return LITEBUS_OK;
 }

@@ -154,7 +154,7 @@ litebus_subscribe(litebus *bus, int channel, litebus_sub **out)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_subscribe: NULL argument");
 	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_subscribe");
+		return lb_fork_err("litebus_subscribe");
 	if (!lb_bus_tryref(bus, "litebus_subscribe")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
 	ch = lb_bus_channel(bus, channel);
@@ -203,7 +203,7 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_recv: NULL argument");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_recv");
+		return lb_fork_err("litebus_recv");
 	rc = lb_sub_check_timeout(s, timeout_ms, "litebus_recv");
 	if (rc != LITEBUS_OK)
 		return rc;
@@ -254,7 +254,7 @@ litebus_sub_fd(litebus_sub *s)
 	if (s == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_sub_fd: NULL sub");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_sub_fd");
+		return lb_fork_err("litebus_sub_fd");
 	return lb_sub_fd(s);
 }
 
@@ -265,7 +265,7 @@ litebus_sub_stats_get(const litebus_sub *s, litebus_sub_stats *st)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_sub_stats_get: NULL argument");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_sub_stats_get");
+		return lb_fork_err("litebus_sub_stats_get");
 	*st = s->stats;
 	return LITEBUS_OK;
 }

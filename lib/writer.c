@@ -58,10 +58,10 @@
  */
 #include "writer.h"
 
-#include "bus.h"
 #include "catalog.h"
 #include "checkpoint.h"
 #include "errors.h"
+#include "fork.h"
 #include "jobs.h"
 #include "wait.h"
 
@@ -83,8 +83,8 @@ struct lb_pub {
 };
 
 struct lb_writer {
-	struct litebus *bus; /* immutable */
-	pthread_t thread;    /* immutable once started */
+	struct lb_writer_config cfg; /* immutable */
+	pthread_t thread;	     /* immutable once started */
 
 	/* Writer thread only (after start). */
 	struct lb_outbox ob;
@@ -103,8 +103,8 @@ struct lb_writer {
 	int lost_status;
 };
 
-/* The bus whose writer is the calling thread, if any. */
-static _Thread_local const struct litebus *tls_writer_bus;
+/* The owner (bus) whose writer is the calling thread, if any. */
+static _Thread_local const struct litebus *tls_writer_owner;
 
 #ifdef NDEBUG
 #define LB_ASSERT_ON_WRITER(w) ((void)(w))
@@ -114,9 +114,9 @@ static _Thread_local const struct litebus *tls_writer_bus;
 #endif
 
 bool
-lb_writer_is_current(const struct litebus *bus)
+lb_writer_is_current(const struct litebus *owner)
 {
-	return tls_writer_bus == bus;
+	return tls_writer_owner == owner;
 }
 
 /* ------------------------------------------------------------------ */
@@ -150,15 +150,15 @@ writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 		if (deadline == 0)
 			deadline =
 			    lb_mono_ns() +
-			    (uint64_t)w->bus->opts.busy_timeout_ms * 1000000u;
+			    (uint64_t)w->cfg.opts->busy_timeout_ms * 1000000u;
 		if (lb_mono_ns() >= deadline) {
 			lb_err_sqlite(w->ob.db, rc, what);
 			return lb_err_set(LITEBUS_EBUSY,
 					  "%s: the database stayed locked by "
 					  "another connection for %u ms",
-					  what, w->bus->opts.busy_timeout_ms);
+					  what, w->cfg.opts->busy_timeout_ms);
 		}
-		lb_stat_add_w(&w->bus->stats.busy_retries, 1);
+		lb_stat_add_w(&w->cfg.stats->busy_retries, 1);
 		writer_backoff(&sleep_ns);
 	}
 }
@@ -171,9 +171,8 @@ writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 static int
 writer_reload_ids(struct lb_writer *w)
 {
-	for (int i = 0; i < w->bus->nchannels; i++) {
-		int64_t committed =
-		    lb_channel_committed_id(w->bus->channels[i]);
+	for (int i = 0; i < w->cfg.nchannels; i++) {
+		int64_t committed = lb_channel_committed_id(w->cfg.channels[i]);
 		int rc = lb_outbox_load_last_id(&w->ob, i, &w->last_id[i]);
 
 		if (rc != LITEBUS_OK)
@@ -266,12 +265,12 @@ enum run_result {
 static enum run_result
 writer_run_job(struct lb_writer *w, struct lb_job *j)
 {
-	const int n = w->bus->nchannels;
+	const int n = w->cfg.nchannels;
 	int64_t job_last_id[LITEBUS_MAX_CHANNELS];
 	int rc, jr, misuse;
 
 	LB_ASSERT_ON_WRITER(w);
-	lb_stat_add_w(&w->bus->stats.jobs, 1);
+	lb_stat_add_w(&w->cfg.stats->jobs, 1);
 	memcpy(job_last_id, w->last_id, (size_t)n * sizeof job_last_id[0]);
 	rc = lb_outbox_savepoint(&w->ob);
 	if (rc != SQLITE_OK) {
@@ -393,13 +392,13 @@ static int
 writer_collect(struct lb_writer *w)
 {
 	w->npub = 0;
-	for (int c = 0; c < w->bus->nchannels; c++) {
+	for (int c = 0; c < w->cfg.nchannels; c++) {
 		int rc;
 
 		if (w->last_id[c] == w->batch_last_id[c])
 			continue;
 		w->collect_channel = c;
-		rc = lb_outbox_readback(&w->ob, c, w->bus->channels[c]->name,
+		rc = lb_outbox_readback(&w->ob, c, w->cfg.channels[c]->name,
 					w->batch_last_id[c] + 1,
 					writer_collect_one, w);
 		if (rc != LITEBUS_OK)
@@ -411,7 +410,7 @@ writer_collect(struct lb_writer *w)
 static void
 writer_publish(struct lb_writer *w)
 {
-	struct litebus *bus = w->bus;
+	const struct lb_writer_config *cfg = &w->cfg;
 
 	LB_ASSERT_ON_WRITER(w);
 	/* W1: COMMIT has returned; the rows are durable (to the degree the
@@ -419,20 +418,20 @@ writer_publish(struct lb_writer *w)
 	 * how far each channel is committed (C5), then publish. */
 	for (size_t i = 0; i < w->npub; i++)
 		w->touched[w->pub[i].channel] = true;
-	for (int c = 0; c < bus->nchannels; c++)
+	for (int c = 0; c < cfg->nchannels; c++)
 		if (w->touched[c])
-			lb_channel_set_committed(bus->channels[c],
+			lb_channel_set_committed(cfg->channels[c],
 						 w->last_id[c]);
 	for (size_t i = 0; i < w->npub; i++)
-		lb_channel_publish(bus->channels[w->pub[i].channel],
+		lb_channel_publish(cfg->channels[w->pub[i].channel],
 				   &w->pub[i].rec);
-	for (int c = 0; c < bus->nchannels; c++) {
+	for (int c = 0; c < cfg->nchannels; c++) {
 		if (w->touched[c]) {
-			lb_channel_wake(bus->channels[c]);
+			lb_channel_wake(cfg->channels[c]);
 			w->touched[c] = false;
 		}
 	}
-	lb_stat_add_w(&bus->stats.events, w->npub);
+	lb_stat_add_w(&cfg->stats->events, w->npub);
 	w->npub = 0;
 }
 
@@ -441,7 +440,7 @@ writer_publish(struct lb_writer *w)
 static void
 writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 {
-	struct litebus *bus = w->bus;
+	const struct lb_writer_config *cfg = &w->cfg;
 	size_t first = 0;
 	int rc;
 
@@ -456,7 +455,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			first++;
 		if (first == n)
 			break;
-		lb_stat_add_w(&bus->stats.batches, 1);
+		lb_stat_add_w(&cfg->stats->batches, 1);
 		w->batch_ms = lb_wall_ms();
 		rc = writer_begin(w);
 		if (rc != LITEBUS_OK) {
@@ -496,7 +495,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			first = end;
 			continue;
 		}
-		lb_stat_add_w(&bus->stats.commits, 1);
+		lb_stat_add_w(&cfg->stats->commits, 1);
 		writer_publish(w);
 		for (size_t i = first; i < end; i++)
 			if (!jobs[i]->settled)
@@ -513,7 +512,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		assert(jobs[i]->settled);
 		if (jobs[i]->status != 0)
-			lb_stat_add_w(&bus->stats.jobs_failed, 1);
+			lb_stat_add_w(&cfg->stats->jobs_failed, 1);
 		lb_job_complete(jobs[i]);
 	}
 	(void)lb_ckpt_finish(w->ckpt, w->ob.db, false);
@@ -531,18 +530,18 @@ writer_checkpoint_if_moved(struct lb_writer *w)
 {
 	int moved = 0, rc;
 
-	if (w->bus->dbn.is_memory ||
+	if (w->cfg.dbn->is_memory ||
 	    sqlite3_file_control(w->ob.db, "main", SQLITE_FCNTL_HAS_MOVED,
 				 &moved) != SQLITE_OK ||
 	    !moved)
 		return;
-	rc = sqlite3_busy_timeout(w->ob.db, (int)w->bus->opts.busy_timeout_ms);
+	rc = sqlite3_busy_timeout(w->ob.db, (int)w->cfg.opts->busy_timeout_ms);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_wal_checkpoint_v2(
 		    w->ob.db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	/* Nobody to report to (close returns OK); the stats say it. */
 	if (rc != SQLITE_OK)
-		lb_stat_add(&w->bus->stats.ckpt_errors, 1);
+		lb_stat_add(&w->cfg.stats->ckpt_errors, 1);
 	(void)sqlite3_busy_timeout(w->ob.db, 0);
 }
 
@@ -550,17 +549,17 @@ static void *
 writer_main(void *arg)
 {
 	struct lb_writer *w = arg;
-	uint32_t max_batch = w->bus->opts.max_batch;
+	uint32_t max_batch = w->cfg.opts->max_batch;
 
-	tls_writer_bus = w->bus;
+	tls_writer_owner = w->cfg.owner;
 	for (;;) {
 		/* While a finishing checkpoint is due, wait for jobs only
 		 * LB_CKPT_IDLE_MS (checkpoint.c). */
 		int idle_ms =
 		    lb_ckpt_finish_due(w->ckpt) ? LB_CKPT_IDLE_MS : -1;
 		size_t n;
-		enum lb_take t = lb_jobq_take(&w->bus->jobs, w->batch,
-					      max_batch, idle_ms, &n);
+		enum lb_take t =
+		    lb_jobq_take(w->cfg.jobs, w->batch, max_batch, idle_ms, &n);
 
 		if (t == LB_TAKE_CLOSED)
 			break;
@@ -576,13 +575,13 @@ writer_main(void *arg)
 	/* C2: everything queued has committed and been published.  The
 	 * channels close first, so that subscribe and reader_open refuse
 	 * with ECLOSED from here on. */
-	for (int c = 0; c < w->bus->nchannels; c++)
-		lb_channel_close(w->bus->channels[c]);
+	for (int c = 0; c < w->cfg.nchannels; c++)
+		lb_channel_close(w->cfg.channels[c]);
 	writer_checkpoint_if_moved(w);
 	lb_ckpt_stop(w->ckpt, w->ob.db);
 	w->ckpt = NULL;
 	lb_outbox_close(&w->ob);
-	tls_writer_bus = NULL;
+	tls_writer_owner = NULL;
 	return NULL;
 }
 
@@ -590,7 +589,7 @@ writer_main(void *arg)
 /* Start and stop                                                      */
 
 int
-lb_writer_start(struct litebus *bus, struct lb_writer **out)
+lb_writer_start(const struct lb_writer_config *cfg, struct lb_writer **out)
 {
 	struct lb_writer *w = calloc(1, sizeof *w);
 	struct lb_chan_spec chans[LITEBUS_MAX_CHANNELS];
@@ -599,23 +598,23 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	*out = NULL;
 	if (w == NULL)
 		return lb_err_set(LITEBUS_ENOMEM, "allocating the writer");
-	w->bus = bus;
+	w->cfg = *cfg;
 	w->tx.w = w;
-	for (int c = 0; c < bus->nchannels; c++) {
-		chans[c].name = bus->channels[c]->name;
-		chans[c].types = bus->channels[c]->event_types;
+	for (int c = 0; c < cfg->nchannels; c++) {
+		chans[c].name = cfg->channels[c]->name;
+		chans[c].types = cfg->channels[c]->event_types;
 	}
 	/* Opened in place: the connection's authorizer keeps &w->ob. */
-	rc = lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability, chans,
-			    bus->nchannels, bus->opts.adopt != 0);
+	rc = lb_outbox_open(&w->ob, cfg->dbn, cfg->opts->durability, chans,
+			    cfg->nchannels, cfg->opts->adopt != 0);
 	if (rc != LITEBUS_OK) {
 		free(w);
 		return rc;
 	}
 	/* In-memory databases have no WAL and need no checkpoints.  Both
 	 * modes: checkpoint.c keeps the WAL bound. */
-	if (!bus->dbn.is_memory) {
-		rc = lb_ckpt_start(&bus->dbn, w->ob.db, &bus->opts, &bus->stats,
+	if (!cfg->dbn->is_memory) {
+		rc = lb_ckpt_start(cfg->dbn, w->ob.db, cfg->opts, cfg->stats,
 				   &w->ckpt);
 		if (rc != LITEBUS_OK)
 			goto fail;
@@ -625,7 +624,7 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		goto fail;
 	w->cap_pub = 64;
 	w->pub = malloc(w->cap_pub * sizeof *w->pub);
-	w->batch = malloc(bus->opts.max_batch * sizeof *w->batch);
+	w->batch = malloc(cfg->opts->max_batch * sizeof *w->batch);
 	if (w->pub == NULL || w->batch == NULL) {
 		rc = lb_err_set(LITEBUS_ENOMEM, "allocating the writer");
 		goto fail;
@@ -633,15 +632,9 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	rc = writer_reload_ids(w);
 	if (rc != LITEBUS_OK)
 		goto fail;
-	/* "From now" means after the newest committed id.  Relaxed: the
-	 * thread that will read these is created below, or learns of the bus
-	 * through litebus_open's return (both synchronize). */
-	for (int c = 0; c < bus->nchannels; c++) {
-		atomic_store_explicit(&bus->channels[c]->published_id,
-				      w->last_id[c], memory_order_relaxed);
-		atomic_store_explicit(&bus->channels[c]->committed_id,
-				      w->last_id[c], memory_order_relaxed);
-	}
+	/* "From now" means after the newest committed id. */
+	for (int c = 0; c < cfg->nchannels; c++)
+		lb_channel_start(cfg->channels[c], w->last_id[c]);
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
 		rc = lb_err_set(rc == EAGAIN ? LITEBUS_ENOMEM : LITEBUS_EINVAL,
@@ -662,7 +655,7 @@ fail:
 void
 lb_writer_stop(struct lb_writer *w)
 {
-	lb_jobq_close(&w->bus->jobs);
+	lb_jobq_close(w->cfg.jobs);
 	pthread_join(w->thread, NULL);
 }
 
@@ -683,10 +676,10 @@ static bool
 writer_tx_usable(const litebus_tx *tx)
 {
 	/* The thread first: tx->active is the writer's own plain field,
-	 * which only the writer thread may read.  (tx->w and w->bus never
+	 * which only the writer thread may read.  (tx->w and w->cfg never
 	 * change.) */
-	return lb_writer_is_current(tx->w->bus) && tx->active &&
-	       !lb_bus_forked(tx->w->bus);
+	return lb_writer_is_current(tx->w->cfg.owner) && tx->active &&
+	       !lb_fork_is_inherited(tx->w->cfg.fork_gen);
 }
 
 sqlite3 *
@@ -708,15 +701,18 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 
 	if (tx == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_emit: NULL tx");
-	if (lb_bus_forked(tx->w->bus)) /* F1, in bus.c: a job that forked */
-		return lb_bus_err_forked("litebus_emit");
+	if (lb_fork_is_inherited(
+		tx->w->cfg.fork_gen)) /* F1: a job that forked */
+		return lb_fork_err("litebus_emit");
 	if (!writer_tx_usable(tx))
 		return lb_err_set(LITEBUS_EMISUSE,
 				  "litebus_emit: called outside a job or off "
 				  "the writer thread");
 	w = tx->w;
 	LB_ASSERT_ON_WRITER(w);
-	ch = lb_bus_channel(w->bus, channel);
+	ch = channel >= 0 && channel < w->cfg.nchannels
+		 ? w->cfg.channels[channel]
+		 : NULL;
 	if (ch == NULL)
 		return lb_err_set(LITEBUS_ENOCHANNEL,
 				  "litebus_emit: no channel %d", channel);
