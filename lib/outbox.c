@@ -60,9 +60,33 @@
 
 #define SQL_MAX 1024
 
+/* The row format, in the order of the outbox table's columns: the range
+ * query selects row_columns, and lb_outbox_range_row() decodes them by
+ * these ordinals. */
 static const char row_columns[] =
     "event_id, partition_key, subject, event_type, namespace, instance_tag, "
     "payload, occurred_at_ms, committed_at_ms";
+enum {
+	COL_EVENT_ID,
+	COL_PARTITION_KEY,
+	COL_SUBJECT,
+	COL_EVENT_TYPE,
+	COL_NAMESPACE,
+	COL_INSTANCE_TAG,
+	COL_PAYLOAD,
+	COL_OCCURRED_AT_MS,
+	COL_COMMITTED_AT_MS,
+};
+
+/* The range query's parameters (lb_outbox_prepare_range). */
+enum {
+	PARAM_AFTER = 1,
+	PARAM_UPTO,
+	PARAM_LIMIT,
+	PARAM_PARTITION_KEY,
+	PARAM_NAMESPACE,
+	PARAM_INSTANCE_TAG,
+};
 
 int
 lb_outbox_harden(sqlite3 *db)
@@ -1770,11 +1794,14 @@ lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out)
 
 int
 lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
-			bool by_partition, bool by_ns, bool by_tag,
-			sqlite3_stmt **out)
+			const struct lb_range *shape, sqlite3_stmt **out)
 {
 	char sql[SQL_MAX];
 
+	static_assert(PARAM_AFTER == 1 && PARAM_UPTO == 2 && PARAM_LIMIT == 3 &&
+			  PARAM_PARTITION_KEY == 4 && PARAM_NAMESPACE == 5 &&
+			  PARAM_INSTANCE_TAG == 6,
+		      "the parameter numbers below");
 	/* main.: a reader's connection has no other schema, but the name
 	 * should not depend on that. */
 	snprintf(sql, sizeof sql,
@@ -1782,10 +1809,97 @@ lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 		 "WHERE event_id > ?1 AND event_id <= ?2%s%s%s "
 		 "ORDER BY event_id LIMIT ?3",
 		 row_columns, channel_name,
-		 by_partition ? " AND partition_key = ?4" : "",
-		 by_ns ? " AND namespace = ?5" : "",
-		 by_tag ? " AND instance_tag = ?6" : "");
+		 shape->by_partition ? " AND partition_key = ?4" : "",
+		 shape->ns != NULL ? " AND namespace = ?5" : "",
+		 shape->tag != NULL ? " AND instance_tag = ?6" : "");
 	return outbox_prepare(db, sql, out);
+}
+
+int
+lb_outbox_bind_range(sqlite3 *db, sqlite3_stmt *st, const struct lb_range *q)
+{
+	int rc;
+
+	rc = sqlite3_bind_int64(st, PARAM_AFTER, q->after);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, PARAM_UPTO, q->upto);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, PARAM_LIMIT, q->limit);
+	if (rc == SQLITE_OK && q->by_partition)
+		rc = sqlite3_bind_int64(st, PARAM_PARTITION_KEY,
+					q->partition_key);
+	if (rc == SQLITE_OK && q->ns != NULL)
+		rc = sqlite3_bind_text(st, PARAM_NAMESPACE, q->ns, -1,
+				       SQLITE_STATIC);
+	if (rc == SQLITE_OK && q->tag != NULL)
+		rc = sqlite3_bind_text(st, PARAM_INSTANCE_TAG, q->tag, -1,
+				       SQLITE_STATIC);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc,
+				     "litebus_reader_next: binding the range");
+	return LITEBUS_OK;
+}
+
+/* Column i of the current row as bytes (a BLOB, or TEXT when `text`).
+ * *p is NULL for SQL NULL; an empty value may also come back as NULL
+ * (SQLite's rule for zero-length blobs), with *len 0.  A NULL pointer for
+ * any other value means SQLite could not allocate the conversion: ENOMEM,
+ * never a NULL delivered in place of the data. */
+static int
+outbox_column(sqlite3 *db, sqlite3_stmt *st, int i, bool text, const void **p,
+	      size_t *len)
+{
+	int type = sqlite3_column_type(st, i);
+
+	/* Per SQLite's rules, fetch the pointer first, then the length. */
+	*p = text ? (const void *)sqlite3_column_text(st, i)
+		  : sqlite3_column_blob(st, i);
+	*len = (size_t)sqlite3_column_bytes(st, i);
+	if (*p != NULL || type == SQLITE_NULL) {
+		if (*p == NULL)
+			*len = 0;
+		return LITEBUS_OK;
+	}
+	if (*len != 0 || sqlite3_errcode(db) == SQLITE_NOMEM)
+		return lb_err_sqlite(db, SQLITE_NOMEM,
+				     "litebus_reader_next: reading a column");
+	return LITEBUS_OK; /* an empty value */
+}
+
+int
+lb_outbox_range_row(sqlite3 *db, sqlite3_stmt *st, struct lb_outbox_row *row)
+{
+	const void *p;
+	int rc;
+
+	/* Integer columns: no conversion of an integer (or of text) to an
+	 * integer allocates, so these cannot fail. */
+	row->event_id = sqlite3_column_int64(st, COL_EVENT_ID);
+	row->partition_key = sqlite3_column_int64(st, COL_PARTITION_KEY);
+	row->occurred_at_ms = sqlite3_column_int64(st, COL_OCCURRED_AT_MS);
+	row->committed_at_ms = sqlite3_column_int64(st, COL_COMMITTED_AT_MS);
+
+	rc = outbox_column(db, st, COL_SUBJECT, false, &row->subject,
+			   &row->subject_len);
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_EVENT_TYPE, true, &p,
+				   &row->event_type_len);
+	if (rc == LITEBUS_OK) /* NOT NULL in the schema; "" if not */
+		row->event_type = p != NULL ? p : "";
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_NAMESPACE, true, &p,
+				   &row->ns_len);
+	if (rc == LITEBUS_OK)
+		row->ns = p;
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_INSTANCE_TAG, true, &p,
+				   &row->tag_len);
+	if (rc == LITEBUS_OK)
+		row->tag = p;
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_PAYLOAD, false, &row->payload,
+				   &row->payload_len);
+	return rc;
 }
 
 int

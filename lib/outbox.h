@@ -121,13 +121,53 @@ int lb_outbox_after_job(struct lb_outbox *ob);
 
 /* Open a read-only connection to the database for a reader. */
 int lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out);
-/* Prepare a reader's range query on channel_name's table in main with
- * the filter's set fields.  Parameters: ?1 lower (exclusive), ?2 upper
- * (inclusive), ?3 limit, then ?4 partition, ?5 namespace, ?6 tag (only
- * those in use). */
+/* A reader's range query: the rows with after < event_id <= upto, in
+ * event_id order, at most `limit`, that match the filter's set fields. */
+struct lb_range {
+	int64_t after, upto;
+	uint32_t limit;
+	bool by_partition;
+	int64_t partition_key;
+	const char *ns;	 /* NULL: any namespace */
+	const char *tag; /* NULL: any instance tag */
+};
+
+/* Prepare the range query on channel_name's table in main for the
+ * filter fields that `shape` sets (its bounds and values are bound later,
+ * by lb_outbox_bind_range with a range of the same shape).  Returns a
+ * litebus status (EBUSY: the schema is locked; may be retried). */
 int lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
-			    bool by_partition, bool by_ns, bool by_tag,
-			    sqlite3_stmt **out);
+			    const struct lb_range *shape, sqlite3_stmt **out);
+/* Bind `q` to a statement from lb_outbox_prepare_range with its shape.
+ * The strings are bound SQLITE_STATIC: they must outlive the query.
+ * Returns a litebus status. */
+int lb_outbox_bind_range(sqlite3 *db, sqlite3_stmt *st,
+			 const struct lb_range *q);
+
+/* One row of the range query, as the table holds it.  The pointers point
+ * into SQLite's memory and stay valid until the statement is stepped,
+ * reset or finalized.  NULL subject, ns, tag or payload: SQL NULL (an
+ * empty BLOB may come back as NULL too, with length 0); event_type is
+ * never NULL ("" if the file holds NULL there). */
+struct lb_outbox_row {
+	int64_t event_id, partition_key, occurred_at_ms, committed_at_ms;
+	const void *subject;
+	size_t subject_len;
+	const char *event_type;
+	size_t event_type_len;
+	const char *ns;
+	size_t ns_len;
+	const char *tag;
+	size_t tag_len;
+	const void *payload;
+	size_t payload_len;
+};
+
+/* Decode the current row (after SQLITE_ROW) of a range query.  Returns OK,
+ * or ENOMEM (SQLite could not allocate a conversion) with the thread's
+ * error set: never a NULL in place of the data. */
+int lb_outbox_range_row(sqlite3 *db, sqlite3_stmt *st,
+			struct lb_outbox_row *row);
 
 /* A reader's connection: the newest event_id committed on `channel_name`
  * as this connection sees it now (one short read transaction): the
