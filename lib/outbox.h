@@ -1,6 +1,10 @@
 /*
  * outbox.h - the outbox schema and every SQL statement litebus runs.
- * Only this file and writer.c/reader.c touch SQLite.
+ *
+ * Return convention: every lb_outbox_* call that returns int returns a
+ * litebus status (LITEBUS_OK or a negative LITEBUS_E*, with the thread's
+ * error text set), except the six transaction-control calls below, which
+ * return raw SQLite result codes and say so.
  */
 #ifndef LB_OUTBOX_H
 #define LB_OUTBOX_H
@@ -78,12 +82,21 @@ int lb_outbox_load_last_id(struct lb_outbox *ob, int i, int64_t *last);
 /* Writer: did another connection commit since our last check? */
 int lb_outbox_changed_elsewhere(struct lb_outbox *ob, bool *changed);
 
+/*
+ * Transaction control, writer only.  These six return the raw SQLite
+ * result code (SQLITE_OK, SQLITE_BUSY, ...), and set no error text: the
+ * caller decides what the code means (retry a BUSY, treat the batch's
+ * transaction as lost, fail one job) and turns it into a litebus status
+ * with lb_err_sqlite().  Callers keep these codes in variables named
+ * `src`, litebus statuses in `rc`.
+ */
 int lb_outbox_begin(struct lb_outbox *ob);
 int lb_outbox_commit(struct lb_outbox *ob);
-/* Raw SQLite code; SQLITE_OK when no transaction was open. */
+/* SQLITE_OK when no transaction was open. */
 int lb_outbox_rollback(struct lb_outbox *ob);
 int lb_outbox_savepoint(struct lb_outbox *ob);
 int lb_outbox_release(struct lb_outbox *ob);
+/* Roll back to the job's savepoint and release it. */
 int lb_outbox_rollback_to(struct lb_outbox *ob);
 
 /* Writer, inside a job: insert one row with the given id. */

@@ -132,27 +132,29 @@ writer_backoff(uint64_t *sleep_ns)
 		*sleep_ns *= 2;
 }
 
-/* Run `step` (BEGIN or COMMIT), retrying SQLITE_BUSY/LOCKED with backoff
- * for up to busy_timeout_ms.  Returns a litebus status. */
+/* Run `step` (BEGIN or COMMIT: a raw SQLite code), retrying SQLITE_BUSY
+ * and SQLITE_LOCKED with backoff for up to busy_timeout_ms.  Returns a
+ * litebus status. */
 static int
 writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 	     const char *what)
 {
 	uint64_t deadline = 0, sleep_ns = 50000;
-	int rc;
+	int src; /* SQLite result code (outbox.h) */
 
 	for (;;) {
-		rc = step(&w->ob);
-		if (rc == SQLITE_OK)
+		src = step(&w->ob);
+		if (src == SQLITE_OK)
 			return LITEBUS_OK;
-		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
-			return lb_err_sqlite(w->ob.db, rc, what);
+		if ((src & 0xff) != SQLITE_BUSY &&
+		    (src & 0xff) != SQLITE_LOCKED)
+			return lb_err_sqlite(w->ob.db, src, what);
 		if (deadline == 0)
 			deadline =
 			    lb_mono_ns() +
 			    (uint64_t)w->cfg.opts->busy_timeout_ms * 1000000u;
 		if (lb_mono_ns() >= deadline) {
-			lb_err_sqlite(w->ob.db, rc, what);
+			lb_err_sqlite(w->ob.db, src, what);
 			return lb_err_set(LITEBUS_EBUSY,
 					  "%s: the database stayed locked by "
 					  "another connection for %u ms",
@@ -267,19 +269,22 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 {
 	const int n = w->cfg.nchannels;
 	int64_t job_last_id[LITEBUS_MAX_CHANNELS];
-	int rc, jr, misuse;
+	int src;    /* SQLite result code (outbox.h) */
+	int jr;	    /* the job's status: its return value, or litebus's */
+	int misuse; /* litebus status */
 
 	LB_ASSERT_ON_WRITER(w);
 	lb_stat_add_w(&w->cfg.stats->jobs, 1);
 	memcpy(job_last_id, w->last_id, (size_t)n * sizeof job_last_id[0]);
-	rc = lb_outbox_savepoint(&w->ob);
-	if (rc != SQLITE_OK) {
+	src = lb_outbox_savepoint(&w->ob);
+	if (src != SQLITE_OK) {
 		writer_settle(
-		    j, lb_err_sqlite(w->ob.db, rc, "opening a job's savepoint"),
+		    j,
+		    lb_err_sqlite(w->ob.db, src, "opening a job's savepoint"),
 		    true);
 		if (sqlite3_get_autocommit(w->ob.db)) {
 			w->lost_status = writer_lost_status(
-			    w, rc, "opening a job's savepoint");
+			    w, src, "opening a job's savepoint");
 			return RUN_LOST;
 		}
 		return RUN_OK;
@@ -325,12 +330,13 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 		lb_job_set_status(j, jr, true);
 	}
 	if (jr == 0) {
-		rc = lb_outbox_release(&w->ob);
-		if (rc == SQLITE_OK) {
+		src = lb_outbox_release(&w->ob);
+		if (src == SQLITE_OK) {
 			lb_job_set_status(j, 0, false); /* settles at COMMIT */
 			return RUN_OK;
 		}
-		jr = lb_err_sqlite(w->ob.db, rc, "releasing a job's savepoint");
+		jr =
+		    lb_err_sqlite(w->ob.db, src, "releasing a job's savepoint");
 		lb_job_set_status(j, jr, true);
 	}
 	j->settled = true;
@@ -338,13 +344,13 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	memcpy(w->last_id, job_last_id, (size_t)n * sizeof job_last_id[0]);
 	if (sqlite3_get_autocommit(w->ob.db)) {
 		w->lost_status =
-		    writer_lost_status(w, rc, "releasing a job's savepoint");
+		    writer_lost_status(w, src, "releasing a job's savepoint");
 		return RUN_LOST;
 	}
-	rc = lb_outbox_rollback_to(&w->ob);
-	if (rc != SQLITE_OK) {
+	src = lb_outbox_rollback_to(&w->ob);
+	if (src != SQLITE_OK) {
 		w->lost_status =
-		    writer_lost_status(w, rc, "rolling a job back");
+		    writer_lost_status(w, src, "rolling a job back");
 		return RUN_LOST;
 	}
 	return RUN_OK;
