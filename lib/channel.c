@@ -63,6 +63,7 @@
 #include "channel.h"
 
 #include "catalog.h"
+#include "role.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -113,6 +114,8 @@ lb_channel_fini(struct lb_channel *ch)
 void
 lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C1.  Pairs with the acquire in lb_channel_published_id() and, via
 	 * the release store of head that follows, with lb_ring_head(). */
 	atomic_store_explicit(&ch->published_id, rec->event_id,
@@ -123,6 +126,8 @@ lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
 void
 lb_channel_set_committed(struct lb_channel *ch, int64_t id)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C5.  Relaxed load: only the writer stores it.  Release pairs with
 	 * the acquire in lb_channel_committed_id(). */
 	if (atomic_load_explicit(&ch->committed_id, memory_order_relaxed) < id)
@@ -220,6 +225,8 @@ channel_wake_fds(struct lb_channel *ch, bool all)
 void
 lb_channel_wake(struct lb_channel *ch)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C3/C4: orders the head stores of this batch before the loads of
 	 * sleepers and armed_fds.  Pairs with the fences in
 	 * lb_channel_wait() and lb_channel_fd_arm(). */
@@ -239,6 +246,8 @@ lb_channel_wake(struct lb_channel *ch)
 void
 lb_channel_close(struct lb_channel *ch)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C2.  Pairs with the acquire in lb_channel_is_closed(). */
 	atomic_store_explicit(&ch->closed, 1, memory_order_release);
 	/* C3 as in lb_channel_wake(), with `closed` in place of head: the

@@ -32,6 +32,7 @@
 #include "jobs.h"
 
 #include "arch.h"
+#include "role.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -163,6 +164,7 @@ lb_jobq_take(struct lb_jobq *q, struct lb_job **batch, size_t max, int idle_ms,
 {
 	enum lb_take r = LB_TAKE_JOBS;
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	*n = 0;
 	pthread_mutex_lock(&q->lock);
 	while (q->head == NULL && !q->closing) {
@@ -269,6 +271,8 @@ done:
 void
 lb_job_set_status(struct lb_job *j, int status, bool with_detail)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	j->status = status;
 	if (with_detail && status < 0) {
 		j->sqlite_code = lb_err_code();
@@ -283,6 +287,8 @@ lb_job_set_status(struct lb_job *j, int status, bool with_detail)
 void
 lb_job_complete(struct lb_job *j)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	if (j->is_exec) {
 		/* J2, J3.  Release pairs with the acquire loads in
 		 * lb_job_wait(): status and errmsg are visible once DONE is.

@@ -28,6 +28,8 @@
  */
 #include "ring.h"
 
+#include "role.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,7 @@ lb_ring_publish(struct lb_ring *r, const struct lb_rec *rec)
 	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed) + 1;
 	struct lb_slot *s = &r->slots[pos & r->mask];
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	memcpy(w, rec, sizeof w);
 	/* Mark the slot busy before changing its payload.  The fence orders
 	 * this store before the payload stores: a reader that sees any new

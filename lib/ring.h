@@ -20,6 +20,11 @@ struct lb_slot {
 	_Atomic uint64_t words[LB_REC_WORDS];
 };
 
+/* A slot is one cache line: the stamp and the 7 words of a record, so a
+ * reader's copy touches one line and no two slots share one. */
+static_assert(sizeof(struct lb_slot) == LB_CACHELINE,
+	      "a ring slot is exactly one cache line");
+
 struct lb_ring {
 	/* R3: the largest position whose slot is completely written.
 	 * Written by the writer only (release); read by readers (acquire).

@@ -63,6 +63,7 @@
 #include "errors.h"
 #include "fork.h"
 #include "jobs.h"
+#include "role.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -103,9 +104,6 @@ struct lb_writer {
 	int lost_status;
 };
 
-/* The owner (bus) whose writer is the calling thread, if any. */
-static _Thread_local const struct litebus *tls_writer_owner;
-
 #ifdef NDEBUG
 #define LB_ASSERT_ON_WRITER(w) ((void)(w))
 #else
@@ -116,7 +114,7 @@ static _Thread_local const struct litebus *tls_writer_owner;
 bool
 lb_writer_is_current(const struct litebus *owner)
 {
-	return tls_writer_owner == owner;
+	return lb_role_writer() == (const void *)owner;
 }
 
 /* ------------------------------------------------------------------ */
@@ -142,6 +140,7 @@ writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 	uint64_t deadline = 0, sleep_ns = 50000;
 	int src; /* SQLite result code (outbox.h) */
 
+	LB_ASSERT_ON_WRITER(w);
 	for (;;) {
 		src = step(&w->ob);
 		if (src == SQLITE_OK)
@@ -191,6 +190,7 @@ writer_begin(struct lb_writer *w)
 	bool changed;
 	int rc;
 
+	LB_ASSERT_ON_WRITER(w);
 	/* A ROLLBACK that failed earlier (writer_abandon) left the
 	 * transaction open: end it first, or BEGIN would fail forever. */
 	if (!sqlite3_get_autocommit(w->ob.db)) {
@@ -225,6 +225,8 @@ writer_begin(struct lb_writer *w)
 static void
 writer_abandon(struct lb_writer *w)
 {
+	LB_ASSERT_ON_WRITER(w);
+
 	/* If it fails, the transaction stays open and the next
 	 * writer_begin rolls it back before anything else. */
 	(void)lb_outbox_rollback(&w->ob);
@@ -397,6 +399,8 @@ writer_collect_one(void *arg, const struct lb_rec *rec)
 static int
 writer_collect(struct lb_writer *w)
 {
+	LB_ASSERT_ON_WRITER(w);
+
 	w->npub = 0;
 	for (int c = 0; c < w->cfg.nchannels; c++) {
 		int rc;
@@ -536,6 +540,7 @@ writer_checkpoint_if_moved(struct lb_writer *w)
 {
 	int moved = 0, rc;
 
+	LB_ASSERT_ON_WRITER(w);
 	if (w->cfg.dbn->is_memory ||
 	    sqlite3_file_control(w->ob.db, "main", SQLITE_FCNTL_HAS_MOVED,
 				 &moved) != SQLITE_OK ||
@@ -557,7 +562,7 @@ writer_main(void *arg)
 	struct lb_writer *w = arg;
 	uint32_t max_batch = w->cfg.opts->max_batch;
 
-	tls_writer_owner = w->cfg.owner;
+	lb_role_set_writer(w->cfg.owner);
 	for (;;) {
 		/* While a finishing checkpoint is due, wait for jobs only
 		 * LB_CKPT_IDLE_MS (checkpoint.c). */
@@ -587,7 +592,7 @@ writer_main(void *arg)
 	lb_ckpt_stop(w->ckpt, w->ob.db);
 	w->ckpt = NULL;
 	lb_outbox_close(&w->ob);
-	tls_writer_owner = NULL;
+	lb_role_set_writer(NULL);
 	return NULL;
 }
 
@@ -661,6 +666,7 @@ fail:
 void
 lb_writer_stop(struct lb_writer *w)
 {
+	LB_ASSERT_NOT_WRITER_OF(w->cfg.owner); /* it joins that thread */
 	lb_jobq_close(w->cfg.jobs);
 	pthread_join(w->thread, NULL);
 }

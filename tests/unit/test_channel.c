@@ -9,6 +9,7 @@
 #include "catalog.h"
 #include "channel.h"
 #include "fixture.h"
+#include "role.h"
 #include "wait.h"
 
 #include <poll.h>
@@ -24,6 +25,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+/* Identity of the writer role the test threads claim (role.h). */
+static const char test_writer_role;
 
 /* Rounds of the lost-wake-up race (well under a second in every build). */
 #define PING_PONG_ROUNDS 20000u
@@ -464,6 +468,10 @@ main(void)
 		close_makes_every_registered_fd_readable, channel_setup,
 		channel_teardown),
 	};
+
+	/* The tests play the writer of these bare rings and channels: the
+	 * main thread publishes (role.h). */
+	lb_role_set_writer(&test_writer_role);
 
 	return cmocka_run_group_tests_name("channel", tests, NULL, NULL);
 }

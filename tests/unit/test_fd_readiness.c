@@ -17,6 +17,7 @@
  */
 #include "channel.h"
 #include "fixture.h"
+#include "role.h"
 
 #include <poll.h>
 #include <setjmp.h>
@@ -32,6 +33,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+/* Identity of the writer role the test threads claim (role.h). */
+static const char test_writer_role;
 
 /* Events per end-to-end run: one poll round or more each. */
 #define TRICKLE_EVENTS 2000
@@ -569,6 +573,10 @@ main(void)
 		after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable,
 		bus_with_default_rings, bus_teardown),
 	};
+
+	/* The tests play the writer of these bare rings and channels: the
+	 * main thread publishes (role.h). */
+	lb_role_set_writer(&test_writer_role);
 
 	return cmocka_run_group_tests_name("fd_readiness", tests, NULL, NULL);
 }

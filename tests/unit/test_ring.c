@@ -5,6 +5,7 @@
  */
 #include "fixture.h"
 #include "ring.h"
+#include "role.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+/* Identity of the writer role the test threads claim (role.h). */
+static const char test_writer_role;
 
 /* The torn-read stress publishes this many records.  Sanitizers slow every
  * atomic access down, so they get half as many (a ThreadSanitizer run of
@@ -256,6 +260,7 @@ stress_writer(void *p)
 	struct stress *s = p;
 	struct lb_rec rec;
 
+	lb_role_set_writer(&test_writer_role); /* role.h */
 	fx_barrier_wait(s->start);
 	for (uint64_t pos = 1; pos <= STRESS_RECORDS; pos++) {
 		rec_for_pos(pos, &rec);
@@ -381,6 +386,10 @@ main(void)
 		concurrent_readers_never_accept_a_torn_record, ring_setup,
 		ring_teardown),
 	};
+
+	/* The tests play the writer of these bare rings and channels: the
+	 * main thread publishes (role.h). */
+	lb_role_set_writer(&test_writer_role);
 
 	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
 }

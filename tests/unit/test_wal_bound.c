@@ -29,9 +29,10 @@
  * only while it lasts.
  */
 #define _XOPEN_SOURCE 700 /* sem_timedwait */
-#include "checkpoint.h" /* internal: the tests at the end */
+#include "checkpoint.h"	  /* internal: the tests at the end */
 #include "faultvfs.h"
 #include "fixture.h"
+#include "role.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -101,9 +102,9 @@ db_page_size(const char *path)
 
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
 			 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st,
-					    NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	n = sqlite3_column_int64(st, 0);
 	assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
@@ -194,14 +195,13 @@ wal_sample(struct wal_load *l)
 	/* Pairs with the release store of phase in the test. */
 	int ph = atomic_load_explicit(&l->phase, memory_order_acquire);
 	int64_t len = wal_len(l);
-	int64_t old = atomic_load_explicit(&l->wal_max[ph],
-					   memory_order_relaxed);
+	int64_t old =
+	    atomic_load_explicit(&l->wal_max[ph], memory_order_relaxed);
 
 	/* Relaxed: a running maximum, read after the monitor is joined. */
-	while (len > old &&
-	       !atomic_compare_exchange_weak_explicit(&l->wal_max[ph], &old,
-						      len, memory_order_relaxed,
-						      memory_order_relaxed))
+	while (len > old && !atomic_compare_exchange_weak_explicit(
+				&l->wal_max[ph], &old, len,
+				memory_order_relaxed, memory_order_relaxed))
 		;
 	atomic_fetch_add_explicit(&l->samples, 1, memory_order_relaxed);
 	/* The bound is broken many times over: stop before the disk fills
@@ -426,15 +426,15 @@ wal_load_init(struct wal_load *l, struct bus_fixture *f)
 static void
 wal_load_bound(struct wal_load *l)
 {
-	uint64_t batch_events = l->submit ? l->f->opts.max_batch
-					  : (uint64_t)l->producers;
+	uint64_t batch_events =
+	    l->submit ? l->f->opts.max_batch : (uint64_t)l->producers;
 
 	snprintf(l->wal_path, sizeof l->wal_path, "%s-wal", l->f->path);
 	l->page_size = db_page_size(l->f->path);
 	l->batch_pages =
 	    wal_batch_pages(batch_events, l->payload_len, l->page_size);
-	l->bound = wal_bound_bytes(l->f->opts.checkpoint_pages,
-				   l->batch_pages, l->page_size);
+	l->bound = wal_bound_bytes(l->f->opts.checkpoint_pages, l->batch_pages,
+				   l->page_size);
 }
 
 struct wal_threads {
@@ -460,19 +460,17 @@ wal_load_start(struct wal_load *l, struct wal_threads *t)
 		ra->l = l;
 		ra->index = i;
 		ra->lagging = i == l->readers;
-		assert_int_equal(litebus_reader_open(l->f->bus,
-						     LITEBUS_COMPLETION,
-						     LITEBUS_FROM_START, NULL,
-						     &ra->r),
-				 LITEBUS_OK);
+		assert_int_equal(
+		    litebus_reader_open(l->f->bus, LITEBUS_COMPLETION,
+					LITEBUS_FROM_START, NULL, &ra->r),
+		    LITEBUS_OK);
 		assert_int_equal(
 		    pthread_create(&t->read[i], NULL, reader_main, ra), 0);
 	}
 	for (int i = 0; i < l->scanners; i++)
 		assert_int_equal(
 		    pthread_create(&t->scan[i], NULL, scanner_main, l), 0);
-	assert_int_equal(pthread_create(&t->monitor, NULL, monitor_main, l),
-			 0);
+	assert_int_equal(pthread_create(&t->monitor, NULL, monitor_main, l), 0);
 	fx_barrier_init(&t->start, (unsigned)l->producers + 1u);
 	t->pa.l = l;
 	t->pa.start = &t->start;
@@ -502,8 +500,7 @@ wal_load_wait(struct wal_load *l, uint64_t ms)
 	while (!load_stopped(l) && fx_now_ms() < start + ms + FX_WAIT_MS) {
 		struct timespec ts = {0, 5 * 1000000L};
 		if (fx_now_ms() >= start + ms &&
-		    atomic_load_explicit(&l->committed,
-					 memory_order_relaxed) *
+		    atomic_load_explicit(&l->committed, memory_order_relaxed) *
 			    l->payload_len >=
 			wal_load_target(l))
 			break;
@@ -539,8 +536,8 @@ wal_load_finish(struct wal_load *l, struct wal_threads *t)
 static void
 wal_load_check(struct wal_load *l, int phase, const char *what)
 {
-	int64_t max = atomic_load_explicit(&l->wal_max[phase],
-					   memory_order_relaxed);
+	int64_t max =
+	    atomic_load_explicit(&l->wal_max[phase], memory_order_relaxed);
 	uint64_t committed =
 	    atomic_load_explicit(&l->committed, memory_order_relaxed);
 	uint64_t samples =
@@ -571,8 +568,7 @@ wal_load_check(struct wal_load *l, int phase, const char *what)
 			 "(%u x %u pages + %llu pages of one batch, page size "
 			 "%u)",
 			 (long long)max, (unsigned long long)l->bound,
-			 LITEBUS_WAL_BOUND_FACTOR,
-			 l->f->opts.checkpoint_pages,
+			 LITEBUS_WAL_BOUND_FACTOR, l->f->opts.checkpoint_pages,
 			 (unsigned long long)l->batch_pages, l->page_size);
 }
 
@@ -653,8 +649,7 @@ wal_stays_bounded_with_a_reader_catching_up_from_the_table(void **state)
  * litebus's) keeps open longer than busy_timeout_ms can hold the WAL
  * beyond it" - so scans shorter than that cannot. */
 static void
-wal_stays_bounded_with_external_scans_shorter_than_busy_timeout(
-    void **state)
+wal_stays_bounded_with_external_scans_shorter_than_busy_timeout(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct wal_load l;
@@ -789,9 +784,9 @@ external_read_transaction_holds_the_wal_only_while_it_lasts(void **state)
 	wal_load_bound(&l);
 
 	/* An application's read transaction, held open. */
-	assert_int_equal(sqlite3_open_v2(f->path, &ext, SQLITE_OPEN_READONLY,
-					 NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &ext, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_exec(ext, "BEGIN", NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(ext,
@@ -864,11 +859,10 @@ static void
 plain_open(struct bus_fixture *f, struct plain *p, int mode)
 {
 	memset(p, 0, sizeof *p);
-	assert_int_equal(sqlite3_open_v2(f->path, &p->db,
-					 SQLITE_OPEN_READWRITE |
-					     SQLITE_OPEN_CREATE,
-					 NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &p->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+	    SQLITE_OK);
 	/* As litebus's writer connection (lb_outbox_harden). */
 	assert_int_equal(sqlite3_extended_result_codes(p->db, 1), SQLITE_OK);
 	plain_exec(p->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
@@ -878,15 +872,19 @@ plain_open(struct bus_fixture *f, struct plain *p, int mode)
 	p->o.checkpoint_mode = mode;
 	p->o.checkpoint_pages = 4;
 	p->o.busy_timeout_ms = 10;
-	assert_int_equal(lb_ckpt_start(&p->dbn, p->db, &p->o, &p->stats,
-				       &p->ck),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    lb_ckpt_start(&p->dbn, p->db, &p->o, &p->stats, &p->ck),
+	    LITEBUS_OK);
+	/* This thread commits on p->db and calls lb_ckpt_finish/rehook:
+	 * it plays the writer (role.h) until plain_close. */
+	lb_role_set_writer(p);
 }
 
 static void
 plain_close(struct plain *p)
 {
 	lb_ckpt_stop(p->ck, p->db);
+	lb_role_set_writer(NULL);
 	assert_int_equal(sqlite3_close(p->db), SQLITE_OK);
 }
 
@@ -914,8 +912,7 @@ file_len(const char *path)
  * every checkpoint result is checked: a failure other than BUSY is
  * recorded, not lost. */
 static void
-a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
-    void **state)
+a_held_or_failed_restart_is_retried_and_the_file_truncated_after(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct plain p;
@@ -935,9 +932,9 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 		32;
 
 	/* Another connection's read transaction holds the WAL. */
-	assert_int_equal(sqlite3_open_v2(f->path, &reader,
-					 SQLITE_OPEN_READONLY, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &reader, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
 	plain_exec(reader, "BEGIN; SELECT count(*) FROM t");
 	/* Commit until the bound asks for a RESTART: it waits
 	 * busy_timeout_ms for the reader and gives up. */
