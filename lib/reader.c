@@ -545,19 +545,9 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 		}
 		if (progress)
 			continue;
-		if (closed)
-			return LITEBUS_CLOSED;
-		if (timeout_ms == 0) {
-			lb_sub_idle(&r->sub);
-			return LITEBUS_TIMEOUT;
-		}
-		if (deadline == 0)
-			deadline = lb_deadline_ns(timeout_ms);
-		else if (lb_mono_ns() >= deadline) {
-			lb_sub_idle(&r->sub);
-			return LITEBUS_TIMEOUT;
-		}
-		lb_sub_wait(&r->sub, deadline);
+		rc = lb_sub_block(&r->sub, closed, timeout_ms, &deadline);
+		if (rc != LITEBUS_OK)
+			return rc;
 	}
 }
 

@@ -102,6 +102,26 @@ lb_sub_idle(struct litebus_sub *s)
 }
 
 int
+lb_sub_block(struct litebus_sub *s, bool closed, int timeout_ms,
+	     uint64_t *deadline_ns)
+{
+	if (closed)
+		return LITEBUS_CLOSED;
+	if (timeout_ms == 0) {
+		lb_sub_idle(s);
+		return LITEBUS_TIMEOUT;
+	}
+	if (*deadline_ns == 0)
+		*deadline_ns = lb_deadline_ns(timeout_ms);
+	else if (lb_mono_ns() >= *deadline_ns) {
+		lb_sub_idle(s);
+		return LITEBUS_TIMEOUT;
+	}
+	lb_sub_wait(s, *deadline_ns);
+	return LITEBUS_OK;
+}
+
+int
 lb_sub_check_timeout(const struct litebus_sub *s, int timeout_ms,
 		     const char *fn)
 {
@@ -226,19 +246,9 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 		case LB_POLL_EMPTY:
 			break;
 		}
-		if (closed)
-			return LITEBUS_CLOSED;
-		if (timeout_ms == 0) {
-			lb_sub_idle(s);
-			return LITEBUS_TIMEOUT;
-		}
-		if (deadline == 0)
-			deadline = lb_deadline_ns(timeout_ms);
-		else if (lb_mono_ns() >= deadline) {
-			lb_sub_idle(s);
-			return LITEBUS_TIMEOUT;
-		}
-		lb_sub_wait(s, deadline);
+		rc = lb_sub_block(s, closed, timeout_ms, &deadline);
+		if (rc != LITEBUS_OK)
+			return rc;
 	}
 }
 
