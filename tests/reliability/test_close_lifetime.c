@@ -345,8 +345,7 @@ a_job_opening_its_file_while_the_last_close_runs_is_edeadlk(void **state)
 	    LITEBUS_OK);
 	assert_int_equal(pthread_create(&t, NULL, closer_main, &c), 0);
 	f->bus = NULL; /* the closer's now */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 2 * FX_WAIT_MS / 1000;
+	until = fx_realtime_in(2 * FX_WAIT_MS);
 	rc = pthread_timedjoin_np(t, NULL, &until);
 	if (rc != 0) /* the close waits for a writer that waits for it */
 		fail_msg("the close did not return: %s (deadlock)",
@@ -666,34 +665,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		every_call_on_a_file_bus_after_its_last_close_is_eclosed,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(every_call_on_a_file_bus_after_its_last_close_is_eclosed),
 	    cmocka_unit_test(
 		every_call_on_an_in_memory_bus_after_its_close_is_eclosed),
-	    cmocka_unit_test_setup_teardown(
-		calls_after_the_last_close_are_eclosed_while_handles_keep_the_memory,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_close_beyond_the_opens_is_eclosed_and_touches_no_new_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_may_close_an_open_of_its_bus_but_not_the_last_one,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_may_open_its_own_file_and_close_that_open,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(calls_after_the_last_close_are_eclosed_while_handles_keep_the_memory),
+	    FX_TEST_TINY(a_close_beyond_the_opens_is_eclosed_and_touches_no_new_bus),
+	    FX_TEST_TINY(a_job_may_close_an_open_of_its_bus_but_not_the_last_one),
+	    FX_TEST_TINY(a_job_may_open_its_own_file_and_close_that_open),
 	    cmocka_unit_test(
 		the_last_close_from_a_done_callback_is_edeadlk_in_memory_too),
-	    cmocka_unit_test_setup_teardown(
-		a_job_opening_its_file_while_the_last_close_runs_is_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_call_preempted_before_its_reference_resumes_after_close_into_eclosed,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_TINY(a_job_opening_its_file_while_the_last_close_runs_is_edeadlk),
+	    FX_TEST_TMPDIR(calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else),
+	    FX_TEST_TMPDIR(a_call_preempted_before_its_reference_resumes_after_close_into_eclosed),
 	};
 
 	return cmocka_run_group_tests_name("close_lifetime", tests, NULL, NULL);

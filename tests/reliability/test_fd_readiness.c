@@ -559,15 +559,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		close_makes_an_fd_armed_beyond_the_head_readable, channel_setup,
 		channel_teardown),
-	    cmocka_unit_test_setup_teardown(
-		subscriber_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable,
-		bus_with_default_rings, bus_teardown),
+	    FX_TEST_DEFAULT(subscriber_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read),
+	    FX_TEST_DEFAULT(reader_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read),
+	    FX_TEST_DEFAULT(after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable),
 	};
 
 	return cmocka_run_group_tests_name("fd_readiness", tests, NULL, NULL);

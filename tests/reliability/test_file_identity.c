@@ -667,48 +667,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		a_hard_link_to_an_open_file_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_opened_by_its_hard_link_first_is_found_by_its_first_name,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_symbolic_link_to_an_open_file_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		relative_paths_with_dot_and_dot_dot_return_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		proc_self_paths_to_an_open_file_return_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_file_under_an_open_files_old_name_is_refused,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		files_that_are_not_regular_files_are_refused, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_renamed_while_open_keeps_every_commit_after_close,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_bind_mount_of_the_directory_gives_the_same_bus, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_exec_through_another_name_of_its_file_is_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		after_the_last_close_another_name_opens_a_new_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_replaced_while_it_is_being_opened_is_ecantopen,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_name_that_becomes_an_open_file_while_opening_is_ecantopen,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(a_hard_link_to_an_open_file_returns_the_same_bus),
+	    FX_TEST_TMPDIR(a_file_opened_by_its_hard_link_first_is_found_by_its_first_name),
+	    FX_TEST_TINY(a_symbolic_link_to_an_open_file_returns_the_same_bus),
+	    FX_TEST_TINY(relative_paths_with_dot_and_dot_dot_return_the_same_bus),
+	    FX_TEST_TINY(proc_self_paths_to_an_open_file_return_the_same_bus),
+	    FX_TEST_TINY(an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers),
+	    FX_TEST_TINY(a_new_file_under_an_open_files_old_name_is_refused),
+	    FX_TEST_TMPDIR(files_that_are_not_regular_files_are_refused),
+	    FX_TEST_TINY(a_file_renamed_while_open_keeps_every_commit_after_close),
+	    FX_TEST_TMPDIR(a_bind_mount_of_the_directory_gives_the_same_bus),
+	    FX_TEST_TINY(a_job_exec_through_another_name_of_its_file_is_edeadlk),
+	    FX_TEST_TINY(after_the_last_close_another_name_opens_a_new_bus),
+	    FX_TEST_TMPDIR(a_file_replaced_while_it_is_being_opened_is_ecantopen),
+	    FX_TEST_TINY(a_new_name_that_becomes_an_open_file_while_opening_is_ecantopen),
 	};
 
 	return cmocka_run_group_tests_name("file_identity", tests, NULL, NULL);

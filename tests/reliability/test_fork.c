@@ -925,8 +925,7 @@ job_waits_for_gate(litebus_tx *tx, void *arg)
 
 	(void)tx;
 	/* Asleep, not spinning, so that quiesce() sees it settled. */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += FX_WAIT_MS / 1000;
+	until = fx_realtime_in(FX_WAIT_MS);
 	pthread_mutex_lock(&g->lock);
 	while (!g->open &&
 	       pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
@@ -1055,33 +1054,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		a_child_forked_while_threads_commit_opens_new_buses_without_hanging,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_child_opening_a_file_its_parent_has_open_gets_eforked_file_untouched,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		every_call_on_an_inherited_handle_returns_eforked_at_once,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_child_opens_other_files_and_in_memory_buses_normally,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_grandchild_inherits_the_files_of_every_generation_before_it,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_child_forked_by_a_job_gets_eforked_and_can_open_new_buses,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_still_read_by_a_reader_of_a_closed_bus_is_eforked_in_the_child,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		forks_while_another_thread_takes_the_registry_lock_leave_it_usable,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter,
-		fork_fixture, bus_teardown),
+	    FX_TEST_WITH(a_child_forked_while_threads_commit_opens_new_buses_without_hanging, fork_fixture),
+	    FX_TEST_WITH(a_child_opening_a_file_its_parent_has_open_gets_eforked_file_untouched, fork_fixture),
+	    FX_TEST_WITH(every_call_on_an_inherited_handle_returns_eforked_at_once, fork_fixture),
+	    FX_TEST_WITH(a_child_opens_other_files_and_in_memory_buses_normally, fork_fixture),
+	    FX_TEST_WITH(a_grandchild_inherits_the_files_of_every_generation_before_it, fork_fixture),
+	    FX_TEST_WITH(a_child_forked_by_a_job_gets_eforked_and_can_open_new_buses, fork_fixture),
+	    FX_TEST_WITH(a_file_still_read_by_a_reader_of_a_closed_bus_is_eforked_in_the_child, fork_fixture),
+	    FX_TEST_WITH(forks_while_another_thread_takes_the_registry_lock_leave_it_usable, fork_fixture),
+	    FX_TEST_WITH(a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter, fork_fixture),
 	};
 
 	return cmocka_run_group_tests_name("fork", tests, NULL, NULL);

@@ -312,21 +312,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		truncated_databases_are_refused_untouched_or_read_safely,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		corrupted_databases_are_refused_untouched_or_read_safely,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_outbox_table_of_the_wrong_shape_is_refused_untouched,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_planted_trigger_cannot_run_unsafe_functions, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_read_only_directory_is_refused_clearly, tmpdir_setup,
-		bus_teardown),
+	    FX_TEST_TMPDIR(truncated_databases_are_refused_untouched_or_read_safely),
+	    FX_TEST_TMPDIR(corrupted_databases_are_refused_untouched_or_read_safely),
+	    FX_TEST_TMPDIR(an_outbox_table_of_the_wrong_shape_is_refused_untouched),
+	    FX_TEST_TMPDIR(a_planted_trigger_cannot_run_unsafe_functions),
+	    FX_TEST_TMPDIR(a_read_only_directory_is_refused_clearly),
 	};
 
 	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);

@@ -36,7 +36,6 @@
 
 #define MSG_MAX 512
 /* What a job returns to roll itself back (not a litebus status). */
-#define JOB_FAILED (-1000)
 /* An event_id emit must leave alone when it fails. */
 #define ID_UNTOUCHED (-77)
 
@@ -772,24 +771,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn)                                                                  \
-	cmocka_unit_test_setup_teardown(fn, bus_with_tiny_rings, bus_teardown)
-	    T(the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc),
-	    T(one_job_gets_the_last_ids_then_enospc_and_commits_what_it_got),
-	    T(int64_max_handed_out_to_a_failing_job_is_handed_out_again),
-	    T(readers_deliver_every_id_up_to_int64_max_exactly_once),
-	    T(subscribers_see_the_ids_up_to_int64_max),
-	    T(other_channels_hand_out_ids_while_one_is_exhausted),
-	    T(an_exhausted_channel_still_refuses_after_close_and_reopen),
-	    T(a_high_water_mark_at_int64_max_with_an_empty_table_refuses_the_next_emit),
-	    T(a_high_water_mark_one_below_int64_max_leaves_exactly_one_id),
-	    T(ids_moved_near_int64_max_by_another_connection_are_continued_from),
-	    T(a_high_water_mark_raised_to_int64_max_while_open_refuses_the_next_emit),
-	    T(a_mark_lowered_by_another_connection_never_makes_a_published_id_reused),
-	    T(a_high_water_mark_that_is_not_an_id_is_refused_at_open),
-	    T(a_mark_made_hostile_while_open_fails_the_next_jobs_with_eschema),
-	    T(a_reader_after_int64_max_opens_and_times_out),
-#undef T
+	    FX_TEST_TINY(the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc),
+	    FX_TEST_TINY(one_job_gets_the_last_ids_then_enospc_and_commits_what_it_got),
+	    FX_TEST_TINY(int64_max_handed_out_to_a_failing_job_is_handed_out_again),
+	    FX_TEST_TINY(readers_deliver_every_id_up_to_int64_max_exactly_once),
+	    FX_TEST_TINY(subscribers_see_the_ids_up_to_int64_max),
+	    FX_TEST_TINY(other_channels_hand_out_ids_while_one_is_exhausted),
+	    FX_TEST_TINY(an_exhausted_channel_still_refuses_after_close_and_reopen),
+	    FX_TEST_TINY(a_high_water_mark_at_int64_max_with_an_empty_table_refuses_the_next_emit),
+	    FX_TEST_TINY(a_high_water_mark_one_below_int64_max_leaves_exactly_one_id),
+	    FX_TEST_TINY(ids_moved_near_int64_max_by_another_connection_are_continued_from),
+	    FX_TEST_TINY(a_high_water_mark_raised_to_int64_max_while_open_refuses_the_next_emit),
+	    FX_TEST_TINY(a_mark_lowered_by_another_connection_never_makes_a_published_id_reused),
+	    FX_TEST_TINY(a_high_water_mark_that_is_not_an_id_is_refused_at_open),
+	    FX_TEST_TINY(a_mark_made_hostile_while_open_fails_the_next_jobs_with_eschema),
+	    FX_TEST_TINY(a_reader_after_int64_max_opens_and_times_out),
 	};
 
 	return cmocka_run_group_tests_name("id_exhaustion", tests, NULL, NULL);

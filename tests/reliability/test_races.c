@@ -370,12 +370,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		close_during_churn_returns_documented_statuses_only,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		close_during_churn_on_an_in_memory_database, memory_bus,
-		bus_teardown),
+	    FX_TEST_TINY(close_during_churn_returns_documented_statuses_only),
+	    FX_TEST_WITH(close_during_churn_on_an_in_memory_database, memory_bus),
 	    cmocka_unit_test(
 		execs_in_progress_at_the_last_close_complete_without_a_keeper),
 	};

@@ -258,8 +258,7 @@ inflight_take(struct wal_load *l)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += FX_WAIT_MS / 1000;
+	ts = fx_realtime_in(FX_WAIT_MS);
 	while (sem_timedwait(&l->inflight, &ts) != 0) {
 		if (errno == EINTR)
 			continue;
@@ -1046,36 +1045,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_under_unbroken_exec_load, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_four_live_readers, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_a_reader_catching_up_from_the_table,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_external_scans_shorter_than_busy_timeout,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_submit_and_large_batches, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_inline_checkpoints, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_full_durability, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		external_read_transaction_holds_the_wal_only_while_it_lasts,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_held_or_failed_restart_is_retried_and_the_file_truncated_after,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		rehook_detects_a_replaced_wal_hook_and_puts_litebus_s_back,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_WITH(wal_stays_bounded_under_unbroken_exec_load, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_four_live_readers, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_a_reader_catching_up_from_the_table, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_external_scans_shorter_than_busy_timeout, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_submit_and_large_batches, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_inline_checkpoints, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_full_durability, wal_setup),
+	    FX_TEST_WITH(external_read_transaction_holds_the_wal_only_while_it_lasts, wal_setup),
+	    FX_TEST_TMPDIR(a_held_or_failed_restart_is_retried_and_the_file_truncated_after),
+	    FX_TEST_TMPDIR(rehook_detects_a_replaced_wal_hook_and_puts_litebus_s_back),
 	};
 
 	return cmocka_run_group_tests_name("wal_bound", tests, NULL, NULL);

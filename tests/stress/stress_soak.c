@@ -34,8 +34,6 @@
 
 #define FOLLOWERS 8
 #define MAX_TOKENS (1u << 26)
-#define JOB_FAILED (-1000)
-
 struct soak_bus {
 	struct bus_fixture fx;
 	_Atomic bool stop;

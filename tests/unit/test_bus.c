@@ -20,8 +20,6 @@
 
 #include <cmocka.h>
 
-#define JOB_FAILED (-1000)
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
@@ -959,55 +957,25 @@ main(void)
 		custom_channels_get_ids_after_the_built_in_ones_in_order),
 	    cmocka_unit_test(an_unknown_channel_name_is_enochannel),
 	    cmocka_unit_test(open_keeps_its_own_copy_of_the_channel_names),
-	    cmocka_unit_test_setup_teardown(
-		open_refuses_a_null_handle_an_empty_path_and_a_missing_directory,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		opening_the_same_file_twice_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		the_bus_keeps_working_until_its_last_close,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		another_spelling_of_the_same_path_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_file_opened_through_a_symlinked_directory_is_one_bus,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_relative_and_an_absolute_path_to_one_file_are_one_bus,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_file_created_through_a_dangling_symlink_is_one_bus,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_second_open_asking_for_a_channel_the_bus_lacks_is_einval,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		concurrent_opens_of_one_file_share_one_bus, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reopening_after_the_last_close_gives_a_working_bus_on_the_same_data,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TMPDIR(open_refuses_a_null_handle_an_empty_path_and_a_missing_directory),
+	    FX_TEST_TINY(opening_the_same_file_twice_returns_the_same_bus),
+	    FX_TEST_TINY(the_bus_keeps_working_until_its_last_close),
+	    FX_TEST_TINY(another_spelling_of_the_same_path_returns_the_same_bus),
+	    FX_TEST_TMPDIR(a_new_file_opened_through_a_symlinked_directory_is_one_bus),
+	    FX_TEST_TMPDIR(a_relative_and_an_absolute_path_to_one_file_are_one_bus),
+	    FX_TEST_TMPDIR(a_new_file_created_through_a_dangling_symlink_is_one_bus),
+	    FX_TEST_TINY(a_second_open_asking_for_a_channel_the_bus_lacks_is_einval),
+	    FX_TEST_TMPDIR(concurrent_opens_of_one_file_share_one_bus),
+	    FX_TEST_TINY(reopening_after_the_last_close_gives_a_working_bus_on_the_same_data),
 	    cmocka_unit_test(closing_null_is_a_no_op),
 	    cmocka_unit_test(
 		open_with_null_options_gives_a_working_in_memory_bus),
 	    cmocka_unit_test(two_in_memory_opens_are_different_buses),
-	    cmocka_unit_test_setup_teardown(
-		stats_count_batches_commits_jobs_failures_and_events,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_batch_that_fails_counts_its_job_as_failed_and_commits_nothing,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		lags_of_subscribers_and_readers_are_counted_on_the_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_channel_named_like_another_channels_index_is_einval,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_subscriber_and_a_reader_outliving_close_drain_then_report_closed,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(stats_count_batches_commits_jobs_failures_and_events),
+	    FX_TEST_TINY(a_batch_that_fails_counts_its_job_as_failed_and_commits_nothing),
+	    FX_TEST_TINY(lags_of_subscribers_and_readers_are_counted_on_the_bus),
+	    FX_TEST_TMPDIR(a_channel_named_like_another_channels_index_is_einval),
+	    FX_TEST_TINY(a_subscriber_and_a_reader_outliving_close_drain_then_report_closed),
 	};
 
 	return cmocka_run_group_tests_name("bus", tests, NULL, NULL);

@@ -712,54 +712,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		event_id_stays_above_rows_a_job_deleted, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		event_id_stays_above_deleted_rows_after_a_reopen,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		event_id_stays_above_rows_another_connection_deleted,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_newer_schema_version_is_refused_and_the_file_is_unchanged,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_that_is_not_sqlite_is_refused_with_enotdb_and_left_unchanged,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_read_only_database_file_is_refused_with_ereadonly,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_database_in_a_read_only_directory_is_refused_with_ereadonly,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		every_outbox_table_has_the_documented_columns,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		every_outbox_table_has_a_partition_key_event_id_index,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		open_records_the_schema_version_and_switches_the_file_to_wal,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		check_constraint_rejects_a_bad_event_type_from_another_connection,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		custom_channels_get_their_own_outbox_tables,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reopening_with_a_new_channel_adds_its_table_and_keeps_the_rows,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_existing_database_with_other_tables_is_adopted_intact,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		the_writer_connection_is_defensive_and_does_not_trust_the_schema,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_planted_trigger_using_an_unsafe_function_does_not_run,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(event_id_stays_above_rows_a_job_deleted),
+	    FX_TEST_TINY(event_id_stays_above_deleted_rows_after_a_reopen),
+	    FX_TEST_TINY(event_id_stays_above_rows_another_connection_deleted),
+	    FX_TEST_TINY(a_newer_schema_version_is_refused_and_the_file_is_unchanged),
+	    FX_TEST_TMPDIR(a_file_that_is_not_sqlite_is_refused_with_enotdb_and_left_unchanged),
+	    FX_TEST_TINY(a_read_only_database_file_is_refused_with_ereadonly),
+	    FX_TEST_TINY(a_database_in_a_read_only_directory_is_refused_with_ereadonly),
+	    FX_TEST_TINY(every_outbox_table_has_the_documented_columns),
+	    FX_TEST_TINY(every_outbox_table_has_a_partition_key_event_id_index),
+	    FX_TEST_TINY(open_records_the_schema_version_and_switches_the_file_to_wal),
+	    FX_TEST_TINY(check_constraint_rejects_a_bad_event_type_from_another_connection),
+	    FX_TEST_TINY(custom_channels_get_their_own_outbox_tables),
+	    FX_TEST_TINY(reopening_with_a_new_channel_adds_its_table_and_keeps_the_rows),
+	    FX_TEST_TMPDIR(an_existing_database_with_other_tables_is_adopted_intact),
+	    FX_TEST_TINY(the_writer_connection_is_defensive_and_does_not_trust_the_schema),
+	    FX_TEST_TINY(a_planted_trigger_using_an_unsafe_function_does_not_run),
 	};
 
 	return cmocka_run_group_tests_name("outbox", tests, NULL, NULL);

@@ -189,16 +189,13 @@ an_event_carries_its_key_channel_subject_prefix_and_commit_time(void **state)
 {
 	struct bus_fixture *f = *state;
 	unsigned char want[LITEBUS_SUBJECT_PREFIX] = {0};
-	struct timespec ts;
 	int64_t ids[2], t0, t1;
 	litebus_sub *sub = subscribe(f->bus, CH);
 	litebus_event ev;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	t0 = fx_wall_ms();
 	assert_int_equal(litebus_exec(f->bus, emit_subjects_fn, ids), 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	t1 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	t1 = fx_wall_ms();
 
 	expect_recv(sub, 0, LITEBUS_OK, &ev);
 	assert_int_equal(ev.event_id, ids[0]);
@@ -1022,50 +1019,39 @@ bus_stats_add_up_the_lags_of_every_subscriber(void **state)
 	litebus_unsubscribe(b);
 }
 
-#define TINY(test)                                                             \
-	cmocka_unit_test_setup_teardown(test, bus_with_tiny_rings, bus_teardown)
-#define DEFAULT(test)                                                          \
-	cmocka_unit_test_setup_teardown(test, bus_with_default_rings,          \
-					bus_teardown)
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    TINY(a_subscriber_sees_only_events_published_after_it_subscribed),
-	    TINY(
-		an_event_carries_its_key_channel_subject_prefix_and_commit_time),
-	    DEFAULT(events_from_concurrent_producers_arrive_in_commit_order),
-	    TINY(each_subscriber_reads_at_its_own_cursor),
-	    TINY(a_subscriber_sees_only_its_own_channel),
-	    TINY(a_subscriber_a_whole_ring_behind_loses_nothing),
-	    TINY(one_event_more_than_the_ring_holds_is_reported_as_lagged),
-	    TINY(
-		a_lapped_subscriber_gets_the_exact_skip_count_then_the_newest_half_ring),
-	    TINY(lagged_leaves_the_event_untouched),
-	    TINY(skipped_is_zero_before_any_lag_and_counts_only_the_last_lag),
-	    TINY(
-		received_plus_skipped_equals_published_for_a_subscriber_that_lags_repeatedly),
-	    TINY(
-		received_plus_skipped_equals_published_while_the_writer_races_ahead),
-	    TINY(recv_with_timeout_zero_polls_and_returns_timeout),
-	    TINY(
-		recv_with_a_positive_timeout_returns_timeout_when_nothing_arrives),
-	    TINY(a_recv_blocked_forever_is_woken_by_a_commit),
-	    TINY(a_recv_blocked_forever_is_woken_by_close_and_drains_first),
-	    TINY(the_fd_is_the_same_on_every_call_and_starts_readable),
-	    TINY(the_fd_stays_readable_until_a_recv_finds_nothing),
-	    TINY(the_fd_turns_readable_again_at_the_next_commit),
-	    TINY(a_recv_that_waits_then_times_out_also_turns_the_fd_unreadable),
-	    TINY(commits_on_other_channels_leave_the_fd_unreadable),
-	    TINY(the_fd_turns_readable_when_the_bus_closes),
-	    TINY(a_poll_sleeping_on_the_fd_is_woken_by_a_commit),
-	    TINY(subscribe_with_null_arguments_is_einval),
-	    TINY(subscribe_to_an_unknown_channel_is_enochannel),
-	    TINY(subscribe_after_close_is_eclosed),
-	    TINY(calls_with_a_null_subscriber_or_event_are_einval),
-	    TINY(sub_stats_count_received_events_lags_and_skipped_events),
-	    TINY(bus_stats_add_up_the_lags_of_every_subscriber),
+	    FX_TEST_TINY(a_subscriber_sees_only_events_published_after_it_subscribed),
+	    FX_TEST_TINY(an_event_carries_its_key_channel_subject_prefix_and_commit_time),
+	    FX_TEST_DEFAULT(events_from_concurrent_producers_arrive_in_commit_order),
+	    FX_TEST_TINY(each_subscriber_reads_at_its_own_cursor),
+	    FX_TEST_TINY(a_subscriber_sees_only_its_own_channel),
+	    FX_TEST_TINY(a_subscriber_a_whole_ring_behind_loses_nothing),
+	    FX_TEST_TINY(one_event_more_than_the_ring_holds_is_reported_as_lagged),
+	    FX_TEST_TINY(a_lapped_subscriber_gets_the_exact_skip_count_then_the_newest_half_ring),
+	    FX_TEST_TINY(lagged_leaves_the_event_untouched),
+	    FX_TEST_TINY(skipped_is_zero_before_any_lag_and_counts_only_the_last_lag),
+	    FX_TEST_TINY(received_plus_skipped_equals_published_for_a_subscriber_that_lags_repeatedly),
+	    FX_TEST_TINY(received_plus_skipped_equals_published_while_the_writer_races_ahead),
+	    FX_TEST_TINY(recv_with_timeout_zero_polls_and_returns_timeout),
+	    FX_TEST_TINY(recv_with_a_positive_timeout_returns_timeout_when_nothing_arrives),
+	    FX_TEST_TINY(a_recv_blocked_forever_is_woken_by_a_commit),
+	    FX_TEST_TINY(a_recv_blocked_forever_is_woken_by_close_and_drains_first),
+	    FX_TEST_TINY(the_fd_is_the_same_on_every_call_and_starts_readable),
+	    FX_TEST_TINY(the_fd_stays_readable_until_a_recv_finds_nothing),
+	    FX_TEST_TINY(the_fd_turns_readable_again_at_the_next_commit),
+	    FX_TEST_TINY(a_recv_that_waits_then_times_out_also_turns_the_fd_unreadable),
+	    FX_TEST_TINY(commits_on_other_channels_leave_the_fd_unreadable),
+	    FX_TEST_TINY(the_fd_turns_readable_when_the_bus_closes),
+	    FX_TEST_TINY(a_poll_sleeping_on_the_fd_is_woken_by_a_commit),
+	    FX_TEST_TINY(subscribe_with_null_arguments_is_einval),
+	    FX_TEST_TINY(subscribe_to_an_unknown_channel_is_enochannel),
+	    FX_TEST_TINY(subscribe_after_close_is_eclosed),
+	    FX_TEST_TINY(calls_with_a_null_subscriber_or_event_are_einval),
+	    FX_TEST_TINY(sub_stats_count_received_events_lags_and_skipped_events),
+	    FX_TEST_TINY(bus_stats_add_up_the_lags_of_every_subscriber),
 	};
 
 	return cmocka_run_group_tests_name("subscriber", tests, NULL, NULL);

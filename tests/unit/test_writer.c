@@ -16,8 +16,6 @@
 
 #include <cmocka.h>
 
-#define JOB_FAILED (-1000)
-
 static int
 emit_one(litebus_tx *tx, int channel, int64_t pk, int64_t *id)
 {
@@ -920,61 +918,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		exec_returns_after_commit_and_publish, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(rolled_back_job_publishes_nothing,
-					    bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		ids_of_a_rolled_back_job_are_reused_by_the_next_commit,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		one_failing_job_in_a_batch_rolls_back_alone,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		exec_from_inside_a_job_is_refused_with_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		close_from_inside_a_job_is_refused_with_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		done_callback_may_submit_but_not_exec, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(emit_outside_a_job_is_misuse,
-					    bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		emit_rejects_bad_records_and_unknown_types,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_cannot_end_the_transaction_or_forge_outbox_rows,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_application_trigger_cannot_write_the_outbox,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		close_runs_queued_jobs_and_refuses_new_ones,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		calls_after_close_answer_eclosed_while_a_handle_lives,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		ids_stay_above_rows_committed_by_another_connection,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		event_ids_follow_commit_order_across_producers,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		emit_after_sqlite_rolled_back_the_transaction_commits_nothing,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		batch_mate_of_a_job_that_lost_the_transaction_runs_again_and_commits_once,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		tx_db_on_another_thread_returns_null_without_a_race,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(exec_returns_after_commit_and_publish),
+	    FX_TEST_TINY(rolled_back_job_publishes_nothing),
+	    FX_TEST_TINY(ids_of_a_rolled_back_job_are_reused_by_the_next_commit),
+	    FX_TEST_DEFAULT(one_failing_job_in_a_batch_rolls_back_alone),
+	    FX_TEST_TINY(exec_from_inside_a_job_is_refused_with_edeadlk),
+	    FX_TEST_TINY(close_from_inside_a_job_is_refused_with_edeadlk),
+	    FX_TEST_TINY(done_callback_may_submit_but_not_exec),
+	    FX_TEST_TINY(emit_outside_a_job_is_misuse),
+	    FX_TEST_TINY(emit_rejects_bad_records_and_unknown_types),
+	    FX_TEST_TINY(a_job_cannot_end_the_transaction_or_forge_outbox_rows),
+	    FX_TEST_TINY(an_application_trigger_cannot_write_the_outbox),
+	    FX_TEST_DEFAULT(close_runs_queued_jobs_and_refuses_new_ones),
+	    FX_TEST_TINY(calls_after_close_answer_eclosed_while_a_handle_lives),
+	    FX_TEST_TINY(a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals),
+	    FX_TEST_TINY(ids_stay_above_rows_committed_by_another_connection),
+	    FX_TEST_TINY(event_ids_follow_commit_order_across_producers),
+	    FX_TEST_TINY(emit_after_sqlite_rolled_back_the_transaction_commits_nothing),
+	    FX_TEST_TINY(batch_mate_of_a_job_that_lost_the_transaction_runs_again_and_commits_once),
+	    FX_TEST_TINY(tx_db_on_another_thread_returns_null_without_a_race),
 	};
 
 	return cmocka_run_group_tests_name("writer", tests, NULL, NULL);
