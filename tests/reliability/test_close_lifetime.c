@@ -36,15 +36,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "success"};
-
-	(void)arg;
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
-
 static litebus *
 open_path(const char *path)
 {
@@ -82,8 +73,8 @@ assert_every_call_is_eclosed(litebus *bus)
 	litebus_reader *r = (litebus_reader *)&r;
 	litebus_stats st;
 
-	assert_eclosed(litebus_exec(bus, job_emit_one, NULL), "exec");
-	assert_eclosed(litebus_submit(bus, job_emit_one, NULL, NULL, NULL),
+	assert_eclosed(litebus_exec(bus, fx_emit_one_job, NULL), "exec");
+	assert_eclosed(litebus_submit(bus, fx_emit_one_job, NULL, NULL, NULL),
 		       "submit");
 	assert_eclosed(litebus_subscribe(bus, LITEBUS_COMPLETION, &sub),
 		       "subscribe");
@@ -268,7 +259,7 @@ the_last_close_from_a_done_callback_is_edeadlk_in_memory_too(void **state)
 
 	(void)state;
 	assert_int_equal(
-	    litebus_submit(bus, job_emit_one, NULL, done_close, &d),
+	    litebus_submit(bus, fx_emit_one_job, NULL, done_close, &d),
 	    LITEBUS_OK);
 	commit_events(bus, LITEBUS_COMPLETION, 1, NULL); /* after the done */
 	assert_int_equal(atomic_load(&d.rc), LITEBUS_EDEADLK);
@@ -406,7 +397,7 @@ worker_call(struct worker *w)
 
 	switch (w->kind) {
 	case 0:
-		rc = litebus_exec(w->bus, job_emit_one, NULL);
+		rc = litebus_exec(w->bus, fx_emit_one_job, NULL);
 		break;
 	case 1: {
 		/* Keep the queue short: the close runs every queued job. */
@@ -416,7 +407,7 @@ worker_call(struct worker *w)
 		       fx_now_ms() < deadline)
 			sched_yield();
 		atomic_fetch_add(&w->inflight, 1);
-		rc = litebus_submit(w->bus, job_emit_one, NULL, worker_done, w);
+		rc = litebus_submit(w->bus, fx_emit_one_job, NULL, worker_done, w);
 		if (rc != LITEBUS_OK)
 			atomic_fetch_sub(&w->inflight, 1);
 		break;
@@ -524,7 +515,7 @@ calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else(void **state)
 		fx_barrier_wait(&start);
 		/* Vary the moment of the close a little. */
 		for (int i = 0; i < round % 4; i++)
-			assert_int_equal(litebus_exec(bus, job_emit_one, NULL),
+			assert_int_equal(litebus_exec(bus, fx_emit_one_job, NULL),
 					 0);
 		assert_int_equal(litebus_close(bus), LITEBUS_OK);
 		for (int i = 0; i < WORKERS; i++)
@@ -595,10 +586,10 @@ parked_main(void *arg)
 	park_here = true;
 	switch (p->kind) {
 	case 0:
-		p->rc = litebus_exec(p->bus, job_emit_one, NULL);
+		p->rc = litebus_exec(p->bus, fx_emit_one_job, NULL);
 		break;
 	case 1:
-		p->rc = litebus_submit(p->bus, job_emit_one, NULL, NULL, NULL);
+		p->rc = litebus_submit(p->bus, fx_emit_one_job, NULL, NULL, NULL);
 		break;
 	case 2:
 		p->rc = litebus_subscribe(p->bus, LITEBUS_COMPLETION, &sub);

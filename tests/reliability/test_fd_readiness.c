@@ -249,15 +249,6 @@ struct trickle {
 	_Atomic int failed_rc;
 };
 
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	const struct trickle *t = arg;
-	litebus_record rec = {.event_type = fx_event_type(t->channel)};
-
-	return litebus_emit(tx, t->channel, &rec, NULL);
-}
-
 /* Commits t->count events, one per job, pausing 0..1 ms between them:
  * the pauses shape the load (the issue's trickle), they synchronize
  * nothing. */
@@ -265,9 +256,10 @@ static void *
 trickle_main(void *arg)
 {
 	struct trickle *t = arg;
+	struct fx_emit one = {.channel = t->channel};
 
 	for (int i = 0; i < t->count; i++) {
-		int rc = litebus_exec(t->bus, job_emit_one, t);
+		int rc = litebus_exec(t->bus, fx_emit_job, &one);
 		unsigned pause_us =
 		    (unsigned)rand_r(&t->seed) % (TRICKLE_MAX_PAUSE_US + 1);
 		struct timespec ts = {0, (long)pause_us * 1000};

@@ -53,14 +53,6 @@ __tsan_default_options(void)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "success"};
-
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, arg);
-}
-
 static litebus *
 open_path(const char *path)
 {
@@ -95,7 +87,7 @@ one_bus_check(litebus *through, litebus *watch)
 	rc = litebus_subscribe(watch, LITEBUS_COMPLETION, &sub);
 	if (rc != LITEBUS_OK)
 		return "subscribe failed";
-	rc = litebus_exec(through, job_emit_one, &id);
+	rc = litebus_exec(through, fx_emit_one_job, &id);
 	if (rc != 0) {
 		snprintf(why, sizeof why, "exec: %s: %s", litebus_errname(rc),
 			 litebus_last_errmsg());
@@ -275,7 +267,7 @@ an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers(
 	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
 					     LITEBUS_FROM_START, NULL, &r),
 			 LITEBUS_ECANTOPEN);
-	assert_int_equal(litebus_exec(f->bus, job_emit_one, &id), 0);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_one_job, &id), 0);
 	/* Put it back for the teardown's close; the bus never noticed. */
 	assert_int_equal(rename(moved, f->path), 0);
 	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
@@ -480,7 +472,7 @@ job_exec_through_alias(litebus_tx *tx, void *arg)
 	int64_t id;
 
 	(void)tx;
-	return litebus_exec(arg, job_emit_one, &id);
+	return litebus_exec(arg, fx_emit_one_job, &id);
 }
 
 static void

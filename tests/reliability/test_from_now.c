@@ -67,26 +67,13 @@ struct batch_thread {
 	int rc;
 };
 
-static int
-job_emit_many(litebus_tx *tx, void *arg)
-{
-	const struct batch_thread *b = arg;
-	litebus_record rec = {.event_type = "success"};
-
-	for (int i = 0; i < b->count; i++) {
-		int rc = litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return 0;
-}
-
 static void *
 batch_main(void *arg)
 {
 	struct batch_thread *b = arg;
+	struct fx_emit e = {.channel = LITEBUS_COMPLETION, .count = b->count};
 
-	b->rc = litebus_exec(b->bus, job_emit_many, b);
+	b->rc = litebus_exec(b->bus, fx_emit_job, &e);
 	return NULL;
 }
 

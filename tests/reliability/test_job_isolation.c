@@ -79,11 +79,9 @@ static int
 job_emit_counting(litebus_tx *tx, void *arg)
 {
 	struct emitter *e = arg;
-	litebus_record rec = {0};
 
 	e->calls++;
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, &e->id);
+	return fx_emit_one_job(tx, &e->id);
 }
 
 /* Run jobs[0..n) as one batch (behind a gate) with done-callbacks. */
@@ -405,12 +403,10 @@ job_try_refused(litebus_tx *tx, void *arg)
 {
 	struct refused_run *r = arg;
 	sqlite3 *db = litebus_tx_db(tx);
-	litebus_record rec = {0};
 
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
 		r->rc[i] = sqlite3_exec(db, refused[i], NULL, NULL, NULL);
-	rec.event_type = "success";
-	r->emit_rc = litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
+	r->emit_rc = fx_emit_one_job(tx, NULL);
 	return 0;
 }
 
@@ -629,10 +625,8 @@ job_tamper(litebus_tx *tx, void *arg)
 {
 	enum tamper t = *(enum tamper *)arg;
 	sqlite3 *db = litebus_tx_db(tx);
-	litebus_record rec = {0};
 
-	rec.event_type = "success";
-	if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) != LITEBUS_OK)
+	if (fx_emit_one_job(tx, NULL) != LITEBUS_OK)
 		return JOB_FAILED;
 	switch (t) {
 	case T_ROLLBACK_HOOK:

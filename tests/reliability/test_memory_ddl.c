@@ -139,7 +139,6 @@ job_ddl_and_emit(litebus_tx *tx, void *arg)
 {
 	struct ddl_job *j = arg;
 	sqlite3 *db = litebus_tx_db(tx);
-	litebus_record rec = {.event_type = "success"};
 	int rc = sqlite3_exec(db, ddl[j->which < 0 ? 0 : j->which], NULL, NULL,
 			      NULL);
 
@@ -148,7 +147,7 @@ job_ddl_and_emit(litebus_tx *tx, void *arg)
 		snprintf(j->errmsg, sizeof j->errmsg, "%s", sqlite3_errmsg(db));
 		return JOB_FAILED;
 	}
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
+	return fx_emit_one_job(tx, NULL);
 }
 
 struct producer {
@@ -660,12 +659,11 @@ static int
 job_emit_then_wait(litebus_tx *tx, void *arg)
 {
 	struct open_job *j = arg;
-	litebus_record rec = {.event_type = "failed"};
+	struct fx_emit twenty = {
+	    .channel = LITEBUS_COMPLETION, .count = 20, .event_type = "failed"};
 
-	for (int i = 0; i < 20; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1;
+	if (fx_emit_job(tx, &twenty) != LITEBUS_OK)
+		return -1;
 	atomic_store(&j->step, 1);
 	if (!wait_step(&j->step, 2))
 		j->timed_out = true;
@@ -724,16 +722,13 @@ static int
 job_big_rows(litebus_tx *tx, void *arg)
 {
 	static unsigned char payload[4096];
-	litebus_record rec = {.event_type = "success",
+	struct fx_emit big = {.channel = LITEBUS_COMPLETION,
+			      .count = 2000, /* 8 MB */
 			      .payload = payload,
 			      .payload_len = sizeof payload};
 
 	(void)arg;
-	for (int i = 0; i < 2000; i++) /* 8 MB */
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return JOB_FAILED;
-	return 0;
+	return fx_emit_job(tx, &big) == LITEBUS_OK ? 0 : JOB_FAILED;
 }
 
 static void
@@ -985,15 +980,13 @@ job_big_then_hold(litebus_tx *tx, void *arg)
 {
 	struct big_job *b = arg;
 	static unsigned char payload[4096];
-	litebus_record rec = {0};
+	struct fx_emit big = {.channel = LITEBUS_COMPLETION,
+			      .count = 1000,
+			      .payload = payload,
+			      .payload_len = sizeof payload};
 
-	rec.event_type = "success";
-	rec.payload = payload;
-	rec.payload_len = sizeof payload;
-	for (int i = 0; i < 1000; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1000;
+	if (fx_emit_job(tx, &big) != LITEBUS_OK)
+		return JOB_FAILED;
 	sem_post(&b->emitted);
 	while (sem_wait(&b->release) != 0)
 		;

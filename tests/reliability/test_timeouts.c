@@ -26,15 +26,6 @@
 /* Helpers                                                             */
 
 static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "success"};
-
-	(void)arg;
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
-
-static int
 job_nothing(litebus_tx *tx, void *arg)
 {
 	(void)tx;
@@ -67,14 +58,14 @@ waker_main(void *arg)
 		   0 &&
 	       fx_now_ms() < deadline)
 		sched_yield();
-	w->rc = litebus_exec(w->bus, job_emit_one, NULL);
+	w->rc = litebus_exec(w->bus, fx_emit_one_job, NULL);
 	w->committed = w->rc == 0;
 	deadline = fx_now_ms() + FX_WAIT_MS;
 	while (!atomic_load(&w->returned) && fx_now_ms() < deadline)
 		sched_yield();
 	if (!atomic_load(&w->returned)) {
 		w->second_commit = true;
-		(void)litebus_exec(w->bus, job_emit_one, NULL);
+		(void)litebus_exec(w->bus, fx_emit_one_job, NULL);
 	}
 	return NULL;
 }

@@ -184,6 +184,14 @@ fx_emit_job(litebus_tx *tx, void *arg)
 	return e->fail ? JOB_FAILED : 0;
 }
 
+int
+fx_emit_one_job(litebus_tx *tx, void *arg)
+{
+	struct fx_emit e = {.channel = LITEBUS_COMPLETION, .ids = arg};
+
+	return fx_emit_job(tx, &e);
+}
+
 void
 fx_commit(litebus *bus, struct fx_emit *e)
 {

@@ -84,6 +84,9 @@ struct fx_emit {
 	bool fail;    /* return JOB_FAILED after emitting */
 };
 int fx_emit_job(litebus_tx *tx, void *arg);
+/* One "success" event on LITEBUS_COMPLETION; its event_id goes to
+ * *(int64_t *)arg unless arg is NULL. */
+int fx_emit_one_job(litebus_tx *tx, void *arg);
 
 /* Exec fx_emit_job(e); the job must return 0 or the test fails with the
  * status and the bus's message. */

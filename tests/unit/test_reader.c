@@ -563,20 +563,11 @@ reader_keeps_its_own_copy_of_the_filter(void **state)
 
 /* Contract (litebus.h): "A rolled-back job publishes nothing."  Its ids are
  * handed out again, so only the contents tell the rows apart. */
-static int
-job_emit_marked_then_fail(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "failed",
-			      .subject = "rolled-back",
-			      .subject_len = 11};
-
-	(void)arg;
-	for (int i = 0; i < 5; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1;
-	return JOB_FAILED;
-}
+static struct fx_emit marked_then_fail = {.channel = LITEBUS_COMPLETION,
+					  .count = 5,
+					  .event_type = "failed",
+					  .subject = "rolled-back",
+					  .fail = true};
 
 static void
 rows_of_a_rolled_back_job_are_never_delivered(void **state)
@@ -592,7 +583,7 @@ rows_of_a_rolled_back_job_are_never_delivered(void **state)
 	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	for (int i = 0; i < 40; i += 10) {
 		assert_int_equal(
-		    litebus_exec(f->bus, job_emit_marked_then_fail, NULL),
+		    litebus_exec(f->bus, fx_emit_job, &marked_then_fail),
 		    JOB_FAILED);
 		commit_events(f->bus, LITEBUS_COMPLETION, 10, ids + i);
 		for (int k = i; k < i + 10; k++) {
@@ -604,7 +595,7 @@ rows_of_a_rolled_back_job_are_never_delivered(void **state)
 		}
 		fx_expect_no_row(live);
 	}
-	assert_int_equal(litebus_exec(f->bus, job_emit_marked_then_fail, NULL),
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &marked_then_fail),
 			 JOB_FAILED);
 	for (int k = 0; k < 40; k++) {
 		assert_int_equal(litebus_reader_next(lagging, &row, FX_WAIT_MS),
@@ -879,12 +870,10 @@ static int
 job_emit_and_wait(litebus_tx *tx, void *arg)
 {
 	struct fx_barrier *b = arg;
-	litebus_record rec = {.event_type = "success"};
+	struct fx_emit twenty = {.channel = LITEBUS_COMPLETION, .count = 20};
 
-	for (int i = 0; i < 20; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1;
+	if (fx_emit_job(tx, &twenty) != LITEBUS_OK)
+		return -1;
 	fx_barrier_wait(b); /* rows written, not committed */
 	fx_barrier_wait(b); /* the test has looked */
 	return JOB_FAILED;
@@ -1287,11 +1276,10 @@ reader_open_after_close_is_eclosed(void **state)
 static int
 job_emit_pk2(litebus_tx *tx, void *arg)
 {
-	litebus_record rec = {0};
+	struct fx_emit e = {
+	    .channel = LITEBUS_COMPLETION, .partition_key = 2, .ids = arg};
 
-	rec.partition_key = 2;
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, arg);
+	return fx_emit_job(tx, &e);
 }
 
 static void

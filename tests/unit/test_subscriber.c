@@ -116,30 +116,6 @@ wait_until_sleeping(litebus_sub *sub, unsigned n)
 	}
 }
 
-/* A job emitting `count` events on `channel`, storing their ids. */
-struct emit_job {
-	int channel;
-	int count;
-	int64_t *ids;
-};
-
-static int
-emit_job_fn(litebus_tx *tx, void *arg)
-{
-	struct emit_job *j = arg;
-
-	for (int i = 0; i < j->count; i++) {
-		litebus_record rec = {0};
-		rec.partition_key = i;
-		rec.event_type = fx_event_type(j->channel);
-		int rc = litebus_emit(tx, j->channel, &rec,
-				      j->ids != NULL ? &j->ids[i] : NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* What a subscriber sees                                               */
 
@@ -232,8 +208,9 @@ producer_main(void *p)
 
 	fx_barrier_wait(pr->start);
 	for (int i = 0; i < pr->jobs; i++) {
-		struct emit_job j = {CH, 1 + i % 3, NULL};
-		int rc = litebus_exec(pr->bus, emit_job_fn, &j);
+		struct fx_emit j = {
+		    .channel = CH, .count = 1 + i % 3, .numbered = true};
+		int rc = litebus_exec(pr->bus, fx_emit_job, &j);
 		if (rc != 0 && pr->failed_rc == 0)
 			pr->failed_rc = rc;
 	}
@@ -434,8 +411,11 @@ received_plus_skipped_equals_published_for_a_subscriber_that_lags_repeatedly(
 	int k = 0, rc; /* k: index of the next event the subscriber owes */
 
 	for (int r = 0; r < ROUNDS; r++) {
-		struct emit_job j = {CH, BURST, &ids[r * BURST]};
-		assert_int_equal(litebus_exec(f->bus, emit_job_fn, &j), 0);
+		struct fx_emit j = {.channel = CH,
+				    .count = BURST,
+				    .numbered = true,
+				    .ids = &ids[r * BURST]};
+		fx_commit(f->bus, &j);
 		for (int i = 0; i < 3; i++) {
 			rc = litebus_recv(sub, &ev, 0);
 			if (rc == LITEBUS_OK) {
@@ -490,8 +470,11 @@ racing_producer_main(void *p)
 
 	fx_barrier_wait(pr->start);
 	for (int i = 0; i < RACE_JOBS; i++) {
-		struct emit_job j = {CH, race_job_size(i), ids};
-		int rc = litebus_exec(pr->bus, emit_job_fn, &j);
+		struct fx_emit j = {.channel = CH,
+				    .count = race_job_size(i),
+				    .numbered = true,
+				    .ids = ids};
+		int rc = litebus_exec(pr->bus, fx_emit_job, &j);
 		if (rc != 0) {
 			pr->failed_rc = rc;
 			break;
@@ -666,16 +649,17 @@ a_recv_blocked_forever_is_woken_by_close_and_drains_first(void **state)
 	struct recv_thread rt;
 	pthread_t t;
 	int64_t ids[3];
-	struct emit_job jobs[3];
+	struct fx_emit jobs[3];
 	litebus_event ev;
 
 	recv_thread_start(&rt, &t, &start, sub, -1);
 	wait_until_sleeping(sub, 1);
 	/* Queued before close: close runs and publishes them. */
 	for (int i = 0; i < 3; i++) {
-		jobs[i] = (struct emit_job){CH, 1, &ids[i]};
+		jobs[i] = (struct fx_emit){
+		    .channel = CH, .numbered = true, .ids = &ids[i]};
 		assert_int_equal(
-		    litebus_submit(f->bus, emit_job_fn, &jobs[i], NULL, NULL),
+		    litebus_submit(f->bus, fx_emit_job, &jobs[i], NULL, NULL),
 		    LITEBUS_OK);
 	}
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);

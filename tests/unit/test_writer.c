@@ -16,29 +16,14 @@
 
 #include <cmocka.h>
 
-static int
-emit_one(litebus_tx *tx, int channel, int64_t pk, int64_t *id)
-{
-	litebus_record rec = {0};
-
-	rec.partition_key = pk;
-	rec.event_type = fx_event_type(channel);
-	return litebus_emit(tx, channel, &rec, id);
-}
-
-static int
-job_emit_then_fail(litebus_tx *tx, void *arg)
-{
-	int64_t *id = arg;
-
-	assert_int_equal(emit_one(tx, LITEBUS_COMPLETION, 1, id), LITEBUS_OK);
-	return JOB_FAILED;
-}
-
+/* One completion event with partition key 7; its id to *arg. */
 static int
 job_emit(litebus_tx *tx, void *arg)
 {
-	return emit_one(tx, LITEBUS_COMPLETION, 7, arg);
+	struct fx_emit e = {
+	    .channel = LITEBUS_COMPLETION, .partition_key = 7, .ids = arg};
+
+	return fx_emit_job(tx, &e);
 }
 
 /* Contract, litebus_exec(): "wait until its transaction has committed and
@@ -73,11 +58,14 @@ rolled_back_job_publishes_nothing(void **state)
 	litebus_sub *sub;
 	litebus_event ev;
 	int64_t id = 0;
+	struct fx_emit fail = {.channel = LITEBUS_COMPLETION,
+			       .partition_key = 1,
+			       .ids = &id,
+			       .fail = true};
 
 	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
 			 LITEBUS_OK);
-	assert_int_equal(litebus_exec(f->bus, job_emit_then_fail, &id),
-			 JOB_FAILED);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &fail), JOB_FAILED);
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
 	litebus_unsubscribe(sub);
@@ -90,10 +78,13 @@ ids_of_a_rolled_back_job_are_reused_by_the_next_commit(void **state)
 {
 	struct bus_fixture *f = *state;
 	int64_t a = 0, b = 0, c = 0;
+	struct fx_emit fail = {.channel = LITEBUS_COMPLETION,
+			       .partition_key = 1,
+			       .ids = &b,
+			       .fail = true};
 
 	assert_int_equal(litebus_exec(f->bus, job_emit, &a), 0);
-	assert_int_equal(litebus_exec(f->bus, job_emit_then_fail, &b),
-			 JOB_FAILED);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &fail), JOB_FAILED);
 	assert_int_equal(litebus_exec(f->bus, job_emit, &c), 0);
 	assert_int_equal(b, a + 1);
 	assert_int_equal(c, a + 1);
@@ -111,11 +102,12 @@ static int
 batch_job_fn(litebus_tx *tx, void *arg)
 {
 	struct batch_job *j = arg;
-	int rc = emit_one(tx, LITEBUS_COMPLETION, j->fail ? -1 : 1, &j->id);
+	struct fx_emit e = {.channel = LITEBUS_COMPLETION,
+			    .partition_key = j->fail ? -1 : 1,
+			    .ids = &j->id,
+			    .fail = j->fail != 0};
 
-	if (rc != LITEBUS_OK)
-		return rc;
-	return j->fail ? JOB_FAILED : 0;
+	return fx_emit_job(tx, &e);
 }
 
 static void
@@ -394,7 +386,8 @@ job_tries_commit(litebus_tx *tx, void *arg)
 			     NULL, NULL);
 	rc[4] = sqlite3_exec(db, "INSERT INTO mine VALUES(1)", NULL, NULL,
 			     NULL);
-	return emit_one(tx, LITEBUS_COMPLETION, 3, NULL);
+	return fx_emit_job(tx, &(struct fx_emit){.channel = LITEBUS_COMPLETION,
+						 .partition_key = 3});
 }
 
 static void
@@ -726,7 +719,7 @@ job_lose_tx_then_emit(litebus_tx *tx, void *arg)
 	struct lost_then_emit *s = arg;
 
 	lose_the_transaction(litebus_tx_db(tx));
-	s->emit_rc = emit_one(tx, LITEBUS_COMPLETION, 0, &s->id);
+	s->emit_rc = fx_emit_one_job(tx, &s->id);
 	return 0;
 }
 
@@ -818,7 +811,7 @@ job_emit_counting(litebus_tx *tx, void *arg)
 	struct rerun_arg *r = arg;
 
 	r->calls++;
-	return emit_one(tx, LITEBUS_COMPLETION, 0, &r->id);
+	return fx_emit_one_job(tx, &r->id);
 }
 
 static void
