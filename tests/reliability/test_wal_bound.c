@@ -895,18 +895,6 @@ stat_of(_Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static int64_t
-file_len(const char *path)
-{
-	struct stat sb;
-
-	if (stat(path, &sb) != 0) {
-		assert_int_equal(errno, ENOENT);
-		return 0;
-	}
-	return (int64_t)sb.st_size;
-}
-
 /* Contract: "the writer then goes on and retries once the WAL has grown by
  * another checkpoint_pages pages",
  * "the file is truncated back to the bound when the WAL restarts"; and
@@ -960,7 +948,7 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 		assert_true(n > 1);
 	}
 	assert_int_equal(stat_of(&p.stats.ckpt_held), 9);
-	held_len = file_len(wal);
+	held_len = fx_file_len(wal);
 	assert_true(held_len > limit);
 
 	/* The WAL grows by checkpoint_pages more while the reader holds
@@ -968,7 +956,7 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 	 * (an error taking the checkpoint lock): it is recorded... */
 	for (uint32_t i = 0; i < p.o.checkpoint_pages; i++)
 		plain_exec(p.db, "INSERT INTO t VALUES(zeroblob(4000))");
-	held_len = file_len(wal);
+	held_len = fx_file_len(wal);
 	plain_exec(reader, "COMMIT");
 	faultvfs_arm(FAULT_SHMLOCK, 1, SQLITE_IOERR_SHMLOCK);
 	assert_true(lb_ckpt_finish(p.ck, p.db, false));
@@ -985,9 +973,9 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 	assert_int_equal(stat_of(&p.stats.ckpt_forced), 1);
 	assert_false(lb_ckpt_finish(p.ck, p.db, false));
 	/* The next commit restarts the WAL and truncates the file. */
-	assert_int_equal(file_len(wal), held_len);
+	assert_int_equal(fx_file_len(wal), held_len);
 	plain_exec(p.db, "INSERT INTO t VALUES(zeroblob(4000))");
-	assert_true(file_len(wal) <= limit);
+	assert_true(fx_file_len(wal) <= limit);
 	assert_false(lb_ckpt_finish(p.ck, p.db, false));
 
 	assert_int_equal(sqlite3_close(reader), SQLITE_OK);

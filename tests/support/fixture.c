@@ -3,6 +3,7 @@
 
 #include "wait.h" /* the library's clocks: include it from here only */
 
+#include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -242,6 +244,18 @@ commit_batch(litebus *bus, int channel, int count, int64_t *ids)
 	if (rc != 0)
 		fail_msg("commit_batch: exec: %d %s", rc,
 			 litebus_last_errmsg());
+}
+
+int64_t
+fx_file_len(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0) {
+		assert_int_equal(errno, ENOENT);
+		return 0;
+	}
+	return (int64_t)sb.st_size;
 }
 
 int64_t

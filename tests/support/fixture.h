@@ -105,6 +105,9 @@ void commit_batch(litebus *bus, int channel, int count, int64_t *ids);
 /* A valid event type for a built-in or custom channel. */
 const char *fx_event_type(int channel);
 
+/* Size of the file at `path` in bytes; 0 if there is none. */
+int64_t fx_file_len(const char *path);
+
 /* Number of rows in the channel's outbox table, read through a separate
  * connection. */
 int64_t fx_count_rows(const char *path, const char *channel_name);

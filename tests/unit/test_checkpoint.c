@@ -13,7 +13,6 @@
 #include "checkpoint.h" /* internal: the NULL no-ops */
 #include "fixture.h"
 
-#include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -21,24 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 /* Small enough that a few 4 KB rows cross it. */
 #define CKPT_PAGES 4
-
-static int64_t
-file_len(const char *path)
-{
-	struct stat sb;
-
-	if (stat(path, &sb) != 0) {
-		assert_int_equal(errno, ENOENT);
-		return 0;
-	}
-	return (int64_t)sb.st_size;
-}
 
 static uint64_t
 checkpoints_of(litebus *bus)
@@ -87,7 +73,7 @@ background_mode_copies_the_wal_into_the_database_on_its_own_thread(
 	uint64_t deadline;
 
 	reopen_with_mode(f, LITEBUS_CHECKPOINT_BACKGROUND);
-	db_len = file_len(f->path);
+	db_len = fx_file_len(f->path);
 	assert_int_equal(checkpoints_of(f->bus), 0);
 
 	commit_big_rows(f->bus, 4 * CKPT_PAGES);
@@ -99,7 +85,7 @@ background_mode_copies_the_wal_into_the_database_on_its_own_thread(
 			 "commits of a page or more",
 			 FX_WAIT_MS, 4 * CKPT_PAGES);
 	/* The pages reached the database file while the bus is open. */
-	assert_true(file_len(f->path) > db_len);
+	assert_true(fx_file_len(f->path) > db_len);
 	assert_int_equal(fx_count_rows(f->path, "completion"),
 			 4 * CKPT_PAGES);
 }
@@ -116,10 +102,10 @@ inline_mode_copies_the_wal_inside_the_commit_that_crosses_the_threshold(
 	int64_t db_len;
 
 	reopen_with_mode(f, LITEBUS_CHECKPOINT_INLINE);
-	db_len = file_len(f->path);
+	db_len = fx_file_len(f->path);
 
 	commit_big_rows(f->bus, 2 * CKPT_PAGES);
-	assert_true(file_len(f->path) > db_len);
+	assert_true(fx_file_len(f->path) > db_len);
 	assert_int_equal(checkpoints_of(f->bus), 0);
 	assert_int_equal(fx_count_rows(f->path, "completion"),
 			 2 * CKPT_PAGES);
@@ -150,10 +136,10 @@ the_wal_restarts_instead_of_growing_with_every_commit(void **state)
 			32;
 		for (int i = 0; i < 16; i++) {
 			commit_big_rows(f->bus, 4);
-			if (file_len(wal) > bound)
+			if (fx_file_len(wal) > bound)
 				fail_msg("mode %d: the WAL is %lld bytes after "
 					 "%d commits, bound %lld",
-					 modes[m], (long long)file_len(wal),
+					 modes[m], (long long)fx_file_len(wal),
 					 4 * (i + 1), (long long)bound);
 		}
 	}
