@@ -24,8 +24,6 @@
 
 #include <stdint.h>
 
-#define JOB_FAILED (-1000)
-
 struct wl_hooks {
 	const char *label;
 	void (*arm)(void *ctx);		  /* before litebus_open */

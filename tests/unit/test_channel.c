@@ -10,7 +10,6 @@
 #include "channel.h"
 #include "fixture.h"
 #include "role.h"
-#include "wait.h"
 
 #include <poll.h>
 #include <sched.h>
@@ -32,11 +31,11 @@ static const char test_writer_role;
 /* Rounds of the lost-wake-up race (well under a second in every build). */
 #define PING_PONG_ROUNDS 20000u
 
-/* Deadlines are on lb_mono_ns()'s clock, as lb_channel_wait() wants. */
+/* Deadlines are on fx_mono_ns()'s clock, as lb_channel_wait() wants. */
 static uint64_t
 deadline_in_ms(uint64_t ms)
 {
-	return lb_mono_ns() + ms * 1000000u;
+	return fx_mono_ns() + ms * 1000000u;
 }
 
 /* ------------------------------------------------------------------ */
@@ -125,9 +124,9 @@ waiter_main(void *p)
 
 	fx_barrier_wait(w->start);
 	while (lb_ring_head(&w->ch->ring) < w->pos &&
-	       !lb_channel_is_closed(w->ch) && lb_mono_ns() < w->deadline_ns)
+	       !lb_channel_is_closed(w->ch) && fx_mono_ns() < w->deadline_ns)
 		lb_channel_wait(w->ch, w->pos, w->deadline_ns);
-	w->in_time = lb_mono_ns() < w->deadline_ns;
+	w->in_time = fx_mono_ns() < w->deadline_ns;
 	w->reached = lb_ring_head(&w->ch->ring) >= w->pos;
 	w->closed = lb_channel_is_closed(w->ch);
 	atomic_store_explicit(&w->finished, 1, memory_order_release);
@@ -144,7 +143,7 @@ wait_until_sleeping(struct lb_channel *ch, unsigned sleepers)
 
 	while (atomic_load_explicit(&ch->sleepers, memory_order_relaxed) <
 	       sleepers) {
-		if (lb_mono_ns() > deadline)
+		if (fx_mono_ns() > deadline)
 			fail_msg("no thread went to sleep on the channel "
 				 "within %d ms",
 				 FX_WAIT_MS);
@@ -194,11 +193,11 @@ wait_returns_at_once_when_the_position_is_already_published(void **state)
 
 	publish_one(ch);
 	publish_one(ch);
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	/* The deadline is far away: returning at all means it did not
 	 * sleep until it. */
 	lb_channel_wait(ch, 2, t0 + (uint64_t)FX_WAIT_MS * 1000000u);
-	assert_true(lb_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
+	assert_true(fx_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
 	assert_int_equal(atomic_load(&ch->sleepers), 0);
 }
 
@@ -210,7 +209,7 @@ wait_returns_by_its_deadline_when_nothing_is_published(void **state)
 	uint64_t deadline = deadline_in_ms(20);
 
 	/* May return early (callers re-check): loop as they do. */
-	while (lb_mono_ns() < deadline)
+	while (fx_mono_ns() < deadline)
 		lb_channel_wait(ch, 1, deadline);
 	assert_int_equal(lb_ring_head(&ch->ring), 0);
 	assert_int_equal(atomic_load(&ch->sleepers), 0);
@@ -265,9 +264,9 @@ wait_returns_at_once_on_a_closed_channel(void **state)
 
 	lb_channel_close(ch);
 	assert_true(lb_channel_is_closed(ch));
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	lb_channel_wait(ch, 1, UINT64_MAX); /* no deadline at all */
-	assert_true(lb_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
+	assert_true(fx_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
 }
 
 /* C3, "No lost wake-up": the publisher and the sleeper race on every
@@ -292,10 +291,10 @@ ping_pong_sleeper(void *p)
 		uint64_t deadline = deadline_in_ms(FX_WAIT_MS);
 
 		while (lb_ring_head(&pp->ch->ring) < pos &&
-		       lb_mono_ns() < deadline)
+		       fx_mono_ns() < deadline)
 			lb_channel_wait(pp->ch, pos, deadline);
 		/* Only a wake-up that never came lets the deadline pass. */
-		if (lb_mono_ns() >= deadline) {
+		if (fx_mono_ns() >= deadline) {
 			pp->late = true;
 			pp->late_round = pos;
 			atomic_store_explicit(&pp->acked, PING_PONG_ROUNDS,

@@ -258,8 +258,7 @@ inflight_take(struct wal_load *l)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += FX_WAIT_MS / 1000;
+	ts = fx_realtime_in(FX_WAIT_MS);
 	while (sem_timedwait(&l->inflight, &ts) != 0) {
 		if (errno == EINTR)
 			continue;
@@ -894,18 +893,6 @@ stat_of(_Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static int64_t
-file_len(const char *path)
-{
-	struct stat sb;
-
-	if (stat(path, &sb) != 0) {
-		assert_int_equal(errno, ENOENT);
-		return 0;
-	}
-	return (int64_t)sb.st_size;
-}
-
 /* Contract: "the writer then goes on and retries once the WAL has grown by
  * another checkpoint_pages pages",
  * "the file is truncated back to the bound when the WAL restarts"; and
@@ -958,7 +945,7 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(void **state)
 		assert_true(n > 1);
 	}
 	assert_int_equal(stat_of(&p.stats.ckpt_held), 9);
-	held_len = file_len(wal);
+	held_len = fx_file_len(wal);
 	assert_true(held_len > limit);
 
 	/* The WAL grows by checkpoint_pages more while the reader holds
@@ -966,7 +953,7 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(void **state)
 	 * (an error taking the checkpoint lock): it is recorded... */
 	for (uint32_t i = 0; i < p.o.checkpoint_pages; i++)
 		plain_exec(p.db, "INSERT INTO t VALUES(zeroblob(4000))");
-	held_len = file_len(wal);
+	held_len = fx_file_len(wal);
 	plain_exec(reader, "COMMIT");
 	faultvfs_arm(FAULT_SHMLOCK, 1, SQLITE_IOERR_SHMLOCK);
 	assert_true(lb_ckpt_finish(p.ck, p.db, false));
@@ -983,9 +970,9 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(void **state)
 	assert_int_equal(stat_of(&p.stats.ckpt_forced), 1);
 	assert_false(lb_ckpt_finish(p.ck, p.db, false));
 	/* The next commit restarts the WAL and truncates the file. */
-	assert_int_equal(file_len(wal), held_len);
+	assert_int_equal(fx_file_len(wal), held_len);
 	plain_exec(p.db, "INSERT INTO t VALUES(zeroblob(4000))");
-	assert_true(file_len(wal) <= limit);
+	assert_true(fx_file_len(wal) <= limit);
 	assert_false(lb_ckpt_finish(p.ck, p.db, false));
 
 	assert_int_equal(sqlite3_close(reader), SQLITE_OK);
@@ -1043,36 +1030,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_under_unbroken_exec_load, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_four_live_readers, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_a_reader_catching_up_from_the_table,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_external_scans_shorter_than_busy_timeout,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_submit_and_large_batches, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_inline_checkpoints, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_full_durability, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		external_read_transaction_holds_the_wal_only_while_it_lasts,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_held_or_failed_restart_is_retried_and_the_file_truncated_after,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		rehook_detects_a_replaced_wal_hook_and_puts_litebus_s_back,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_WITH(wal_stays_bounded_under_unbroken_exec_load, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_four_live_readers, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_a_reader_catching_up_from_the_table, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_external_scans_shorter_than_busy_timeout, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_submit_and_large_batches, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_inline_checkpoints, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_full_durability, wal_setup),
+	    FX_TEST_WITH(external_read_transaction_holds_the_wal_only_while_it_lasts, wal_setup),
+	    FX_TEST_TMPDIR(a_held_or_failed_restart_is_retried_and_the_file_truncated_after),
+	    FX_TEST_TMPDIR(rehook_detects_a_replaced_wal_hook_and_puts_litebus_s_back),
 	};
 
 	return cmocka_run_group_tests_name("wal_bound", tests, NULL, NULL);
