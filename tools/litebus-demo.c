@@ -30,6 +30,7 @@
  * sigtimedwait() between two refreshes of the progress line.
  */
 #include "litebus.h"
+#include "oracle.h"
 
 #include <sqlite3.h>
 
@@ -89,19 +90,6 @@ struct demo_opts {
 	uint32_t ring;
 };
 
-/*
- * A set of event_ids above `base`, as a bitmap.  It grows as ids arrive;
- * one thread at a time uses it (see the owners of each set).
- */
-struct idset {
-	int64_t base;
-	uint64_t *words;
-	size_t nwords;
-	uint64_t count;	  /* distinct ids in the set */
-	uint64_t dups;	  /* adds of an id already present */
-	uint64_t outside; /* adds of an id <= base (not kept) */
-};
-
 enum consumer_kind { FAST_READER, SLOW_READER, RECV_SUB, POLL_SUB };
 
 struct demo;
@@ -110,7 +98,8 @@ struct consumer {
 	struct demo *d;
 	enum consumer_kind kind;
 	int ch;	       /* index into demo.chan[] */
-	char name[48]; /* as printed in the summary */
+	/* As printed in the summary: "reader <channel> (fast)". */
+	char name[sizeof "reader " + LITEBUS_CHANNEL_NAME_MAX + sizeof " (fast)"];
 	char label[8]; /* as printed on the progress line */
 	/* Open until the consumer's thread ends (it closes them). */
 	litebus_reader *reader; /* readers */
@@ -121,12 +110,8 @@ struct consumer {
 	/* The consumer's thread while it runs; main after the join. */
 	litebus_reader_stats rstats; /* final counters, readers */
 	litebus_sub_stats sstats;    /* final counters, subscribers */
-	struct idset seen;
-	int64_t last_id;
-	uint64_t out_of_order; /* ids not above the previous one */
-	uint64_t aborted;      /* events of aborted jobs (partition_key < 0) */
-	uint64_t lag_skipped;  /* sum of litebus_sub_skipped() per LAGGED */
-	bool failed;	       /* an error ended it early */
+	struct oracle_consumer *oc; /* what it got; owned by the oracle */
+	bool failed;		    /* an error ended it early */
 
 	/* Progress, written by the consumer, read by the progress line.
 	 * Relaxed: each is a number shown as is; nothing else is published
@@ -163,11 +148,15 @@ struct demo {
 	_Atomic int64_t next_order;
 	_Atomic uint64_t jobs_ok, jobs_aborted, errors;
 
-	/* `lock` guards expected[], inflight and drained; `cond` is
-	 * signalled when inflight reaches 0 and when a consumer ends. */
+	/* What committed on each channel, for the checks: producer i
+	 * records in log i, the writer thread (done-callbacks) in log
+	 * o.producers. */
+	struct oracle *oracle[CH_COUNT];
+
+	/* `lock` guards inflight and drained; `cond` is signalled when
+	 * inflight reaches 0 and when a consumer ends. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct idset expected[CH_COUNT]; /* ids emitted by committed jobs */
 	unsigned inflight;
 	int drained; /* consumer threads that have ended */
 
@@ -270,75 +259,6 @@ demo_error(struct demo *d, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	pthread_mutex_unlock(&d->out_lock);
-}
-
-/* ------------------------------------------------------------------ */
-/* Sets of event_ids                                                   */
-
-static unsigned
-popcount64(uint64_t x)
-{
-	unsigned n = 0;
-
-	for (; x != 0; x &= x - 1)
-		n++;
-	return n;
-}
-
-/* Add id.  Returns 0, or -1 if memory ran out (the set is unchanged). */
-static int
-idset_add(struct idset *s, int64_t id)
-{
-	uint64_t bit, mask;
-	size_t word;
-
-	if (id <= s->base) {
-		s->outside++;
-		return 0;
-	}
-	bit = (uint64_t)(id - s->base - 1);
-	word = (size_t)(bit / 64);
-	mask = UINT64_C(1) << (bit % 64);
-	if (word >= s->nwords) {
-		size_t n = s->nwords != 0 ? s->nwords : 1024;
-		uint64_t *w;
-
-		while (n <= word)
-			n *= 2;
-		w = realloc(s->words, n * sizeof *w);
-		if (w == NULL)
-			return -1;
-		memset(w + s->nwords, 0, (n - s->nwords) * sizeof *w);
-		s->words = w;
-		s->nwords = n;
-	}
-	if ((s->words[word] & mask) != 0) {
-		s->dups++;
-		return 0;
-	}
-	s->words[word] |= mask;
-	s->count++;
-	return 0;
-}
-
-/* How many ids of a are not in b.  Both sets have the same base. */
-static uint64_t
-idset_count_missing(const struct idset *a, const struct idset *b)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < a->nwords; i++)
-		n += popcount64(a->words[i] &
-				~(i < b->nwords ? b->words[i] : 0));
-	return n;
-}
-
-static void
-idset_free(struct idset *s)
-{
-	free(s->words);
-	s->words = NULL;
-	s->nwords = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -468,25 +388,21 @@ order_job_run(litebus_tx *tx, void *arg)
 /*
  * Account for a job whose fate is settled: `status` is what litebus_exec
  * returned or what the done-callback received.  A committed job's ids
- * join the expected sets.  litebus_last_errmsg() must describe `status`
- * (true after litebus_exec and inside a done-callback).  Any thread.
+ * are recorded in the oracles' `log`, the calling thread's.
+ * litebus_last_errmsg() must describe `status` (true after litebus_exec
+ * and inside a done-callback).  Any thread.
  */
 static void
-order_finish(struct order_job *j, int status)
+order_finish(struct order_job *j, int status, int log)
 {
 	struct demo *d = j->d;
-	bool oom = false;
 
 	if (status == 0) {
-		pthread_mutex_lock(&d->lock);
 		for (size_t i = 0; i < j->nemits; i++)
-			if (idset_add(&d->expected[j->emits[i].ch],
-				      j->emits[i].id) != 0)
-				oom = true;
-		pthread_mutex_unlock(&d->lock);
+			oracle_commit(d->oracle[j->emits[i].ch], log,
+				      j->emits[i].id,
+				      (uint64_t)j->order_no);
 		atomic_fetch_add_explicit(&d->jobs_ok, 1, memory_order_relaxed);
-		if (oom)
-			demo_error(d, "out of memory recording event ids");
 	} else if (status == DEMO_JOB_ABORTED) {
 		atomic_fetch_add_explicit(&d->jobs_aborted, 1,
 					  memory_order_relaxed);
@@ -506,7 +422,7 @@ order_job_done(int status, void *arg)
 	struct order_job *j = arg;
 	struct demo *d = j->d;
 
-	order_finish(j, status);
+	order_finish(j, status, d->o.producers); /* the writer's log */
 	free(j);
 	pthread_mutex_lock(&d->lock);
 	if (--d->inflight == 0)
@@ -541,7 +457,7 @@ produce_exec(struct demo *d, int producer, int64_t order_no)
 	struct order_job j;
 
 	order_job_init(&j, d, producer, order_no);
-	order_finish(&j, litebus_exec(d->bus, order_job_run, &j));
+	order_finish(&j, litebus_exec(d->bus, order_job_run, &j), producer);
 }
 
 /* Submit an order if fewer than DEMO_INFLIGHT_MAX are in flight.
@@ -611,16 +527,12 @@ producer_main(void *arg)
 static void
 consumer_saw(struct consumer *c, int64_t event_id, int64_t partition_key)
 {
-	if (event_id <= c->last_id)
-		c->out_of_order++;
-	c->last_id = event_id;
+	oracle_saw(c->oc, event_id, (uint64_t)partition_key);
 	if (partition_key < 0)
-		c->aborted++;
-	if (idset_add(&c->seen, event_id) != 0 && !c->failed) {
-		c->failed = true;
-		demo_error(c->d, "%s: out of memory recording event ids",
-			   c->name);
-	}
+		oracle_consumer_fail(c->oc,
+				     "id %" PRId64 " is an event of order %" PRId64
+				     ", which was aborted",
+				     event_id, -partition_key);
 }
 
 static bool
@@ -636,6 +548,8 @@ static void
 consumer_failed(struct consumer *c, const char *call, int rc)
 {
 	c->failed = true;
+	oracle_consumer_fail(c->oc, "ended by an error: %s: %s", call,
+			     litebus_errname(rc));
 	demo_error(c->d, "%s: %s: %s: %s", c->name, call, litebus_errname(rc),
 		   litebus_last_errmsg());
 }
@@ -732,7 +646,7 @@ sub_take(struct consumer *c, int timeout_ms)
 			atomic_store_explicit(&c->cursor, ev.event_id,
 					      memory_order_relaxed);
 		} else if (rc == LITEBUS_LAGGED) {
-			c->lag_skipped += litebus_sub_skipped(c->sub);
+			oracle_lagged(c->oc, litebus_sub_skipped(c->sub));
 			atomic_fetch_add_explicit(&c->laps, 1,
 						  memory_order_relaxed);
 		} else {
@@ -776,6 +690,7 @@ poll_sub_main(void *arg)
 		n = poll(&pfd, 1, DEMO_WAIT_MS);
 		if (n < 0 && errno != EINTR) {
 			c->failed = true;
+			oracle_consumer_fail(c->oc, "ended by an error: poll");
 			demo_error(c->d, "%s: poll: %s", c->name,
 				   strerror(errno));
 			break;
@@ -986,6 +901,18 @@ demo_open_bus(struct demo *d)
 		assert(len < sizeof d->chan[i].name);
 		memcpy(d->chan[i].name, name, len + 1);
 	}
+	for (int i = 0; i < CH_COUNT; i++) {
+		const struct oracle_config ocfg = {
+		    .channel = d->chan[i].name,
+		    .logs = d->o.producers + 1, /* producers, then the writer */
+		};
+
+		d->oracle[i] = oracle_new(&ocfg);
+		if (d->oracle[i] == NULL) {
+			fprintf(stderr, "litebus-demo: out of memory\n");
+			return -1;
+		}
+	}
 
 	order_job_init(&setup, d, 0, 0);
 	rc = litebus_exec(d->bus, setup_job, &setup);
@@ -1015,11 +942,17 @@ demo_add_consumer(struct demo *d, enum consumer_kind kind, int ch,
 	c->ch = ch;
 	is_reader = consumer_is_reader(c);
 	/* Through a local buffer: GCC's -Wrestrict cannot tell c->name
-	 * from d->chan[ch].name. */
+	 * from d->chan[ch].name.  It is sized for the longest name. */
 	snprintf(name, sizeof name, "%s %s (%s)", is_reader ? "reader" : "sub",
 		 d->chan[ch].name, kinds[kind]);
 	memcpy(c->name, name, sizeof name);
 	snprintf(c->label, sizeof c->label, "%s", label);
+	c->oc = is_reader ? oracle_reader_new(d->oracle[ch], c->name)
+			  : oracle_subscriber_new(d->oracle[ch], c->name);
+	if (c->oc == NULL) {
+		fprintf(stderr, "litebus-demo: out of memory\n");
+		return -1;
+	}
 	if (is_reader)
 		rc = litebus_reader_open(d->bus, d->chan[ch].id,
 					 LITEBUS_FROM_NOW, NULL, &c->reader);
@@ -1063,10 +996,6 @@ demo_open_consumers(struct demo *d)
 		if (demo_add_consumer(d, plan[i].kind, plan[i].ch,
 				      plan[i].label) != 0)
 			return -1;
-	for (int c = 0; c < CH_COUNT; c++)
-		d->expected[c].base = d->chan[c].base;
-	for (int i = 0; i < d->ncons; i++)
-		d->cons[i].seen.base = d->chan[d->cons[i].ch].base;
 	return 0;
 }
 
@@ -1374,7 +1303,7 @@ print_channel_table(struct demo *d, const struct table_counts *tc, bool have_tc)
 	       "delivered");
 	for (int ch = 0; ch < CH_COUNT; ch++) {
 		printf("  %-15s %10" PRIu64, d->chan[ch].name,
-		       d->expected[ch].count);
+		       oracle_committed(d->oracle[ch]));
 		if (have_tc)
 			printf(" %10" PRId64, tc->rows[ch]);
 		else
@@ -1385,9 +1314,10 @@ print_channel_table(struct demo *d, const struct table_counts *tc, bool have_tc)
 
 			if (c->ch != ch)
 				continue;
-			printf(" %s %" PRIu64, c->label, c->seen.count);
+			printf(" %s %" PRIu64, c->label, oracle_received(c->oc));
 			if (!consumer_is_reader(c))
-				printf("+%" PRIu64 " skipped", c->lag_skipped);
+				printf("+%" PRIu64 " skipped",
+				       oracle_skipped(c->oc));
 		}
 		printf("\n");
 	}
@@ -1416,45 +1346,35 @@ print_consumers(struct demo *d)
 static void
 check_reader(struct verdict *v, struct demo *d, const struct consumer *c)
 {
-	const struct idset *exp = &d->expected[c->ch];
-	uint64_t missing = idset_count_missing(exp, &c->seen);
-	uint64_t extra = idset_count_missing(&c->seen, exp) + c->seen.outside;
-	bool ok = !c->failed && missing == 0 && extra == 0 &&
-		  c->seen.dups == 0 && c->out_of_order == 0 && c->aborted == 0;
+	char why[320];
+	bool ok = oracle_check(d->oracle[c->ch], c->oc, why, sizeof why);
 
 	check(v, ok, "%s: %" PRIu64 " rows, exactly once, in order", c->name,
-	      c->seen.count);
+	      oracle_received(c->oc));
 	if (!ok)
-		printf("    missing %" PRIu64 ", not committed %" PRIu64
-		       ", repeated %" PRIu64 ", out of order %" PRIu64
-		       ", from aborted jobs %" PRIu64 "%s\n",
-		       missing, extra, c->seen.dups, c->out_of_order,
-		       c->aborted, c->failed ? ", ended by an error" : "");
+		printf("    %s\n", why);
 }
 
 static void
 check_sub(struct verdict *v, struct demo *d, const struct consumer *c)
 {
-	const struct idset *exp = &d->expected[c->ch];
-	uint64_t extra = idset_count_missing(&c->seen, exp) + c->seen.outside;
+	uint64_t published = oracle_committed(d->oracle[c->ch]);
 	const litebus_sub_stats *ss = &c->sstats;
+	char why[320];
 	bool ok;
 
-	ok = !c->failed && ss->received + ss->skipped == exp->count &&
-	     ss->received == c->seen.count && ss->skipped == c->lag_skipped;
-	check(v, ok,
+	check(v, ss->received + ss->skipped == published,
 	      "%s: %" PRIu64 " received + %" PRIu64 " skipped == %" PRIu64
 	      " published",
-	      c->name, ss->received, ss->skipped, exp->count);
-	ok = !c->failed && extra == 0 && c->seen.dups == 0 &&
-	     c->out_of_order == 0 && c->aborted == 0;
-	check(v, ok, "%s: every event received was committed, in order",
+	      c->name, ss->received, ss->skipped, published);
+	oracle_sub_stats(c->oc, ss->received, ss->skipped);
+	ok = oracle_check(d->oracle[c->ch], c->oc, why, sizeof why);
+	check(v, ok,
+	      "%s: every event received was committed, in order, and each "
+	      "lag skipped what it reported",
 	      c->name);
 	if (!ok)
-		printf("    not committed %" PRIu64 ", repeated %" PRIu64
-		       ", out of order %" PRIu64 ", from aborted jobs %" PRIu64
-		       "\n",
-		       extra, c->seen.dups, c->out_of_order, c->aborted);
+		printf("    %s\n", why);
 }
 
 /* Print the closing summary.  Returns the number of failed checks. */
@@ -1471,7 +1391,7 @@ demo_summary(struct demo *d, const litebus_stats *st,
 	uint64_t committed_events = 0;
 
 	for (int ch = 0; ch < CH_COUNT; ch++)
-		committed_events += d->expected[ch].count;
+		committed_events += oracle_committed(d->oracle[ch]);
 	printf("\njobs: %" PRIu64 " committed, %" PRIu64
 	       " aborted on purpose (every %dth order)\n",
 	       ok, aborted, DEMO_ABORT_EVERY);
@@ -1502,12 +1422,14 @@ demo_summary(struct demo *d, const litebus_stats *st,
 			      d->chan[ch].name);
 			continue;
 		}
+		uint64_t committed = oracle_committed(d->oracle[ch]);
+
 		check(&v,
-		      (uint64_t)tc->rows[ch] == d->expected[ch].count &&
+		      (uint64_t)tc->rows[ch] == committed &&
 			  tc->aborted[ch] == 0,
 		      "table %s: %" PRId64 " rows == %" PRIu64
 		      " committed, %" PRId64 " of aborted jobs",
-		      d->chan[ch].name, tc->rows[ch], d->expected[ch].count,
+		      d->chan[ch].name, tc->rows[ch], committed,
 		      tc->aborted[ch]);
 	}
 	if (have_tc)
@@ -1541,10 +1463,9 @@ demo_free(struct demo *d)
 	for (int i = 0; i < d->ncons; i++) {
 		litebus_reader_close(d->cons[i].reader);
 		litebus_unsubscribe(d->cons[i].sub);
-		idset_free(&d->cons[i].seen);
 	}
 	for (int ch = 0; ch < CH_COUNT; ch++)
-		idset_free(&d->expected[ch]);
+		oracle_free(d->oracle[ch]); /* and its consumers */
 	pthread_cond_destroy(&d->cond);
 	pthread_mutex_destroy(&d->lock);
 	pthread_mutex_destroy(&d->out_lock);
