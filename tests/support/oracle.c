@@ -464,6 +464,8 @@ oracle_build(struct oracle *o)
 	if (o->all == NULL)
 		return build_fail(o, "out of memory");
 	for (int i = 0; i < o->cfg.logs; i++) {
+		if (o->logs[i].n == 0)
+			continue; /* v may be NULL */
 		memcpy(o->all + o->nall, o->logs[i].v,
 		       o->logs[i].n * sizeof *o->all);
 		o->nall += o->logs[i].n;
