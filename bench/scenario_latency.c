@@ -50,7 +50,7 @@ struct lat_consumer {
 	litebus_reader *reader;
 	struct naive_sub nsub;
 	struct naive_reader nreader;
-	struct order_check oc;
+	struct oracle_consumer *oc; /* what it got, for the checks */
 	uint64_t received, skipped;
 	_Atomic bool done;
 };
@@ -62,6 +62,7 @@ struct lat_run {
 	litebus *bus;
 	struct naive_bus nb;
 	struct lat_ev *evs;
+	struct oracle *oracle; /* what committed and what was delivered */
 	struct hist hist[NPATHS];
 	struct hist late;
 	_Atomic uint64_t acked;
@@ -103,7 +104,7 @@ lat_got(struct lat_consumer *c, int64_t id, uint64_t key,
 
 	hist_add(&c->run->hist[c->path],
 		 now - lat_due(c->run, BENCH_KEY_SEQ(key)));
-	oc_event(&c->oc, id, key, subject, subject_len);
+	bench_saw(c->oc, id, key, subject, subject_len);
 	c->received++;
 }
 
@@ -125,8 +126,10 @@ lat_consumer_main(void *arg)
 			if (rc == NAIVE_OK)
 				lat_got(c, ev.event_id, ev.key, ev.subject,
 					ev.subject_len);
-			else if (rc == NAIVE_LAGGED)
+			else if (rc == NAIVE_LAGGED) {
 				c->skipped += c->nsub.sub.last_skipped;
+				oracle_lagged(c->oc, c->nsub.sub.last_skipped);
+			}
 		} else if (c->path == PATH_SUB) {
 			litebus_event ev;
 
@@ -135,8 +138,11 @@ lat_consumer_main(void *arg)
 				lat_got(c, ev.event_id,
 					(uint64_t)ev.partition_key,
 					ev.subject_prefix, ev.subject_len);
-			else if (rc == LITEBUS_LAGGED)
+			else if (rc == LITEBUS_LAGGED) {
 				c->skipped += litebus_sub_skipped(c->sub);
+				oracle_lagged(c->oc,
+					      litebus_sub_skipped(c->sub));
+			}
 		} else {
 			litebus_row row;
 
@@ -146,12 +152,10 @@ lat_consumer_main(void *arg)
 					(uint64_t)row.partition_key,
 					row.subject, row.subject_len);
 		}
-		if (rc == LITEBUS_LAGGED)
-			oc_lagged(&c->oc);
 		if (rc == LITEBUS_CLOSED)
 			break;
 		if (rc < 0) {
-			oc_fail(&c->oc, "%s", litebus_errname(rc));
+			oracle_consumer_fail(c->oc, "%s", litebus_errname(rc));
 			break;
 		}
 	}
@@ -230,13 +234,14 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	else
 		run->bus =
 		    bench_open_bus(path, LITEBUS_DURABILITY_NORMAL, 4096);
+	run->oracle = bench_oracle(1);
 	for (int i = 0; i < 2; i++) {
 		struct lat_consumer *c = &run->cons[i];
 
 		memset(c, 0, sizeof *c);
 		c->run = run;
 		c->path = i == 0 ? PATH_SUB : PATH_READER;
-		oc_init(&c->oc, 1);
+		c->oc = bench_consumer(run->oracle, c->path == PATH_READER, i);
 		atomic_init(&c->done, false);
 		if (run->naive && c->path == PATH_SUB)
 			naive_sub_open(&c->nsub, &run->nb);
@@ -280,26 +285,16 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 			bench_sleep_ns(1000000);
 		}
 	}
+	oracle_commit_dense(run->oracle, 1, run->n, &run->n);
 	for (int i = 0; i < 2; i++) {
 		struct lat_consumer *c = &run->cons[i];
 
 		pthread_join(c->thread, NULL);
 		if (!drained)
-			oc_fail(&c->oc, "not drained 30 s after the last "
-					"commit");
-		if (c->path == PATH_SUB) {
-			if (c->received + c->skipped != run->n)
-				oc_fail(&c->oc,
-					"received %llu + skipped %llu != %llu",
-					(unsigned long long)c->received,
-					(unsigned long long)c->skipped,
-					(unsigned long long)run->n);
-		} else {
-			uint64_t committed = run->n;
-			oc_expect_exact(&c->oc, run->n, &committed);
-		}
-		ok[c->path] = c->oc.ok;
-		snprintf(why[c->path], 200, "%s", c->oc.why);
+			oracle_consumer_fail(c->oc, "not drained 30 s after "
+						    "the last commit");
+		ok[c->path] = oracle_check(run->oracle, c->oc, why[c->path],
+					   200);
 		if (c->sub != NULL)
 			litebus_unsubscribe(c->sub);
 		if (c->reader != NULL)
@@ -315,6 +310,7 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	if (run->naive)
 		naive_close(&run->nb);
 	bench_db_remove(path);
+	oracle_free(run->oracle);
 	free(run->evs);
 	run->evs = NULL;
 }

@@ -46,7 +46,7 @@ struct ring_sub {
 	struct ring_run *run;
 	litebus_sub *sub;
 	struct bring_sub bsub;
-	struct order_check oc;
+	struct oracle_consumer *oc; /* what it got, for the checks */
 	uint64_t received, lags, skipped, t_last;
 	_Atomic bool done;
 };
@@ -61,6 +61,7 @@ struct ring_run {
 	litebus *bus;
 	struct lb_channel *ch;
 	struct bring ring;
+	struct oracle *oracle; /* what was published and delivered */
 	pthread_barrier_t start;
 	_Atomic bool abandon;
 	struct ring_sub subs[RING_MAX_SUBS];
@@ -90,20 +91,21 @@ ring_sub_main(void *arg)
 
 			rc = litebus_recv(s->sub, &ev, 200);
 			if (rc == LITEBUS_OK) {
-				oc_event(&s->oc, ev.event_id,
-					 (uint64_t)ev.partition_key,
-					 ev.subject_prefix, ev.subject_len);
+				bench_saw(s->oc, ev.event_id,
+					  (uint64_t)ev.partition_key,
+					  ev.subject_prefix, ev.subject_len);
 				s->received++;
 				s->t_last = bench_now_ns();
 			} else if (rc == LITEBUS_LAGGED) {
 				s->lags++;
 				s->skipped += litebus_sub_skipped(s->sub);
-				oc_lagged(&s->oc);
+				oracle_lagged(s->oc,
+					      litebus_sub_skipped(s->sub));
 			} else if (rc == LITEBUS_CLOSED) {
 				break;
 			} else if (rc != LITEBUS_TIMEOUT) {
-				oc_fail(&s->oc, "litebus_recv: %s",
-					litebus_errname(rc));
+				oracle_consumer_fail(s->oc, "litebus_recv: %s",
+						     litebus_errname(rc));
 				break;
 			}
 		} else {
@@ -112,15 +114,15 @@ ring_sub_main(void *arg)
 
 			st = bring_recv(&s->bsub, &rec, 200);
 			if (st == BRING_OK) {
-				oc_event(&s->oc, rec.event_id,
-					 (uint64_t)rec.partition_key,
-					 rec.subject_prefix, rec.subject_len);
+				bench_saw(s->oc, rec.event_id,
+					  (uint64_t)rec.partition_key,
+					  rec.subject_prefix, rec.subject_len);
 				s->received++;
 				s->t_last = bench_now_ns();
 			} else if (st == BRING_LAGGED) {
 				s->lags++;
 				s->skipped += s->bsub.last_skipped;
-				oc_lagged(&s->oc);
+				oracle_lagged(s->oc, s->bsub.last_skipped);
 			} else if (st == BRING_CLOSED) {
 				break;
 			}
@@ -174,12 +176,13 @@ ring_once(struct ring_run *run, struct ring_out *out)
 		run->ch = lb_bus_channel(run->bus, BENCH_CHANNEL_ID);
 	}
 	pthread_barrier_init(&run->start, NULL, (unsigned)run->nsubs + 1);
+	run->oracle = bench_oracle(1);
 	for (int i = 0; i < run->nsubs; i++) {
 		struct ring_sub *s = &run->subs[i];
 
 		memset(s, 0, sizeof *s);
 		s->run = run;
-		oc_init(&s->oc, 1);
+		s->oc = bench_consumer(run->oracle, false, i);
 		atomic_init(&s->done, false);
 		if (run->base)
 			bring_sub_init(&s->bsub, &run->ring);
@@ -248,8 +251,10 @@ ring_once(struct ring_run *run, struct ring_out *out)
 		snprintf(out->why, sizeof out->why,
 			 "a subscriber had not drained 30 s after the last "
 			 "publish");
+	oracle_commit_dense(run->oracle, 1, n, &n);
 	for (int i = 0; i < run->nsubs; i++) {
 		struct ring_sub *s = &run->subs[i];
+		char why[sizeof out->why];
 
 		pthread_join(s->thread, NULL);
 		if (s->t_last > t0)
@@ -263,30 +268,16 @@ ring_once(struct ring_run *run, struct ring_out *out)
 			litebus_sub_stats ss;
 
 			litebus_sub_stats_get(s->sub, &ss);
-			if (ss.received != s->received ||
-			    ss.skipped != s->skipped)
-				oc_fail(&s->oc,
-					"litebus_sub_stats %llu+%llu, counted "
-					"%llu+%llu",
-					(unsigned long long)ss.received,
-					(unsigned long long)ss.skipped,
-					(unsigned long long)s->received,
-					(unsigned long long)s->skipped);
+			oracle_sub_stats(s->oc, ss.received, ss.skipped);
 			litebus_unsubscribe(s->sub);
 		}
-		if (s->received + s->skipped != n)
-			oc_fail(&s->oc,
-				"received %llu + skipped %llu != %llu "
-				"published",
-				(unsigned long long)s->received,
-				(unsigned long long)s->skipped,
-				(unsigned long long)n);
-		if (!s->oc.ok && out->ok) {
+		if (!oracle_check(run->oracle, s->oc, why, sizeof why) &&
+		    out->ok) {
 			out->ok = false;
-			snprintf(out->why, sizeof out->why, "subscriber %d: %s",
-				 i, s->oc.why);
+			snprintf(out->why, sizeof out->why, "%s", why);
 		}
 	}
+	oracle_free(run->oracle);
 	pthread_barrier_destroy(&run->start);
 	if (run->base)
 		bring_fini(&run->ring);
