@@ -23,8 +23,15 @@
  * emitted, or a trigger added behind litebus's back can therefore never
  * make the rings carry an id that did not commit.
  *
- * Threads: litebus_exec/litebus_submit from any thread (they queue under
- * `lock`); the rest on the writer thread, which LB_ASSERT_ON_WRITER checks.
+ * The writer is wired by the lb_writer_config its owner hands it (bus.c)
+ * and never reads its owner's struct.  Jobs reach it through the job queue
+ * (jobs.c), from litebus_exec/litebus_submit (bus.c) on callers' threads.
+ *
+ * Threads: lb_writer_start, lb_writer_stop and lb_writer_free on the
+ * owner's thread (litebus_open, the last litebus_close); everything else,
+ * litebus_tx_db and litebus_emit included, on the writer thread, which
+ * LB_ASSERT_ON_WRITER checks (and role.h for the modules it calls).
+ * lb_writer_is_current from any thread.
  *
  * Invariants
  *   W1  A record reaches a ring only if its row was read back from the
