@@ -152,7 +152,7 @@
  * ------------
  * Every fallible call returns int: LITEBUS_OK (0), a positive status when a
  * call has more than one normal outcome (LITEBUS_LAGGED, LITEBUS_TIMEOUT,
- * LITEBUS_CLOSED), or a negative LITEBUS_E* error.  litebus_last_errmsg()
+ * LITEBUS_CLOSED, LITEBUS_EXPIRED), or a negative LITEBUS_E* error.  litebus_last_errmsg()
  * describes the last error returned to the calling thread.
  */
 #ifndef LITEBUS_H
@@ -186,6 +186,7 @@ typedef struct litebus litebus;
 typedef struct litebus_tx litebus_tx;
 typedef struct litebus_sub litebus_sub;
 typedef struct litebus_reader litebus_reader;
+typedef struct litebus_consumer litebus_consumer;
 
 /*
  * The one list of status codes.  Values never change once released; new
@@ -223,7 +224,11 @@ typedef struct litebus_reader litebus_reader;
 			 "existing database litebus was not told to adopt")    \
 	X(EFORKED, -19, "the handle was made by another process (inherited "   \
 			"across fork()), or the file was open in the parent "  \
-			"when this process was forked")
+			"when this process was forked")                         \
+	X(EXPIRED, 4, "rows this reader had not read yet were pruned; "        \
+		      "litebus_reader_expired() tells which")                  \
+	X(EINUSE, -20, "the durable consumer is already open (in this "        \
+		       "process or another)")
 
 enum litebus_status {
 #define LITEBUS_ENUM_(name, value, msg) LITEBUS_##name = value,
@@ -381,7 +386,44 @@ typedef struct litebus_options {
 	 * LITEBUS_EFOREIGN and left unchanged.  A file whose application_id
 	 * is another application's is always refused. */
 	int adopt;
+	/* Retention policies (see "Retention" below), one per channel,
+	 * ended by an entry whose channel is NULL; NULL for none (default:
+	 * nothing is ever pruned but by litebus_prune()).  Copied by
+	 * litebus_open(). */
+	const struct litebus_retention *retention;
+	/* Most rows one pruning transaction deletes (1..1000000): pruning a
+	 * large backlog runs as many short transactions between the
+	 * application's jobs, never one long one.  Default 1000. */
+	uint32_t prune_batch_rows;
+	/* How often retention is applied, in milliseconds (>= 1).  Default
+	 * 1000. */
+	uint32_t prune_interval_ms;
 } litebus_options;
+
+/*
+ * Retention: a per-channel policy, applied by a litebus thread every
+ * prune_interval_ms, off the commit path: it deletes the channel's oldest
+ * rows in transactions of at most prune_batch_rows rows each, queued
+ * behind the application's jobs like any job.  A row is pruned when it is
+ * older than max_age_ms (by committed_at_ms) or outside the newest
+ * max_rows event_ids, whichever prunes more - but never a row that a
+ * durable consumer of the channel has not acknowledged, unless `hard` is
+ * set: then the limits win, and a consumer whose unacknowledged rows were
+ * pruned is told so by LITEBUS_EXPIRED on its next read.  Pruning only ever
+ * removes a prefix of the channel (every row at or below some event_id);
+ * event_ids are never reused.  Readers and consumers that had not read a
+ * pruned row get LITEBUS_EXPIRED with the exact range of ids (see
+ * litebus_reader_next()); nothing is skipped silently.
+ */
+typedef struct litebus_retention {
+	const char *channel; /* channel name; NULL ends the list */
+	int64_t max_age_ms;  /* > 0: prune rows committed longer ago; 0: no
+				age limit */
+	int64_t max_rows;    /* > 0: keep the newest max_rows event_ids; 0:
+				no count limit */
+	int hard;	     /* non-zero: prune even rows that durable
+				consumers have not acknowledged */
+} litebus_retention;
 
 /* See litebus_options.checkpoint_mode. */
 #define LITEBUS_WAL_BOUND_FACTOR 8
@@ -699,7 +741,14 @@ LITEBUS_API int litebus_reader_open(litebus *bus, int channel,
  * that many milliseconds) and LITEBUS_CLOSED once the bus has closed and
  * every committed row has been delivered.  Being lapped by the ring is
  * not an error: the missed rows are read from the outbox, and no event is
- * skipped or repeated.  Errors: EINVAL (NULL, timeout_ms below -1),
+ * skipped or repeated.  Returns LITEBUS_EXPIRED when rows the reader had
+ * not read yet were pruned (retention, litebus_prune()): *row is
+ * untouched, litebus_reader_expired() gives the exact range of event_ids
+ * lost, the cursor moves to the end of that range, and the next call
+ * continues with the oldest retained row.  EXPIRED is returned once per
+ * loss, never silently skipped; a reader opened with a cursor below the
+ * oldest retained row gets it on its first call.  Errors: EINVAL (NULL,
+ * timeout_ms below -1),
  * EDEADLK (timeout_ms != 0 on the writer thread of the reader's bus),
  * EFORKED, ESQLITE, ENOMEM, EBUSY (another connection kept the table
  * locked for busy_timeout_ms, or for timeout_ms if that is longer; with
@@ -733,6 +782,252 @@ LITEBUS_API int litebus_reader_fd(litebus_reader *r);
  * no-op.  Thread-safety: the reader's thread.  Blocking: never.
  */
 LITEBUS_API void litebus_reader_close(litebus_reader *r);
+
+/*
+ * litebus_reader_expired - after litebus_reader_next() returned
+ * LITEBUS_EXPIRED: the event_ids first..last (inclusive) that were pruned
+ * before the reader read them.  Every id in the range that was committed
+ * and matched the filter is lost to this reader; ids in it that were
+ * never committed (a job's undone emit) or did not match are included,
+ * since the table no longer tells them apart.  Before any EXPIRED, 0 and 0.
+ * Returns OK, or EINVAL for NULL.
+ * Thread-safety: the reader's thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_reader_expired(const litebus_reader *r, int64_t *first,
+				       int64_t *last);
+
+/* ---------------------------------------------------------------- */
+/* The channel head, and pruning                                     */
+
+/*
+ * litebus_channel_head - the channel's range as the database holds it
+ * now: *head, the newest event_id committed on the channel (by this bus or
+ * any other connection to the file; deleted rows count), and *oldest, the
+ * oldest event_id still retained.  Rows oldest..head may be read (ids a job
+ * undid leave gaps).  A channel that never committed anything gives 0 and
+ * 0; one whose every row was pruned gives oldest == head + 1.  A consumer's
+ * lag is head - its position.
+ * Returns OK; EINVAL (NULL), ENOCHANNEL, ECLOSED, EFORKED, or
+ * ECANTOPEN/EBUSY/ESQLITE (the read failed).
+ * Thread-safety: any thread.  Blocking: a short read on a connection of
+ * its own (not the writer's; never waits for jobs).
+ */
+LITEBUS_API int litebus_channel_head(litebus *bus, int channel, int64_t *head,
+				     int64_t *oldest);
+
+/*
+ * litebus_prune - delete `channel`'s rows with event_id < before_event_id,
+ * as retention does (oldest first, prune_batch_rows per transaction,
+ * queued behind the application's jobs), but never past a durable
+ * consumer's acknowledged position: rows a consumer still needs stay, and
+ * the call prunes what it may.  litebus_channel_head() then tells how far
+ * it got; litebus_consumer_delete() releases a consumer that holds rows
+ * for good.  Readers that had not read a pruned row get LITEBUS_EXPIRED.
+ * Rows a job deletes itself are not "pruned": readers do not see them and
+ * are not told, so prune with this call, not with DELETE.
+ * Returns OK once done; EINVAL (NULL, before_event_id < 1), ENOCHANNEL,
+ * ECLOSED, EDEADLK (on the writer thread), EFORKED, or the error of a
+ * pruning transaction (ESQLITE, EBUSY, ...): what earlier transactions of
+ * the call pruned stays pruned.
+ * Thread-safety: any thread but the writer.  Blocking: until done.
+ */
+LITEBUS_API int litebus_prune(litebus *bus, int channel,
+			      int64_t before_event_id);
+
+/* ---------------------------------------------------------------- */
+/* Durable consumers                                                 */
+
+/*
+ * A durable consumer is a reader whose position lives in the database,
+ * under (channel, name), and survives closes, crashes and restarts:
+ *
+ *   open -> next ... ack ... next ... ack -> close -> open -> ...
+ *
+ * Delivery is a reader's: every committed row matching the filter, exactly
+ * once per open, in event_id order, whatever the lag (LITEBUS_EXPIRED if
+ * rows it had not acknowledged were pruned with a hard retention limit).
+ * A new open resumes right after the last *durably* acknowledged
+ * event_id, so rows delivered but not yet acknowledged durably are
+ * delivered again:
+ *  - at least once: process the row, then litebus_consumer_ack().  An ack
+ *    becomes durable with a later commit of the writer (acks of many
+ *    consumers and many rows share one transaction, and a consumer that
+ *    acks every row costs no transaction of its own);
+ *    litebus_consumer_flush() waits for it.  A crash between the effect
+ *    and the durable ack redelivers the row.
+ *  - exactly-once effects: write the row's effects in a job and move the
+ *    position in the same transaction with litebus_consumer_ack_tx().
+ *    Either both commit or neither does.  Example (error handling cut):
+ *
+ *      struct work { litebus_consumer *c; const litebus_row *row; };
+ *
+ *      static int apply(litebus_tx *tx, void *arg) {
+ *          struct work *w = arg;
+ *          sqlite3_stmt *st;
+ *          sqlite3_prepare_v2(litebus_tx_db(tx),
+ *              "INSERT INTO totals(k, n) VALUES(?1, 1) "
+ *              "ON CONFLICT(k) DO UPDATE SET n = n + 1", -1, &st, NULL);
+ *          sqlite3_bind_int64(st, 1, w->row->partition_key);
+ *          int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1000;
+ *          sqlite3_finalize(st);
+ *          if (rc == 0)
+ *              rc = litebus_consumer_ack_tx(tx, w->c, w->row->event_id);
+ *          return rc;        // non-zero rolls back the effect AND the ack
+ *      }
+ *
+ *      litebus_consumer *c;
+ *      litebus_consumer_open(bus, LITEBUS_COMPLETION, "totals",
+ *                            LITEBUS_FROM_START, NULL, &c);
+ *      litebus_row row;
+ *      while (litebus_consumer_next(c, &row, -1) == LITEBUS_OK) {
+ *          struct work w = { c, &row };
+ *          litebus_exec(bus, apply, &w);   // effect + position, atomically
+ *      }
+ *
+ * One live handle per (channel, name) per database file, across every
+ * process on the machine: a second open returns LITEBUS_EINUSE until the
+ * first is closed or its process has exited.  Consumers hold back
+ * retention (see litebus_retention) until deleted.
+ */
+
+/* Longest consumer name, in bytes, without the terminating NUL. */
+#define LITEBUS_CONSUMER_NAME_MAX 64
+
+/*
+ * litebus_consumer_open - open the durable consumer `name` of `channel`.
+ * If the name is new on this channel it is created, starting at `start`:
+ * LITEBUS_FROM_START, LITEBUS_FROM_NOW (after the newest committed row), or
+ * an event_id to start after; otherwise `start` is ignored and delivery
+ * resumes right after the last durably acknowledged event_id.  `name` is
+ * 1..LITEBUS_CONSUMER_NAME_MAX bytes of UTF-8 without NUL (copied); `f`
+ * as for litebus_reader_open() (copied; not stored in the database).
+ * Returns OK and *out; EINVAL (NULL, bad name, start < -1), ENOCHANNEL,
+ * EINUSE (already open), ENOMEM, ECLOSED, EDEADLK (on the writer thread:
+ * creating the position is a write), EFORKED, or a storage error.
+ * The caller owns *out and frees it with litebus_consumer_close().
+ * Thread-safety: any thread but the writer.  Blocking: one write
+ * transaction (queued as a job) and opening a read connection.
+ */
+LITEBUS_API int litebus_consumer_open(litebus *bus, int channel,
+				      const char *name, int64_t start,
+				      const litebus_filter *f,
+				      litebus_consumer **out);
+
+/*
+ * litebus_consumer_next - as litebus_reader_next(), for a consumer.
+ * Thread-safety: one thread at a time per consumer.
+ * Blocking: up to timeout_ms.
+ */
+LITEBUS_API int litebus_consumer_next(litebus_consumer *c, litebus_row *row,
+				      int timeout_ms);
+
+/*
+ * litebus_consumer_expired - as litebus_reader_expired().
+ */
+LITEBUS_API int litebus_consumer_expired(const litebus_consumer *c,
+					 int64_t *first, int64_t *last);
+
+/*
+ * litebus_consumer_fd - as litebus_reader_fd().
+ */
+LITEBUS_API int litebus_consumer_fd(litebus_consumer *c);
+
+/*
+ * litebus_consumer_ack - acknowledge every row up to and including
+ * event_id: the consumer's position moves there, durably once the writer
+ * commits it (soon, batched with other work; litebus_consumer_flush()
+ * waits for it).  event_id must not be beyond what this handle has passed
+ * (litebus_consumer_cursor()); an id at or below the position acknowledged
+ * so far changes nothing.
+ * Returns OK; EINVAL (NULL, event_id beyond the cursor), ECLOSED (the
+ * bus is closed: the ack is not recorded), EAGAIN (the writer's queue is
+ * full: retry), EFORKED.
+ * Thread-safety: the consumer's thread.  Blocking: never.
+ */
+LITEBUS_API int litebus_consumer_ack(litebus_consumer *c, int64_t event_id);
+
+/*
+ * litebus_consumer_ack_tx - inside a job: move the consumer's position to
+ * event_id in the job's own transaction, so that it commits if and only if
+ * the job commits.  Same rules for event_id as litebus_consumer_ack().
+ * Returns OK; EINVAL; EMISUSE (outside a job, or the consumer belongs to
+ * another bus); or a storage error (the job should then fail).
+ * Thread-safety: the writer thread, inside a job, while the consumer's
+ * thread waits for that job (litebus_exec) or does not use the consumer.
+ * Blocking: SQLite I/O.
+ */
+LITEBUS_API int litebus_consumer_ack_tx(litebus_tx *tx, litebus_consumer *c,
+					int64_t event_id);
+
+/*
+ * litebus_consumer_flush - wait until every ack made on this handle so
+ * far is durable.
+ * Returns OK; ECLOSED; EDEADLK (on the writer thread); EFORKED; or the
+ * error of the transaction that failed to record it.
+ * Thread-safety: the consumer's thread, not the writer.
+ * Blocking: until the writer has committed the position.
+ */
+LITEBUS_API int litebus_consumer_flush(litebus_consumer *c);
+
+/*
+ * litebus_consumer_cursor - as litebus_reader_cursor(): the event_id up to
+ * which this handle has passed every matching row (-1 for NULL).
+ */
+LITEBUS_API int64_t litebus_consumer_cursor(const litebus_consumer *c);
+
+/*
+ * litebus_consumer_close - make pending acks durable (as flush, but on the
+ * writer thread it only queues them), release the name for the next open,
+ * and free.  NULL is a no-op.  Acks that could not be recorded (the bus
+ * closed first) are lost: the rows are delivered again after reopening.
+ * Thread-safety: the consumer's thread.  Blocking: as flush.
+ */
+LITEBUS_API void litebus_consumer_close(litebus_consumer *c);
+
+/* One durable consumer, as the database holds it. */
+typedef struct litebus_consumer_info {
+	char name[LITEBUS_CONSUMER_NAME_MAX + 1];
+	int channel;
+	int64_t position;    /* last durably acknowledged event_id (0: none) */
+	int64_t head;	     /* litebus_channel_head() of its channel */
+	int64_t lag;	     /* head - position, >= 0 */
+	int64_t acked_at_ms; /* when the position last moved, ms since the
+				Unix epoch; its creation time before that */
+	int open;	     /* non-zero while a handle is open on it (in any
+				process) */
+} litebus_consumer_info;
+
+/*
+ * litebus_consumer_stats_get - this consumer's durable position and lag,
+ * read from the database now.  Returns OK, EINVAL, EFORKED or a storage
+ * error.  Thread-safety: the consumer's thread.  Blocking: a short read.
+ */
+LITEBUS_API int litebus_consumer_stats_get(litebus_consumer *c,
+					   litebus_consumer_info *info);
+
+/*
+ * litebus_consumer_list - the durable consumers of `channel` (or of every
+ * channel of the bus with channel == -1), ordered by channel and name:
+ * up to `cap` of them into out[] and the total in *count (so cap == 0
+ * with out == NULL counts them).
+ * Returns OK; EINVAL, ENOCHANNEL, ECLOSED, EFORKED, or a storage error.
+ * Thread-safety: any thread.  Blocking: a short read.
+ */
+LITEBUS_API int litebus_consumer_list(litebus *bus, int channel,
+				      litebus_consumer_info *out, size_t cap,
+				      size_t *count);
+
+/*
+ * litebus_consumer_delete - forget the durable consumer `name` of
+ * `channel`: its position is removed and it no longer holds back
+ * retention.  Returns OK; ENOCHANNEL; EINVAL (no such consumer, or bad
+ * name); EINUSE (a handle is open on it); ECLOSED; EDEADLK (on the writer
+ * thread); EFORKED; or a storage error.
+ * Thread-safety: any thread but the writer.  Blocking: one write
+ * transaction.
+ */
+LITEBUS_API int litebus_consumer_delete(litebus *bus, int channel,
+					const char *name);
 
 /* ---------------------------------------------------------------- */
 /* Statistics                                                        */

@@ -41,6 +41,11 @@
  *   O5  Every statement litebus runs names the schema "main": a TEMP
  *       object a job creates cannot shadow litebus's tables.  (Triggers
  *       in main resolve their names in main.)
+ *   O6  A file of an older schema version (LB_SCHEMA_VERSION_OLDEST ..
+ *       LB_SCHEMA_VERSION - 1) is migrated in the open transaction, after
+ *       its objects passed O2 against the current schema (a version only
+ *       adds tables, so an older file's objects are a subset): the new
+ *       tables are created and the version recorded, or nothing is.
  *
  * Threads: lb_outbox_open/close and the writer statements run on the
  * thread that owns the writer connection (litebus_open's caller, then the
@@ -126,6 +131,15 @@ static bool
 outbox_is_ours(const char *name)
 {
 	return name != NULL && strncasecmp(name, "litebus_", 8) == 0;
+}
+
+/* Is `name` one of the tables only litebus's own statements write
+ * (lb_outbox_own_step): consumer positions and pruned prefixes? */
+static bool
+outbox_is_own_state(const char *name)
+{
+	return strcasecmp(name, "litebus_consumer") == 0 ||
+	       strcasecmp(name, "litebus_pruned") == 0;
 }
 
 /* Is `name` the name of a high-water trigger, litebus_outbox_<c>_hw? */
@@ -226,8 +240,12 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 		return outbox_name_in(a1, pragma_query_with_arg) ? SQLITE_OK
 								 : SQLITE_DENY;
 	case SQLITE_INSERT:
-		/* Only litebus_emit()'s own INSERT, not a trigger it fires. */
+		/* Only litebus_emit()'s own INSERT, not a trigger it fires;
+		 * and litebus's own statements (lb_outbox_own_step) on its
+		 * consumer and pruning tables. */
 		if (!outbox_is_ours(a1))
+			return SQLITE_OK;
+		if (ob->in_own && trigger == NULL && outbox_is_own_state(a1))
 			return SQLITE_OK;
 		return ob->in_emit && trigger == NULL &&
 			       strncasecmp(a1, "litebus_outbox_", 15) == 0
@@ -235,6 +253,8 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 			   : SQLITE_DENY;
 	case SQLITE_UPDATE:
 		if (!outbox_is_ours(a1))
+			return SQLITE_OK;
+		if (ob->in_own && trigger == NULL && outbox_is_own_state(a1))
 			return SQLITE_OK;
 		/* The high-water triggers (litebus_outbox_<c>_hw, checked to
 		 * be litebus's own when the file was opened) raise the mark
@@ -245,6 +265,8 @@ outbox_authorize(void *arg, int action, const char *a1, const char *a2,
 			   : SQLITE_DENY;
 	case SQLITE_DELETE:
 		if (!outbox_is_ours(a1))
+			return SQLITE_OK;
+		if (ob->in_own && trigger == NULL && outbox_is_own_state(a1))
 			return SQLITE_OK;
 		/* Pruning outbox rows is allowed; readers see committed rows
 		 * only (WAL, or memvfs.c's M3 in memory), so a DELETE that
@@ -330,6 +352,7 @@ struct outbox_file {
 	uint32_t application_id; /* PRAGMA application_id */
 	bool has_meta;		 /* a table named litebus_meta */
 	bool has_channel_table;	 /* a table named litebus_channel */
+	int64_t version;	 /* litebus_meta's schema_version */
 	char encoding[16];	 /* PRAGMA encoding: "UTF-8", "UTF-16le"... */
 	/* Channel i's name as the file spells it.  SQLite's names ignore
 	 * case, so a channel reopened as "Orders" uses the table, and must
@@ -345,10 +368,30 @@ static const char outbox_base_sql[] =
     "CREATE TABLE IF NOT EXISTS main.litebus_meta("
     "key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO main.litebus_meta(key, value) "
-    "VALUES('schema_version', 1);"
+    "VALUES('schema_version', 2);"
     "CREATE TABLE IF NOT EXISTS main.litebus_channel("
     "name TEXT PRIMARY KEY, high_water INTEGER NOT NULL DEFAULT 0) "
+    "WITHOUT ROWID;"
+    /* Schema version 2: durable consumers (consumer.c) and the prefix of
+     * each channel that retention pruned (retention.c, reader.c D7).
+     * `channel` and `name` are the channel's name as the file spells it
+     * (O4). */
+    "CREATE TABLE IF NOT EXISTS main.litebus_consumer("
+    "channel TEXT NOT NULL, name TEXT NOT NULL, "
+    "position INTEGER NOT NULL, acked_at_ms INTEGER NOT NULL, "
+    "holder_pid INTEGER NOT NULL DEFAULT 0, "
+    "holder_start INTEGER NOT NULL DEFAULT 0, "
+    "PRIMARY KEY(channel, name)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS main.litebus_pruned("
+    "name TEXT PRIMARY KEY, pruned_through INTEGER NOT NULL) "
     "WITHOUT ROWID;";
+
+/* Migration from schema version 1 (litebus 0.1): the tables above were
+ * added by outbox_base_sql in the same transaction; record the version.
+ * Nothing else changed, so nothing is copied and nothing can be lost. */
+static const char outbox_migrate_sql[] =
+    "UPDATE main.litebus_meta SET value = 2 "
+    "WHERE key = 'schema_version' AND value = 1;";
 
 static void
 outbox_type_check(char *buf, size_t len, const char *const *types)
@@ -531,7 +574,7 @@ outbox_check_owner(const struct outbox_file *f, bool adopt)
 /* The schema version in litebus_meta: exactly LB_SCHEMA_VERSION, or
  * ESCHEMA (newer, or not a value litebus wrote). */
 static int
-outbox_check_version(sqlite3 *db, const struct outbox_file *f)
+outbox_check_version(sqlite3 *db, struct outbox_file *f)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t version;
@@ -583,11 +626,12 @@ outbox_check_version(sqlite3 *db, const struct outbox_file *f)
 				  "newer than this library's %d",
 				  f->path, (long long)version,
 				  LB_SCHEMA_VERSION);
-	if (version < LB_SCHEMA_VERSION)
+	if (version < LB_SCHEMA_VERSION_OLDEST)
 		return lb_err_set(LITEBUS_ESCHEMA,
 				  "opening %s: litebus schema version %lld is "
 				  "not one litebus ever wrote",
 				  f->path, (long long)version);
+	f->version = version; /* older ones are migrated (O6) */
 	return LITEBUS_OK;
 }
 
@@ -958,6 +1002,9 @@ outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
 	/* The file is acceptable: from here on it is written. */
 	if (rc == LITEBUS_OK)
 		rc = outbox_exec(db, outbox_base_sql, "creating litebus_meta");
+	if (rc == LITEBUS_OK && f->has_meta && f->version < LB_SCHEMA_VERSION)
+		rc = outbox_exec(db, outbox_migrate_sql,
+				 "migrating the litebus schema");
 	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
 		char what[SQL_MAX / 4];
 
@@ -1193,6 +1240,14 @@ lb_outbox_close(struct lb_outbox *ob)
 		sqlite3_finalize(ob->next_id[i]);
 		sqlite3_finalize(ob->readback[i]);
 		ob->insert[i] = ob->next_id[i] = ob->readback[i] = NULL;
+		for (int k = 0; k < LB_OWN_CHAN_SQL_COUNT; k++) {
+			sqlite3_finalize(ob->own_chan[k][i]);
+			ob->own_chan[k][i] = NULL;
+		}
+	}
+	for (int k = 0; k < LB_OWN_SQL_COUNT; k++) {
+		sqlite3_finalize(ob->own[k]);
+		ob->own[k] = NULL;
 	}
 	/* close_v2: a user statement left unfinalized by a job must not keep
 	 * the connection (and the file lock) alive forever. */
@@ -1929,4 +1984,193 @@ lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head)
 	if (rc != SQLITE_OK)
 		return lb_err_sqlite(db, rc, "reading the newest event_id");
 	return LITEBUS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* litebus's own statements (schema version 2)                          */
+
+/* Writer statements: no SQL function anywhere (writer.c, W7). */
+static const char *const own_sql[LB_OWN_SQL_COUNT] = {
+    [LB_SQL_CONSUMER_GET] =
+	"SELECT position, holder_pid, holder_start FROM main.litebus_consumer "
+	"WHERE channel = ?1 AND name = ?2",
+    [LB_SQL_CONSUMER_INSERT] =
+	"INSERT INTO main.litebus_consumer(channel, name, position, "
+	"acked_at_ms, holder_pid, holder_start) "
+	"VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [LB_SQL_CONSUMER_HOLD] =
+	"UPDATE main.litebus_consumer SET holder_pid = ?3, holder_start = ?4 "
+	"WHERE channel = ?1 AND name = ?2",
+    [LB_SQL_CONSUMER_RELEASE] =
+	"UPDATE main.litebus_consumer SET holder_pid = 0, holder_start = 0 "
+	"WHERE channel = ?1 AND name = ?2 AND holder_pid = ?3 AND "
+	"holder_start = ?4",
+    [LB_SQL_CONSUMER_ACK] =
+	"UPDATE main.litebus_consumer SET position = ?3, acked_at_ms = ?4 "
+	"WHERE channel = ?1 AND name = ?2 AND position < ?3",
+    [LB_SQL_CONSUMER_DELETE] =
+	"DELETE FROM main.litebus_consumer WHERE channel = ?1 AND name = ?2",
+    [LB_SQL_CONSUMER_FLOOR] =
+	"SELECT position FROM main.litebus_consumer WHERE channel = ?1 "
+	"ORDER BY position LIMIT 1",
+    [LB_SQL_PRUNED_GET] =
+	"SELECT pruned_through FROM main.litebus_pruned WHERE name = ?1",
+    [LB_SQL_PRUNED_SET] =
+	"INSERT INTO main.litebus_pruned(name, pruned_through) "
+	"VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET "
+	"pruned_through = excluded.pruned_through "
+	"WHERE excluded.pruned_through > pruned_through",
+};
+
+/* Prepare with in_own set: the authorizer lets litebus's own statements
+ * write its state tables even while a job runs (a statement SQLite
+ * re-prepares after the job's DDL is authorized again then). */
+static int
+outbox_own_prepare(struct lb_outbox *ob, const char *sql, sqlite3_stmt **st)
+{
+	bool was = ob->in_own;
+	int rc;
+
+	ob->in_own = true;
+	rc = outbox_prepare(ob->db, sql, st);
+	ob->in_own = was;
+	return rc;
+}
+
+int
+lb_outbox_own(struct lb_outbox *ob, enum lb_own_sql which, sqlite3_stmt **st)
+{
+	int rc;
+
+	assert(which >= 0 && which < LB_OWN_SQL_COUNT);
+	if (ob->own[which] == NULL) {
+		rc = outbox_own_prepare(ob, own_sql[which], &ob->own[which]);
+		if (rc != LITEBUS_OK)
+			return rc;
+	}
+	*st = ob->own[which];
+	return LITEBUS_OK;
+}
+
+int
+lb_outbox_own_chan(struct lb_outbox *ob, enum lb_own_chan_sql which,
+		   int channel, const char *name, sqlite3_stmt **st)
+{
+	sqlite3_stmt **slot;
+	char sql[SQL_MAX];
+	int rc;
+
+	assert(which >= 0 && which < LB_OWN_CHAN_SQL_COUNT);
+	assert(channel >= 0 && channel < ob->nchannels);
+	slot = &ob->own_chan[which][channel];
+	if (*slot == NULL) {
+		assert(lb_catalog_name_ok(name));
+		if (which == LB_SQL_PRUNE_SCAN)
+			snprintf(sql, sizeof sql,
+				 "SELECT event_id, committed_at_ms FROM "
+				 "main.\"litebus_outbox_%s\" ORDER BY event_id "
+				 "LIMIT ?1",
+				 name);
+		else
+			snprintf(sql, sizeof sql,
+				 "DELETE FROM main.\"litebus_outbox_%s\" "
+				 "WHERE event_id <= ?1",
+				 name);
+		rc = outbox_own_prepare(ob, sql, slot);
+		if (rc != LITEBUS_OK)
+			return rc;
+	}
+	*st = *slot;
+	return LITEBUS_OK;
+}
+
+int
+lb_outbox_own_step(struct lb_outbox *ob, sqlite3_stmt *st)
+{
+	bool was = ob->in_own;
+	int src;
+
+	ob->in_own = true;
+	src = sqlite3_step(st);
+	ob->in_own = was;
+	return src;
+}
+
+void
+lb_outbox_state_key(char out[LITEBUS_CHANNEL_NAME_MAX + 1], const char *name)
+{
+	size_t i = 0;
+
+	for (; name[i] != '\0' && i < LITEBUS_CHANNEL_NAME_MAX; i++) {
+		char c = name[i];
+
+		out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	out[i] = '\0';
+}
+
+int
+lb_outbox_read_pruned(sqlite3 *db, const char *channel_name, int64_t *through)
+{
+	char key[LITEBUS_CHANNEL_NAME_MAX + 1];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	lb_outbox_state_key(key, channel_name);
+	*through = 0;
+	rc = sqlite3_prepare_v2(db, own_sql[LB_SQL_PRUNED_GET], -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*through = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			rc = SQLITE_OK;
+		}
+	}
+	/* Finalizing ends the read transaction at once. */
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the pruned prefix");
+	return LITEBUS_OK;
+}
+
+int
+lb_outbox_read_oldest(sqlite3 *db, const char *channel_name, int64_t *oldest)
+{
+	char sql[SQL_MAX];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*oldest = 0;
+	snprintf(sql, sizeof sql,
+		 "SELECT event_id FROM main.\"litebus_outbox_%s\" "
+		 "ORDER BY event_id LIMIT 1",
+		 channel_name);
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*oldest = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the oldest event_id");
+	return LITEBUS_OK;
+}
+
+int
+lb_outbox_prepare_consumers(sqlite3 *db, sqlite3_stmt **out)
+{
+	return outbox_prepare(
+	    db,
+	    "SELECT channel, name, position, acked_at_ms, holder_pid, "
+	    "holder_start FROM main.litebus_consumer ORDER BY channel, name",
+	    out);
 }

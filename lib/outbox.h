@@ -16,7 +16,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LB_SCHEMA_VERSION 1
+/* The schema this library writes, and the oldest it migrates from (O6). */
+#define LB_SCHEMA_VERSION 2
+#define LB_SCHEMA_VERSION_OLDEST 1
 
 /* SQLITE_LIMIT_LENGTH (0) .. SQLITE_LIMIT_WORKER_THREADS (11). */
 #define LB_NLIMITS (SQLITE_LIMIT_WORKER_THREADS + 1)
@@ -32,6 +34,38 @@ struct lb_dbname {
 	bool is_memory;
 };
 
+/*
+ * litebus's own statements on its state tables (schema version 2), and for
+ * pruning outbox rows.  The SQL text lives in outbox.c; consumer.c and
+ * retention.c bind them, step them with lb_outbox_own_step() inside a
+ * job (a litebus job or the application's, for litebus_consumer_ack_tx)
+ * on the writer thread, and reset them.  Parameters and columns:
+ */
+enum lb_own_sql {
+	LB_SQL_CONSUMER_GET,	 /* ?1 channel ?2 name -> position,
+				    holder_pid, holder_start */
+	LB_SQL_CONSUMER_INSERT,	 /* ?1 channel ?2 name ?3 position
+				    ?4 acked_at_ms ?5 holder_pid
+				    ?6 holder_start */
+	LB_SQL_CONSUMER_HOLD,	 /* ?1 channel ?2 name ?3 pid ?4 start */
+	LB_SQL_CONSUMER_RELEASE, /* ?1 channel ?2 name ?3 pid ?4 start:
+				    clears the holder if it is that one */
+	LB_SQL_CONSUMER_ACK,	 /* ?1 channel ?2 name ?3 position
+				    ?4 acked_at_ms: moves forward only */
+	LB_SQL_CONSUMER_DELETE,	 /* ?1 channel ?2 name */
+	LB_SQL_CONSUMER_FLOOR,	 /* ?1 channel -> the smallest position */
+	LB_SQL_PRUNED_GET,	 /* ?1 channel -> pruned_through */
+	LB_SQL_PRUNED_SET,	 /* ?1 channel ?2 through: forward only */
+	LB_OWN_SQL_COUNT
+};
+/* Per channel (the statement names the channel's table). */
+enum lb_own_chan_sql {
+	LB_SQL_PRUNE_SCAN,   /* ?1 limit -> event_id, committed_at_ms, the
+				oldest rows first */
+	LB_SQL_PRUNE_DELETE, /* ?1 through: deletes event_id <= through */
+	LB_OWN_CHAN_SQL_COUNT
+};
+
 /* The writer's connection and its prepared statements. */
 struct lb_outbox {
 	sqlite3 *db;
@@ -43,12 +77,16 @@ struct lb_outbox {
 	sqlite3_stmt *next_id[LITEBUS_MAX_CHANNELS];
 	/* Prepared on first use by lb_outbox_readback. */
 	sqlite3_stmt *readback[LITEBUS_MAX_CHANNELS];
+	/* Prepared on first use by lb_outbox_own / lb_outbox_own_chan. */
+	sqlite3_stmt *own[LB_OWN_SQL_COUNT];
+	sqlite3_stmt *own_chan[LB_OWN_CHAN_SQL_COUNT][LITEBUS_MAX_CHANNELS];
 	/* sqlite3_limit() values after open, put back after every job. */
 	int limits[LB_NLIMITS];
 	int64_t last_data_version;
 	/* Authorizer state, writer thread only. */
 	bool in_job;
 	bool in_emit;
+	bool in_own;   /* lb_outbox_own_step() runs litebus's own statement */
 	bool txn_lost; /* the rollback hook fired during the job */
 	bool job_ddl;  /* the job prepared DDL */
 	/* sqlite3_db_config() flags after open, and how many objects are in
@@ -188,6 +226,35 @@ int lb_outbox_range_row(sqlite3 *db, sqlite3_stmt *st,
  * Returns a litebus status; EBUSY means SQLITE_BUSY or SQLITE_LOCKED, and
  * may be retried. */
 int lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head);
+
+/* Writer: litebus's own statement `which` (prepared on first use;
+ * borrowed: reset it after use, never finalize it).  Litebus status. */
+int lb_outbox_own(struct lb_outbox *ob, enum lb_own_sql which,
+		  sqlite3_stmt **st);
+/* Writer: the same for channel `channel`, whose table is named after
+ * `name` (valid). */
+int lb_outbox_own_chan(struct lb_outbox *ob, enum lb_own_chan_sql which,
+		       int channel, const char *name, sqlite3_stmt **st);
+/* Writer: step an own statement (the authorizer lets it write litebus's
+ * state tables inside a job).  Raw SQLite code. */
+int lb_outbox_own_step(struct lb_outbox *ob, sqlite3_stmt *st);
+
+/* The key a channel has in litebus_consumer and litebus_pruned: its name
+ * in lower case (channel names are unique ignoring case), so that every
+ * spelling of a channel finds one row. */
+void lb_outbox_state_key(char out[LITEBUS_CHANNEL_NAME_MAX + 1],
+			 const char *name);
+
+/* A reader's connection, one short read each (litebus statuses; EBUSY may
+ * be retried): the largest event_id pruned from the channel's prefix (0:
+ * none), and the oldest event_id its table holds (0: empty). */
+int lb_outbox_read_pruned(sqlite3 *db, const char *channel_name,
+			  int64_t *through);
+int lb_outbox_read_oldest(sqlite3 *db, const char *channel_name,
+			  int64_t *oldest);
+/* Every durable consumer, ordered by channel key and name: columns
+ * channel, name, position, acked_at_ms, holder_pid, holder_start. */
+int lb_outbox_prepare_consumers(sqlite3 *db, sqlite3_stmt **out);
 
 /* Apply litebus's connection settings (defensive, untrusted schema). */
 int lb_outbox_harden(sqlite3 *db);

@@ -701,6 +701,49 @@ writer_tx_usable(const litebus_tx *tx)
 	       !lb_fork_is_inherited(tx->w->cfg.fork_gen);
 }
 
+struct lb_outbox *
+lb_writer_tx_outbox(litebus_tx *tx, const struct litebus *owner,
+		    const char *call)
+{
+	if (tx == NULL) {
+		lb_err_set(LITEBUS_EINVAL, "%s: NULL tx", call);
+		return NULL;
+	}
+	if (lb_fork_is_inherited(tx->w->cfg.fork_gen)) {
+		lb_fork_err(call);
+		return NULL;
+	}
+	if (!writer_tx_usable(tx)) {
+		lb_err_set(LITEBUS_EMISUSE,
+			   "%s: called outside a job or off the writer thread",
+			   call);
+		return NULL;
+	}
+	if (owner != NULL && tx->w->cfg.owner != owner) {
+		lb_err_set(LITEBUS_EMISUSE,
+			   "%s: the job runs on another bus than the handle's",
+			   call);
+		return NULL;
+	}
+	if (lb_outbox_job_lost(&tx->w->ob)) {
+		lb_err_set(
+		    LITEBUS_ESQLITE,
+		    "%s: an earlier statement of this job failed and "
+		    "SQLite rolled back the batch's transaction; the job "
+		    "will fail",
+		    call);
+		return NULL;
+	}
+	return &tx->w->ob;
+}
+
+int64_t
+lb_writer_tx_now_ms(litebus_tx *tx)
+{
+	LB_ASSERT_ON_WRITER(tx->w);
+	return tx->w->batch_ms;
+}
+
 sqlite3 *
 litebus_tx_db(litebus_tx *tx)
 {

@@ -43,6 +43,18 @@ int lb_writer_start(const struct lb_writer_config *cfg, struct lb_writer **out);
 void lb_writer_stop(struct lb_writer *w);
 void lb_writer_free(struct lb_writer *w);
 
+/* For litebus's own statements inside a job (consumer.c, retention.c):
+ * the writer's outbox, if `tx` runs a job on this thread, of `owner`'s
+ * writer (NULL: any), and the job's transaction is still alive.
+ * Otherwise NULL with the thread's error set (EINVAL, EFORKED, EMISUSE,
+ * ESQLITE), `call` naming the public function. */
+struct lb_outbox *lb_writer_tx_outbox(litebus_tx *tx,
+				      const struct litebus *owner,
+				      const char *call);
+/* The time the running batch began (ms since the Unix epoch): what
+ * committed_at_ms says of its rows.  Writer thread, inside a job. */
+int64_t lb_writer_tx_now_ms(litebus_tx *tx);
+
 /* Is the calling thread the writer of `owner`?  Any thread. */
 bool lb_writer_is_current(const struct litebus *owner);
 

@@ -423,7 +423,7 @@ open_records_the_schema_version_and_switches_the_file_to_wal(void **state)
 
 	assert_int_equal(fx_sql_int(db, "SELECT value FROM litebus_meta WHERE "
 				       "key = 'schema_version'"),
-			 1);
+			 2);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st,
 					    NULL),
 			 SQLITE_OK);
