@@ -80,7 +80,6 @@ struct consumer {
 	uint64_t delivered, lags, skipped;
 	uint64_t t_last;
 	int error;
-	_Atomic bool done;
 };
 
 struct run {
@@ -89,7 +88,7 @@ struct run {
 	void *bus;
 	pthread_barrier_t start;
 	_Atomic bool stop;
-	_Atomic bool abandon;
+	struct bench_drain drain;
 	struct producer *prod;
 	struct consumer *cons;
 	int ncons;
@@ -163,12 +162,6 @@ producer_main(void *arg)
 	return NULL;
 }
 
-static bool
-consumer_abandoned(struct consumer *c)
-{
-	return atomic_load_explicit(&c->run->abandon, memory_order_relaxed);
-}
-
 static void
 consumer_got(struct consumer *c, int64_t id, uint64_t key,
 	     const unsigned char *subject, size_t subject_len)
@@ -185,7 +178,7 @@ consumer_main(void *arg)
 	struct run *run = c->run;
 
 	pthread_barrier_wait(&run->start);
-	while (!consumer_abandoned(c)) {
+	while (!bench_drain_abandoned(&run->drain)) {
 		struct contender_delivery d;
 		int rc;
 
@@ -207,8 +200,7 @@ consumer_main(void *arg)
 		}
 	}
 	c->lags += run->ops->reader_lags(c->handle);
-	/* Release pairs with the acquire in run_wait_consumers(). */
-	atomic_store_explicit(&c->done, true, memory_order_release);
+	bench_drain_finished(&run->drain);
 	return NULL;
 }
 
@@ -216,22 +208,9 @@ consumer_main(void *arg)
 static bool
 run_wait_consumers(struct run *run, uint64_t t)
 {
-	bool all = false;
+	bool all =
+	    bench_drain_wait(&run->drain, run->ncons, t, DRAIN_DEADLINE_NS);
 
-	while (!all) {
-		all = true;
-		for (int i = 0; i < run->ncons; i++)
-			all = all && atomic_load_explicit(&run->cons[i].done,
-							  memory_order_acquire);
-		if (all)
-			break;
-		if (bench_now_ns() - t > DRAIN_DEADLINE_NS) {
-			atomic_store_explicit(&run->abandon, true,
-					      memory_order_relaxed);
-			break;
-		}
-		bench_sleep_ns(2000000);
-	}
 	for (int i = 0; i < run->ncons; i++)
 		pthread_join(run->cons[i].thread, NULL);
 	return all;
@@ -255,7 +234,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 	run.cfg = cfg;
 	run.ops = ops;
 	atomic_init(&run.stop, false);
-	atomic_init(&run.abandon, false);
+	bench_drain_init(&run.drain);
 	bench_db_path(path, sizeof path, ops->name);
 	run.bus = ops->open(path, cfg->durability, 4096);
 
@@ -275,7 +254,6 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 		c->run = &run;
 		c->is_reader = i < cfg->readers;
 		oc_init(&c->oc, (uint32_t)cfg->producers);
-		atomic_init(&c->done, false);
 		c->handle = ops->attach(run.bus, c->is_reader ? CONTENDER_READER
 							      : CONTENDER_SUB);
 	}

@@ -50,7 +50,6 @@ struct lat_consumer {
 	void *handle; /* the contender's subscriber or reader */
 	struct order_check oc;
 	uint64_t received, skipped;
-	_Atomic bool done;
 };
 
 struct lat_run {
@@ -63,7 +62,7 @@ struct lat_run {
 	struct hist late;
 	_Atomic uint64_t acked;
 	uint64_t ack_failed; /* in lat_done() */
-	_Atomic bool abandon;
+	struct bench_drain drain;
 	struct lat_consumer cons[2];
 };
 
@@ -111,7 +110,7 @@ lat_consumer_main(void *arg)
 	struct lat_consumer *c = arg;
 	struct lat_run *run = c->run;
 
-	while (!atomic_load_explicit(&run->abandon, memory_order_relaxed)) {
+	while (!bench_drain_abandoned(&run->drain)) {
 		struct contender_delivery d;
 		int rc;
 
@@ -129,7 +128,7 @@ lat_consumer_main(void *arg)
 			break;
 		}
 	}
-	atomic_store_explicit(&c->done, true, memory_order_release);
+	bench_drain_finished(&run->drain);
 	return NULL;
 }
 
@@ -167,7 +166,7 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	char path[512], tag[32];
 	pthread_t producer;
 	uint64_t t_end;
-	bool drained = true;
+	bool drained;
 
 	run->n = (uint64_t)(rate * seconds);
 	run->period_ns = (uint64_t)(1e9 / rate);
@@ -178,7 +177,7 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	}
 	hist_init(&run->late);
 	atomic_init(&run->acked, 0);
-	atomic_init(&run->abandon, false);
+	bench_drain_init(&run->drain);
 	run->ack_failed = 0;
 	run->evs = calloc(run->n, sizeof *run->evs);
 	if (run->evs == NULL) {
@@ -199,7 +198,6 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 		c->run = run;
 		c->path = i == 0 ? PATH_SUB : PATH_READER;
 		oc_init(&c->oc, 1);
-		atomic_init(&c->done, false);
 		c->handle = run->ops->attach(run->bus, c->path == PATH_SUB
 							   ? CONTENDER_SUB
 							   : CONTENDER_READER);
@@ -214,19 +212,8 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 		bench_sleep_ns(1000000);
 	t_end = bench_now_ns();
 	run->ops->end(run->bus);
-	for (int i = 0; i < 2; i++) {
-		struct lat_consumer *c = &run->cons[i];
-
-		while (!atomic_load_explicit(&c->done, memory_order_acquire)) {
-			if (bench_now_ns() - t_end > LAT_DRAIN_DEADLINE_NS) {
-				atomic_store_explicit(&run->abandon, true,
-						      memory_order_relaxed);
-				drained = false;
-				break;
-			}
-			bench_sleep_ns(1000000);
-		}
-	}
+	drained =
+	    bench_drain_wait(&run->drain, 2, t_end, LAT_DRAIN_DEADLINE_NS);
 	for (int i = 0; i < 2; i++) {
 		struct lat_consumer *c = &run->cons[i];
 

@@ -48,7 +48,6 @@ struct ring_sub {
 	struct bring_sub bsub;
 	struct order_check oc;
 	uint64_t received, lags, skipped, t_last;
-	_Atomic bool done;
 };
 
 struct ring_run {
@@ -62,7 +61,7 @@ struct ring_run {
 	struct lb_channel *ch;
 	struct bring ring;
 	pthread_barrier_t start;
-	_Atomic bool abandon;
+	struct bench_drain drain;
 	struct ring_sub subs[RING_MAX_SUBS];
 };
 
@@ -82,7 +81,7 @@ ring_sub_main(void *arg)
 	struct ring_run *run = s->run;
 
 	pthread_barrier_wait(&run->start);
-	while (!atomic_load_explicit(&run->abandon, memory_order_relaxed)) {
+	while (!bench_drain_abandoned(&run->drain)) {
 		int rc;
 
 		if (!run->base) {
@@ -126,7 +125,7 @@ ring_sub_main(void *arg)
 			}
 		}
 	}
-	atomic_store_explicit(&s->done, true, memory_order_release);
+	bench_drain_finished(&run->drain);
 	return NULL;
 }
 
@@ -159,10 +158,10 @@ ring_once(struct ring_run *run, struct ring_out *out)
 	struct bring_rec brec[RING_BURST];
 	uint64_t t0, t_end, pos = 0, n = run->records;
 	uint64_t max_ns = (uint64_t)(run->seconds * 1e9);
-	bool drained = true;
+	bool drained;
 
 	memset(out, 0, sizeof *out);
-	atomic_init(&run->abandon, false);
+	bench_drain_init(&run->drain);
 	if (run->base) {
 		if (bring_init(&run->ring, run->capacity) != 0) {
 			fprintf(stderr, "litebus-bench: out of memory\n");
@@ -180,7 +179,6 @@ ring_once(struct ring_run *run, struct ring_out *out)
 		memset(s, 0, sizeof *s);
 		s->run = run;
 		oc_init(&s->oc, 1);
-		atomic_init(&s->done, false);
 		if (run->base)
 			bring_sub_init(&s->bsub, &run->ring);
 		else
@@ -231,18 +229,8 @@ ring_once(struct ring_run *run, struct ring_out *out)
 		bring_close(&run->ring);
 	else
 		litebus_close(run->bus);
-	for (int i = 0; i < run->nsubs; i++) {
-		while (!atomic_load_explicit(&run->subs[i].done,
-					     memory_order_acquire)) {
-			if (bench_now_ns() - t_end > RING_DRAIN_DEADLINE_NS) {
-				atomic_store_explicit(&run->abandon, true,
-						      memory_order_relaxed);
-				drained = false;
-				break;
-			}
-			bench_sleep_ns(1000000);
-		}
-	}
+	drained = bench_drain_wait(&run->drain, run->nsubs, t_end,
+				   RING_DRAIN_DEADLINE_NS);
 	out->ok = drained;
 	if (!drained)
 		snprintf(out->why, sizeof out->why,
