@@ -90,4 +90,12 @@ struct contender {
 extern const struct contender contender_litebus;
 extern const struct contender contender_naive;
 
+/* contender_litebus's subscriber steps, also used by the ring scenario's
+ * subscribers: litebus_recv into *ev, as a delivery (d->subject points
+ * into *ev); and litebus_sub_stats_get as received and skipped. */
+int contender_litebus_recv(litebus_sub *sub, litebus_event *ev,
+			   struct contender_delivery *d, int timeout_ms);
+bool contender_litebus_sub_stats(const litebus_sub *sub, uint64_t *received,
+				 uint64_t *skipped);
+
 #endif

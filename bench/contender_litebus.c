@@ -15,6 +15,35 @@ struct lb_consumer {
 	litebus_event ev;	/* the last event, for its subject prefix */
 };
 
+int
+contender_litebus_recv(litebus_sub *sub, litebus_event *ev,
+		       struct contender_delivery *d, int timeout_ms)
+{
+	int rc = litebus_recv(sub, ev, timeout_ms);
+
+	if (rc == LITEBUS_OK) {
+		d->event_id = ev->event_id;
+		d->key = (uint64_t)ev->partition_key;
+		d->subject = ev->subject_prefix;
+		d->subject_len = ev->subject_len;
+	} else if (rc == LITEBUS_LAGGED) {
+		d->skipped = litebus_sub_skipped(sub);
+	}
+	return rc;
+}
+
+bool
+contender_litebus_sub_stats(const litebus_sub *sub, uint64_t *received,
+			    uint64_t *skipped)
+{
+	litebus_sub_stats ss;
+
+	litebus_sub_stats_get(sub, &ss);
+	*received = ss.received;
+	*skipped = ss.skipped;
+	return true;
+}
+
 static void *
 lb_open(const char *path, int durability, uint32_t ring_capacity)
 {
@@ -73,16 +102,7 @@ lb_next(void *consumer, struct contender_delivery *d, int timeout_ms)
 		}
 		return rc;
 	}
-	rc = litebus_recv(c->sub, &c->ev, timeout_ms);
-	if (rc == LITEBUS_OK) {
-		d->event_id = c->ev.event_id;
-		d->key = (uint64_t)c->ev.partition_key;
-		d->subject = c->ev.subject_prefix;
-		d->subject_len = c->ev.subject_len;
-	} else if (rc == LITEBUS_LAGGED) {
-		d->skipped = litebus_sub_skipped(c->sub);
-	}
-	return rc;
+	return contender_litebus_recv(c->sub, &c->ev, d, timeout_ms);
 }
 
 /* A litebus reader never returns LAGGED and the benchmark has always
@@ -99,12 +119,8 @@ static bool
 lb_sub_stats(const void *consumer, uint64_t *received, uint64_t *skipped)
 {
 	const struct lb_consumer *c = consumer;
-	litebus_sub_stats ss;
 
-	litebus_sub_stats_get(c->sub, &ss);
-	*received = ss.received;
-	*skipped = ss.skipped;
-	return true;
+	return contender_litebus_sub_stats(c->sub, received, skipped);
 }
 
 static void

@@ -134,28 +134,13 @@ lbring_subscribe(struct ring_run *run, struct ring_sub *s)
 static int
 lbring_recv(struct ring_sub *s, struct contender_delivery *d, int timeout_ms)
 {
-	int rc = litebus_recv(s->sub, &s->ev, timeout_ms);
-
-	if (rc == LITEBUS_OK) {
-		d->event_id = s->ev.event_id;
-		d->key = (uint64_t)s->ev.partition_key;
-		d->subject = s->ev.subject_prefix;
-		d->subject_len = s->ev.subject_len;
-	} else if (rc == LITEBUS_LAGGED) {
-		d->skipped = litebus_sub_skipped(s->sub);
-	}
-	return rc;
+	return contender_litebus_recv(s->sub, &s->ev, d, timeout_ms);
 }
 
 static bool
 lbring_sub_stats(struct ring_sub *s, uint64_t *received, uint64_t *skipped)
 {
-	litebus_sub_stats ss;
-
-	litebus_sub_stats_get(s->sub, &ss);
-	*received = ss.received;
-	*skipped = ss.skipped;
-	return true;
+	return contender_litebus_sub_stats(s->sub, received, skipped);
 }
 
 static void
