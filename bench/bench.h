@@ -1,17 +1,18 @@
 /*
  * bench.h - what the scenarios of litebus-bench share: clocks, the
  * temporary directory, the one row shape every contender writes, the
- * check that a consumer saw exactly the committed events in order, and
- * the report (one human line and one JSON object per configuration).
+ * consumers' checks (through tests/support/oracle.h), and the report (one
+ * human line and one JSON object per configuration).
  *
  * Threads: the report and the temporary directory belong to the main
- * thread; clocks and order checks may be used from any thread (an order
- * check by one thread at a time).
+ * thread; clocks may be used from any thread, and a consumer's checks by
+ * its own thread (see oracle.h).
  */
 #ifndef BENCH_H
 #define BENCH_H
 
 #include "litebus.h"
+#include "oracle.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -96,9 +97,8 @@ void bench_dir_remove(void);
 /* An event's key: which producer sent it and its sequence number there.
  * It travels as the partition_key, and big-endian as the subject (so a
  * raw subscriber sees it in subject_prefix too). */
-#define BENCH_KEY(p, seq) (((uint64_t)(p) << 32) | (uint64_t)(seq))
-#define BENCH_KEY_P(k) ((uint32_t)((k) >> 32))
-#define BENCH_KEY_SEQ(k) ((uint32_t)((k)&0xffffffffu))
+#define BENCH_KEY(p, seq) ORACLE_KEY(p, seq)
+#define BENCH_KEY_SEQ(k) ORACLE_KEY_SEQ(k)
 
 extern const unsigned char bench_payload[BENCH_PAYLOAD_LEN];
 void bench_subject(unsigned char out[BENCH_SUBJECT_LEN], uint64_t key);
@@ -141,37 +141,26 @@ int bench_emit_job(litebus_tx *tx, void *arg);
 void bench_litebus_check(int rc, const char *what);
 
 /* ------------------------------------------------------------------ */
-/* Order checks                                                        */
+/* Consumer checks (tests/support/oracle.h)                            */
 
 /*
- * What one consumer saw.  Events carry ids 1, 2, 3, ... (a fresh database
- * or ring) and keys BENCH_KEY(p, seq) with seq = 0, 1, 2, ... per
- * producer.  A reader must see every id in order; a raw subscriber may
- * skip ahead only right after a LAGGED (oc_lagged), and then only forward.
+ * Events carry ids 1, 2, 3, ... (a fresh database or ring) and keys
+ * BENCH_KEY(p, seq) with seq = 0, 1, 2, ... per producer.  After a run,
+ * oracle_commit_dense(o, 1, N, committed) says what committed, and
+ * oracle_check() whether a consumer got it: a reader every id in order
+ * and each producer's events in submission order, a raw subscriber the
+ * same but for what each LAGGED skipped, exactly.
  */
-struct order_check {
-	uint64_t seen;
-	int64_t last_id;
-	uint32_t nprod;
-	bool lag_pending;  /* the next id may jump forward */
-	uint64_t may_skip; /* per producer: its next seq may jump */
-	uint32_t next_seq[BENCH_MAXP];
-	bool ok;
-	char why[160];
-};
-
-void oc_init(struct order_check *c, uint32_t nprod);
-/* One delivered event; subject is the full subject (rows) or the prefix
- * (ring events), subject_len the full length. */
-void oc_event(struct order_check *c, int64_t id, uint64_t key,
-	      const unsigned char *subject, size_t subject_len);
-void oc_lagged(struct order_check *c);
-/* For a reader at the end: saw exactly total events, and committed[p]
- * from producer p. */
-void oc_expect_exact(struct order_check *c, uint64_t total,
-		     const uint64_t *committed);
-void oc_fail(struct order_check *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* An oracle for one run of nprod producers; exits if memory runs out. */
+struct oracle *bench_oracle(uint32_t nprod);
+/* Its reader or subscriber number i ("reader 3"); exits likewise. */
+struct oracle_consumer *bench_consumer(struct oracle *o, bool is_reader,
+				       int i);
+/* One delivered event, and its subject checked against its key; subject
+ * is the full subject (rows) or the prefix (ring events), subject_len
+ * the full length. */
+void bench_saw(struct oracle_consumer *c, int64_t id, uint64_t key,
+	       const unsigned char *subject, size_t subject_len);
 
 /* ------------------------------------------------------------------ */
 /* Report                                                              */

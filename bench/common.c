@@ -1,6 +1,6 @@
 /*
  * common.c - clocks, draining consumers, the temporary directory, the row
- * shape, order checks and the report of litebus-bench (see bench.h).
+ * shape, consumer checks and the report of litebus-bench (see bench.h).
  */
 #include "bench.h"
 #include "wait.h"
@@ -346,101 +346,56 @@ bench_emit_job(litebus_tx *tx, void *arg)
 }
 
 /* ------------------------------------------------------------------ */
-/* Order checks                                                        */
+/* Consumer checks                                                     */
 
-void
-oc_init(struct order_check *c, uint32_t nprod)
+static void
+bench_out_of_memory(void)
 {
-	memset(c, 0, sizeof *c);
-	c->nprod = nprod;
-	c->ok = true;
+	fprintf(stderr, "litebus-bench: out of memory\n");
+	exit(2);
+}
+
+struct oracle *
+bench_oracle(uint32_t nprod)
+{
+	const struct oracle_config cfg = {.channel = BENCH_CHANNEL,
+					  .producers = nprod};
+	struct oracle *o = oracle_new(&cfg);
+
+	if (o == NULL)
+		bench_out_of_memory();
+	return o;
+}
+
+struct oracle_consumer *
+bench_consumer(struct oracle *o, bool is_reader, int i)
+{
+	struct oracle_consumer *c;
+	char name[32];
+
+	snprintf(name, sizeof name, "%s %d",
+		 is_reader ? "reader" : "subscriber", i);
+	c = is_reader ? oracle_reader_new(o, name)
+		      : oracle_subscriber_new(o, name);
+	if (c == NULL)
+		bench_out_of_memory();
+	return c;
 }
 
 void
-oc_fail(struct order_check *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!c->ok)
-		return;
-	c->ok = false;
-	va_start(ap, fmt);
-	vsnprintf(c->why, sizeof c->why, fmt, ap);
-	va_end(ap);
-}
-
-void
-oc_lagged(struct order_check *c)
-{
-	c->lag_pending = true;
-	c->may_skip = ~(uint64_t)0;
-}
-
-void
-oc_event(struct order_check *c, int64_t id, uint64_t key,
-	 const unsigned char *subject, size_t subject_len)
+bench_saw(struct oracle_consumer *c, int64_t id, uint64_t key,
+	  const unsigned char *subject, size_t subject_len)
 {
 	unsigned char want[BENCH_SUBJECT_LEN];
-	uint32_t p = BENCH_KEY_P(key), seq = BENCH_KEY_SEQ(key);
 
-	if (!c->ok)
-		return;
-	c->seen++;
-	if (id <= c->last_id) {
-		oc_fail(c,
-			"event_id %lld after %lld (repeated or out of "
-			"order)",
-			(long long)id, (long long)c->last_id);
-		return;
-	}
-	if (!c->lag_pending && id != c->last_id + 1) {
-		oc_fail(c, "event_id %lld after %lld without a LAGGED (gap)",
-			(long long)id, (long long)c->last_id);
-		return;
-	}
-	c->lag_pending = false;
-	c->last_id = id;
-	if (p >= c->nprod) {
-		oc_fail(c, "event %lld from unknown producer %u", (long long)id,
-			p);
-		return;
-	}
-	if (seq != c->next_seq[p] &&
-	    !((c->may_skip >> p & 1u) && seq > c->next_seq[p])) {
-		oc_fail(c, "event %lld: producer %u seq %u, expected %u",
-			(long long)id, p, seq, c->next_seq[p]);
-		return;
-	}
-	c->may_skip &= ~((uint64_t)1 << p);
-	c->next_seq[p] = seq + 1;
+	oracle_saw(c, id, key);
 	bench_subject(want, key);
 	if (subject_len != BENCH_SUBJECT_LEN || subject == NULL ||
 	    memcmp(subject, want, BENCH_SUBJECT_LEN) != 0)
-		oc_fail(c, "event %lld: subject does not match its key",
-			(long long)id);
-}
-
-void
-oc_expect_exact(struct order_check *c, uint64_t total,
-		const uint64_t *committed)
-{
-	if (!c->ok)
-		return;
-	if (c->seen != total || c->last_id != (int64_t)total) {
-		oc_fail(c, "saw %llu events up to id %lld, %llu committed",
-			(unsigned long long)c->seen, (long long)c->last_id,
-			(unsigned long long)total);
-		return;
-	}
-	for (uint32_t p = 0; committed != NULL && p < c->nprod; p++)
-		if (c->next_seq[p] != committed[p]) {
-			oc_fail(c,
-				"producer %u: saw %u events, %llu "
-				"committed",
-				p, c->next_seq[p],
-				(unsigned long long)committed[p]);
-			return;
-		}
+		oracle_consumer_fail(c,
+				     "event %lld: subject does not match its "
+				     "key",
+				     (long long)id);
 }
 
 /* ------------------------------------------------------------------ */

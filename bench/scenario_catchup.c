@@ -57,38 +57,42 @@ catchup_reader(litebus *bus, uint64_t rows, uint64_t *queries, bool *ok,
 	litebus_reader *r;
 	litebus_reader_stats st;
 	litebus_row row;
-	struct order_check oc;
-	uint64_t t0, t1, committed = rows;
+	struct oracle *o = bench_oracle(1);
+	struct oracle_consumer *c = bench_consumer(o, true, 0);
+	uint64_t t0, t1, seen, committed = rows;
+	bool failed = false;
 
-	oc_init(&oc, 1);
 	t0 = bench_now_ns();
 	bench_litebus_check(litebus_reader_open(bus, BENCH_CHANNEL_ID,
 						LITEBUS_FROM_START, NULL, &r),
 			    "litebus_reader_open");
-	while (oc.seen < rows && oc.ok) {
+	while (oracle_received(c) < rows) {
 		int rc = litebus_reader_next(r, &row, 5000);
 
 		if (rc != LITEBUS_OK) {
-			oc_fail(&oc, "litebus_reader_next: %s after %llu rows",
-				litebus_errname(rc),
-				(unsigned long long)oc.seen);
+			oracle_consumer_fail(
+			    c, "litebus_reader_next: %s after %llu rows",
+			    litebus_errname(rc),
+			    (unsigned long long)oracle_received(c));
+			failed = true;
 			break;
 		}
-		oc_event(&oc, row.event_id, (uint64_t)row.partition_key,
-			 row.subject, row.subject_len);
+		bench_saw(c, row.event_id, (uint64_t)row.partition_key,
+			  row.subject, row.subject_len);
 	}
 	t1 = bench_now_ns();
 	/* Nothing more may come: the reader is at the end. */
-	if (oc.ok && litebus_reader_next(r, &row, 0) != LITEBUS_TIMEOUT)
-		oc_fail(&oc, "a row after the last one (id %lld)",
-			(long long)row.event_id);
-	oc_expect_exact(&oc, rows, &committed);
+	if (!failed && litebus_reader_next(r, &row, 0) != LITEBUS_TIMEOUT)
+		oracle_consumer_fail(c, "a row after the last one (id %lld)",
+				     (long long)row.event_id);
+	oracle_commit_dense(o, 1, rows, &committed);
 	litebus_reader_stats_get(r, &st);
 	*queries = st.queries;
 	litebus_reader_close(r);
-	*ok = oc.ok;
-	snprintf(why, why_len, "%s", oc.why);
-	return (double)oc.seen / bench_secs(t1 - t0);
+	*ok = oracle_check(o, c, why, why_len);
+	seen = oracle_received(c);
+	oracle_free(o);
+	return (double)seen / bench_secs(t1 - t0);
 }
 
 void

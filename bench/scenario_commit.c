@@ -75,8 +75,8 @@ struct consumer {
 	pthread_t thread;
 	struct run *run;
 	bool is_reader;
-	void *handle; /* the contender's reader or subscriber */
-	struct order_check oc;
+	void *handle;		    /* the contender's reader or subscriber */
+	struct oracle_consumer *oc; /* what it got, for the checks */
 	uint64_t delivered, lags, skipped;
 	uint64_t t_last;
 	int error;
@@ -86,6 +86,7 @@ struct run {
 	const struct run_cfg *cfg;
 	const struct contender *ops;
 	void *bus;
+	struct oracle *oracle; /* what committed and what was delivered */
 	pthread_barrier_t start;
 	_Atomic bool stop;
 	struct bench_drain drain;
@@ -166,7 +167,7 @@ static void
 consumer_got(struct consumer *c, int64_t id, uint64_t key,
 	     const unsigned char *subject, size_t subject_len)
 {
-	oc_event(&c->oc, id, key, subject, subject_len);
+	bench_saw(c->oc, id, key, subject, subject_len);
 	c->delivered++;
 	c->t_last = bench_now_ns();
 }
@@ -189,13 +190,13 @@ consumer_main(void *arg)
 		else if (rc == LITEBUS_LAGGED) {
 			c->lags++;
 			c->skipped += d.skipped;
-			oc_lagged(&c->oc);
+			oracle_lagged(c->oc, d.skipped);
 		}
 		if (rc == LITEBUS_CLOSED)
 			break;
 		if (rc < 0) {
 			c->error = rc;
-			oc_fail(&c->oc, "%s", litebus_errname(rc));
+			oracle_consumer_fail(c->oc, "%s", litebus_errname(rc));
 			break;
 		}
 	}
@@ -245,6 +246,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 		fprintf(stderr, "litebus-bench: out of memory\n");
 		exit(2);
 	}
+	run.oracle = bench_oracle((uint32_t)cfg->producers);
 	/* Attach every consumer before anything is committed. */
 	for (int i = 0; i < cfg->idle; i++)
 		idle[i] = ops->attach(run.bus, CONTENDER_IDLE);
@@ -253,7 +255,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 
 		c->run = &run;
 		c->is_reader = i < cfg->readers;
-		oc_init(&c->oc, (uint32_t)cfg->producers);
+		c->oc = bench_consumer(run.oracle, c->is_reader, i);
 		c->handle = ops->attach(run.bus, c->is_reader ? CONTENDER_READER
 							      : CONTENDER_SUB);
 	}
@@ -326,8 +328,10 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 			 "commit",
 			 DRAIN_DEADLINE_NS / 1000000000ull);
 	}
+	oracle_commit_dense(run.oracle, 1, out->events, committed);
 	for (int i = 0; i < run.ncons; i++) {
 		struct consumer *c = &run.cons[i];
+		char why[sizeof out->why];
 
 		out->reader_lags += c->is_reader ? c->lags : 0;
 		out->sub_lags += c->is_reader ? 0 : c->lags;
@@ -335,40 +339,22 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 			delivered += c->delivered;
 			if (c->t_last > t_last)
 				t_last = c->t_last;
-			oc_expect_exact(&c->oc, out->events, committed);
 		} else {
-			uint64_t rcv = c->delivered, skp = c->skipped;
+			uint64_t skp = c->skipped;
 			uint64_t own_rcv, own_skp;
 
-			if (ops->sub_stats(c->handle, &own_rcv, &own_skp)) {
-				if (own_rcv != rcv || own_skp != skp)
-					oc_fail(&c->oc,
-						"litebus_sub_stats %llu+%llu, "
-						"counted %llu+%llu",
-						(unsigned long long)own_rcv,
-						(unsigned long long)own_skp,
-						(unsigned long long)rcv,
-						(unsigned long long)skp);
-			}
-			if (rcv + skp != out->events)
-				oc_fail(&c->oc,
-					"received %llu + skipped %llu != "
-					"%llu published",
-					(unsigned long long)rcv,
-					(unsigned long long)skp,
-					(unsigned long long)out->events);
+			if (ops->sub_stats(c->handle, &own_rcv, &own_skp))
+				oracle_sub_stats(c->oc, own_rcv, own_skp);
 			if (out->events > 0)
 				out->sub_lost += (double)skp /
 						 (double)out->events /
 						 (double)cfg->subs;
 		}
-		if (!c->oc.ok) {
+		if (!oracle_check(run.oracle, c->oc, why, sizeof why)) {
 			bool *ok =
 			    c->is_reader ? &out->readers_ok : &out->subs_ok;
 			if (*ok)
-				snprintf(out->why, sizeof out->why, "%s %d: %s",
-					 c->is_reader ? "reader" : "subscriber",
-					 i, c->oc.why);
+				snprintf(out->why, sizeof out->why, "%s", why);
 			*ok = false;
 		}
 		ops->detach(c->handle);
@@ -394,6 +380,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 			 (long long)count, (long long)lo, (long long)hi,
 			 (unsigned long long)out->events);
 	bench_db_remove(path);
+	oracle_free(run.oracle);
 	free(run.prod);
 	free(run.cons);
 	free(idle);

@@ -47,8 +47,8 @@ struct lat_consumer {
 	pthread_t thread;
 	struct lat_run *run;
 	int path;
-	void *handle; /* the contender's subscriber or reader */
-	struct order_check oc;
+	void *handle;		    /* the contender's subscriber or reader */
+	struct oracle_consumer *oc; /* what it got, for the checks */
 	uint64_t received, skipped;
 };
 
@@ -58,6 +58,7 @@ struct lat_run {
 	uint64_t t0, period_ns; /* event i is due at t0 + i * period_ns */
 	void *bus;
 	struct lat_ev *evs;
+	struct oracle *oracle; /* what committed and what was delivered */
 	struct hist hist[NPATHS];
 	struct hist late;
 	_Atomic uint64_t acked;
@@ -100,7 +101,7 @@ lat_got(struct lat_consumer *c, int64_t id, uint64_t key,
 
 	hist_add(&c->run->hist[c->path],
 		 now - lat_due(c->run, BENCH_KEY_SEQ(key)));
-	oc_event(&c->oc, id, key, subject, subject_len);
+	bench_saw(c->oc, id, key, subject, subject_len);
 	c->received++;
 }
 
@@ -117,14 +118,14 @@ lat_consumer_main(void *arg)
 		rc = run->ops->next(c->handle, &d, 200);
 		if (rc == LITEBUS_OK)
 			lat_got(c, d.event_id, d.key, d.subject, d.subject_len);
-		else if (rc == LITEBUS_LAGGED)
+		else if (rc == LITEBUS_LAGGED) {
 			c->skipped += d.skipped;
-		if (rc == LITEBUS_LAGGED)
-			oc_lagged(&c->oc);
+			oracle_lagged(c->oc, d.skipped);
+		}
 		if (rc == LITEBUS_CLOSED)
 			break;
 		if (rc < 0) {
-			oc_fail(&c->oc, "%s", litebus_errname(rc));
+			oracle_consumer_fail(c->oc, "%s", litebus_errname(rc));
 			break;
 		}
 	}
@@ -191,13 +192,14 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	snprintf(tag, sizeof tag, "lat-%s", run->ops->name);
 	bench_db_path(path, sizeof path, tag);
 	run->bus = run->ops->open(path, LITEBUS_DURABILITY_NORMAL, 4096);
+	run->oracle = bench_oracle(1);
 	for (int i = 0; i < 2; i++) {
 		struct lat_consumer *c = &run->cons[i];
 
 		memset(c, 0, sizeof *c);
 		c->run = run;
 		c->path = i == 0 ? PATH_SUB : PATH_READER;
-		oc_init(&c->oc, 1);
+		c->oc = bench_consumer(run->oracle, c->path == PATH_READER, i);
 		c->handle = run->ops->attach(run->bus, c->path == PATH_SUB
 							   ? CONTENDER_SUB
 							   : CONTENDER_READER);
@@ -214,26 +216,18 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	run->ops->end(run->bus);
 	drained =
 	    bench_drain_wait(&run->drain, 2, t_end, LAT_DRAIN_DEADLINE_NS);
+	/* The oracle is checked once no consumer records any more. */
+	for (int i = 0; i < 2; i++)
+		pthread_join(run->cons[i].thread, NULL);
+	oracle_commit_dense(run->oracle, 1, run->n, &run->n);
 	for (int i = 0; i < 2; i++) {
 		struct lat_consumer *c = &run->cons[i];
 
-		pthread_join(c->thread, NULL);
 		if (!drained)
-			oc_fail(&c->oc, "not drained 30 s after the last "
-					"commit");
-		if (c->path == PATH_SUB) {
-			if (c->received + c->skipped != run->n)
-				oc_fail(&c->oc,
-					"received %llu + skipped %llu != %llu",
-					(unsigned long long)c->received,
-					(unsigned long long)c->skipped,
-					(unsigned long long)run->n);
-		} else {
-			uint64_t committed = run->n;
-			oc_expect_exact(&c->oc, run->n, &committed);
-		}
-		ok[c->path] = c->oc.ok;
-		snprintf(why[c->path], 200, "%s", c->oc.why);
+			oracle_consumer_fail(c->oc, "not drained 30 s after "
+						    "the last commit");
+		ok[c->path] =
+		    oracle_check(run->oracle, c->oc, why[c->path], 200);
 		run->ops->detach(c->handle);
 	}
 	if (run->ack_failed != 0) {
@@ -243,6 +237,7 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	}
 	run->ops->close(run->bus);
 	bench_db_remove(path);
+	oracle_free(run->oracle);
 	free(run->evs);
 	run->evs = NULL;
 }

@@ -89,7 +89,9 @@
 
 #include "bus.h"
 
+#include "catalog.h"
 #include "errors.h"
+#include "jobs.h"
 #include "memvfs.h"
 #include "writer.h"
 
@@ -102,8 +104,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-_Atomic uint32_t lb_fork_generation; /* F1 */
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t registry_cond = PTHREAD_COND_INITIALIZER;
@@ -195,8 +195,7 @@ bus_atfork_parent(void)
 static void
 bus_atfork_child(void)
 {
-	/* F1.  Relaxed: see lb_bus_forked() in bus.h. */
-	atomic_fetch_add_explicit(&lb_fork_generation, 1, memory_order_relaxed);
+	lb_fork_child(); /* F1 */
 	/* F2: every file the parent had registered, the ones it had itself
 	 * inherited included. */
 	if (registry != NULL) {
@@ -237,17 +236,6 @@ bus_atfork_once(void)
 				  "handlers: %s",
 				  strerror(rc));
 	return LITEBUS_OK;
-}
-
-int
-lb_bus_err_forked(const char *call)
-{
-	return lb_err_set(LITEBUS_EFORKED,
-			  "%s: the handle was made by the parent process and "
-			  "was inherited across fork(); litebus threads and "
-			  "connections do not survive fork(): open litebus "
-			  "anew in this process",
-			  call);
 }
 
 /* F2.  Under registry_lock. */
@@ -307,6 +295,10 @@ bus_release(litebus *bus)
 {
 	lb_writer_free(bus->writer);
 	bus->writer = NULL;
+	if (bus->has_jobs) {
+		lb_jobq_fini(&bus->jobs);
+		bus->has_jobs = false;
+	}
 	/* close_v2 on an in-memory database with no statements of ours
 	 * cannot fail, and there is nothing to do if it did. */
 	(void)sqlite3_close_v2(bus->mem_keeper);
@@ -469,7 +461,7 @@ bus_check_index_clash(const litebus_options *o, const char *name)
 	memcpy(prefix, name, n - k);
 	prefix[n - k] = '\0';
 	for (int b = 0; b < LITEBUS_BUILTIN_CHANNELS; b++)
-		if (strcasecmp(prefix, lb_channel_builtin_name(b)) == 0)
+		if (strcasecmp(prefix, lb_catalog_builtin_name(b)) == 0)
 			clash = true;
 	for (const char *const *d = o->channels; d != NULL && *d != NULL; d++)
 		if (strcasecmp(prefix, *d) == 0)
@@ -524,7 +516,7 @@ bus_check_options(const litebus_options *o, int *nextra)
 				  ">= 1");
 	for (const char *const *c = o->channels; c != NULL && *c != NULL;
 	     c++, n++) {
-		if (!lb_channel_name_ok(*c))
+		if (!lb_catalog_name_ok(*c))
 			return lb_err_set(
 			    LITEBUS_EINVAL,
 			    "litebus_open: invalid channel name '%.64s': use "
@@ -540,7 +532,7 @@ bus_check_options(const litebus_options *o, int *nextra)
 		 * SQLite table names ignore case, so "Orders" and "orders"
 		 * would share one table (outbox.c). */
 		for (int b = 0; b < LITEBUS_BUILTIN_CHANNELS; b++)
-			if (strcasecmp(*c, lb_channel_builtin_name(b)) == 0)
+			if (strcasecmp(*c, lb_catalog_builtin_name(b)) == 0)
 				return lb_err_set(LITEBUS_EINVAL,
 						  "litebus_open: channel '%s' "
 						  "is built in",
@@ -609,7 +601,7 @@ bus_make_channels(litebus *bus, const litebus_options *o, int nextra)
 	for (int i = 0; i < bus->nchannels; i++) {
 		const char *name =
 		    i < LITEBUS_BUILTIN_CHANNELS
-			? lb_channel_builtin_name(i)
+			? lb_catalog_builtin_name(i)
 			: o->channels[i - LITEBUS_BUILTIN_CHANNELS];
 		struct lb_channel *ch = aligned_alloc(
 		    LB_CACHELINE, (sizeof *ch + LB_CACHELINE - 1) &
@@ -668,9 +660,7 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	bus->opts.path = NULL;
 	bus->opts.channels = NULL;
 	bus->canon_path = canon;
-	/* F1.  Relaxed: see lb_bus_forked(). */
-	bus->fork_gen =
-	    atomic_load_explicit(&lb_fork_generation, memory_order_relaxed);
+	bus->fork_gen = lb_fork_now(); /* F1 */
 	atomic_init(&bus->refs, 1);
 	bus->open_count = 1;
 	rc = bus_make_dbname(bus, o->path);
@@ -678,7 +668,22 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 		rc = bus_make_channels(bus, o, nextra);
 	if (rc != LITEBUS_OK)
 		goto fail;
-	rc = lb_writer_start(bus, &bus->writer);
+	rc = lb_jobq_init(&bus->jobs, o->max_queue, &bus->stats.queued);
+	if (rc != LITEBUS_OK)
+		goto fail;
+	bus->has_jobs = true;
+	rc = lb_writer_start(
+	    &(struct lb_writer_config){
+		.owner = bus,
+		.dbn = &bus->dbn,
+		.opts = &bus->opts,
+		.channels = bus->channels,
+		.nchannels = bus->nchannels,
+		.stats = &bus->stats,
+		.jobs = &bus->jobs,
+		.fork_gen = bus->fork_gen,
+	    },
+	    &bus->writer);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory)
 		rc = lb_outbox_open_reader(&bus->dbn, &bus->mem_keeper);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory) {
@@ -946,7 +951,7 @@ litebus_close(litebus *bus)
 	if (bus == NULL)
 		return LITEBUS_OK;
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_close");
+		return lb_fork_err("litebus_close");
 	pthread_mutex_lock(&registry_lock);
 	if (bus->open_count == 0) {
 		pthread_mutex_unlock(&registry_lock);
@@ -972,7 +977,8 @@ litebus_close(litebus *bus)
 	bus->closing = true; /* B2 */
 	/* B1: calls that start from here on get ECLOSED.  Relaxed: the flag
 	 * publishes no data; a call that misses it is refused by the
-	 * writer's own `closing` (writer.c, W5) or finds its channel closed. */
+	 * job queue's own `closing` (jobs.c, J1) or finds its channel closed.
+	 */
 	atomic_fetch_or_explicit(&bus->refs, LB_REFS_CLOSED,
 				 memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
@@ -985,6 +991,63 @@ litebus_close(litebus *bus)
 	return LITEBUS_OK;
 }
 
+/* ------------------------------------------------------------------ */
+/* Public: queueing jobs                                               */
+
+int
+litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
+{
+	struct lb_job j;
+	int rc;
+
+	if (bus == NULL || fn == NULL)
+		return lb_err_set(LITEBUS_EINVAL, "litebus_exec: NULL %s",
+				  bus == NULL ? "bus" : "job function");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_fork_err("litebus_exec");
+	if (lb_writer_is_current(bus))
+		return lb_err_set(LITEBUS_EDEADLK,
+				  "litebus_exec called on the bus's writer "
+				  "thread (from a job or a done-callback); "
+				  "use litebus_submit");
+	/* Built before the reference is taken: test_close_lifetime parks a
+	 * call right here, through the link seam, to preempt it there. */
+	lb_job_init_exec(&j, fn, arg);
+	if (!lb_bus_tryref(bus, "litebus_exec")) /* B1: keeps the bus */
+		return LITEBUS_ECLOSED;
+	rc = lb_jobq_push(&bus->jobs, &j);
+	if (rc == LITEBUS_OK)
+		rc = lb_job_wait(&j);
+	lb_bus_unref(bus);
+	return rc;
+}
+
+int
+litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
+	       void *done_arg)
+{
+	struct lb_job *j;
+	int rc;
+
+	if (bus == NULL || fn == NULL)
+		return lb_err_set(LITEBUS_EINVAL, "litebus_submit: NULL %s",
+				  bus == NULL ? "bus" : "job function");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_fork_err("litebus_submit");
+	j = lb_job_new_submit(fn, arg, done, done_arg);
+	if (j == NULL)
+		return lb_err_set(LITEBUS_ENOMEM, "allocating a job");
+	if (!lb_bus_tryref(bus, "litebus_submit")) { /* B1: keeps the bus */
+		lb_job_free(j);
+		return LITEBUS_ECLOSED;
+	}
+	rc = lb_jobq_push(&bus->jobs, j);
+	lb_bus_unref(bus);
+	if (rc != LITEBUS_OK)
+		lb_job_free(j);
+	return rc;
+}
+
 int
 litebus_channel_id(litebus *bus, const char *name)
 {
@@ -994,7 +1057,7 @@ litebus_channel_id(litebus *bus, const char *name)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_channel_id: NULL argument");
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_channel_id");
+		return lb_fork_err("litebus_channel_id");
 	if (!lb_bus_tryref(bus, "litebus_channel_id"))
 		return LITEBUS_ECLOSED;
 	id = bus_channel_index(bus, name);
@@ -1014,7 +1077,7 @@ litebus_channel_name(litebus *bus, int channel)
 	if (bus == NULL)
 		return NULL;
 	if (lb_bus_forked(bus)) {
-		lb_bus_err_forked("litebus_channel_name");
+		lb_fork_err("litebus_channel_name");
 		return NULL;
 	}
 	if (!lb_bus_tryref(bus, "litebus_channel_name"))
@@ -1036,7 +1099,7 @@ litebus_channel_count(litebus *bus)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_channel_count: NULL bus");
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_channel_count");
+		return lb_fork_err("litebus_channel_count");
 	if (!lb_bus_tryref(bus, "litebus_channel_count"))
 		return LITEBUS_ECLOSED;
 	n = bus->nchannels;
@@ -1053,7 +1116,7 @@ litebus_stats_get(litebus *bus, litebus_stats *st)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_stats_get: NULL argument");
 	if (lb_bus_forked(bus))
-		return lb_bus_err_forked("litebus_stats_get");
+		return lb_fork_err("litebus_stats_get");
 	if (!lb_bus_tryref(bus, "litebus_stats_get"))
 		return LITEBUS_ECLOSED;
 	s = &bus->stats;

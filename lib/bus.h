@@ -6,6 +6,8 @@
 #define LB_BUS_H
 
 #include "channel.h"
+#include "fork.h"
+#include "jobs.h"
 #include "litebus.h"
 #include "outbox.h"
 #include "stats.h"
@@ -57,39 +59,24 @@ struct litebus {
 	 * of files inherited from the parent (F2). */
 	struct litebus *next_open;
 
+	/* Callers -> the writer (jobs.c).  Initialized before the writer
+	 * starts and finalized when the bus is buried (B3); has_jobs says
+	 * whether it was.  On its own lines: every exec and submit takes its
+	 * lock. */
+	alignas(LB_CACHELINE) struct lb_jobq jobs;
+	bool has_jobs;
+
 	struct lb_stats stats;
 };
 
-/*
- * The fork generation of this process (F1, in bus.c): 0 in the process
- * that first loaded litebus, raised by one in the child at every fork().
- * Written only by the atfork child handler.
- */
-extern _Atomic uint32_t lb_fork_generation;
-
-/*
- * Was `bus` (or the subscriber or reader that points to it) made by
- * another process, i.e. inherited across fork()?  Any thread, any handle
- * (a tombstone too); touches nothing but the two generations.
- *
- * Relaxed is enough: lb_fork_generation changes only in the atfork child
- * handler, which runs in the child's only thread before fork() returns
- * there.  Every later load in the child is by that thread (program order)
- * or by a thread it creates afterwards (pthread_create synchronizes), so
- * each sees the new value; in the parent the value never changes.
- * bus->fork_gen is written before the handle is published by
- * litebus_open's return.
- */
+/* Was `bus` (or the subscriber or reader that points to it) made by
+ * another process, i.e. inherited across fork() (F1)?  Any thread, any
+ * handle (a tombstone too). */
 static inline bool
 lb_bus_forked(const struct litebus *bus)
 {
-	return atomic_load_explicit(&lb_fork_generation,
-				    memory_order_relaxed) != bus->fork_gen;
+	return lb_fork_is_inherited(bus->fork_gen);
 }
-
-/* Set the calling thread's error for a call on an inherited handle, and
- * return LITEBUS_EFORKED.  `call` names the public function. */
-int lb_bus_err_forked(const char *call);
 
 /*
  * Take a reference for a call that starts on a handle (B1): false, with

@@ -1,6 +1,6 @@
 /*
- * channel.c - name -> channel -> ring; published high-water mark; waiters
- * and wake-ups.
+ * channel.c - channel -> ring; published high-water mark; waiters and
+ * wake-ups.  (Names and event types are data: catalog.c.)
  *
  * The writer publishes each committed record into the ring, then, once per
  * batch, wakes the channel's sleepers.  It makes a system call only when
@@ -62,61 +62,14 @@
  */
 #include "channel.h"
 
+#include "catalog.h"
+#include "role.h"
 #include "wait.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *const lease_history_types[] = {"acquired", "renewed",
-						  "reclaimed", "revoked", NULL};
-static const char *const completion_types[] = {
-    "success", "failed", "cancelled", "expired", "skipped", NULL};
-static const char *const operator_event_types[] = {
-    "priority_changed", "replayed", "flow_cancel_requested", NULL};
-
-static const struct {
-	const char *name;
-	const char *const *types;
-} builtin[LITEBUS_BUILTIN_CHANNELS] = {
-    [LITEBUS_LEASE_HISTORY] = {"lease_history", lease_history_types},
-    [LITEBUS_COMPLETION] = {"completion", completion_types},
-    [LITEBUS_SIGNAL_DELIVERY] = {"signal_delivery", NULL},
-    [LITEBUS_STREAM_FRAME] = {"stream_frame", NULL},
-    [LITEBUS_OPERATOR_EVENT] = {"operator_event", operator_event_types},
-};
-
-const char *
-lb_channel_builtin_name(int id)
-{
-	return builtin[id].name;
-}
-
-const char *const *
-lb_channel_builtin_types(int id)
-{
-	if (id < 0 || id >= LITEBUS_BUILTIN_CHANNELS)
-		return NULL;
-	return builtin[id].types;
-}
-
-bool
-lb_channel_name_ok(const char *name)
-{
-	size_t n = 0;
-
-	if (name == NULL || name[0] == '\0' ||
-	    (name[0] >= '0' && name[0] <= '9'))
-		return false;
-	for (const char *p = name; *p != '\0'; p++, n++) {
-		char c = *p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_'))
-			return false;
-	}
-	return n <= LITEBUS_CHANNEL_NAME_MAX;
-}
 
 int
 lb_channel_init(struct lb_channel *ch, int id, const char *name,
@@ -125,7 +78,7 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 	memset(ch, 0, sizeof *ch);
 	ch->id = id;
 	snprintf(ch->name, sizeof ch->name, "%s", name);
-	ch->event_types = lb_channel_builtin_types(id);
+	ch->event_types = lb_catalog_builtin_types(id);
 	if (lb_ring_init(&ch->ring, ring_capacity) != 0)
 		return -1;
 	atomic_init(&ch->published_id, published_id);
@@ -140,6 +93,17 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 }
 
 void
+lb_channel_start(struct lb_channel *ch, int64_t id)
+{
+	/* Relaxed: no other thread can see the channel yet.  The writer
+	 * thread is created after this (pthread_create synchronizes), and
+	 * every other thread learns of the bus through litebus_open's
+	 * return. */
+	atomic_store_explicit(&ch->published_id, id, memory_order_relaxed);
+	atomic_store_explicit(&ch->committed_id, id, memory_order_relaxed);
+}
+
+void
 lb_channel_fini(struct lb_channel *ch)
 {
 	assert(ch->fd_waiters == NULL);
@@ -147,22 +111,11 @@ lb_channel_fini(struct lb_channel *ch)
 	lb_ring_fini(&ch->ring);
 }
 
-bool
-lb_channel_type_ok(const struct lb_channel *ch, const char *type)
-{
-	if (type == NULL || type[0] == '\0')
-		return false;
-	if (ch->event_types == NULL)
-		return true;
-	for (const char *const *t = ch->event_types; *t != NULL; t++)
-		if (strcmp(*t, type) == 0)
-			return true;
-	return false;
-}
-
 void
 lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C1.  Pairs with the acquire in lb_channel_published_id() and, via
 	 * the release store of head that follows, with lb_ring_head(). */
 	atomic_store_explicit(&ch->published_id, rec->event_id,
@@ -173,6 +126,8 @@ lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
 void
 lb_channel_set_committed(struct lb_channel *ch, int64_t id)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C5.  Relaxed load: only the writer stores it.  Release pairs with
 	 * the acquire in lb_channel_committed_id(). */
 	if (atomic_load_explicit(&ch->committed_id, memory_order_relaxed) < id)
@@ -270,6 +225,8 @@ channel_wake_fds(struct lb_channel *ch, bool all)
 void
 lb_channel_wake(struct lb_channel *ch)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C3/C4: orders the head stores of this batch before the loads of
 	 * sleepers and armed_fds.  Pairs with the fences in
 	 * lb_channel_wait() and lb_channel_fd_arm(). */
@@ -289,6 +246,8 @@ lb_channel_wake(struct lb_channel *ch)
 void
 lb_channel_close(struct lb_channel *ch)
 {
+	LB_ASSERT_ON_WRITER_THREAD();
+
 	/* C2.  Pairs with the acquire in lb_channel_is_closed(). */
 	atomic_store_explicit(&ch->closed, 1, memory_order_release);
 	/* C3 as in lb_channel_wake(), with `closed` in place of head: the

@@ -59,19 +59,15 @@ struct lb_channel {
 	struct lb_fd_waiter *fd_waiters; /* under fd_lock */
 };
 
-/* 0, or -1 if out of memory. */
+/* 0, or -1 if out of memory.  published_id and committed_id start at
+ * `published_id`. */
 int lb_channel_init(struct lb_channel *ch, int id, const char *name,
 		    uint32_t ring_capacity, int64_t published_id);
+/* The writer, once it has read the newest committed id from the table,
+ * before its thread starts and before the bus is handed out: set
+ * published_id and committed_id to `id`, so "from now" means after it. */
+void lb_channel_start(struct lb_channel *ch, int64_t id);
 void lb_channel_fini(struct lb_channel *ch);
-
-/* Is `type` allowed on this channel?  (Built-in channels list theirs.) */
-bool lb_channel_type_ok(const struct lb_channel *ch, const char *type);
-/* The SQL CHECK expression for the channel's event types, or NULL. */
-const char *const *lb_channel_builtin_types(int id);
-/* Is `name` a valid channel name? */
-bool lb_channel_name_ok(const char *name);
-/* Name of built-in channel id (0..LITEBUS_BUILTIN_CHANNELS-1). */
-const char *lb_channel_builtin_name(int id);
 
 /* Writer thread: publish one committed record (R1: after COMMIT). */
 void lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec);

@@ -77,6 +77,7 @@
 #include "checkpoint.h"
 
 #include "errors.h"
+#include "role.h"
 #include "wait.h"
 
 #include <pthread.h>
@@ -147,6 +148,7 @@ ckpt_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	struct lb_ckpt *ck = arg;
 	uint64_t req;
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	(void)db;
 	(void)name;
 	ck->frames = (uint32_t)frames;
@@ -178,6 +180,7 @@ ckpt_inline_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
 	struct lb_ckpt *ck = arg;
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	ck->frames = (uint32_t)frames;
 	if (ck->frames >= ck->pages)
 		ckpt_note(ck,
@@ -230,6 +233,7 @@ lb_ckpt_finish_due(struct lb_ckpt *ck)
 {
 	uint64_t req;
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	if (ck == NULL || !ck->has_thread || ck->trigger_frames == 0 ||
 	    ck->frames < ck->pages)
 		return false;
@@ -280,6 +284,7 @@ ckpt_restart(struct lb_ckpt *ck, sqlite3 *wdb)
 	uint64_t sleep_ns = CKPT_SLEEP_MIN_NS;
 	int rc, hrc;
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	ck->busy_deadline_ns =
 	    lb_mono_ns() + (uint64_t)ck->busy_timeout_ms * 1000000u;
 	/* K4: only around this call. */
@@ -323,12 +328,12 @@ lb_ckpt_finish(struct lb_ckpt *ck, sqlite3 *wdb, bool idle)
 {
 	int rc;
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	if (ck == NULL)
 		return false;
 	if (!idle)
 		return ck->frames >= ck->bound_frames &&
-		       ck->frames >= ck->retry_frames &&
-		       ckpt_restart(ck, wdb);
+		       ck->frames >= ck->retry_frames && ckpt_restart(ck, wdb);
 	if (!lb_ckpt_finish_due(ck))
 		return false;
 	/* Between transactions, so this copies every committed frame that
@@ -343,18 +348,25 @@ lb_ckpt_finish(struct lb_ckpt *ck, sqlite3 *wdb, bool idle)
 	return true;
 }
 
-bool
-lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb)
+/* Put litebus's WAL hook on wdb (none for ck == NULL); true if it was
+ * there already.  The thread that owns wdb. */
+static bool
+ckpt_hook(struct lb_ckpt *ck, sqlite3 *wdb)
 {
-	void *prev;
-
 	if (ck == NULL) {
 		sqlite3_wal_hook(wdb, NULL, NULL);
 		return true;
 	}
-	prev = sqlite3_wal_hook(
-	    wdb, ck->has_thread ? ckpt_wal_hook : ckpt_inline_hook, ck);
-	return prev == ck;
+	return sqlite3_wal_hook(
+		   wdb, ck->has_thread ? ckpt_wal_hook : ckpt_inline_hook,
+		   ck) == ck;
+}
+
+bool
+lb_ckpt_rehook(struct lb_ckpt *ck, sqlite3 *wdb)
+{
+	LB_ASSERT_ON_WRITER_THREAD();
+	return ckpt_hook(ck, wdb);
 }
 
 /* Read PRAGMA page_size from wdb and set journal_size_limit to the bound
@@ -454,8 +466,9 @@ lb_ckpt_start(const struct lb_dbname *dbn, sqlite3 *wdb,
 		free(ck);
 		return rc;
 	}
-	/* Replaces SQLite's inline auto-checkpoint (itself a WAL hook). */
-	lb_ckpt_rehook(ck, wdb);
+	/* Replaces SQLite's inline auto-checkpoint (itself a WAL hook).  On
+	 * the opener's thread: the writer thread does not exist yet. */
+	(void)ckpt_hook(ck, wdb);
 	*out = ck;
 	return LITEBUS_OK;
 }

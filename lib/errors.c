@@ -7,6 +7,8 @@
  * call, SQLite's own message and extended code) is kept per thread, like
  * dlerror(): the writer thread's failure reaches the submitting thread by
  * being copied into the job and restored there (lb_err_restore()).
+ *
+ * Threads: any; the error slot is the calling thread's own.
  */
 #include "errors.h"
 

@@ -10,7 +10,7 @@
  * AUTOINCREMENT rewrites on every insert (bench/bench_idalloc.c measures
  * both).
  *
- * Channel names are validated (lb_channel_name_ok: [A-Za-z0-9_]) before
+ * Channel names are validated (lb_catalog_name_ok: [A-Za-z0-9_]) before
  * they are ever placed in SQL, and are quoted as identifiers there.
  *
  * Which files litebus writes to (lb_outbox_open): a file is marked with
@@ -48,9 +48,9 @@
  */
 #include "outbox.h"
 
-#include "channel.h"
+#include "catalog.h"
 #include "errors.h"
-#include "ring.h"
+#include "record.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -60,9 +60,33 @@
 
 #define SQL_MAX 1024
 
+/* The row format, in the order of the outbox table's columns: the range
+ * query selects row_columns, and lb_outbox_range_row() decodes them by
+ * these ordinals. */
 static const char row_columns[] =
     "event_id, partition_key, subject, event_type, namespace, instance_tag, "
     "payload, occurred_at_ms, committed_at_ms";
+enum {
+	COL_EVENT_ID,
+	COL_PARTITION_KEY,
+	COL_SUBJECT,
+	COL_EVENT_TYPE,
+	COL_NAMESPACE,
+	COL_INSTANCE_TAG,
+	COL_PAYLOAD,
+	COL_OCCURRED_AT_MS,
+	COL_COMMITTED_AT_MS,
+};
+
+/* The range query's parameters (lb_outbox_prepare_range). */
+enum {
+	PARAM_AFTER = 1,
+	PARAM_UPTO,
+	PARAM_LIMIT,
+	PARAM_PARTITION_KEY,
+	PARAM_NAMESPACE,
+	PARAM_INSTANCE_TAG,
+};
 
 int
 lb_outbox_harden(sqlite3 *db)
@@ -327,9 +351,8 @@ static const char outbox_base_sql[] =
     "WITHOUT ROWID;";
 
 static void
-outbox_type_check(char *buf, size_t len, int channel_id)
+outbox_type_check(char *buf, size_t len, const char *const *types)
 {
-	const char *const *types = lb_channel_builtin_types(channel_id);
 	size_t n;
 
 	if (types == NULL) {
@@ -345,18 +368,19 @@ outbox_type_check(char *buf, size_t len, int channel_id)
 }
 
 /* The statements that create one channel's table, index, high-water row
- * and trigger, for `name` (valid: lb_channel_name_ok) with the event-type
- * CHECK of channel `channel_id`.  Run on the file and on the scratch
- * database (O2).  The trigger's body cannot name a schema; a trigger in
- * main resolves its table names in main. */
+ * and trigger, for `name` (valid: lb_catalog_name_ok) with the event-type
+ * CHECK of `types` (catalog.h; NULL: any non-empty type).  Run on the file and
+ * on the scratch database (O2).  The trigger's body cannot name a schema; a
+ * trigger in main resolves its table names in main. */
 static void
-outbox_channel_sql(char *sql, size_t len, const char *name, int channel_id)
+outbox_channel_sql(char *sql, size_t len, const char *name,
+		   const char *const *types)
 {
 	char check[SQL_MAX / 2];
 	int n;
 
-	assert(lb_channel_name_ok(name));
-	outbox_type_check(check, sizeof check, channel_id);
+	assert(lb_catalog_name_ok(name));
+	outbox_type_check(check, sizeof check, types);
 	n = snprintf(
 	    sql, len,
 	    "CREATE TABLE IF NOT EXISTS main.\"litebus_outbox_%s\"("
@@ -569,11 +593,11 @@ outbox_check_version(sqlite3 *db, const struct outbox_file *f)
 
 /* Index of the open channel named `name` ignoring case, or -1. */
 static int
-outbox_find_channel(struct lb_channel *const *channels, int nchannels,
+outbox_find_channel(const struct lb_chan_spec *chans, int nchannels,
 		    const char *name)
 {
 	for (int i = 0; i < nchannels; i++)
-		if (strcasecmp(channels[i]->name, name) == 0)
+		if (strcasecmp(chans[i].name, name) == 0)
 			return i;
 	return -1;
 }
@@ -588,7 +612,7 @@ outbox_find_channel(struct lb_channel *const *channels, int nchannels,
  * comparison in outbox_check_objects. */
 static int
 outbox_file_channels(sqlite3 *db, struct outbox_file *f,
-		     struct lb_channel *const *channels, int nchannels,
+		     const struct lb_chan_spec *chans, int nchannels,
 		     sqlite3 *scratch)
 {
 	char sql[SQL_MAX * 2];
@@ -607,9 +631,9 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
 		const char *s = (const char *)sqlite3_column_text(st, 0);
 		int i;
 
-		if (s == NULL || !lb_channel_name_ok(s))
+		if (s == NULL || !lb_catalog_name_ok(s))
 			continue;
-		i = outbox_find_channel(channels, nchannels, s);
+		i = outbox_find_channel(chans, nchannels, s);
 		if (scratch == NULL) {
 			if (i >= 0)
 				snprintf(f->name[i], sizeof f->name[i], "%s",
@@ -618,8 +642,8 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
 		}
 		if (i >= 0)
 			continue;
-		outbox_channel_sql(sql, sizeof sql, s,
-				   LITEBUS_BUILTIN_CHANNELS);
+		/* Not open: not a built-in channel (those always are). */
+		outbox_channel_sql(sql, sizeof sql, s, NULL);
 		rc = sqlite3_exec(scratch, sql, NULL, NULL, NULL);
 		if ((rc & 0xff) == SQLITE_ERROR)
 			rc = lb_err_set(LITEBUS_ESCHEMA,
@@ -643,7 +667,7 @@ outbox_file_channels(sqlite3 *db, struct outbox_file *f,
  * collide are EINVAL. */
 static int
 outbox_build_expected(sqlite3 *db, sqlite3 *scratch, struct outbox_file *f,
-		      struct lb_channel *const *channels, int nchannels)
+		      const struct lb_chan_spec *chans, int nchannels)
 {
 	char sql[SQL_MAX * 2];
 	int rc;
@@ -651,23 +675,21 @@ outbox_build_expected(sqlite3 *db, sqlite3 *scratch, struct outbox_file *f,
 	rc = sqlite3_exec(scratch, outbox_base_sql, NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return lb_err_sqlite(scratch, rc, "building litebus's schema");
-	rc = outbox_file_channels(db, f, channels, nchannels, NULL);
+	rc = outbox_file_channels(db, f, chans, nchannels, NULL);
 	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
-		outbox_channel_sql(sql, sizeof sql, f->name[i],
-				   channels[i]->id);
+		outbox_channel_sql(sql, sizeof sql, f->name[i], chans[i].types);
 		rc = sqlite3_exec(scratch, sql, NULL, NULL, NULL);
 		if ((rc & 0xff) == SQLITE_ERROR)
 			rc = lb_err_set(LITEBUS_EINVAL,
 					"channel %s: its tables collide with "
 					"another channel's: %s",
-					channels[i]->name,
-					sqlite3_errmsg(scratch));
+					chans[i].name, sqlite3_errmsg(scratch));
 		else if (rc != SQLITE_OK)
 			rc = lb_err_sqlite(scratch, rc,
 					   "building litebus's schema");
 	}
 	if (rc == LITEBUS_OK)
-		rc = outbox_file_channels(db, f, channels, nchannels, scratch);
+		rc = outbox_file_channels(db, f, chans, nchannels, scratch);
 	if (rc != LITEBUS_OK)
 		return rc;
 	/* Looked up by name: a file may have many channels. */
@@ -778,15 +800,14 @@ outbox_check_root_pages(sqlite3 *db, const struct outbox_file *f)
  * the file's others. */
 static int
 outbox_check_objects(sqlite3 *db, struct outbox_file *f,
-		     struct lb_channel *const *channels, int nchannels)
+		     const struct lb_chan_spec *chans, int nchannels)
 {
 	sqlite3 *scratch = NULL;
 	sqlite3_stmt *st = NULL, *lookup = NULL;
 	int rc, step;
 
 	for (int i = 0; i < nchannels; i++)
-		snprintf(f->name[i], sizeof f->name[i], "%s",
-			 channels[i]->name);
+		snprintf(f->name[i], sizeof f->name[i], "%s", chans[i].name);
 	rc = sqlite3_prepare_v2(db,
 				"SELECT type, name, tbl_name, sql FROM "
 				"main.sqlite_schema WHERE "
@@ -822,7 +843,7 @@ outbox_check_objects(sqlite3 *db, struct outbox_file *f,
 	if (rc != SQLITE_OK)
 		rc = lb_err_sqlite(scratch, rc, "opening a scratch database");
 	if (rc == LITEBUS_OK)
-		rc = outbox_build_expected(db, scratch, f, channels, nchannels);
+		rc = outbox_build_expected(db, scratch, f, chans, nchannels);
 	if (rc == LITEBUS_OK) {
 		rc = sqlite3_prepare_v2(scratch,
 					"SELECT type, tbl_name, sql FROM "
@@ -915,7 +936,7 @@ static int outbox_prepare_all(struct lb_outbox *ob, const struct outbox_file *f,
  * does not fit, the transaction rolls back having written nothing. */
 static int
 outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
-		     struct lb_channel *const *channels, int nchannels,
+		     const struct lb_chan_spec *chans, int nchannels,
 		     bool adopt)
 {
 	char sql[SQL_MAX * 2];
@@ -931,7 +952,7 @@ outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
 	if (rc == LITEBUS_OK)
 		rc = outbox_check_version(db, f);
 	if (rc == LITEBUS_OK)
-		rc = outbox_check_objects(db, f, channels, nchannels);
+		rc = outbox_check_objects(db, f, chans, nchannels);
 	if (rc == LITEBUS_OK)
 		rc = outbox_check_channel_rows(db, f);
 	/* The file is acceptable: from here on it is written. */
@@ -940,8 +961,7 @@ outbox_create_schema(struct lb_outbox *ob, struct outbox_file *f,
 	for (int i = 0; rc == LITEBUS_OK && i < nchannels; i++) {
 		char what[SQL_MAX / 4];
 
-		outbox_channel_sql(sql, sizeof sql, f->name[i],
-				   channels[i]->id);
+		outbox_channel_sql(sql, sizeof sql, f->name[i], chans[i].types);
 		snprintf(what, sizeof what,
 			 "creating or checking table litebus_outbox_%s",
 			 f->name[i]);
@@ -1078,8 +1098,8 @@ outbox_wal_existed(sqlite3 *db, const struct lb_dbname *dbn)
 
 int
 lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
-	       int durability, struct lb_channel *const *channels,
-	       int nchannels, bool adopt)
+	       int durability, const struct lb_chan_spec *chans, int nchannels,
+	       bool adopt)
 {
 	struct outbox_file file;
 	bool wal_existed = false;
@@ -1126,7 +1146,7 @@ lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
 	}
 	/* Returns the previous hook's argument: there was none. */
 	(void)sqlite3_commit_hook(ob->db, outbox_commit_hook, ob);
-	rc = outbox_create_schema(ob, &file, channels, nchannels, adopt);
+	rc = outbox_create_schema(ob, &file, chans, nchannels, adopt);
 	/* O1: WAL only once the file has proven to be ours: switching
 	 * journal modes writes to the file. */
 	if (rc == LITEBUS_OK)
@@ -1476,7 +1496,7 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 	if (st == NULL) {
 		char sql[SQL_MAX];
 
-		assert(lb_channel_name_ok(name));
+		assert(lb_catalog_name_ok(name));
 		/* No SQL function anywhere (W7 in writer.c): a job may
 		 * register functions named like SQLite's own (length,
 		 * substr, max, ...), and they would run here, outside the
@@ -1540,9 +1560,9 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 				    "reading back the batch's rows");
 			}
 			if (col == 4)
-				rec.ns_hash = lb_ring_hash(t);
+				rec.ns_hash = lb_rec_hash(t);
 			else
-				rec.tag_hash = lb_ring_hash(t);
+				rec.tag_hash = lb_rec_hash(t);
 		}
 		frc = fn(arg, &rec);
 		if (frc != LITEBUS_OK) {
@@ -1774,11 +1794,14 @@ lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out)
 
 int
 lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
-			bool by_partition, bool by_ns, bool by_tag,
-			sqlite3_stmt **out)
+			const struct lb_range *shape, sqlite3_stmt **out)
 {
 	char sql[SQL_MAX];
 
+	static_assert(PARAM_AFTER == 1 && PARAM_UPTO == 2 && PARAM_LIMIT == 3 &&
+			  PARAM_PARTITION_KEY == 4 && PARAM_NAMESPACE == 5 &&
+			  PARAM_INSTANCE_TAG == 6,
+		      "the parameter numbers below");
 	/* main.: a reader's connection has no other schema, but the name
 	 * should not depend on that. */
 	snprintf(sql, sizeof sql,
@@ -1786,10 +1809,97 @@ lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
 		 "WHERE event_id > ?1 AND event_id <= ?2%s%s%s "
 		 "ORDER BY event_id LIMIT ?3",
 		 row_columns, channel_name,
-		 by_partition ? " AND partition_key = ?4" : "",
-		 by_ns ? " AND namespace = ?5" : "",
-		 by_tag ? " AND instance_tag = ?6" : "");
+		 shape->by_partition ? " AND partition_key = ?4" : "",
+		 shape->ns != NULL ? " AND namespace = ?5" : "",
+		 shape->tag != NULL ? " AND instance_tag = ?6" : "");
 	return outbox_prepare(db, sql, out);
+}
+
+int
+lb_outbox_bind_range(sqlite3 *db, sqlite3_stmt *st, const struct lb_range *q)
+{
+	int rc;
+
+	rc = sqlite3_bind_int64(st, PARAM_AFTER, q->after);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, PARAM_UPTO, q->upto);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(st, PARAM_LIMIT, q->limit);
+	if (rc == SQLITE_OK && q->by_partition)
+		rc = sqlite3_bind_int64(st, PARAM_PARTITION_KEY,
+					q->partition_key);
+	if (rc == SQLITE_OK && q->ns != NULL)
+		rc = sqlite3_bind_text(st, PARAM_NAMESPACE, q->ns, -1,
+				       SQLITE_STATIC);
+	if (rc == SQLITE_OK && q->tag != NULL)
+		rc = sqlite3_bind_text(st, PARAM_INSTANCE_TAG, q->tag, -1,
+				       SQLITE_STATIC);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc,
+				     "litebus_reader_next: binding the range");
+	return LITEBUS_OK;
+}
+
+/* Column i of the current row as bytes (a BLOB, or TEXT when `text`).
+ * *p is NULL for SQL NULL; an empty value may also come back as NULL
+ * (SQLite's rule for zero-length blobs), with *len 0.  A NULL pointer for
+ * any other value means SQLite could not allocate the conversion: ENOMEM,
+ * never a NULL delivered in place of the data. */
+static int
+outbox_column(sqlite3 *db, sqlite3_stmt *st, int i, bool text, const void **p,
+	      size_t *len)
+{
+	int type = sqlite3_column_type(st, i);
+
+	/* Per SQLite's rules, fetch the pointer first, then the length. */
+	*p = text ? (const void *)sqlite3_column_text(st, i)
+		  : sqlite3_column_blob(st, i);
+	*len = (size_t)sqlite3_column_bytes(st, i);
+	if (*p != NULL || type == SQLITE_NULL) {
+		if (*p == NULL)
+			*len = 0;
+		return LITEBUS_OK;
+	}
+	if (*len != 0 || sqlite3_errcode(db) == SQLITE_NOMEM)
+		return lb_err_sqlite(db, SQLITE_NOMEM,
+				     "litebus_reader_next: reading a column");
+	return LITEBUS_OK; /* an empty value */
+}
+
+int
+lb_outbox_range_row(sqlite3 *db, sqlite3_stmt *st, struct lb_outbox_row *row)
+{
+	const void *p;
+	int rc;
+
+	/* Integer columns: no conversion of an integer (or of text) to an
+	 * integer allocates, so these cannot fail. */
+	row->event_id = sqlite3_column_int64(st, COL_EVENT_ID);
+	row->partition_key = sqlite3_column_int64(st, COL_PARTITION_KEY);
+	row->occurred_at_ms = sqlite3_column_int64(st, COL_OCCURRED_AT_MS);
+	row->committed_at_ms = sqlite3_column_int64(st, COL_COMMITTED_AT_MS);
+
+	rc = outbox_column(db, st, COL_SUBJECT, false, &row->subject,
+			   &row->subject_len);
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_EVENT_TYPE, true, &p,
+				   &row->event_type_len);
+	if (rc == LITEBUS_OK) /* NOT NULL in the schema; "" if not */
+		row->event_type = p != NULL ? p : "";
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_NAMESPACE, true, &p,
+				   &row->ns_len);
+	if (rc == LITEBUS_OK)
+		row->ns = p;
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_INSTANCE_TAG, true, &p,
+				   &row->tag_len);
+	if (rc == LITEBUS_OK)
+		row->tag = p;
+	if (rc == LITEBUS_OK)
+		rc = outbox_column(db, st, COL_PAYLOAD, false, &row->payload,
+				   &row->payload_len);
+	return rc;
 }
 
 int

@@ -1,10 +1,15 @@
 /*
  * outbox.h - the outbox schema and every SQL statement litebus runs.
- * Only this file and writer.c/reader.c touch SQLite.
+ *
+ * Return convention: every lb_outbox_* call that returns int returns a
+ * litebus status (LITEBUS_OK or a negative LITEBUS_E*, with the thread's
+ * error text set), except the six transaction-control calls below, which
+ * return raw SQLite result codes and say so.
  */
 #ifndef LB_OUTBOX_H
 #define LB_OUTBOX_H
 
+#include "catalog.h"
 #include "litebus.h"
 
 #include <sqlite3.h>
@@ -19,8 +24,6 @@
 #define LB_NCONFIG 16
 
 struct lb_rec;
-
-struct lb_channel;
 
 /* Where the database is and how to open more connections to it. */
 struct lb_dbname {
@@ -66,7 +69,7 @@ struct lb_outbox {
  * thread's error is set; the file is unchanged (the checks and the
  * schema share one transaction, which rolled back). */
 int lb_outbox_open(struct lb_outbox *ob, const struct lb_dbname *dbn,
-		   int durability, struct lb_channel *const *channels,
+		   int durability, const struct lb_chan_spec *chans,
 		   int nchannels, bool adopt);
 /* (The connection's authorizer keeps `ob`: it must not move while open.) */
 void lb_outbox_close(struct lb_outbox *ob);
@@ -79,12 +82,21 @@ int lb_outbox_load_last_id(struct lb_outbox *ob, int i, int64_t *last);
 /* Writer: did another connection commit since our last check? */
 int lb_outbox_changed_elsewhere(struct lb_outbox *ob, bool *changed);
 
+/*
+ * Transaction control, writer only.  These six return the raw SQLite
+ * result code (SQLITE_OK, SQLITE_BUSY, ...), and set no error text: the
+ * caller decides what the code means (retry a BUSY, treat the batch's
+ * transaction as lost, fail one job) and turns it into a litebus status
+ * with lb_err_sqlite().  Callers keep these codes in variables named
+ * `src`, litebus statuses in `rc`.
+ */
 int lb_outbox_begin(struct lb_outbox *ob);
 int lb_outbox_commit(struct lb_outbox *ob);
-/* Raw SQLite code; SQLITE_OK when no transaction was open. */
+/* SQLITE_OK when no transaction was open. */
 int lb_outbox_rollback(struct lb_outbox *ob);
 int lb_outbox_savepoint(struct lb_outbox *ob);
 int lb_outbox_release(struct lb_outbox *ob);
+/* Roll back to the job's savepoint and release it. */
 int lb_outbox_rollback_to(struct lb_outbox *ob);
 
 /* Writer, inside a job: insert one row with the given id. */
@@ -122,13 +134,53 @@ int lb_outbox_after_job(struct lb_outbox *ob);
 
 /* Open a read-only connection to the database for a reader. */
 int lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out);
-/* Prepare a reader's range query on channel_name's table in main with
- * the filter's set fields.  Parameters: ?1 lower (exclusive), ?2 upper
- * (inclusive), ?3 limit, then ?4 partition, ?5 namespace, ?6 tag (only
- * those in use). */
+/* A reader's range query: the rows with after < event_id <= upto, in
+ * event_id order, at most `limit`, that match the filter's set fields. */
+struct lb_range {
+	int64_t after, upto;
+	uint32_t limit;
+	bool by_partition;
+	int64_t partition_key;
+	const char *ns;	 /* NULL: any namespace */
+	const char *tag; /* NULL: any instance tag */
+};
+
+/* Prepare the range query on channel_name's table in main for the
+ * filter fields that `shape` sets (its bounds and values are bound later,
+ * by lb_outbox_bind_range with a range of the same shape).  Returns a
+ * litebus status (EBUSY: the schema is locked; may be retried). */
 int lb_outbox_prepare_range(sqlite3 *db, const char *channel_name,
-			    bool by_partition, bool by_ns, bool by_tag,
-			    sqlite3_stmt **out);
+			    const struct lb_range *shape, sqlite3_stmt **out);
+/* Bind `q` to a statement from lb_outbox_prepare_range with its shape.
+ * The strings are bound SQLITE_STATIC: they must outlive the query.
+ * Returns a litebus status. */
+int lb_outbox_bind_range(sqlite3 *db, sqlite3_stmt *st,
+			 const struct lb_range *q);
+
+/* One row of the range query, as the table holds it.  The pointers point
+ * into SQLite's memory and stay valid until the statement is stepped,
+ * reset or finalized.  NULL subject, ns, tag or payload: SQL NULL (an
+ * empty BLOB may come back as NULL too, with length 0); event_type is
+ * never NULL ("" if the file holds NULL there). */
+struct lb_outbox_row {
+	int64_t event_id, partition_key, occurred_at_ms, committed_at_ms;
+	const void *subject;
+	size_t subject_len;
+	const char *event_type;
+	size_t event_type_len;
+	const char *ns;
+	size_t ns_len;
+	const char *tag;
+	size_t tag_len;
+	const void *payload;
+	size_t payload_len;
+};
+
+/* Decode the current row (after SQLITE_ROW) of a range query.  Returns OK,
+ * or ENOMEM (SQLite could not allocate a conversion) with the thread's
+ * error set: never a NULL in place of the data. */
+int lb_outbox_range_row(sqlite3 *db, sqlite3_stmt *st,
+			struct lb_outbox_row *row);
 
 /* A reader's connection: the newest event_id committed on `channel_name`
  * as this connection sees it now (one short read transaction): the

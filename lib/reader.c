@@ -247,95 +247,50 @@ reader_arena_put(litebus_reader *r, const void *p, size_t len, bool nul,
 	return LITEBUS_OK;
 }
 
-/* Column i of the current row as bytes (a BLOB, or TEXT when `text`).
- * *p is NULL for SQL NULL; an empty value may also come back as NULL
- * (SQLite's rule for zero-length blobs), with *len 0.  A NULL pointer for
- * any other value means SQLite could not allocate the conversion: ENOMEM,
- * never a NULL delivered in place of the data. */
-static int
-reader_column(litebus_reader *r, sqlite3_stmt *st, int i, bool text,
-	      const void **p, size_t *len)
-{
-	int type = sqlite3_column_type(st, i);
-
-	/* Per SQLite's rules, fetch the pointer first, then the length. */
-	*p = text ? (const void *)sqlite3_column_text(st, i)
-		  : sqlite3_column_blob(st, i);
-	*len = (size_t)sqlite3_column_bytes(st, i);
-	if (*p != NULL || type == SQLITE_NULL) {
-		if (*p == NULL)
-			*len = 0;
-		return LITEBUS_OK;
-	}
-	if (*len != 0 || sqlite3_errcode(r->db) == SQLITE_NOMEM)
-		return lb_err_sqlite(r->db, SQLITE_NOMEM,
-				     "litebus_reader_next: reading a column");
-	return LITEBUS_OK; /* an empty value */
-}
-
+/* Copy the current row of the range query into the buffer. */
 static int
 reader_copy_row(litebus_reader *r, sqlite3_stmt *st, struct reader_row *row)
 {
-	const void *p;
-	size_t len;
+	struct lb_outbox_row o;
 	int rc;
 
-	/* Integer columns: no conversion of an integer (or of text) to an
-	 * integer allocates, so these cannot fail. */
-	row->event_id = sqlite3_column_int64(st, 0);
-	row->partition_key = sqlite3_column_int64(st, 1);
-	row->occurred_at_ms = sqlite3_column_int64(st, 7);
-	row->committed_at_ms = sqlite3_column_int64(st, 8);
-
-	rc = reader_column(r, st, 2, false, &p, &len);
-	if (rc == LITEBUS_OK) {
-		row->subject_len = len;
-		rc = reader_arena_put(r, p, len, false, &row->subject_off);
-	}
+	rc = lb_outbox_range_row(r->db, st, &o);
+	if (rc != LITEBUS_OK)
+		return rc;
+	row->event_id = o.event_id;
+	row->partition_key = o.partition_key;
+	row->occurred_at_ms = o.occurred_at_ms;
+	row->committed_at_ms = o.committed_at_ms;
+	row->subject_len = o.subject_len;
+	row->payload_len = o.payload_len;
+	rc = reader_arena_put(r, o.subject, o.subject_len, false,
+			      &row->subject_off);
 	if (rc == LITEBUS_OK)
-		rc = reader_column(r, st, 3, true, &p, &len);
-	if (rc == LITEBUS_OK) /* NOT NULL in the schema; "" if not */
-		rc = reader_arena_put(r, p != NULL ? p : "", len, true,
+		rc = reader_arena_put(r, o.event_type, o.event_type_len, true,
 				      &row->type_off);
 	if (rc == LITEBUS_OK)
-		rc = reader_column(r, st, 4, true, &p, &len);
+		rc = reader_arena_put(r, o.ns, o.ns_len, true, &row->ns_off);
 	if (rc == LITEBUS_OK)
-		rc = reader_arena_put(r, p, len, true, &row->ns_off);
+		rc = reader_arena_put(r, o.tag, o.tag_len, true, &row->tag_off);
 	if (rc == LITEBUS_OK)
-		rc = reader_column(r, st, 5, true, &p, &len);
-	if (rc == LITEBUS_OK)
-		rc = reader_arena_put(r, p, len, true, &row->tag_off);
-	if (rc == LITEBUS_OK)
-		rc = reader_column(r, st, 6, false, &p, &len);
-	if (rc == LITEBUS_OK) {
-		row->payload_len = len;
-		rc = reader_arena_put(r, p, len, false, &row->payload_off);
-	}
+		rc = reader_arena_put(r, o.payload, o.payload_len, false,
+				      &row->payload_off);
 	return rc;
 }
 
-static int
-reader_bind(litebus_reader *r)
+/* The query for (cursor, upper] with the reader's filter. */
+static struct lb_range
+reader_range(const litebus_reader *r)
 {
-	sqlite3_stmt *st = r->range;
-	int rc;
-
-	/* SQLITE_STATIC: ns and tag live as long as the reader. */
-	rc = sqlite3_bind_int64(st, 1, r->cursor);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 2, r->upper);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 3, r->batch);
-	if (rc == SQLITE_OK && r->by_partition)
-		rc = sqlite3_bind_int64(st, 4, r->partition_key);
-	if (rc == SQLITE_OK && r->ns != NULL)
-		rc = sqlite3_bind_text(st, 5, r->ns, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK && r->tag != NULL)
-		rc = sqlite3_bind_text(st, 6, r->tag, -1, SQLITE_STATIC);
-	if (rc != SQLITE_OK)
-		return lb_err_sqlite(r->db, rc,
-				     "litebus_reader_next: binding the range");
-	return LITEBUS_OK;
+	return (struct lb_range){
+	    .after = r->cursor,
+	    .upto = r->upper,
+	    .limit = r->batch,
+	    .by_partition = r->by_partition,
+	    .partition_key = r->partition_key,
+	    .ns = r->ns, /* live as long as the reader (SQLITE_STATIC) */
+	    .tag = r->tag,
+	};
 }
 
 /* One attempt at a page of (cursor, upper].  Returns OK with *count rows
@@ -345,12 +300,14 @@ static int
 reader_query_once(litebus_reader *r, size_t *count)
 {
 	sqlite3_stmt *st = r->range;
+	struct lb_range range;
 	size_t n = 0;
 	int rc, status;
 
 	r->arena_len = 0;
 	*count = 0;
-	status = reader_bind(r);
+	range = reader_range(r);
+	status = lb_outbox_bind_range(r->db, st, &range);
 	if (status != LITEBUS_OK)
 		return status;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -447,7 +404,7 @@ litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
 				      ? "after_event_id must be >= -1"
 				      : "NULL argument");
 	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_open");
+		return lb_fork_err("litebus_reader_open");
 	if (!lb_bus_tryref(bus, "litebus_reader_open")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
 	rc = reader_open(bus, channel, after_event_id, f, out);
@@ -463,6 +420,7 @@ reader_open_table(litebus_reader *r, int64_t *table_head)
 {
 	struct lb_channel *ch = r->sub.ch;
 	struct reader_busy busy;
+	struct lb_range range;
 	int rc;
 
 	/* B5: the path must still name the bus's file, or the connection
@@ -474,10 +432,10 @@ reader_open_table(litebus_reader *r, int64_t *table_head)
 		return rc;
 	/* Preparing reads the schema, which may be locked too. */
 	reader_busy_init(&busy, r, 0);
+	range = reader_range(r);
 	do
-		rc = lb_outbox_prepare_range(r->db, ch->name, r->by_partition,
-					     r->ns != NULL, r->tag != NULL,
-					     &r->range);
+		rc =
+		    lb_outbox_prepare_range(r->db, ch->name, &range, &r->range);
 	while (rc != LITEBUS_OK && reader_busy_retry(&busy, rc));
 	if (rc != LITEBUS_OK)
 		return rc;
@@ -518,8 +476,8 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 			r->ns = strdup(f->ns);
 		if (f->instance_tag != NULL)
 			r->tag = strdup(f->instance_tag);
-		r->ns_hash = lb_ring_hash(f->ns);
-		r->tag_hash = lb_ring_hash(f->instance_tag);
+		r->ns_hash = lb_rec_hash(f->ns);
+		r->tag_hash = lb_rec_hash(f->instance_tag);
 	}
 	if (r->rows == NULL || (f != NULL && f->ns != NULL && r->ns == NULL) ||
 	    (f != NULL && f->instance_tag != NULL && r->tag == NULL)) {
@@ -560,7 +518,7 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_next: NULL argument");
 	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_next");
+		return lb_fork_err("litebus_reader_next");
 	rc = lb_sub_check_timeout(&r->sub, timeout_ms, "litebus_reader_next");
 	if (rc != LITEBUS_OK)
 		return rc;
@@ -587,19 +545,9 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 		}
 		if (progress)
 			continue;
-		if (closed)
-			return LITEBUS_CLOSED;
-		if (timeout_ms == 0) {
-			lb_sub_idle(&r->sub);
-			return LITEBUS_TIMEOUT;
-		}
-		if (deadline == 0)
-			deadline = lb_deadline_ns(timeout_ms);
-		else if (lb_mono_ns() >= deadline) {
-			lb_sub_idle(&r->sub);
-			return LITEBUS_TIMEOUT;
-		}
-		lb_sub_wait(&r->sub, deadline);
+		rc = lb_sub_block(&r->sub, closed, timeout_ms, &deadline);
+		if (rc != LITEBUS_OK)
+			return rc;
 	}
 }
 
@@ -616,7 +564,7 @@ litebus_reader_fd(litebus_reader *r)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_fd: NULL reader");
 	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_fd");
+		return lb_fork_err("litebus_reader_fd");
 	return lb_sub_fd(&r->sub);
 }
 
@@ -627,7 +575,7 @@ litebus_reader_stats_get(const litebus_reader *r, litebus_reader_stats *st)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_reader_stats_get: NULL argument");
 	if (lb_bus_forked(r->sub.bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_reader_stats_get");
+		return lb_fork_err("litebus_reader_stats_get");
 	*st = r->stats;
 	return LITEBUS_OK;
 }

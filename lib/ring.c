@@ -28,6 +28,8 @@
  */
 #include "ring.h"
 
+#include "role.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +73,7 @@ lb_ring_publish(struct lb_ring *r, const struct lb_rec *rec)
 	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed) + 1;
 	struct lb_slot *s = &r->slots[pos & r->mask];
 
+	LB_ASSERT_ON_WRITER_THREAD();
 	memcpy(w, rec, sizeof w);
 	/* Mark the slot busy before changing its payload.  The fence orders
 	 * this store before the payload stores: a reader that sees any new
@@ -115,18 +118,4 @@ lb_ring_read(const struct lb_ring *r, uint64_t pos, struct lb_rec *rec)
 		return false;
 	memcpy(rec, w, sizeof w);
 	return true;
-}
-
-uint32_t
-lb_ring_hash(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-
-	if (s == NULL)
-		return 0;
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h | 1u;
 }

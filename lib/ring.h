@@ -5,27 +5,11 @@
 #define LB_RING_H
 
 #include "arch.h"
+#include "record.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-/* What the ring carries per event: the OutboxEvent and what lets a reader
- * filter without touching SQLite. 56 bytes = 7 words. */
-struct lb_rec {
-	int64_t event_id;
-	int64_t partition_key;
-	int64_t committed_at_ms;
-	uint32_t ns_hash;  /* lb_ring_hash(namespace), 0 for none */
-	uint32_t tag_hash; /* lb_ring_hash(instance_tag), 0 for none */
-	uint32_t subject_len;
-	uint32_t reserved;
-	unsigned char subject_prefix[16];
-};
-
-#define LB_REC_WORDS (sizeof(struct lb_rec) / sizeof(uint64_t))
-static_assert(sizeof(struct lb_rec) % sizeof(uint64_t) == 0,
-	      "a ring record is copied as whole 64-bit words");
 
 struct lb_slot {
 	/* The position whose record the slot holds, or LB_STAMP_BUSY while
@@ -35,6 +19,11 @@ struct lb_slot {
 	_Atomic uint64_t stamp;
 	_Atomic uint64_t words[LB_REC_WORDS];
 };
+
+/* A slot is one cache line: the stamp and the 7 words of a record, so a
+ * reader's copy touches one line and no two slots share one. */
+static_assert(sizeof(struct lb_slot) == LB_CACHELINE,
+	      "a ring slot is exactly one cache line");
 
 struct lb_ring {
 	/* R3: the largest position whose slot is completely written.
@@ -64,9 +53,5 @@ uint64_t lb_ring_head(const struct lb_ring *r);
  * *rec.  False means the slot no longer holds pos (the reader was lapped)
  * or is being overwritten: *rec is then garbage. */
 bool lb_ring_read(const struct lb_ring *r, uint64_t pos, struct lb_rec *rec);
-
-/* A 32-bit hash of a string for the ring's filter hints: never 0 for a
- * string, 0 for NULL. */
-uint32_t lb_ring_hash(const char *s);
 
 #endif

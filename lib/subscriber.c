@@ -102,6 +102,26 @@ lb_sub_idle(struct litebus_sub *s)
 }
 
 int
+lb_sub_block(struct litebus_sub *s, bool closed, int timeout_ms,
+	     uint64_t *deadline_ns)
+{
+	if (closed)
+		return LITEBUS_CLOSED;
+	if (timeout_ms == 0) {
+		lb_sub_idle(s);
+		return LITEBUS_TIMEOUT;
+	}
+	if (*deadline_ns == 0)
+		*deadline_ns = lb_deadline_ns(timeout_ms);
+	else if (lb_mono_ns() >= *deadline_ns) {
+		lb_sub_idle(s);
+		return LITEBUS_TIMEOUT;
+	}
+	lb_sub_wait(s, *deadline_ns);
+	return LITEBUS_OK;
+}
+
+int
 lb_sub_check_timeout(const struct litebus_sub *s, int timeout_ms,
 		     const char *fn)
 {
@@ -154,7 +174,7 @@ litebus_subscribe(litebus *bus, int channel, litebus_sub **out)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_subscribe: NULL argument");
 	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_subscribe");
+		return lb_fork_err("litebus_subscribe");
 	if (!lb_bus_tryref(bus, "litebus_subscribe")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
 	ch = lb_bus_channel(bus, channel);
@@ -203,7 +223,7 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_recv: NULL argument");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_recv");
+		return lb_fork_err("litebus_recv");
 	rc = lb_sub_check_timeout(s, timeout_ms, "litebus_recv");
 	if (rc != LITEBUS_OK)
 		return rc;
@@ -226,19 +246,9 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 		case LB_POLL_EMPTY:
 			break;
 		}
-		if (closed)
-			return LITEBUS_CLOSED;
-		if (timeout_ms == 0) {
-			lb_sub_idle(s);
-			return LITEBUS_TIMEOUT;
-		}
-		if (deadline == 0)
-			deadline = lb_deadline_ns(timeout_ms);
-		else if (lb_mono_ns() >= deadline) {
-			lb_sub_idle(s);
-			return LITEBUS_TIMEOUT;
-		}
-		lb_sub_wait(s, deadline);
+		rc = lb_sub_block(s, closed, timeout_ms, &deadline);
+		if (rc != LITEBUS_OK)
+			return rc;
 	}
 }
 
@@ -254,7 +264,7 @@ litebus_sub_fd(litebus_sub *s)
 	if (s == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_sub_fd: NULL sub");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_sub_fd");
+		return lb_fork_err("litebus_sub_fd");
 	return lb_sub_fd(s);
 }
 
@@ -265,7 +275,7 @@ litebus_sub_stats_get(const litebus_sub *s, litebus_sub_stats *st)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_sub_stats_get: NULL argument");
 	if (lb_bus_forked(s->bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_sub_stats_get");
+		return lb_fork_err("litebus_sub_stats_get");
 	*st = s->stats;
 	return LITEBUS_OK;
 }

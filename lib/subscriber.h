@@ -38,6 +38,20 @@ enum lb_poll lb_sub_poll(struct litebus_sub *s, struct lb_rec *rec);
  * deadline passed.  May return early. */
 void lb_sub_wait(struct litebus_sub *s, uint64_t deadline_ns);
 
+/*
+ * The tail of every blocking call on a subscriber (litebus_recv and
+ * litebus_reader_next), once it found nothing to return.  Returns
+ * LITEBUS_CLOSED if the caller saw the channel closed before it looked
+ * (`closed`, C2: it then saw everything ever published); LITEBUS_TIMEOUT,
+ * with the fd armed (S4), if timeout_ms is 0 or the deadline has passed;
+ * otherwise it sleeps until a record may be available, the channel
+ * closes, or the deadline passes, and returns LITEBUS_OK: look again.
+ * *deadline_ns starts at 0; the first sleep sets it from timeout_ms.
+ * Blocking: up to timeout_ms in all.
+ */
+int lb_sub_block(struct litebus_sub *s, bool closed, int timeout_ms,
+		 uint64_t *deadline_ns);
+
 /* Nothing is left to read: if an fd exists, arm it (it turns unreadable
  * until a record at s->pos is published or the channel closes: C4). */
 void lb_sub_idle(struct litebus_sub *s);

@@ -3,6 +3,8 @@
  *
  * Linux only: litebus targets Linux servers.  A port replaces these
  * functions (a condition variable keyed by address would do).
+ *
+ * Threads: any; no state of its own.
  */
 /* syscall() is a GNU/BSD interface. */
 #define _DEFAULT_SOURCE

@@ -23,8 +23,15 @@
  * emitted, or a trigger added behind litebus's back can therefore never
  * make the rings carry an id that did not commit.
  *
- * Threads: litebus_exec/litebus_submit from any thread (they queue under
- * `lock`); the rest on the writer thread, which LB_ASSERT_ON_WRITER checks.
+ * The writer is wired by the lb_writer_config its owner hands it (bus.c)
+ * and never reads its owner's struct.  Jobs reach it through the job queue
+ * (jobs.c), from litebus_exec/litebus_submit (bus.c) on callers' threads.
+ *
+ * Threads: lb_writer_start, lb_writer_stop and lb_writer_free on the
+ * owner's thread (litebus_open, the last litebus_close); everything else,
+ * litebus_tx_db and litebus_emit included, on the writer thread, which
+ * LB_ASSERT_ON_WRITER checks (and role.h for the modules it calls).
+ * lb_writer_is_current from any thread.
  *
  * Invariants
  *   W1  A record reaches a ring only if its row was read back from the
@@ -35,7 +42,8 @@
  *   W2  Jobs commit, publish and complete in queue order; event_ids of a
  *       channel increase in that order (with gaps where ids were handed
  *       out and then undone inside a job).
- *   W3  A job is completed exactly once: exec wakes, or done() is called.
+ *   W3  A job is completed exactly once (J3, jobs.c): exec wakes, or
+ *       done() is called.
  *       A job accepted by exec/submit is always run, even during close.
  *   W4  Every id handed out in a batch is above batch_last_id[], which is
  *       at least every id committed or published on the channel: the
@@ -46,8 +54,8 @@
  *       when the transaction is lost, to batch_last_id[].  Ids handed out
  *       and undone were never published (W1), so handing them out again
  *       repeats nothing; no published id is ever handed out again.
- *   W5  `closing` only goes from false to true, under `lock`; once set,
- *       no job enters the queue.
+ *   W5  (Now J1, in jobs.c: once the queue is closed no job enters it,
+ *       and every job queued before is run.)
  *   W6  A job is run until it settles and commits at most once: when a
  *       statement of job k makes SQLite roll back the whole transaction,
  *       job k settles as failed and the unsettled jobs (those before k
@@ -57,9 +65,12 @@
  */
 #include "writer.h"
 
-#include "bus.h"
+#include "catalog.h"
 #include "checkpoint.h"
 #include "errors.h"
+#include "fork.h"
+#include "jobs.h"
+#include "role.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -67,26 +78,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* An exec'd job's state word (futex). */
-enum { JOB_PENDING = 0, JOB_SLEEPING = 1, JOB_DONE = 2 };
-
-struct lb_job {
-	litebus_job_fn fn;
-	void *arg;
-	litebus_done_fn done; /* submit only */
-	void *done_arg;
-	struct lb_job *next;
-	bool is_exec;
-	bool settled; /* W6; writer thread only */
-	/* Results, written by the writer before `state` is released. */
-	int status;
-	int sqlite_code;
-	char errmsg[LB_ERRMSG_MAX];
-	/* exec only.  Written by the writer (release exchange to DONE) and
-	 * the exec caller (CAS to SLEEPING); see writer_complete(). */
-	_Atomic uint32_t state;
-};
 
 struct litebus_tx {
 	struct lb_writer *w;
@@ -100,16 +91,8 @@ struct lb_pub {
 };
 
 struct lb_writer {
-	struct litebus *bus; /* immutable */
-	pthread_t thread;    /* immutable once started */
-
-	/* The queue.  All fields under `lock`. */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct lb_job *head, *tail;
-	uint32_t queued;
-	bool closing;  /* W5 */
-	bool sleeping; /* the writer waits on cond */
+	struct lb_writer_config cfg; /* immutable */
+	pthread_t thread;	     /* immutable once started */
 
 	/* Writer thread only (after start). */
 	struct lb_outbox ob;
@@ -128,9 +111,6 @@ struct lb_writer {
 	int lost_status;
 };
 
-/* The bus whose writer is the calling thread, if any. */
-static _Thread_local const struct litebus *tls_writer_bus;
-
 #ifdef NDEBUG
 #define LB_ASSERT_ON_WRITER(w) ((void)(w))
 #else
@@ -139,51 +119,9 @@ static _Thread_local const struct litebus *tls_writer_bus;
 #endif
 
 bool
-lb_writer_is_current(const struct litebus *bus)
+lb_writer_is_current(const struct litebus *owner)
 {
-	return tls_writer_bus == bus;
-}
-
-/* ------------------------------------------------------------------ */
-/* Completing jobs                                                     */
-
-static void
-writer_complete(struct lb_writer *w, struct lb_job *j)
-{
-	(void)w;
-	if (j->is_exec) {
-		/* W3.  Release pairs with the acquire loads in litebus_exec:
-		 * status and errmsg are visible once DONE is.  After this
-		 * store the job (on the exec caller's stack) may vanish; the
-		 * wake below only uses its address, which the kernel hashes
-		 * without touching the memory. */
-		uint32_t old = atomic_exchange_explicit(&j->state, JOB_DONE,
-							memory_order_acq_rel);
-		if (old == JOB_SLEEPING)
-			lb_futex_wake_all(&j->state);
-		return;
-	}
-	/* Inside done(), litebus_last_errmsg() describes this job. */
-	lb_err_restore(j->status, j->sqlite_code, j->errmsg);
-	if (j->done != NULL)
-		j->done(j->status, j->done_arg);
-	free(j);
-}
-
-/* Record a failure for job j (status < 0 with the thread's error text, or
- * the job's own return value). */
-static void
-writer_set_status(struct lb_job *j, int status, bool with_detail)
-{
-	j->status = status;
-	if (with_detail && status < 0) {
-		j->sqlite_code = lb_err_code();
-		memcpy(j->errmsg, lb_err_msg(), sizeof j->errmsg);
-		j->errmsg[sizeof j->errmsg - 1] = '\0';
-	} else {
-		j->sqlite_code = 0;
-		j->errmsg[0] = '\0';
-	}
+	return lb_role_writer() == (const void *)owner;
 }
 
 /* ------------------------------------------------------------------ */
@@ -199,33 +137,36 @@ writer_backoff(uint64_t *sleep_ns)
 		*sleep_ns *= 2;
 }
 
-/* Run `step` (BEGIN or COMMIT), retrying SQLITE_BUSY/LOCKED with backoff
- * for up to busy_timeout_ms.  Returns a litebus status. */
+/* Run `step` (BEGIN or COMMIT: a raw SQLite code), retrying SQLITE_BUSY
+ * and SQLITE_LOCKED with backoff for up to busy_timeout_ms.  Returns a
+ * litebus status. */
 static int
 writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 	     const char *what)
 {
 	uint64_t deadline = 0, sleep_ns = 50000;
-	int rc;
+	int src; /* SQLite result code (outbox.h) */
 
+	LB_ASSERT_ON_WRITER(w);
 	for (;;) {
-		rc = step(&w->ob);
-		if (rc == SQLITE_OK)
+		src = step(&w->ob);
+		if (src == SQLITE_OK)
 			return LITEBUS_OK;
-		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
-			return lb_err_sqlite(w->ob.db, rc, what);
+		if ((src & 0xff) != SQLITE_BUSY &&
+		    (src & 0xff) != SQLITE_LOCKED)
+			return lb_err_sqlite(w->ob.db, src, what);
 		if (deadline == 0)
 			deadline =
 			    lb_mono_ns() +
-			    (uint64_t)w->bus->opts.busy_timeout_ms * 1000000u;
+			    (uint64_t)w->cfg.opts->busy_timeout_ms * 1000000u;
 		if (lb_mono_ns() >= deadline) {
-			lb_err_sqlite(w->ob.db, rc, what);
+			lb_err_sqlite(w->ob.db, src, what);
 			return lb_err_set(LITEBUS_EBUSY,
 					  "%s: the database stayed locked by "
 					  "another connection for %u ms",
-					  what, w->bus->opts.busy_timeout_ms);
+					  what, w->cfg.opts->busy_timeout_ms);
 		}
-		lb_stat_add_w(&w->bus->stats.busy_retries, 1);
+		lb_stat_add_w(&w->cfg.stats->busy_retries, 1);
 		writer_backoff(&sleep_ns);
 	}
 }
@@ -238,9 +179,8 @@ writer_retry(struct lb_writer *w, int (*step)(struct lb_outbox *),
 static int
 writer_reload_ids(struct lb_writer *w)
 {
-	for (int i = 0; i < w->bus->nchannels; i++) {
-		int64_t committed =
-		    lb_channel_committed_id(w->bus->channels[i]);
+	for (int i = 0; i < w->cfg.nchannels; i++) {
+		int64_t committed = lb_channel_committed_id(w->cfg.channels[i]);
 		int rc = lb_outbox_load_last_id(&w->ob, i, &w->last_id[i]);
 
 		if (rc != LITEBUS_OK)
@@ -257,6 +197,7 @@ writer_begin(struct lb_writer *w)
 	bool changed;
 	int rc;
 
+	LB_ASSERT_ON_WRITER(w);
 	/* A ROLLBACK that failed earlier (writer_abandon) left the
 	 * transaction open: end it first, or BEGIN would fail forever. */
 	if (!sqlite3_get_autocommit(w->ob.db)) {
@@ -291,6 +232,8 @@ writer_begin(struct lb_writer *w)
 static void
 writer_abandon(struct lb_writer *w)
 {
+	LB_ASSERT_ON_WRITER(w);
+
 	/* If it fails, the transaction stays open and the next
 	 * writer_begin rolls it back before anything else. */
 	(void)lb_outbox_rollback(&w->ob);
@@ -315,7 +258,7 @@ writer_lost_status(struct lb_writer *w, int sqlite_rc, const char *what)
 static void
 writer_settle(struct lb_job *j, int status, bool with_detail)
 {
-	writer_set_status(j, status, with_detail);
+	lb_job_set_status(j, status, with_detail);
 	j->settled = true;
 }
 
@@ -333,21 +276,24 @@ enum run_result {
 static enum run_result
 writer_run_job(struct lb_writer *w, struct lb_job *j)
 {
-	const int n = w->bus->nchannels;
+	const int n = w->cfg.nchannels;
 	int64_t job_last_id[LITEBUS_MAX_CHANNELS];
-	int rc, jr, misuse;
+	int src;    /* SQLite result code (outbox.h) */
+	int jr;	    /* the job's status: its return value, or litebus's */
+	int misuse; /* litebus status */
 
 	LB_ASSERT_ON_WRITER(w);
-	lb_stat_add_w(&w->bus->stats.jobs, 1);
+	lb_stat_add_w(&w->cfg.stats->jobs, 1);
 	memcpy(job_last_id, w->last_id, (size_t)n * sizeof job_last_id[0]);
-	rc = lb_outbox_savepoint(&w->ob);
-	if (rc != SQLITE_OK) {
+	src = lb_outbox_savepoint(&w->ob);
+	if (src != SQLITE_OK) {
 		writer_settle(
-		    j, lb_err_sqlite(w->ob.db, rc, "opening a job's savepoint"),
+		    j,
+		    lb_err_sqlite(w->ob.db, src, "opening a job's savepoint"),
 		    true);
 		if (sqlite3_get_autocommit(w->ob.db)) {
 			w->lost_status = writer_lost_status(
-			    w, rc, "opening a job's savepoint");
+			    w, src, "opening a job's savepoint");
 			return RUN_LOST;
 		}
 		return RUN_OK;
@@ -361,7 +307,7 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	/* The job's own failure first, with the text of a litebus error it
 	 * met (the thread's error was cleared before the job). */
 	if (jr != 0)
-		writer_set_status(j, jr, jr < 0 && lb_err_msg()[0] != '\0');
+		lb_job_set_status(j, jr, jr < 0 && lb_err_msg()[0] != '\0');
 	/* Before anything else runs on the connection: reset what the job
 	 * left running and put back the state it may have changed. */
 	misuse = lb_outbox_after_job(&w->ob);
@@ -390,29 +336,30 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	}
 	if (jr == 0 && misuse != LITEBUS_OK) {
 		jr = misuse;
-		writer_set_status(j, jr, true);
+		lb_job_set_status(j, jr, true);
 	}
 	if (jr == 0) {
-		rc = lb_outbox_release(&w->ob);
-		if (rc == SQLITE_OK) {
-			writer_set_status(j, 0, false); /* settles at COMMIT */
+		src = lb_outbox_release(&w->ob);
+		if (src == SQLITE_OK) {
+			lb_job_set_status(j, 0, false); /* settles at COMMIT */
 			return RUN_OK;
 		}
-		jr = lb_err_sqlite(w->ob.db, rc, "releasing a job's savepoint");
-		writer_set_status(j, jr, true);
+		jr =
+		    lb_err_sqlite(w->ob.db, src, "releasing a job's savepoint");
+		lb_job_set_status(j, jr, true);
 	}
 	j->settled = true;
 	/* The job rolls back alone; its ids are handed out again (W4). */
 	memcpy(w->last_id, job_last_id, (size_t)n * sizeof job_last_id[0]);
 	if (sqlite3_get_autocommit(w->ob.db)) {
 		w->lost_status =
-		    writer_lost_status(w, rc, "releasing a job's savepoint");
+		    writer_lost_status(w, src, "releasing a job's savepoint");
 		return RUN_LOST;
 	}
-	rc = lb_outbox_rollback_to(&w->ob);
-	if (rc != SQLITE_OK) {
+	src = lb_outbox_rollback_to(&w->ob);
+	if (src != SQLITE_OK) {
 		w->lost_status =
-		    writer_lost_status(w, rc, "rolling a job back");
+		    writer_lost_status(w, src, "rolling a job back");
 		return RUN_LOST;
 	}
 	return RUN_OK;
@@ -459,14 +406,16 @@ writer_collect_one(void *arg, const struct lb_rec *rec)
 static int
 writer_collect(struct lb_writer *w)
 {
+	LB_ASSERT_ON_WRITER(w);
+
 	w->npub = 0;
-	for (int c = 0; c < w->bus->nchannels; c++) {
+	for (int c = 0; c < w->cfg.nchannels; c++) {
 		int rc;
 
 		if (w->last_id[c] == w->batch_last_id[c])
 			continue;
 		w->collect_channel = c;
-		rc = lb_outbox_readback(&w->ob, c, w->bus->channels[c]->name,
+		rc = lb_outbox_readback(&w->ob, c, w->cfg.channels[c]->name,
 					w->batch_last_id[c] + 1,
 					writer_collect_one, w);
 		if (rc != LITEBUS_OK)
@@ -478,7 +427,7 @@ writer_collect(struct lb_writer *w)
 static void
 writer_publish(struct lb_writer *w)
 {
-	struct litebus *bus = w->bus;
+	const struct lb_writer_config *cfg = &w->cfg;
 
 	LB_ASSERT_ON_WRITER(w);
 	/* W1: COMMIT has returned; the rows are durable (to the degree the
@@ -486,20 +435,20 @@ writer_publish(struct lb_writer *w)
 	 * how far each channel is committed (C5), then publish. */
 	for (size_t i = 0; i < w->npub; i++)
 		w->touched[w->pub[i].channel] = true;
-	for (int c = 0; c < bus->nchannels; c++)
+	for (int c = 0; c < cfg->nchannels; c++)
 		if (w->touched[c])
-			lb_channel_set_committed(bus->channels[c],
+			lb_channel_set_committed(cfg->channels[c],
 						 w->last_id[c]);
 	for (size_t i = 0; i < w->npub; i++)
-		lb_channel_publish(bus->channels[w->pub[i].channel],
+		lb_channel_publish(cfg->channels[w->pub[i].channel],
 				   &w->pub[i].rec);
-	for (int c = 0; c < bus->nchannels; c++) {
+	for (int c = 0; c < cfg->nchannels; c++) {
 		if (w->touched[c]) {
-			lb_channel_wake(bus->channels[c]);
+			lb_channel_wake(cfg->channels[c]);
 			w->touched[c] = false;
 		}
 	}
-	lb_stat_add_w(&bus->stats.events, w->npub);
+	lb_stat_add_w(&cfg->stats->events, w->npub);
 	w->npub = 0;
 }
 
@@ -508,7 +457,7 @@ writer_publish(struct lb_writer *w)
 static void
 writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 {
-	struct litebus *bus = w->bus;
+	const struct lb_writer_config *cfg = &w->cfg;
 	size_t first = 0;
 	int rc;
 
@@ -523,7 +472,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			first++;
 		if (first == n)
 			break;
-		lb_stat_add_w(&bus->stats.batches, 1);
+		lb_stat_add_w(&cfg->stats->batches, 1);
 		w->batch_ms = lb_wall_ms();
 		rc = writer_begin(w);
 		if (rc != LITEBUS_OK) {
@@ -563,7 +512,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			first = end;
 			continue;
 		}
-		lb_stat_add_w(&bus->stats.commits, 1);
+		lb_stat_add_w(&cfg->stats->commits, 1);
 		writer_publish(w);
 		for (size_t i = first; i < end; i++)
 			if (!jobs[i]->settled)
@@ -580,32 +529,10 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		assert(jobs[i]->settled);
 		if (jobs[i]->status != 0)
-			lb_stat_add_w(&bus->stats.jobs_failed, 1);
-		writer_complete(w, jobs[i]);
+			lb_stat_add_w(&cfg->stats->jobs_failed, 1);
+		lb_job_complete(jobs[i]);
 	}
 	(void)lb_ckpt_finish(w->ckpt, w->ob.db, false);
-}
-
-/* Wait on the queue (under w->lock).  Returns true if the wait ended
- * because the queue stayed empty for LB_CKPT_IDLE_MS while a finishing
- * checkpoint was due. */
-static bool
-writer_idle_wait(struct lb_writer *w)
-{
-	struct timespec ts;
-
-	if (!lb_ckpt_finish_due(w->ckpt)) {
-		pthread_cond_wait(&w->cond, &w->lock);
-		return false;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += LB_CKPT_IDLE_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT &&
-	       w->head == NULL && !w->closing;
 }
 
 /* B5 (bus.c): SQLite does not checkpoint on close a database file that
@@ -620,19 +547,19 @@ writer_checkpoint_if_moved(struct lb_writer *w)
 {
 	int moved = 0, rc;
 
-	if (w->bus->dbn.is_memory ||
+	LB_ASSERT_ON_WRITER(w);
+	if (w->cfg.dbn->is_memory ||
 	    sqlite3_file_control(w->ob.db, "main", SQLITE_FCNTL_HAS_MOVED,
 				 &moved) != SQLITE_OK ||
 	    !moved)
 		return;
-	rc = sqlite3_busy_timeout(w->ob.db, (int)w->bus->opts.busy_timeout_ms);
+	rc = sqlite3_busy_timeout(w->ob.db, (int)w->cfg.opts->busy_timeout_ms);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_wal_checkpoint_v2(w->ob.db, "main",
-					       SQLITE_CHECKPOINT_TRUNCATE, NULL,
-					       NULL);
+		rc = sqlite3_wal_checkpoint_v2(
+		    w->ob.db, "main", SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	/* Nobody to report to (close returns OK); the stats say it. */
 	if (rc != SQLITE_OK)
-		lb_stat_add(&w->bus->stats.ckpt_errors, 1);
+		lb_stat_add(&w->cfg.stats->ckpt_errors, 1);
 	(void)sqlite3_busy_timeout(w->ob.db, 0);
 }
 
@@ -640,53 +567,39 @@ static void *
 writer_main(void *arg)
 {
 	struct lb_writer *w = arg;
-	uint32_t max_batch = w->bus->opts.max_batch;
+	uint32_t max_batch = w->cfg.opts->max_batch;
 
-	tls_writer_bus = w->bus;
+	lb_role_set_writer(w->cfg.owner);
 	for (;;) {
-		size_t n = 0;
+		/* While a finishing checkpoint is due, wait for jobs only
+		 * LB_CKPT_IDLE_MS (checkpoint.c). */
+		int idle_ms =
+		    lb_ckpt_finish_due(w->ckpt) ? LB_CKPT_IDLE_MS : -1;
+		size_t n;
+		enum lb_take t =
+		    lb_jobq_take(w->cfg.jobs, w->batch, max_batch, idle_ms, &n);
 
-		pthread_mutex_lock(&w->lock);
-		while (w->head == NULL && !w->closing) {
-			w->sleeping = true;
-			if (writer_idle_wait(w)) {
-				/* No job for LB_CKPT_IDLE_MS: let the WAL
-				 * restart while nobody waits (checkpoint.c).
-				 * Jobs queue meanwhile. */
-				pthread_mutex_unlock(&w->lock);
-				lb_ckpt_finish(w->ckpt, w->ob.db, true);
-				pthread_mutex_lock(&w->lock);
-			}
-			w->sleeping = false;
-		}
-		if (w->head == NULL) { /* closing, and nothing left */
-			pthread_mutex_unlock(&w->lock);
+		if (t == LB_TAKE_CLOSED)
 			break;
+		if (t == LB_TAKE_IDLE) {
+			/* No job for LB_CKPT_IDLE_MS: let the WAL restart
+			 * while nobody waits.  Jobs queue meanwhile. */
+			lb_ckpt_finish(w->ckpt, w->ob.db, true);
+			continue;
 		}
-		while (w->head != NULL && n < max_batch) {
-			w->batch[n++] = w->head;
-			w->head = w->head->next;
-			w->queued--;
-		}
-		/* Relaxed: a gauge for litebus_stats_get, no ordering. */
-		atomic_store_explicit(&w->bus->stats.queued, w->queued,
-				      memory_order_relaxed);
-		if (w->head == NULL)
-			w->tail = NULL;
-		pthread_mutex_unlock(&w->lock);
 		/* Bounds the WAL after each of its commits (checkpoint.c). */
 		writer_run_batch(w, w->batch, n);
 	}
 	/* C2: everything queued has committed and been published.  The
 	 * channels close first, so that subscribe and reader_open refuse
 	 * with ECLOSED from here on. */
-	for (int c = 0; c < w->bus->nchannels; c++)
-		lb_channel_close(w->bus->channels[c]);
+	for (int c = 0; c < w->cfg.nchannels; c++)
+		lb_channel_close(w->cfg.channels[c]);
 	writer_checkpoint_if_moved(w);
 	lb_ckpt_stop(w->ckpt, w->ob.db);
 	w->ckpt = NULL;
 	lb_outbox_close(&w->ob);
-	tls_writer_bus = NULL;
+	lb_role_set_writer(NULL);
 	return NULL;
 }
 
@@ -694,28 +607,32 @@ writer_main(void *arg)
 /* Start and stop                                                      */
 
 int
-lb_writer_start(struct litebus *bus, struct lb_writer **out)
+lb_writer_start(const struct lb_writer_config *cfg, struct lb_writer **out)
 {
 	struct lb_writer *w = calloc(1, sizeof *w);
+	struct lb_chan_spec chans[LITEBUS_MAX_CHANNELS];
 	int rc;
 
 	*out = NULL;
 	if (w == NULL)
 		return lb_err_set(LITEBUS_ENOMEM, "allocating the writer");
-	w->bus = bus;
+	w->cfg = *cfg;
 	w->tx.w = w;
+	for (int c = 0; c < cfg->nchannels; c++) {
+		chans[c].name = cfg->channels[c]->name;
+		chans[c].types = cfg->channels[c]->event_types;
+	}
 	/* Opened in place: the connection's authorizer keeps &w->ob. */
-	rc =
-	    lb_outbox_open(&w->ob, &bus->dbn, bus->opts.durability,
-			   bus->channels, bus->nchannels, bus->opts.adopt != 0);
+	rc = lb_outbox_open(&w->ob, cfg->dbn, cfg->opts->durability, chans,
+			    cfg->nchannels, cfg->opts->adopt != 0);
 	if (rc != LITEBUS_OK) {
 		free(w);
 		return rc;
 	}
 	/* In-memory databases have no WAL and need no checkpoints.  Both
 	 * modes: checkpoint.c keeps the WAL bound. */
-	if (!bus->dbn.is_memory) {
-		rc = lb_ckpt_start(&bus->dbn, w->ob.db, &bus->opts, &bus->stats,
+	if (!cfg->dbn->is_memory) {
+		rc = lb_ckpt_start(cfg->dbn, w->ob.db, cfg->opts, cfg->stats,
 				   &w->ckpt);
 		if (rc != LITEBUS_OK)
 			goto fail;
@@ -725,7 +642,7 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 		goto fail;
 	w->cap_pub = 64;
 	w->pub = malloc(w->cap_pub * sizeof *w->pub);
-	w->batch = malloc(bus->opts.max_batch * sizeof *w->batch);
+	w->batch = malloc(cfg->opts->max_batch * sizeof *w->batch);
 	if (w->pub == NULL || w->batch == NULL) {
 		rc = lb_err_set(LITEBUS_ENOMEM, "allocating the writer");
 		goto fail;
@@ -733,28 +650,11 @@ lb_writer_start(struct litebus *bus, struct lb_writer **out)
 	rc = writer_reload_ids(w);
 	if (rc != LITEBUS_OK)
 		goto fail;
-	/* "From now" means after the newest committed id.  Relaxed: the
-	 * thread that will read these is created below, or learns of the bus
-	 * through litebus_open's return (both synchronize). */
-	for (int c = 0; c < bus->nchannels; c++) {
-		atomic_store_explicit(&bus->channels[c]->published_id,
-				      w->last_id[c], memory_order_relaxed);
-		atomic_store_explicit(&bus->channels[c]->committed_id,
-				      w->last_id[c], memory_order_relaxed);
-	}
-	pthread_mutex_init(&w->lock, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		/* Idle timeouts are measured on the monotonic clock. */
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&w->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	/* "From now" means after the newest committed id. */
+	for (int c = 0; c < cfg->nchannels; c++)
+		lb_channel_start(cfg->channels[c], w->last_id[c]);
 	rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
-		pthread_cond_destroy(&w->cond);
-		pthread_mutex_destroy(&w->lock);
 		rc = lb_err_set(rc == EAGAIN ? LITEBUS_ENOMEM : LITEBUS_EINVAL,
 				"starting the writer thread: %s", strerror(rc));
 		goto fail;
@@ -773,10 +673,8 @@ fail:
 void
 lb_writer_stop(struct lb_writer *w)
 {
-	pthread_mutex_lock(&w->lock);
-	w->closing = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	LB_ASSERT_NOT_WRITER_OF(w->cfg.owner); /* it joins that thread */
+	lb_jobq_close(w->cfg.jobs);
 	pthread_join(w->thread, NULL);
 }
 
@@ -785,141 +683,9 @@ lb_writer_free(struct lb_writer *w)
 {
 	if (w == NULL)
 		return;
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
 	free(w->pub);
 	free(w->batch);
 	free(w);
-}
-
-/* ------------------------------------------------------------------ */
-/* Public: queueing jobs                                               */
-
-/* Queue j, or refuse it (W5).  Any thread. */
-static int
-writer_enqueue(struct lb_writer *w, struct lb_job *j)
-{
-	pthread_mutex_lock(&w->lock);
-	if (w->closing) {
-		pthread_mutex_unlock(&w->lock);
-		return lb_err_set(LITEBUS_ECLOSED, "the bus is closing");
-	}
-	if (w->queued >= w->bus->opts.max_queue) {
-		pthread_mutex_unlock(&w->lock);
-		return lb_err_set(LITEBUS_EAGAIN,
-				  "%u jobs are already queued (max_queue)",
-				  w->queued);
-	}
-	j->next = NULL;
-	if (w->tail != NULL)
-		w->tail->next = j;
-	else
-		w->head = j;
-	w->tail = j;
-	w->queued++;
-	/* Relaxed: a gauge for litebus_stats_get, no ordering. */
-	atomic_store_explicit(&w->bus->stats.queued, w->queued,
-			      memory_order_relaxed);
-	if (w->sleeping)
-		pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	return LITEBUS_OK;
-}
-
-int
-litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
-{
-	struct lb_job j;
-	uint32_t st;
-	int rc;
-
-	if (bus == NULL || fn == NULL)
-		return lb_err_set(LITEBUS_EINVAL, "litebus_exec: NULL %s",
-				  bus == NULL ? "bus" : "job function");
-	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_exec");
-	if (lb_writer_is_current(bus))
-		return lb_err_set(LITEBUS_EDEADLK,
-				  "litebus_exec called on the bus's writer "
-				  "thread (from a job or a done-callback); "
-				  "use litebus_submit");
-	memset(&j, 0, sizeof j);
-	j.fn = fn;
-	j.arg = arg;
-	j.is_exec = true;
-	atomic_init(&j.state, JOB_PENDING);
-	if (!lb_bus_tryref(bus, "litebus_exec")) /* B1: keeps the bus */
-		return LITEBUS_ECLOSED;
-	rc = writer_enqueue(bus->writer, &j);
-	if (rc != LITEBUS_OK) {
-		lb_bus_unref(bus);
-		return rc;
-	}
-	/* Spin briefly: a small batch often commits within microseconds
-	 * under normal durability, and a futex sleep costs more. */
-	for (int i = 0; i < 64; i++) {
-		/* Pairs with the release exchange in writer_complete(). */
-		if (atomic_load_explicit(&j.state, memory_order_acquire) ==
-		    JOB_DONE)
-			goto done;
-		lb_cpu_relax();
-	}
-	for (;;) {
-		st = JOB_PENDING;
-		/* The acquire on failure pairs with writer_complete()'s
-		 * release when the state is already DONE (C11 wants the
-		 * success order at least as strong; announcing that we will
-		 * sleep needs no ordering of its own). */
-		if (!atomic_compare_exchange_strong_explicit(
-			&j.state, &st, JOB_SLEEPING, memory_order_acquire,
-			memory_order_acquire) &&
-		    st == JOB_DONE)
-			break;
-		lb_futex_wait(&j.state, JOB_SLEEPING, UINT64_MAX);
-		if (atomic_load_explicit(&j.state, memory_order_acquire) ==
-		    JOB_DONE)
-			break;
-	}
-done:
-	lb_bus_unref(bus);
-	if (j.status < 0)
-		lb_err_restore(j.status, j.sqlite_code, j.errmsg);
-	return j.status;
-}
-
-int
-litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
-	       void *done_arg)
-{
-	struct lb_job *j;
-	int rc;
-
-	if (bus == NULL || fn == NULL)
-		return lb_err_set(LITEBUS_EINVAL, "litebus_submit: NULL %s",
-				  bus == NULL ? "bus" : "job function");
-	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_bus_err_forked("litebus_submit");
-	j = malloc(sizeof *j);
-	if (j == NULL)
-		return lb_err_set(LITEBUS_ENOMEM, "allocating a job");
-	j->fn = fn;
-	j->arg = arg;
-	j->done = done;
-	j->done_arg = done_arg;
-	j->is_exec = false;
-	j->status = 0;
-	j->sqlite_code = 0;
-	j->errmsg[0] = '\0';
-	atomic_init(&j->state, JOB_PENDING);
-	if (!lb_bus_tryref(bus, "litebus_submit")) { /* B1: keeps the bus */
-		free(j);
-		return LITEBUS_ECLOSED;
-	}
-	rc = writer_enqueue(bus->writer, j);
-	lb_bus_unref(bus);
-	if (rc != LITEBUS_OK)
-		free(j);
-	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -929,10 +695,10 @@ static bool
 writer_tx_usable(const litebus_tx *tx)
 {
 	/* The thread first: tx->active is the writer's own plain field,
-	 * which only the writer thread may read.  (tx->w and w->bus never
+	 * which only the writer thread may read.  (tx->w and w->cfg never
 	 * change.) */
-	return lb_writer_is_current(tx->w->bus) && tx->active &&
-	       !lb_bus_forked(tx->w->bus);
+	return lb_writer_is_current(tx->w->cfg.owner) && tx->active &&
+	       !lb_fork_is_inherited(tx->w->cfg.fork_gen);
 }
 
 sqlite3 *
@@ -954,15 +720,18 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 
 	if (tx == NULL)
 		return lb_err_set(LITEBUS_EINVAL, "litebus_emit: NULL tx");
-	if (lb_bus_forked(tx->w->bus)) /* F1, in bus.c: a job that forked */
-		return lb_bus_err_forked("litebus_emit");
+	if (lb_fork_is_inherited(
+		tx->w->cfg.fork_gen)) /* F1: a job that forked */
+		return lb_fork_err("litebus_emit");
 	if (!writer_tx_usable(tx))
 		return lb_err_set(LITEBUS_EMISUSE,
 				  "litebus_emit: called outside a job or off "
 				  "the writer thread");
 	w = tx->w;
 	LB_ASSERT_ON_WRITER(w);
-	ch = lb_bus_channel(w->bus, channel);
+	ch = channel >= 0 && channel < w->cfg.nchannels
+		 ? w->cfg.channels[channel]
+		 : NULL;
 	if (ch == NULL)
 		return lb_err_set(LITEBUS_ENOCHANNEL,
 				  "litebus_emit: no channel %d", channel);
@@ -976,7 +745,7 @@ litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_emit: NULL subject or payload with "
 				  "a non-zero length");
-	if (!lb_channel_type_ok(ch, rec->event_type))
+	if (!lb_catalog_type_ok(ch->event_types, rec->event_type))
 		return lb_err_set(LITEBUS_EEVENTTYPE,
 				  "litebus_emit: event type '%s' is not "
 				  "allowed on channel %s",

@@ -47,24 +47,6 @@ struct committer {
 	int failed_rc;
 };
 
-struct emit_args {
-	int channel, count;
-};
-
-static int
-job_emit(litebus_tx *tx, void *arg)
-{
-	const struct emit_args *a = arg;
-	litebus_record rec = {.event_type = fx_event_type(a->channel)};
-
-	for (int i = 0; i < a->count; i++) {
-		int rc = litebus_emit(tx, a->channel, &rec, NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return 0;
-}
-
 /* Trickles (0..1 ms apart) with an occasional burst of up to 50 events
  * in one job; pauses shape the load, they synchronize nothing. */
 static void *
@@ -74,12 +56,14 @@ committer_main(void *arg)
 
 	while (fx_now_ms() < c->until_ms) {
 		int ci = rand_r(&c->seed) % CHANNELS;
-		struct emit_args a = {
-		    channel_ids[ci],
-		    rand_r(&c->seed) % 20 == 0 ? 1 + rand_r(&c->seed) % 50 : 1};
+		struct fx_emit a = {
+		    .channel = channel_ids[ci],
+		    .count = rand_r(&c->seed) % 20 == 0
+				 ? 1 + rand_r(&c->seed) % 50
+				 : 1};
 		struct timespec ts = {0,
 				      (long)(rand_r(&c->seed) % 1001) * 1000};
-		int rc = litebus_exec(c->bus, job_emit, &a);
+		int rc = litebus_exec(c->bus, fx_emit_job, &a);
 
 		if (rc != 0) {
 			c->failed_rc = rc;

@@ -34,8 +34,6 @@
 
 #define FOLLOWERS 8
 #define MAX_TOKENS (1u << 26)
-#define JOB_FAILED (-1000)
-
 struct soak_bus {
 	struct bus_fixture fx;
 	_Atomic bool stop;
@@ -52,30 +50,12 @@ struct soak_producer {
 	unsigned seed;
 };
 
+/* A job: 1..3 events carrying the token, failing on purpose 1 in 10. */
 struct soak_job {
+	struct fx_emit emit; /* the argument of fx_emit_job */
 	struct soak_bus *sb;
 	uint32_t token;
-	int events;
-	int fail;
 };
-
-static int
-soak_job_fn(litebus_tx *tx, void *arg)
-{
-	struct soak_job *j = arg;
-
-	for (int i = 0; i < j->events; i++) {
-		litebus_record rec = {0};
-		rec.partition_key = (int64_t)(j->token % 8);
-		rec.event_type = "success";
-		rec.payload = &j->token;
-		rec.payload_len = sizeof j->token;
-		int rc = litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return j->fail ? JOB_FAILED : 0;
-}
 
 static void
 soak_record(struct soak_bus *sb, uint32_t token, int status)
@@ -116,15 +96,20 @@ producer_main(void *p)
 		assert_non_null(j);
 		j->sb = sb;
 		j->token = ((uint32_t)pr->index << 20) | n++;
-		j->events = 1 + (int)(rand_r(&pr->seed) % 3);
-		j->fail = rand_r(&pr->seed) % 10 == 0;
+		j->emit = (struct fx_emit){
+		    .channel = LITEBUS_COMPLETION,
+		    .count = 1 + (int)(rand_r(&pr->seed) % 3),
+		    .payload = &j->token,
+		    .payload_len = sizeof j->token,
+		    .partition_key = (int64_t)(j->token % 8)};
+		j->emit.fail = rand_r(&pr->seed) % 10 == 0;
 		if (rand_r(&pr->seed) % 2 == 0) {
-			int rc = litebus_exec(sb->fx.bus, soak_job_fn, j);
+			int rc = litebus_exec(sb->fx.bus, fx_emit_job, &j->emit);
 			soak_record(sb, j->token, rc);
 			free(j);
 		} else {
-			int rc = litebus_submit(sb->fx.bus, soak_job_fn, j,
-						soak_done, j);
+			int rc = litebus_submit(sb->fx.bus, fx_emit_job,
+						&j->emit, soak_done, j);
 			if (rc != LITEBUS_OK) {
 				assert_int_equal(rc, LITEBUS_EAGAIN);
 				free(j);

@@ -45,7 +45,7 @@ static unsigned char payload[MAX_PAYLOAD];
  * can add to the WAL, generously: per event its overflow chain and one
  * leaf of the table and of its index each; per transaction the interior
  * pages of both B-trees with a split at every level, and page 1.  (The
- * same count as tests/unit/test_wal_bound.c.) */
+ * same count as tests/reliability/test_wal_bound.c.) */
 static uint64_t
 wal_batch_pages(uint64_t events, size_t payload_len, uint32_t page_size)
 {

@@ -1,6 +1,9 @@
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 #include "fixture.h"
 
+#include "wait.h" /* the library's clocks: include it from here only */
+
+#include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -17,10 +21,30 @@
 uint64_t
 fx_now_ms(void)
 {
+	return lb_mono_ns() / 1000000u;
+}
+
+uint64_t
+fx_mono_ns(void)
+{
+	return lb_mono_ns();
+}
+
+int64_t
+fx_wall_ms(void)
+{
+	return lb_wall_ms();
+}
+
+struct timespec
+fx_realtime_in(int ms)
+{
+	int64_t at = lb_wall_ms() + ms;
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	ts.tv_sec = (time_t)(at / 1000);
+	ts.tv_nsec = (long)(at % 1000) * 1000000L;
+	return ts;
 }
 
 void
@@ -126,45 +150,81 @@ fx_event_type(int channel)
 	}
 }
 
-struct fx_emit_args {
-	int channel;
-	int count;
-	int base;
-	int64_t *ids;
-};
-
-static int
+int
 fx_emit_job(litebus_tx *tx, void *arg)
 {
-	struct fx_emit_args *a = arg;
-	char ns[8];
+	static struct fx_emit one = {.channel = LITEBUS_COMPLETION};
+	struct fx_emit *e = arg != NULL ? arg : &one;
+	int count = e->count > 0 ? e->count : 1;
 
-	for (int i = 0; i < a->count; i++) {
-		int k = a->base + i;
+	for (int i = 0; i < count; i++) {
 		litebus_record rec = {0};
-		snprintf(ns, sizeof ns, "ns%d", k % 2);
-		rec.partition_key = k;
-		rec.subject = "subject";
-		rec.subject_len = 7;
-		rec.event_type = fx_event_type(a->channel);
-		rec.ns = ns;
-		rec.payload = &k;
-		rec.payload_len = sizeof k;
-		int rc = litebus_emit(tx, a->channel, &rec,
-				      a->ids != NULL ? &a->ids[i] : NULL);
+		char ns[24];
+		int k = (int)(e->partition_key + i);
+
+		rec.partition_key = e->partition_key;
+		rec.event_type = e->event_type != NULL
+				     ? e->event_type
+				     : fx_event_type(e->channel);
+		rec.subject = e->subject;
+		rec.subject_len = e->subject != NULL ? strlen(e->subject) : 0;
+		rec.ns = e->ns;
+		rec.payload = e->payload;
+		rec.payload_len = e->payload_len;
+		if (e->numbered) {
+			snprintf(ns, sizeof ns, "ns%d", k % 2);
+			rec.partition_key = k;
+			rec.ns = ns;
+			rec.payload = &k;
+			rec.payload_len = sizeof k;
+		}
+		int rc = litebus_emit(tx, e->channel, &rec,
+				      e->ids != NULL ? &e->ids[i] : NULL);
 		if (rc != LITEBUS_OK)
 			return rc;
 	}
-	return 0;
+	return e->fail ? JOB_FAILED : 0;
+}
+
+int
+fx_emit_one_job(litebus_tx *tx, void *arg)
+{
+	struct fx_emit e = {.channel = LITEBUS_COMPLETION, .ids = arg};
+
+	return fx_emit_job(tx, &e);
+}
+
+void
+fx_commit(litebus *bus, struct fx_emit *e)
+{
+	int rc = litebus_exec(bus, fx_emit_job, e);
+
+	if (rc != 0)
+		fail_msg("exec of %d event(s) on channel %d: %d (%s) %s",
+			 e->count > 0 ? e->count : 1, e->channel, rc,
+			 litebus_errname(rc), litebus_last_errmsg());
+}
+
+int64_t
+fx_commit_one(litebus *bus, int channel)
+{
+	int64_t id = 0;
+	struct fx_emit e = {.channel = channel, .ids = &id};
+
+	fx_commit(bus, &e);
+	return id;
 }
 
 void
 commit_events(litebus *bus, int channel, int count, int64_t *ids)
 {
 	for (int i = 0; i < count; i++) {
-		struct fx_emit_args a = {channel, 1, i,
-					 ids != NULL ? &ids[i] : NULL};
-		int rc = litebus_exec(bus, fx_emit_job, &a);
+		struct fx_emit e = {.channel = channel,
+				    .subject = "subject",
+				    .partition_key = i,
+				    .numbered = true,
+				    .ids = ids != NULL ? &ids[i] : NULL};
+		int rc = litebus_exec(bus, fx_emit_job, &e);
 		if (rc != 0)
 			fail_msg("commit_events: exec: %d %s", rc,
 				 litebus_last_errmsg());
@@ -174,12 +234,28 @@ commit_events(litebus *bus, int channel, int count, int64_t *ids)
 void
 commit_batch(litebus *bus, int channel, int count, int64_t *ids)
 {
-	struct fx_emit_args a = {channel, count, 0, ids};
-	int rc = litebus_exec(bus, fx_emit_job, &a);
+	struct fx_emit e = {.channel = channel,
+			    .count = count,
+			    .subject = "subject",
+			    .numbered = true,
+			    .ids = ids};
+	int rc = litebus_exec(bus, fx_emit_job, &e);
 
 	if (rc != 0)
 		fail_msg("commit_batch: exec: %d %s", rc,
 			 litebus_last_errmsg());
+}
+
+int64_t
+fx_file_len(const char *path)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) != 0) {
+		assert_int_equal(errno, ENOENT);
+		return 0;
+	}
+	return (int64_t)sb.st_size;
 }
 
 int64_t
@@ -258,4 +334,62 @@ fx_expect_no_row(litebus_reader *r)
 		fail_msg("expected no row (TIMEOUT), got %s (row %lld)",
 			 litebus_errname(rc),
 			 rc == LITEBUS_OK ? (long long)row.event_id : -1LL);
+}
+
+sqlite3 *
+fx_sql_open(const char *path, int flags)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK)
+		fail_msg("opening %s: %s", path, sqlite3_errmsg(db));
+	assert_int_equal(sqlite3_busy_timeout(db, FX_WAIT_MS), SQLITE_OK);
+	return db;
+}
+
+void
+fx_sql_run(sqlite3 *db, const char *sql)
+{
+	char *err = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "%s", err != NULL ? err : "?");
+		sqlite3_free(err);
+		fail_msg("%s: %s", sql, msg);
+	}
+}
+
+int64_t
+fx_sql_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	if (sqlite3_step(st) != SQLITE_ROW)
+		fail_msg("%s: no row: %s", sql, sqlite3_errmsg(db));
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+void
+fx_sql_run_at(const char *path, const char *sql)
+{
+	sqlite3 *db = fx_sql_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+
+	fx_sql_run(db, sql);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+int64_t
+fx_sql_int_at(const char *path, const char *sql)
+{
+	sqlite3 *db = fx_sql_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+	int64_t v = fx_sql_int(db, sql);
+
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	return v;
 }

@@ -1,6 +1,8 @@
 /*
- * fixture.h - test fixtures: a bus on a fresh temporary database, start
- * barriers, deadlines, and helpers that commit events.
+ * fixture.h - the shared test harness: a bus on a fresh temporary
+ * database, the registration macros, the one "emit N events" job, the
+ * library's clocks, start barriers, and a plain SQLite connection beside
+ * the bus.
  *
  * Nothing in the tests synchronizes by sleeping: threads start on a
  * barrier and every wait has a generous deadline and a message.
@@ -12,10 +14,16 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* A generous deadline for anything that should happen "soon". */
 #define FX_WAIT_MS 10000
+
+/* What a test job returns to fail on purpose (the bus rolls it back and
+ * hands the value to the caller); no litebus status has this value. */
+#define JOB_FAILED (-1000)
 
 struct bus_fixture {
 	char dir[256];	/* temporary directory, removed at teardown */
@@ -33,6 +41,18 @@ int bus_teardown(void **state);
 /* A fresh temporary directory only (no bus); teardown removes it. */
 int tmpdir_setup(void **state);
 
+/* Registration in a cmocka group: the test with one of the setups above
+ * (or a test program's own setup) and bus_teardown. */
+#define FX_TEST_TINY(fn)                                                       \
+	cmocka_unit_test_setup_teardown(fn, bus_with_tiny_rings, bus_teardown)
+#define FX_TEST_DEFAULT(fn)                                                    \
+	cmocka_unit_test_setup_teardown(fn, bus_with_default_rings,          \
+					bus_teardown)
+#define FX_TEST_TMPDIR(fn)                                                     \
+	cmocka_unit_test_setup_teardown(fn, tmpdir_setup, bus_teardown)
+#define FX_TEST_WITH(fn, setup)                                                \
+	cmocka_unit_test_setup_teardown(fn, setup, bus_teardown)
+
 /* Make a temporary directory into f->dir and set f->path. */
 void fx_make_dir(struct bus_fixture *f);
 /* Remove f->dir and everything in it. */
@@ -40,22 +60,66 @@ void fx_remove_dir(struct bus_fixture *f);
 /* Open (or reopen) f->bus on f->path with f->opts. */
 void fx_open(struct bus_fixture *f);
 
-/* Commit `count` events on `channel`, one job each (exec), storing their
- * ids in ids[] if not NULL.  Event type is valid for built-in channels;
- * partition_key = i, namespace "ns<i%2>". */
+/*
+ * The "emit N events" job.  fx_emit_job(tx, e) emits e->count events on
+ * e->channel; an emit error ends the job with that status.  It returns
+ * JOB_FAILED if e->fail (the bus rolls the job back, so the ids written
+ * to e->ids[] die with it), else 0.  fx_emit_job(tx, NULL) emits one
+ * "success" event on LITEBUS_COMPLETION.  The job writes nothing but
+ * e->ids[], so one struct with ids == NULL may serve many jobs at once.
+ */
+struct fx_emit {
+	int channel;		/* a built-in or custom channel id */
+	int count;		/* events in the job; 0 emits one */
+	const char *event_type; /* NULL: fx_event_type(channel) */
+	const char *subject;	/* NUL-terminated; NULL: none */
+	const char *ns;		/* namespace; NULL: none */
+	const void *payload;	/* NULL: none */
+	size_t payload_len;
+	int64_t partition_key; /* of every event (see numbered) */
+	/* Event i gets partition_key k = partition_key + i, namespace
+	 * "ns<k % 2>" and the int k as payload (ns and payload are unused). */
+	bool numbered;
+	int64_t *ids; /* NULL, or room for count event_ids */
+	bool fail;    /* return JOB_FAILED after emitting */
+};
+int fx_emit_job(litebus_tx *tx, void *arg);
+/* One "success" event on LITEBUS_COMPLETION; its event_id goes to
+ * *(int64_t *)arg unless arg is NULL. */
+int fx_emit_one_job(litebus_tx *tx, void *arg);
+
+/* Exec fx_emit_job(e); the job must return 0 or the test fails with the
+ * status and the bus's message. */
+void fx_commit(litebus *bus, struct fx_emit *e);
+/* One event on `channel` in a job of its own; returns its event_id. */
+int64_t fx_commit_one(litebus *bus, int channel);
+
+/* Commit `count` numbered events (subject "subject", partition_key = i,
+ * namespace "ns<i%2>") on `channel`, one job each, storing their ids in
+ * ids[] if not NULL.  Event type is fx_event_type(channel). */
 void commit_events(litebus *bus, int channel, int count, int64_t *ids);
 
-/* Commit one job emitting `count` events (one transaction). */
+/* The same events in one job (one transaction). */
 void commit_batch(litebus *bus, int channel, int count, int64_t *ids);
 
 /* A valid event type for a built-in or custom channel. */
 const char *fx_event_type(int channel);
 
+/* Size of the file at `path` in bytes; 0 if there is none. */
+int64_t fx_file_len(const char *path);
+
 /* Number of rows in the channel's outbox table, read through a separate
  * connection. */
 int64_t fx_count_rows(const char *path, const char *channel_name);
 
+/* The library's clocks (lib/wait.h; the one place tests include it).
+ * fx_now_ms and fx_mono_ns: monotonic; fx_wall_ms: the wall clock that
+ * committed_at_ms comes from; fx_realtime_in(ms): an absolute
+ * CLOCK_REALTIME time ms from now, for pthread and semaphore timedwaits. */
 uint64_t fx_now_ms(void);
+uint64_t fx_mono_ns(void);
+int64_t fx_wall_ms(void);
+struct timespec fx_realtime_in(int ms);
 
 /* Open a reader (fails the test with the error if it cannot). */
 litebus_reader *fx_reader_open(litebus *bus, int channel, int64_t after,
@@ -72,5 +136,21 @@ struct fx_barrier {
 void fx_barrier_init(struct fx_barrier *b, unsigned count);
 void fx_barrier_wait(struct fx_barrier *b);
 void fx_barrier_destroy(struct fx_barrier *b);
+
+/*
+ * A plain SQLite connection beside the bus (another process's view).
+ * Each helper fails the test with SQLite's message on an error.
+ * fx_sql_open opens `path` with `flags` (SQLITE_OPEN_*) and a busy
+ * timeout of FX_WAIT_MS (the bus's writer or checkpointer may hold a lock
+ * for a moment); fx_sql_run runs `sql`; fx_sql_int returns the single
+ * integer `sql` selects.  The _at variants open `path` (read-write,
+ * created if missing) in a connection of their own and close it afterwards
+ * (as the last connection, it checkpoints and removes a WAL).
+ */
+sqlite3 *fx_sql_open(const char *path, int flags);
+void fx_sql_run(sqlite3 *db, const char *sql);
+int64_t fx_sql_int(sqlite3 *db, const char *sql);
+void fx_sql_run_at(const char *path, const char *sql);
+int64_t fx_sql_int_at(const char *path, const char *sql);
 
 #endif

@@ -2,6 +2,7 @@
  * workload.c - see workload.h.
  */
 #include "workload.h"
+#include "oracle.h"
 
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -17,6 +18,16 @@
 #define JOBS 10
 #define EV_PER_JOB 3
 #define MAX_ROWS (PRODUCERS * JOBS * EV_PER_JOB + 16)
+/* The oracle's log of the main thread (the heal job). */
+#define MAIN_LOG PRODUCERS
+
+/* The oracle's key of a row: the token of its job (-1 for the heal job),
+ * which rows carry as payload and as partition_key. */
+static uint64_t
+token_key(int64_t token)
+{
+	return (uint64_t)token;
+}
 
 struct job {
 	int token; /* producer * 1000 + index */
@@ -48,6 +59,8 @@ job_fn(litebus_tx *tx, void *arg)
 
 struct producer {
 	litebus *bus;
+	struct oracle *oracle; /* I3: this producer records in log `index` */
+	int index;
 	struct job jobs[JOBS];
 };
 
@@ -56,19 +69,21 @@ producer_main(void *p)
 {
 	struct producer *pr = p;
 
-	for (int i = 0; i < JOBS; i++)
-		pr->jobs[i].status = litebus_exec(pr->bus, job_fn, &pr->jobs[i]);
+	for (int i = 0; i < JOBS; i++) {
+		struct job *j = &pr->jobs[i];
+
+		j->status = litebus_exec(pr->bus, job_fn, j);
+		for (int e = 0; j->status == 0 && e < EV_PER_JOB; e++)
+			if (j->channel[e] == LITEBUS_COMPLETION)
+				oracle_commit(pr->oracle, pr->index, j->ids[e],
+					      token_key(j->token));
+	}
 	return NULL;
 }
 
 struct follower {
 	litebus *bus;
-	int64_t reader_ids[MAX_ROWS];
-	int reader_tokens[MAX_ROWS];
-	size_t nreader;
-	int64_t sub_ids[MAX_ROWS];
-	size_t nsub;
-	uint64_t skipped;
+	struct oracle_consumer *reader, *sub; /* what r and s delivered */
 	int reader_rc, sub_rc;
 	litebus_reader *r;
 	litebus_sub *s;
@@ -88,11 +103,20 @@ follower_main(void *p)
 		if (!rdone) {
 			int rc = litebus_reader_next(f->r, &row, 5);
 			if (rc == LITEBUS_OK) {
-				f->reader_ids[f->nreader] = row.event_id;
-				memcpy(&f->reader_tokens[f->nreader],
-				       row.payload, sizeof(int));
-				if (f->nreader < MAX_ROWS - 1)
-					f->nreader++;
+				int token = 0;
+
+				if (row.payload_len == sizeof token)
+					memcpy(&token, row.payload,
+					       sizeof token);
+				else
+					oracle_consumer_fail(
+					    f->reader,
+					    "id %lld has a payload of %zu "
+					    "bytes",
+					    (long long)row.event_id,
+					    row.payload_len);
+				oracle_saw(f->reader, row.event_id,
+					   token_key(token));
 			} else if (rc == LITEBUS_CLOSED) {
 				rdone = true;
 			} else if (rc < 0 && ++errors > 10000) {
@@ -102,10 +126,12 @@ follower_main(void *p)
 		}
 		if (!sdone) {
 			int rc = litebus_recv(f->s, &ev, 0);
-			if (rc == LITEBUS_OK && f->nsub < MAX_ROWS)
-				f->sub_ids[f->nsub++] = ev.event_id;
+			if (rc == LITEBUS_OK)
+				oracle_saw(f->sub, ev.event_id,
+					   token_key(ev.partition_key));
 			else if (rc == LITEBUS_LAGGED)
-				f->skipped += litebus_sub_skipped(f->s);
+				oracle_lagged(f->sub,
+					      litebus_sub_skipped(f->s));
 			else if (rc == LITEBUS_CLOSED)
 				sdone = true;
 			else if (rc < 0)
@@ -161,11 +187,32 @@ wl_heal_job(litebus_tx *tx, void *arg)
 {
 	litebus_record rec = {0};
 
-	(void)arg;
+	rec.partition_key = -1;
 	rec.event_type = "success";
 	rec.payload = &(int){-1};
 	rec.payload_len = sizeof(int);
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
+	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, arg);
+}
+
+/* I3: the reader and the subscriber against what committed; so is the
+ * table, read back after the run, as one more reader. */
+static void
+check_consumers(struct oracle *o, const struct follower *fol,
+		const struct table_row *rows, size_t n, const char *label)
+{
+	struct oracle_consumer *table =
+	    oracle_reader_new(o, "table litebus_outbox_completion");
+	char why[256];
+
+	assert_non_null(table);
+	for (size_t i = 0; i < n; i++)
+		oracle_saw(table, rows[i].id, token_key(rows[i].token));
+	if (!oracle_check(o, table, why, sizeof why))
+		fail_msg("%s: %s", label, why);
+	if (!oracle_check(o, fol->reader, why, sizeof why))
+		fail_msg("%s: %s", label, why);
+	if (!oracle_check(o, fol->sub, why, sizeof why))
+		fail_msg("%s: %s", label, why);
 }
 
 void
@@ -175,11 +222,27 @@ wl_run(struct bus_fixture *fx, const struct wl_hooks *h,
 	static struct producer prod[PRODUCERS];
 	static struct follower fol;
 	static struct table_row rows[MAX_ROWS], lrows[MAX_ROWS];
+	/* I3 on the completion channel; everything it records is reserved
+	 * now, so that an allocation sweep never reaches it. */
+	const struct oracle_config ocfg = {
+	    .channel = "completion",
+	    .logs = PRODUCERS + 1, /* one per producer, then main's */
+	    .match_keys = true,
+	    .reserve = MAX_ROWS,
+	};
+	struct oracle *orc = oracle_new(&ocfg);
 	litebus_options o;
 	litebus *bus = NULL;
 	pthread_t pt[PRODUCERS], ft;
 	const char *label = h->label;
+	int64_t heal_id = 0;
 
+	assert_non_null(orc);
+	memset(&fol, 0, sizeof fol);
+	fol.reader = oracle_reader_new(orc, "reader");
+	fol.sub = oracle_subscriber_new(orc, "subscriber");
+	assert_non_null(fol.reader);
+	assert_non_null(fol.sub);
 	fx_remove_dir(fx);
 	fx_make_dir(fx);
 	h->arm(h->ctx);
@@ -197,9 +260,9 @@ wl_run(struct bus_fixture *fx, const struct wl_hooks *h,
 				 litebus_errname(rep->open_rc),
 				 litebus_last_errmsg());
 		h->disarm(h->ctx);
+		oracle_free(orc);
 		return;
 	}
-	memset(&fol, 0, sizeof fol);
 	fol.bus = bus;
 	/* The follower attaches before any job; a fault may refuse it. */
 	int rrc = litebus_reader_open(bus, LITEBUS_COMPLETION, 0, NULL, &fol.r);
@@ -225,6 +288,8 @@ wl_run(struct bus_fixture *fx, const struct wl_hooks *h,
 	assert_int_equal(pthread_create(&ft, NULL, follower_main, &fol), 0);
 	for (int p = 0; p < PRODUCERS; p++) {
 		prod[p].bus = bus;
+		prod[p].oracle = orc;
+		prod[p].index = p;
 		for (int i = 0; i < JOBS; i++)
 			prod[p].jobs[i] = (struct job){
 			    .token = p * 1000 + i, .fail = i % 4 == 3,
@@ -239,15 +304,17 @@ wl_run(struct bus_fixture *fx, const struct wl_hooks *h,
 	/* I4: the fault clears; the next job commits or is refused with a
 	 * documented error. */
 	h->disarm(h->ctx);
-	rep->heal_rc = litebus_exec(bus, wl_heal_job, NULL);
+	rep->heal_rc = litebus_exec(bus, wl_heal_job, &heal_id);
 	if (rep->heal_rc != 0 && !wl_documented_error(rep->heal_rc))
 		fail_msg("%s: job after the fault returned %s", label,
 			 litebus_errname(rep->heal_rc));
+	if (rep->heal_rc == 0)
+		oracle_commit(orc, MAIN_LOG, heal_id, token_key(-1));
 	assert_int_equal(litebus_close(bus), LITEBUS_OK);
 	pthread_join(ft, NULL);
-	uint64_t sub_received = fol.nsub;
 	litebus_sub_stats sst;
 	assert_int_equal(litebus_sub_stats_get(fol.s, &sst), LITEBUS_OK);
+	oracle_sub_stats(fol.sub, sst.received, sst.skipped);
 	litebus_unsubscribe(fol.s);
 	litebus_reader_close(fol.r);
 	if (fol.reader_rc != 0)
@@ -318,32 +385,10 @@ wl_run(struct bus_fixture *fx, const struct wl_hooks *h,
 			}
 		}
 	}
-	/* I3: the reader got exactly the committed rows, in order. */
-	if (fol.nreader != n)
-		fail_msg("%s: reader got %zu rows, table has %zu", label,
-			 fol.nreader, n);
-	for (size_t i = 0; i < n; i++)
-		if (fol.reader_ids[i] != rows[i].id ||
-		    fol.reader_tokens[i] != rows[i].token)
-			fail_msg("%s: reader row %zu is %lld, table has %lld",
-				 label, i, (long long)fol.reader_ids[i],
-				 (long long)rows[i].id);
-	/* The subscriber: an in-order subsequence; received + skipped is
-	 * every published (= committed) event. */
-	size_t k = 0;
-	for (size_t i = 0; i < sub_received; i++) {
-		while (k < n && rows[k].id != fol.sub_ids[i])
-			k++;
-		if (k == n)
-			fail_msg("%s: subscriber got %lld, not committed or "
-				 "out of order",
-				 label, (long long)fol.sub_ids[i]);
-		k++;
-	}
-	if (sst.received + sst.skipped != n)
-		fail_msg("%s: subscriber received %llu + skipped %llu != %zu "
-			 "committed",
-			 label, (unsigned long long)sst.received,
-			 (unsigned long long)sst.skipped, n);
+	/* I3: the reader got exactly the committed rows, in order, the
+	 * subscriber an in-order subsequence with received + skipped ==
+	 * every committed event. */
+	check_consumers(orc, &fol, rows, n, label);
+	oracle_free(orc);
 }
 

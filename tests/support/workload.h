@@ -24,8 +24,6 @@
 
 #include <stdint.h>
 
-#define JOB_FAILED (-1000)
-
 struct wl_hooks {
 	const char *label;
 	void (*arm)(void *ctx);		  /* before litebus_open */
@@ -47,7 +45,8 @@ void wl_run(struct bus_fixture *fx, const struct wl_hooks *h,
 /* Is rc a status the contract allows a failed job or open to return? */
 bool wl_documented_error(int rc);
 
-/* A job emitting one completion event (payload token -1). */
+/* A job emitting one completion event (payload token -1, partition_key
+ * -1); arg is NULL or an int64_t * that receives its event_id. */
 int wl_heal_job(litebus_tx *tx, void *arg);
 
 #endif

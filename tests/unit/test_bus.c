@@ -20,32 +20,8 @@
 
 #include <cmocka.h>
 
-#define JOB_FAILED (-1000)
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
-
-static int
-job_emit_n(litebus_tx *tx, void *arg)
-{
-	const int *n = arg;
-	litebus_record rec = {.event_type = "success"};
-
-	for (int i = 0; i < *n; i++) {
-		int rc = litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return 0;
-}
-
-static int
-job_emit_n_then_fail(litebus_tx *tx, void *arg)
-{
-	int rc = job_emit_n(tx, arg);
-
-	return rc != 0 ? rc : JOB_FAILED;
-}
 
 /* The bus accepts a job and delivers its event to a new reader. */
 static void
@@ -53,12 +29,11 @@ assert_bus_works(litebus *bus)
 {
 	litebus_reader *r;
 	litebus_row row;
-	int one = 1;
 
 	assert_int_equal(litebus_reader_open(bus, LITEBUS_COMPLETION,
 					     LITEBUS_FROM_NOW, NULL, &r),
 			 LITEBUS_OK);
-	assert_int_equal(litebus_exec(bus, job_emit_n, &one), 0);
+	assert_int_equal(litebus_exec(bus, fx_emit_job, NULL), 0);
 	assert_int_equal(litebus_reader_next(r, &row, FX_WAIT_MS), LITEBUS_OK);
 	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
 	litebus_reader_close(r);
@@ -404,7 +379,6 @@ the_bus_keeps_working_until_its_last_close(void **state)
 	litebus *b3 = open_path(f->path, &f->opts);
 	litebus_sub *sub;
 	litebus_event ev;
-	int one = 1;
 
 	assert_ptr_equal(b2, f->bus);
 	assert_ptr_equal(b3, f->bus);
@@ -418,7 +392,7 @@ the_bus_keeps_working_until_its_last_close(void **state)
 	assert_int_equal(litebus_close(b3), LITEBUS_OK); /* the last */
 	f->bus = NULL;
 	assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_CLOSED);
-	assert_int_equal(litebus_exec(b3, job_emit_n, &one), LITEBUS_ECLOSED);
+	assert_int_equal(litebus_exec(b3, fx_emit_job, NULL), LITEBUS_ECLOSED);
 	litebus_unsubscribe(sub);
 }
 
@@ -656,7 +630,6 @@ two_in_memory_opens_are_different_buses(void **state)
 	litebus *a, *b, *c;
 	litebus_reader *ra, *rb;
 	litebus_row row;
-	int one = 1;
 
 	(void)state;
 	litebus_options_init(&o);
@@ -668,7 +641,7 @@ two_in_memory_opens_are_different_buses(void **state)
 	assert_ptr_not_equal(a, c);
 	assert_ptr_not_equal(b, c);
 
-	assert_int_equal(litebus_exec(a, job_emit_n, &one), 0);
+	assert_int_equal(litebus_exec(a, fx_emit_job, NULL), 0);
 	assert_int_equal(litebus_reader_open(a, LITEBUS_COMPLETION,
 					     LITEBUS_FROM_START, NULL, &ra),
 			 LITEBUS_OK);
@@ -721,7 +694,11 @@ stats_count_batches_commits_jobs_failures_and_events(void **state)
 	litebus_stats s0, s1, s2, s3;
 	struct fx_barrier b;
 	struct counted c;
-	int three = 3, two = 2, one = 1;
+	struct fx_emit three = {.channel = LITEBUS_COMPLETION, .count = 3};
+	struct fx_emit two_then_fail = {
+	    .channel = LITEBUS_COMPLETION, .count = 2, .fail = true};
+	struct fx_emit one_then_fail = {.channel = LITEBUS_COMPLETION,
+					.fail = true};
 
 	assert_int_equal(litebus_stats_get(f->bus, &s0), LITEBUS_OK);
 	assert_int_equal(s0.batches, 0);
@@ -731,7 +708,7 @@ stats_count_batches_commits_jobs_failures_and_events(void **state)
 	assert_int_equal(s0.events, 0);
 
 	/* One job, three events. */
-	assert_int_equal(litebus_exec(f->bus, job_emit_n, &three), 0);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &three), 0);
 	assert_int_equal(litebus_stats_get(f->bus, &s1), LITEBUS_OK);
 	assert_int_equal(s1.batches, 1);
 	assert_int_equal(s1.commits, 1);
@@ -740,7 +717,7 @@ stats_count_batches_commits_jobs_failures_and_events(void **state)
 	assert_int_equal(s1.events, 3);
 
 	/* A job that rolls back: run and failed, no event. */
-	assert_int_equal(litebus_exec(f->bus, job_emit_n_then_fail, &two),
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &two_then_fail),
 			 JOB_FAILED);
 	assert_int_equal(litebus_stats_get(f->bus, &s2), LITEBUS_OK);
 	assert_int_equal(s2.batches, 2);
@@ -758,10 +735,9 @@ stats_count_batches_commits_jobs_failures_and_events(void **state)
 			 LITEBUS_OK);
 	fx_barrier_wait(&b); /* the writer is inside job_wait_twice */
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(litebus_submit(f->bus,
-						i == 2 ? job_emit_n_then_fail
-						       : job_emit_n,
-						&one, count_done, &c),
+		assert_int_equal(litebus_submit(f->bus, fx_emit_job,
+						i == 2 ? &one_then_fail : NULL,
+						count_done, &c),
 				 LITEBUS_OK);
 	fx_barrier_wait(&b);
 	uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
@@ -790,7 +766,6 @@ a_batch_that_fails_counts_its_job_as_failed_and_commits_nothing(
 	struct bus_fixture *f = *state;
 	litebus_stats s0, s1;
 	sqlite3 *other;
-	int one = 1;
 
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
 	f->opts.busy_timeout_ms = 50;
@@ -800,7 +775,7 @@ a_batch_that_fails_counts_its_job_as_failed_and_commits_nothing(
 	    sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
 	    SQLITE_OK);
 	assert_int_equal(litebus_stats_get(f->bus, &s0), LITEBUS_OK);
-	assert_int_equal(litebus_exec(f->bus, job_emit_n, &one), LITEBUS_EBUSY);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, NULL), LITEBUS_EBUSY);
 	assert_int_equal(litebus_stats_get(f->bus, &s1), LITEBUS_OK);
 	assert_int_equal(s1.batches, s0.batches + 1);
 	assert_int_equal(s1.commits, s0.commits);
@@ -959,55 +934,25 @@ main(void)
 		custom_channels_get_ids_after_the_built_in_ones_in_order),
 	    cmocka_unit_test(an_unknown_channel_name_is_enochannel),
 	    cmocka_unit_test(open_keeps_its_own_copy_of_the_channel_names),
-	    cmocka_unit_test_setup_teardown(
-		open_refuses_a_null_handle_an_empty_path_and_a_missing_directory,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		opening_the_same_file_twice_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		the_bus_keeps_working_until_its_last_close,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		another_spelling_of_the_same_path_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_file_opened_through_a_symlinked_directory_is_one_bus,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_relative_and_an_absolute_path_to_one_file_are_one_bus,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_file_created_through_a_dangling_symlink_is_one_bus,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_second_open_asking_for_a_channel_the_bus_lacks_is_einval,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		concurrent_opens_of_one_file_share_one_bus, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reopening_after_the_last_close_gives_a_working_bus_on_the_same_data,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TMPDIR(open_refuses_a_null_handle_an_empty_path_and_a_missing_directory),
+	    FX_TEST_TINY(opening_the_same_file_twice_returns_the_same_bus),
+	    FX_TEST_TINY(the_bus_keeps_working_until_its_last_close),
+	    FX_TEST_TINY(another_spelling_of_the_same_path_returns_the_same_bus),
+	    FX_TEST_TMPDIR(a_new_file_opened_through_a_symlinked_directory_is_one_bus),
+	    FX_TEST_TMPDIR(a_relative_and_an_absolute_path_to_one_file_are_one_bus),
+	    FX_TEST_TMPDIR(a_new_file_created_through_a_dangling_symlink_is_one_bus),
+	    FX_TEST_TINY(a_second_open_asking_for_a_channel_the_bus_lacks_is_einval),
+	    FX_TEST_TMPDIR(concurrent_opens_of_one_file_share_one_bus),
+	    FX_TEST_TINY(reopening_after_the_last_close_gives_a_working_bus_on_the_same_data),
 	    cmocka_unit_test(closing_null_is_a_no_op),
 	    cmocka_unit_test(
 		open_with_null_options_gives_a_working_in_memory_bus),
 	    cmocka_unit_test(two_in_memory_opens_are_different_buses),
-	    cmocka_unit_test_setup_teardown(
-		stats_count_batches_commits_jobs_failures_and_events,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_batch_that_fails_counts_its_job_as_failed_and_commits_nothing,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		lags_of_subscribers_and_readers_are_counted_on_the_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_channel_named_like_another_channels_index_is_einval,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_subscriber_and_a_reader_outliving_close_drain_then_report_closed,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(stats_count_batches_commits_jobs_failures_and_events),
+	    FX_TEST_TINY(a_batch_that_fails_counts_its_job_as_failed_and_commits_nothing),
+	    FX_TEST_TINY(lags_of_subscribers_and_readers_are_counted_on_the_bus),
+	    FX_TEST_TMPDIR(a_channel_named_like_another_channels_index_is_einval),
+	    FX_TEST_TINY(a_subscriber_and_a_reader_outliving_close_drain_then_report_closed),
 	};
 
 	return cmocka_run_group_tests_name("bus", tests, NULL, NULL);

@@ -1,14 +1,15 @@
 /*
- * test_channel.c - channels (lib/channel.c): name and event-type
- * validation, and the wake-ups of those waiting on a channel (C3, C4).
+ * test_channel.c - channels (lib/channel.c): the wake-ups of those
+ * waiting on a channel (C3, C4).  Names and event types: test_catalog.c.
  *
  * The wait tests drive a bare struct lb_channel: the test's main thread
  * plays the writer (the only thread that publishes), helper threads sleep
  * in lb_channel_wait().
  */
+#include "catalog.h"
 #include "channel.h"
 #include "fixture.h"
-#include "wait.h"
+#include "role.h"
 
 #include <poll.h>
 #include <sched.h>
@@ -24,109 +25,21 @@
 
 #include <cmocka.h>
 
+/* Identity of the writer role the test threads claim (role.h). */
+static const char test_writer_role;
+
 /* Rounds of the lost-wake-up race (well under a second in every build). */
 #define PING_PONG_ROUNDS 20000u
 
-/* Deadlines are on lb_mono_ns()'s clock, as lb_channel_wait() wants. */
+/* Deadlines are on fx_mono_ns()'s clock, as lb_channel_wait() wants. */
 static uint64_t
 deadline_in_ms(uint64_t ms)
 {
-	return lb_mono_ns() + ms * 1000000u;
+	return fx_mono_ns() + ms * 1000000u;
 }
 
 /* ------------------------------------------------------------------ */
-/* Names                                                                */
-
-/* litebus_options.channels: "A name is 1..LITEBUS_CHANNEL_NAME_MAX of
- * [A-Za-z0-9_], must not start with a digit". */
-static void
-names_of_letters_digits_and_underscores_are_valid(void **state)
-{
-	static const char *const good[] = {
-	    "a",  "Z",	    "_",	  "orders",   "Orders_2",
-	    "_9", "a1b2c3", "snake_case", "ALL_CAPS", "x_0123456789",
-	};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-		if (!lb_channel_name_ok(good[i]))
-			fail_msg("'%s' should be a valid channel name",
-				 good[i]);
-}
-
-static void
-a_name_of_exactly_the_maximum_length_is_valid(void **state)
-{
-	char name[LITEBUS_CHANNEL_NAME_MAX + 1];
-
-	(void)state;
-	memset(name, 'n', LITEBUS_CHANNEL_NAME_MAX);
-	name[LITEBUS_CHANNEL_NAME_MAX] = '\0';
-	assert_true(lb_channel_name_ok(name));
-}
-
-static void
-a_name_one_byte_over_the_maximum_length_is_invalid(void **state)
-{
-	char name[LITEBUS_CHANNEL_NAME_MAX + 2];
-
-	(void)state;
-	memset(name, 'n', LITEBUS_CHANNEL_NAME_MAX + 1);
-	name[LITEBUS_CHANNEL_NAME_MAX + 1] = '\0';
-	assert_false(lb_channel_name_ok(name));
-}
-
-static void
-an_empty_or_null_name_is_invalid(void **state)
-{
-	(void)state;
-	assert_false(lb_channel_name_ok(NULL));
-	assert_false(lb_channel_name_ok(""));
-}
-
-static void
-a_name_starting_with_a_digit_is_invalid(void **state)
-{
-	static const char *const bad[] = {"0", "9", "1abc", "2_x", "42"};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		if (lb_channel_name_ok(bad[i]))
-			fail_msg("'%s' starts with a digit", bad[i]);
-}
-
-/* Names become part of SQL table names: nothing outside [A-Za-z0-9_]
- * passes, wherever it appears. */
-static void
-a_name_with_any_other_character_is_invalid(void **state)
-{
-	static const char *const bad[] = {
-	    "a-b", "a b", " a",	 "a ",		"a.b",	"a/b",	"a\"b", "a'b",
-	    "a;b", "a]b", "a`b", "caf\xc3\xa9", "a\tb", "a\nb", "a$",	"a\x7f",
-	};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		if (lb_channel_name_ok(bad[i]))
-			fail_msg("'%s' (case %zu) should be invalid", bad[i],
-				 i);
-}
-
-static void
-every_builtin_channel_name_is_a_valid_name(void **state)
-{
-	(void)state;
-	for (int id = 0; id < LITEBUS_BUILTIN_CHANNELS; id++) {
-		const char *name = lb_channel_builtin_name(id);
-		assert_non_null(name);
-		if (!lb_channel_name_ok(name))
-			fail_msg("built-in channel %d has invalid name '%s'",
-				 id, name);
-	}
-}
-
-/* ------------------------------------------------------------------ */
-/* Event types                                                          */
+/* Channels                                                             */
 
 static struct lb_channel *
 channel_new(int id)
@@ -135,7 +48,7 @@ channel_new(int id)
 	    aligned_alloc(LB_CACHELINE, (sizeof *ch + LB_CACHELINE - 1) &
 					    ~(size_t)(LB_CACHELINE - 1));
 	const char *name = id < LITEBUS_BUILTIN_CHANNELS
-			       ? lb_channel_builtin_name(id)
+			       ? lb_catalog_builtin_name(id)
 			       : "custom";
 
 	assert_non_null(ch);
@@ -150,120 +63,18 @@ channel_free(struct lb_channel *ch)
 	free(ch);
 }
 
-/* Types that no restricted built-in channel lists, and near-misses. */
-static const char *const foreign_types[] = {
-    "event",   "Success",  "success ", " success", "succes", "successful",
-    "acquire", "ACQUIRED", "replay",   "priority", "x",
-};
-
-/* Checks that channel `id` accepts exactly `types` among every listed
- * type of every built-in channel, plus the foreign ones. */
+/* A channel checks emits against its catalog entry (catalog.c): the
+ * built-in channels' lists, none for a declared channel. */
 static void
-check_channel_accepts_exactly(int id, const char *const *types)
-{
-	struct lb_channel *ch = channel_new(id);
-
-	for (const char *const *t = types; *t != NULL; t++)
-		if (!lb_channel_type_ok(ch, *t))
-			fail_msg("channel %s refuses its own type '%s'",
-				 ch->name, *t);
-	for (int other = 0; other < LITEBUS_BUILTIN_CHANNELS; other++) {
-		const char *const *ot = lb_channel_builtin_types(other);
-		for (; ot != NULL && *ot != NULL; ot++) {
-			bool listed = false;
-			for (const char *const *t = types; *t != NULL; t++)
-				listed = listed || strcmp(*t, *ot) == 0;
-			if (!listed && lb_channel_type_ok(ch, *ot))
-				fail_msg("channel %s accepts '%s'", ch->name,
-					 *ot);
-		}
-	}
-	for (size_t i = 0; i < sizeof foreign_types / sizeof foreign_types[0];
-	     i++)
-		if (lb_channel_type_ok(ch, foreign_types[i]))
-			fail_msg("channel %s accepts '%s'", ch->name,
-				 foreign_types[i]);
-	channel_free(ch);
-}
-
-/* litebus.h: LITEBUS_LEASE_HISTORY "acquired renewed reclaimed revoked". */
-static void
-lease_history_accepts_exactly_its_four_event_types(void **state)
-{
-	static const char *const types[] = {"acquired", "renewed", "reclaimed",
-					    "revoked", NULL};
-
-	(void)state;
-	check_channel_accepts_exactly(LITEBUS_LEASE_HISTORY, types);
-}
-
-/* LITEBUS_COMPLETION "success failed cancelled expired skipped". */
-static void
-completion_accepts_exactly_its_five_event_types(void **state)
-{
-	static const char *const types[] = {"success", "failed",  "cancelled",
-					    "expired", "skipped", NULL};
-
-	(void)state;
-	check_channel_accepts_exactly(LITEBUS_COMPLETION, types);
-}
-
-/* LITEBUS_OPERATOR_EVENT "priority_changed replayed
- * flow_cancel_requested". */
-static void
-operator_event_accepts_exactly_its_three_event_types(void **state)
-{
-	static const char *const types[] = {"priority_changed", "replayed",
-					    "flow_cancel_requested", NULL};
-
-	(void)state;
-	check_channel_accepts_exactly(LITEBUS_OPERATOR_EVENT, types);
-}
-
-/* LITEBUS_SIGNAL_DELIVERY and LITEBUS_STREAM_FRAME: "any non-empty event
- * type"; so does every channel declared in the options. */
-static void
-unrestricted_channels_accept_any_non_empty_type(void **state)
-{
-	static const int ids[] = {LITEBUS_SIGNAL_DELIVERY, LITEBUS_STREAM_FRAME,
-				  LITEBUS_BUILTIN_CHANNELS};
-	static const char *const types[] = {"x", "success", "acquired",
-					    "anything at all", "\xc3\xa9"};
-
-	(void)state;
-	for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-		struct lb_channel *ch = channel_new(ids[i]);
-		for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-			if (!lb_channel_type_ok(ch, types[t]))
-				fail_msg("channel %s refuses '%s'", ch->name,
-					 types[t]);
-		channel_free(ch);
-	}
-	assert_null(lb_channel_builtin_types(LITEBUS_SIGNAL_DELIVERY));
-	assert_null(lb_channel_builtin_types(LITEBUS_STREAM_FRAME));
-}
-
-/* litebus_emit(): "EINVAL (NULL rec or event_type, empty event_type" on
- * every channel. */
-static void
-no_channel_accepts_an_empty_or_null_type(void **state)
+a_channel_takes_its_event_types_from_the_catalog(void **state)
 {
 	(void)state;
 	for (int id = 0; id <= LITEBUS_BUILTIN_CHANNELS; id++) {
 		struct lb_channel *ch = channel_new(id);
-		assert_false(lb_channel_type_ok(ch, NULL));
-		assert_false(lb_channel_type_ok(ch, ""));
+
+		assert_ptr_equal(ch->event_types, lb_catalog_builtin_types(id));
 		channel_free(ch);
 	}
-}
-
-static void
-builtin_types_are_null_for_ids_outside_the_builtin_range(void **state)
-{
-	(void)state;
-	assert_null(lb_channel_builtin_types(-1));
-	assert_null(lb_channel_builtin_types(LITEBUS_BUILTIN_CHANNELS));
-	assert_null(lb_channel_builtin_types(LITEBUS_MAX_CHANNELS));
 }
 
 /* ------------------------------------------------------------------ */
@@ -313,9 +124,9 @@ waiter_main(void *p)
 
 	fx_barrier_wait(w->start);
 	while (lb_ring_head(&w->ch->ring) < w->pos &&
-	       !lb_channel_is_closed(w->ch) && lb_mono_ns() < w->deadline_ns)
+	       !lb_channel_is_closed(w->ch) && fx_mono_ns() < w->deadline_ns)
 		lb_channel_wait(w->ch, w->pos, w->deadline_ns);
-	w->in_time = lb_mono_ns() < w->deadline_ns;
+	w->in_time = fx_mono_ns() < w->deadline_ns;
 	w->reached = lb_ring_head(&w->ch->ring) >= w->pos;
 	w->closed = lb_channel_is_closed(w->ch);
 	atomic_store_explicit(&w->finished, 1, memory_order_release);
@@ -332,7 +143,7 @@ wait_until_sleeping(struct lb_channel *ch, unsigned sleepers)
 
 	while (atomic_load_explicit(&ch->sleepers, memory_order_relaxed) <
 	       sleepers) {
-		if (lb_mono_ns() > deadline)
+		if (fx_mono_ns() > deadline)
 			fail_msg("no thread went to sleep on the channel "
 				 "within %d ms",
 				 FX_WAIT_MS);
@@ -382,11 +193,11 @@ wait_returns_at_once_when_the_position_is_already_published(void **state)
 
 	publish_one(ch);
 	publish_one(ch);
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	/* The deadline is far away: returning at all means it did not
 	 * sleep until it. */
 	lb_channel_wait(ch, 2, t0 + (uint64_t)FX_WAIT_MS * 1000000u);
-	assert_true(lb_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
+	assert_true(fx_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
 	assert_int_equal(atomic_load(&ch->sleepers), 0);
 }
 
@@ -398,7 +209,7 @@ wait_returns_by_its_deadline_when_nothing_is_published(void **state)
 	uint64_t deadline = deadline_in_ms(20);
 
 	/* May return early (callers re-check): loop as they do. */
-	while (lb_mono_ns() < deadline)
+	while (fx_mono_ns() < deadline)
 		lb_channel_wait(ch, 1, deadline);
 	assert_int_equal(lb_ring_head(&ch->ring), 0);
 	assert_int_equal(atomic_load(&ch->sleepers), 0);
@@ -453,9 +264,9 @@ wait_returns_at_once_on_a_closed_channel(void **state)
 
 	lb_channel_close(ch);
 	assert_true(lb_channel_is_closed(ch));
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	lb_channel_wait(ch, 1, UINT64_MAX); /* no deadline at all */
-	assert_true(lb_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
+	assert_true(fx_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
 }
 
 /* C3, "No lost wake-up": the publisher and the sleeper race on every
@@ -480,10 +291,10 @@ ping_pong_sleeper(void *p)
 		uint64_t deadline = deadline_in_ms(FX_WAIT_MS);
 
 		while (lb_ring_head(&pp->ch->ring) < pos &&
-		       lb_mono_ns() < deadline)
+		       fx_mono_ns() < deadline)
 			lb_channel_wait(pp->ch, pos, deadline);
 		/* Only a wake-up that never came lets the deadline pass. */
-		if (lb_mono_ns() >= deadline) {
+		if (fx_mono_ns() >= deadline) {
 			pp->late = true;
 			pp->late_round = pos;
 			atomic_store_explicit(&pp->acked, PING_PONG_ROUNDS,
@@ -628,23 +439,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(names_of_letters_digits_and_underscores_are_valid),
-	    cmocka_unit_test(a_name_of_exactly_the_maximum_length_is_valid),
-	    cmocka_unit_test(
-		a_name_one_byte_over_the_maximum_length_is_invalid),
-	    cmocka_unit_test(an_empty_or_null_name_is_invalid),
-	    cmocka_unit_test(a_name_starting_with_a_digit_is_invalid),
-	    cmocka_unit_test(a_name_with_any_other_character_is_invalid),
-	    cmocka_unit_test(every_builtin_channel_name_is_a_valid_name),
-	    cmocka_unit_test(
-		lease_history_accepts_exactly_its_four_event_types),
-	    cmocka_unit_test(completion_accepts_exactly_its_five_event_types),
-	    cmocka_unit_test(
-		operator_event_accepts_exactly_its_three_event_types),
-	    cmocka_unit_test(unrestricted_channels_accept_any_non_empty_type),
-	    cmocka_unit_test(no_channel_accepts_an_empty_or_null_type),
-	    cmocka_unit_test(
-		builtin_types_are_null_for_ids_outside_the_builtin_range),
+	    cmocka_unit_test(a_channel_takes_its_event_types_from_the_catalog),
 	    cmocka_unit_test_setup_teardown(
 		wait_returns_at_once_when_the_position_is_already_published,
 		channel_setup, channel_teardown),
@@ -672,6 +467,10 @@ main(void)
 		close_makes_every_registered_fd_readable, channel_setup,
 		channel_teardown),
 	};
+
+	/* The tests play the writer of these bare rings and channels: the
+	 * main thread publishes (role.h). */
+	lb_role_set_writer(&test_writer_role);
 
 	return cmocka_run_group_tests_name("channel", tests, NULL, NULL);
 }

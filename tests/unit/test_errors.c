@@ -287,16 +287,10 @@ main(void)
 	    cmocka_unit_test(the_run_time_version_matches_the_header),
 	    cmocka_unit_test(
 		a_thread_that_saw_no_error_has_an_empty_message_and_no_sqlite_code),
-	    cmocka_unit_test_setup_teardown(
-		the_message_describes_the_last_error_on_this_thread,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(the_message_describes_the_last_error_on_this_thread),
 	    cmocka_unit_test(an_error_on_one_thread_is_not_seen_on_another),
-	    cmocka_unit_test_setup_teardown(
-		opening_a_file_that_is_not_a_database_is_enotdb_with_sqlite_notadb,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		the_sqlite_code_is_zero_after_an_error_sqlite_did_not_cause,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_TMPDIR(opening_a_file_that_is_not_a_database_is_enotdb_with_sqlite_notadb),
+	    FX_TEST_TMPDIR(the_sqlite_code_is_zero_after_an_error_sqlite_did_not_cause),
 	};
 
 	return cmocka_run_group_tests_name("errors", tests, NULL, NULL);

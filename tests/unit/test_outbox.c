@@ -26,47 +26,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static sqlite3 *
-other_connection(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK)
-		fail_msg("opening %s: %s", path, sqlite3_errmsg(db));
-	sqlite3_busy_timeout(db, FX_WAIT_MS);
-	return db;
-}
-
-static void
-other_exec(sqlite3 *db, const char *sql)
-{
-	char *err = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-		char msg[256];
-		snprintf(msg, sizeof msg, "%s", err != NULL ? err : "?");
-		sqlite3_free(err);
-		fail_msg("%s: %s", sql, msg);
-	}
-}
-
-/* The single integer a query returns. */
-static int64_t
-query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	int64_t v;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-	if (sqlite3_step(st) != SQLITE_ROW)
-		fail_msg("%s: no row: %s", sql, sqlite3_errmsg(db));
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 struct file_bytes {
 	unsigned char *data;
 	size_t len;
@@ -112,33 +71,6 @@ file_exists(const char *path)
 	struct stat sb;
 
 	return stat(path, &sb) == 0;
-}
-
-struct emit_one {
-	int channel;
-	const char *event_type;
-	int64_t id;
-};
-
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	struct emit_one *e = arg;
-	litebus_record rec = {.event_type = e->event_type};
-
-	return litebus_emit(tx, e->channel, &rec, &e->id);
-}
-
-static int64_t
-emit_one(litebus *bus, int channel)
-{
-	struct emit_one e = {channel, fx_event_type(channel), 0};
-	int rc = litebus_exec(bus, job_emit_one, &e);
-
-	if (rc != 0)
-		fail_msg("emit: %s: %s", litebus_errname(rc),
-			 litebus_last_errmsg());
-	return e.id;
 }
 
 struct sql_job {
@@ -189,7 +121,7 @@ event_id_stays_above_rows_a_job_deleted(void **state)
 	run_in_job(f->bus, "DELETE FROM litebus_outbox_completion "
 			   "WHERE event_id > 5");
 	assert_int_equal(fx_count_rows(f->path, "completion"), 5);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 1);
 }
 
 static void
@@ -203,14 +135,14 @@ event_id_stays_above_deleted_rows_after_a_reopen(void **state)
 			   "WHERE event_id > 5");
 	close_bus(f);
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 1);
 
 	/* Every row gone: still no reuse. */
 	run_in_job(f->bus, "DELETE FROM litebus_outbox_completion");
 	close_bus(f);
 	fx_open(f);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 2);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 2);
 }
 
 /* Rows another connection deletes raise the mark too (it is a trigger in
@@ -223,11 +155,11 @@ event_id_stays_above_rows_another_connection_deleted(void **state)
 	sqlite3 *db;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 10, ids);
-	db = other_connection(f->path);
-	other_exec(db, "DELETE FROM litebus_outbox_completion "
+	db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
+	fx_sql_run(db, "DELETE FROM litebus_outbox_completion "
 		       "WHERE event_id > 5");
 	sqlite3_close(db);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), ids[9] + 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -245,8 +177,8 @@ a_newer_schema_version_is_refused_and_the_file_is_unchanged(void **state)
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 3, NULL);
 	close_bus(f);
-	db = other_connection(f->path);
-	other_exec(db, "UPDATE litebus_meta SET value = 99 "
+	db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
+	fx_sql_run(db, "UPDATE litebus_meta SET value = 99 "
 		       "WHERE key = 'schema_version'");
 	sqlite3_close(db); /* last connection: the WAL is checkpointed */
 	before = read_file(f->path);
@@ -453,7 +385,7 @@ assert_partition_index(sqlite3 *db, const char *table)
 		 "(SELECT name FROM pragma_index_info(l.name) ORDER BY seqno)) "
 		 "= 'partition_key,event_id'",
 		 table);
-	if (query_int(db, sql) != 1)
+	if (fx_sql_int(db, sql) != 1)
 		fail_msg("%s has no (partition_key, event_id) index", table);
 }
 
@@ -461,7 +393,7 @@ static void
 every_outbox_table_has_the_documented_columns(void **state)
 {
 	struct bus_fixture *f = *state;
-	sqlite3 *db = other_connection(f->path);
+	sqlite3 *db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
 
 	for (size_t i = 0; i < 5; i++)
 		assert_outbox_columns(db, builtin_tables[i]);
@@ -473,7 +405,7 @@ static void
 every_outbox_table_has_a_partition_key_event_id_index(void **state)
 {
 	struct bus_fixture *f = *state;
-	sqlite3 *db = other_connection(f->path);
+	sqlite3 *db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
 
 	for (size_t i = 0; i < 5; i++)
 		assert_partition_index(db, builtin_tables[i]);
@@ -486,10 +418,10 @@ static void
 open_records_the_schema_version_and_switches_the_file_to_wal(void **state)
 {
 	struct bus_fixture *f = *state;
-	sqlite3 *db = other_connection(f->path);
+	sqlite3 *db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
 	sqlite3_stmt *st;
 
-	assert_int_equal(query_int(db, "SELECT value FROM litebus_meta WHERE "
+	assert_int_equal(fx_sql_int(db, "SELECT value FROM litebus_meta WHERE "
 				       "key = 'schema_version'"),
 			 1);
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st,
@@ -522,7 +454,7 @@ check_constraint_rejects_a_bad_event_type_from_another_connection(
 	    {"signal_delivery", "anything", true},
 	    {"stream_frame", "", false},
 	};
-	sqlite3 *db = other_connection(f->path);
+	sqlite3 *db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char sql[300];
@@ -557,18 +489,18 @@ custom_channels_get_their_own_outbox_tables(void **state)
 	close_bus(f);
 	f->opts.channels = channels;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_BUILTIN_CHANNELS), 1);
-	assert_int_equal(emit_one(f->bus, LITEBUS_BUILTIN_CHANNELS + 1), 1);
-	assert_int_equal(emit_one(f->bus, LITEBUS_BUILTIN_CHANNELS + 1), 2);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_BUILTIN_CHANNELS), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_BUILTIN_CHANNELS + 1), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_BUILTIN_CHANNELS + 1), 2);
 
-	db = other_connection(f->path);
+	db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
 	for (size_t i = 0; i < 2; i++) {
 		char sql[200];
 
 		assert_outbox_columns(db, tables[i]);
 		assert_partition_index(db, tables[i]);
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
-		assert_int_equal(query_int(db, sql), (int64_t)i + 1);
+		assert_int_equal(fx_sql_int(db, sql), (int64_t)i + 1);
 		/* Only the empty type is refused. */
 		snprintf(sql, sizeof sql,
 			 "INSERT INTO %s(event_id, partition_key, event_type, "
@@ -578,9 +510,9 @@ custom_channels_get_their_own_outbox_tables(void **state)
 		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL),
 				 SQLITE_CONSTRAINT);
 	}
-	assert_int_equal(query_int(db, "SELECT count(*) FROM litebus_channel"),
+	assert_int_equal(fx_sql_int(db, "SELECT count(*) FROM litebus_channel"),
 			 LITEBUS_BUILTIN_CHANNELS + 2);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM "
+	assert_int_equal(fx_sql_int(db, "SELECT count(*) FROM "
 				       "litebus_outbox_completion"),
 			 0);
 	sqlite3_close(db);
@@ -598,8 +530,8 @@ reopening_with_a_new_channel_adds_its_table_and_keeps_the_rows(void **state)
 	close_bus(f);
 	f->opts.channels = channels;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_BUILTIN_CHANNELS), 1);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), ids[2] + 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_BUILTIN_CHANNELS), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), ids[2] + 1);
 	assert_int_equal(fx_count_rows(f->path, "late_comer"), 1);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 4);
 }
@@ -614,14 +546,14 @@ an_existing_database_with_other_tables_is_adopted_intact(void **state)
 	sqlite3 *db;
 
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	other_exec(db, "CREATE TABLE mine(x INTEGER); "
+	fx_sql_run(db, "CREATE TABLE mine(x INTEGER); "
 		       "INSERT INTO mine VALUES (1), (2), (3);");
 	sqlite3_close(db);
 	f->opts.adopt = 1;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
-	db = other_connection(f->path);
-	assert_int_equal(query_int(db, "SELECT sum(x) FROM mine"), 6);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 1);
+	db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
+	assert_int_equal(fx_sql_int(db, "SELECT sum(x) FROM mine"), 6);
 	sqlite3_close(db);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 1);
 }
@@ -668,7 +600,7 @@ the_writer_connection_is_defensive_and_does_not_trust_the_schema(
 	assert_int_equal(s.trusted_schema, 0);
 	assert_int_not_equal(s.schema_write_rc, SQLITE_OK);
 	/* Still a working database. */
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 1);
 }
 
 /* A trigger planted in the file by someone else, calling something that
@@ -678,88 +610,55 @@ static void
 a_planted_trigger_using_an_unsafe_function_does_not_run(void **state)
 {
 	struct bus_fixture *f = *state;
-	struct emit_one e = {LITEBUS_COMPLETION, "success", 0};
-	sqlite3 *db = other_connection(f->path);
+	sqlite3 *db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE);
 	int rc;
 
-	other_exec(db, "CREATE TABLE planted_log(v); "
+	fx_sql_run(db, "CREATE TABLE planted_log(v); "
 		       "CREATE TRIGGER planted AFTER INSERT ON "
 		       "litebus_outbox_completion BEGIN "
 		       "INSERT INTO planted_log SELECT name FROM "
 		       "pragma_database_list; END;");
 	/* The trigger works for a connection that trusts the schema. */
-	other_exec(db, "INSERT INTO litebus_outbox_completion(event_id, "
+	fx_sql_run(db, "INSERT INTO litebus_outbox_completion(event_id, "
 		       "partition_key, event_type, occurred_at_ms, "
 		       "committed_at_ms) VALUES(100, 0, 'success', 0, 0)");
-	assert_true(query_int(db, "SELECT count(*) FROM planted_log") > 0);
-	other_exec(db, "DELETE FROM planted_log");
+	assert_true(fx_sql_int(db, "SELECT count(*) FROM planted_log") > 0);
+	fx_sql_run(db, "DELETE FROM planted_log");
 
-	rc = litebus_exec(f->bus, job_emit_one, &e);
+	rc = litebus_exec(f->bus, fx_emit_one_job, NULL);
 	if (rc != LITEBUS_ESQLITE)
 		fail_msg("emit through the planted trigger: %s, want ESQLITE",
 			 litebus_errname(rc));
 	assert_non_null(strstr(litebus_last_errmsg(), "unsafe"));
-	assert_int_equal(query_int(db, "SELECT count(*) FROM planted_log"), 0);
+	assert_int_equal(fx_sql_int(db, "SELECT count(*) FROM planted_log"), 0);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 1);
 
 	/* Once the trigger is gone, the bus goes on. */
-	other_exec(db, "DROP TRIGGER planted");
+	fx_sql_run(db, "DROP TRIGGER planted");
 	sqlite3_close(db);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 101);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 101);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		event_id_stays_above_rows_a_job_deleted, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		event_id_stays_above_deleted_rows_after_a_reopen,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		event_id_stays_above_rows_another_connection_deleted,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_newer_schema_version_is_refused_and_the_file_is_unchanged,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_that_is_not_sqlite_is_refused_with_enotdb_and_left_unchanged,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_read_only_database_file_is_refused_with_ereadonly,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_database_in_a_read_only_directory_is_refused_with_ereadonly,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		every_outbox_table_has_the_documented_columns,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		every_outbox_table_has_a_partition_key_event_id_index,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		open_records_the_schema_version_and_switches_the_file_to_wal,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		check_constraint_rejects_a_bad_event_type_from_another_connection,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		custom_channels_get_their_own_outbox_tables,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reopening_with_a_new_channel_adds_its_table_and_keeps_the_rows,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_existing_database_with_other_tables_is_adopted_intact,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		the_writer_connection_is_defensive_and_does_not_trust_the_schema,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_planted_trigger_using_an_unsafe_function_does_not_run,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(event_id_stays_above_rows_a_job_deleted),
+	    FX_TEST_TINY(event_id_stays_above_deleted_rows_after_a_reopen),
+	    FX_TEST_TINY(event_id_stays_above_rows_another_connection_deleted),
+	    FX_TEST_TINY(a_newer_schema_version_is_refused_and_the_file_is_unchanged),
+	    FX_TEST_TMPDIR(a_file_that_is_not_sqlite_is_refused_with_enotdb_and_left_unchanged),
+	    FX_TEST_TINY(a_read_only_database_file_is_refused_with_ereadonly),
+	    FX_TEST_TINY(a_database_in_a_read_only_directory_is_refused_with_ereadonly),
+	    FX_TEST_TINY(every_outbox_table_has_the_documented_columns),
+	    FX_TEST_TINY(every_outbox_table_has_a_partition_key_event_id_index),
+	    FX_TEST_TINY(open_records_the_schema_version_and_switches_the_file_to_wal),
+	    FX_TEST_TINY(check_constraint_rejects_a_bad_event_type_from_another_connection),
+	    FX_TEST_TINY(custom_channels_get_their_own_outbox_tables),
+	    FX_TEST_TINY(reopening_with_a_new_channel_adds_its_table_and_keeps_the_rows),
+	    FX_TEST_TMPDIR(an_existing_database_with_other_tables_is_adopted_intact),
+	    FX_TEST_TINY(the_writer_connection_is_defensive_and_does_not_trust_the_schema),
+	    FX_TEST_TINY(a_planted_trigger_using_an_unsafe_function_does_not_run),
 	};
 
 	return cmocka_run_group_tests_name("outbox", tests, NULL, NULL);

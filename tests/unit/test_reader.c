@@ -20,8 +20,6 @@
 
 #include <cmocka.h>
 
-#define JOB_FAILED (-1000)
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
@@ -67,15 +65,6 @@ commit_in_jobs(litebus *bus, int channel, int count, int per_job, int64_t *ids)
 		int n = count - i < per_job ? count - i : per_job;
 		commit_batch(bus, channel, n, ids != NULL ? ids + i : NULL);
 	}
-}
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Bounded wait until some thread sleeps on the channel's wake word. */
@@ -574,20 +563,11 @@ reader_keeps_its_own_copy_of_the_filter(void **state)
 
 /* Contract (litebus.h): "A rolled-back job publishes nothing."  Its ids are
  * handed out again, so only the contents tell the rows apart. */
-static int
-job_emit_marked_then_fail(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "failed",
-			      .subject = "rolled-back",
-			      .subject_len = 11};
-
-	(void)arg;
-	for (int i = 0; i < 5; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1;
-	return JOB_FAILED;
-}
+static struct fx_emit marked_then_fail = {.channel = LITEBUS_COMPLETION,
+					  .count = 5,
+					  .event_type = "failed",
+					  .subject = "rolled-back",
+					  .fail = true};
 
 static void
 rows_of_a_rolled_back_job_are_never_delivered(void **state)
@@ -603,7 +583,7 @@ rows_of_a_rolled_back_job_are_never_delivered(void **state)
 	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	for (int i = 0; i < 40; i += 10) {
 		assert_int_equal(
-		    litebus_exec(f->bus, job_emit_marked_then_fail, NULL),
+		    litebus_exec(f->bus, fx_emit_job, &marked_then_fail),
 		    JOB_FAILED);
 		commit_events(f->bus, LITEBUS_COMPLETION, 10, ids + i);
 		for (int k = i; k < i + 10; k++) {
@@ -615,7 +595,7 @@ rows_of_a_rolled_back_job_are_never_delivered(void **state)
 		}
 		fx_expect_no_row(live);
 	}
-	assert_int_equal(litebus_exec(f->bus, job_emit_marked_then_fail, NULL),
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &marked_then_fail),
 			 JOB_FAILED);
 	for (int k = 0; k < 40; k++) {
 		assert_int_equal(litebus_reader_next(lagging, &row, FX_WAIT_MS),
@@ -671,9 +651,9 @@ rows_carry_every_field_as_emitted(void **state)
 
 	r = fx_reader_open(f->bus, LITEBUS_SIGNAL_DELIVERY, LITEBUS_FROM_NOW,
 			   NULL);
-	t0 = wall_ms();
+	t0 = fx_wall_ms();
 	emit_recs(f->bus, LITEBUS_SIGNAL_DELIVERY, recs, 3, ids);
-	t1 = wall_ms();
+	t1 = fx_wall_ms();
 
 	assert_int_equal(litebus_reader_next(r, &row, FX_WAIT_MS), LITEBUS_OK);
 	assert_int_equal(row.event_id, ids[0]);
@@ -890,12 +870,10 @@ static int
 job_emit_and_wait(litebus_tx *tx, void *arg)
 {
 	struct fx_barrier *b = arg;
-	litebus_record rec = {.event_type = "success"};
+	struct fx_emit twenty = {.channel = LITEBUS_COMPLETION, .count = 20};
 
-	for (int i = 0; i < 20; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1;
+	if (fx_emit_job(tx, &twenty) != LITEBUS_OK)
+		return -1;
 	fx_barrier_wait(b); /* rows written, not committed */
 	fx_barrier_wait(b); /* the test has looked */
 	return JOB_FAILED;
@@ -1298,11 +1276,10 @@ reader_open_after_close_is_eclosed(void **state)
 static int
 job_emit_pk2(litebus_tx *tx, void *arg)
 {
-	litebus_record rec = {0};
+	struct fx_emit e = {
+	    .channel = LITEBUS_COMPLETION, .partition_key = 2, .ids = arg};
 
-	rec.partition_key = 2;
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, arg);
+	return fx_emit_job(tx, &e);
 }
 
 static void
@@ -1349,94 +1326,36 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		reader_from_start_delivers_every_committed_row_in_order,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_after_a_cursor_starts_strictly_after_it,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_after_a_cursor_beyond_the_newest_row_delivers_only_rows_past_it,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_from_now_sees_only_rows_committed_after_open,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_that_does_not_read_while_thousands_commit_gets_each_row_once,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		slow_reader_lapped_between_reads_gets_each_row_once_in_order,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		catch_up_in_small_pages_joins_them_without_gap_or_overlap,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		no_row_is_lost_between_catch_up_and_live_while_a_producer_commits,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		no_row_is_lost_between_catch_up_and_live_with_a_lapping_producer,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_resumes_after_the_database_is_reopened_without_gap_or_duplicate,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		partition_filter_delivers_only_that_partition_and_passes_the_rest,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		namespace_filter_delivers_only_that_namespace_and_passes_the_rest,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		instance_tag_filter_delivers_only_that_tag_and_passes_the_rest,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		combined_filter_delivers_only_rows_matching_every_set_field,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_keeps_its_own_copy_of_the_filter, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		rows_of_a_rolled_back_job_are_never_delivered,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(rows_carry_every_field_as_emitted,
-					    bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		close_wakes_a_reader_blocked_forever_with_closed_after_every_row,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_sleeping_reader_lapped_by_one_big_batch_gets_every_row,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_catches_up_after_lag_and_after_the_bus_closed,
-		memory_bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_never_sees_the_rows_of_a_running_job,
-		memory_bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_keeps_rows_whose_deletion_was_rolled_back,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_keeps_rows_whose_deletion_was_rolled_back,
-		memory_bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_bus_lets_a_job_prune_outbox_rows,
-		memory_bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		four_producers_and_four_readers_each_reader_sees_every_row_once_in_order,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_fd_is_level_triggered_like_the_subscriber_fd,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_calls_with_null_or_a_bad_cursor_are_einval,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_on_an_unknown_channel_is_enochannel, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(reader_open_after_close_is_eclosed,
-					    bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		filtered_reader_delivers_a_row_committed_by_another_writer,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(reader_from_start_delivers_every_committed_row_in_order),
+	    FX_TEST_TINY(reader_after_a_cursor_starts_strictly_after_it),
+	    FX_TEST_TINY(reader_after_a_cursor_beyond_the_newest_row_delivers_only_rows_past_it),
+	    FX_TEST_TINY(reader_from_now_sees_only_rows_committed_after_open),
+	    FX_TEST_TINY(reader_that_does_not_read_while_thousands_commit_gets_each_row_once),
+	    FX_TEST_TINY(slow_reader_lapped_between_reads_gets_each_row_once_in_order),
+	    FX_TEST_TINY(catch_up_in_small_pages_joins_them_without_gap_or_overlap),
+	    FX_TEST_DEFAULT(no_row_is_lost_between_catch_up_and_live_while_a_producer_commits),
+	    FX_TEST_TINY(no_row_is_lost_between_catch_up_and_live_with_a_lapping_producer),
+	    FX_TEST_TINY(reader_resumes_after_the_database_is_reopened_without_gap_or_duplicate),
+	    FX_TEST_TINY(partition_filter_delivers_only_that_partition_and_passes_the_rest),
+	    FX_TEST_TINY(namespace_filter_delivers_only_that_namespace_and_passes_the_rest),
+	    FX_TEST_TINY(instance_tag_filter_delivers_only_that_tag_and_passes_the_rest),
+	    FX_TEST_TINY(combined_filter_delivers_only_rows_matching_every_set_field),
+	    FX_TEST_TINY(reader_keeps_its_own_copy_of_the_filter),
+	    FX_TEST_TINY(rows_of_a_rolled_back_job_are_never_delivered),
+	    FX_TEST_TINY(rows_carry_every_field_as_emitted),
+	    FX_TEST_DEFAULT(close_wakes_a_reader_blocked_forever_with_closed_after_every_row),
+	    FX_TEST_TINY(a_sleeping_reader_lapped_by_one_big_batch_gets_every_row),
+	    FX_TEST_WITH(in_memory_reader_catches_up_after_lag_and_after_the_bus_closed, memory_bus_with_tiny_rings),
+	    FX_TEST_WITH(in_memory_reader_never_sees_the_rows_of_a_running_job, memory_bus_with_tiny_rings),
+	    FX_TEST_TINY(reader_keeps_rows_whose_deletion_was_rolled_back),
+	    FX_TEST_WITH(in_memory_reader_keeps_rows_whose_deletion_was_rolled_back, memory_bus_with_tiny_rings),
+	    FX_TEST_WITH(in_memory_bus_lets_a_job_prune_outbox_rows, memory_bus_with_tiny_rings),
+	    FX_TEST_TINY(four_producers_and_four_readers_each_reader_sees_every_row_once_in_order),
+	    FX_TEST_TINY(reader_fd_is_level_triggered_like_the_subscriber_fd),
+	    FX_TEST_TINY(reader_calls_with_null_or_a_bad_cursor_are_einval),
+	    FX_TEST_TINY(reader_on_an_unknown_channel_is_enochannel),
+	    FX_TEST_TINY(reader_open_after_close_is_eclosed),
+	    FX_TEST_TINY(filtered_reader_delivers_a_row_committed_by_another_writer),
 	};
 
 	return cmocka_run_group_tests_name("reader", tests, NULL, NULL);

@@ -116,30 +116,6 @@ wait_until_sleeping(litebus_sub *sub, unsigned n)
 	}
 }
 
-/* A job emitting `count` events on `channel`, storing their ids. */
-struct emit_job {
-	int channel;
-	int count;
-	int64_t *ids;
-};
-
-static int
-emit_job_fn(litebus_tx *tx, void *arg)
-{
-	struct emit_job *j = arg;
-
-	for (int i = 0; i < j->count; i++) {
-		litebus_record rec = {0};
-		rec.partition_key = i;
-		rec.event_type = fx_event_type(j->channel);
-		int rc = litebus_emit(tx, j->channel, &rec,
-				      j->ids != NULL ? &j->ids[i] : NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* What a subscriber sees                                               */
 
@@ -189,16 +165,13 @@ an_event_carries_its_key_channel_subject_prefix_and_commit_time(void **state)
 {
 	struct bus_fixture *f = *state;
 	unsigned char want[LITEBUS_SUBJECT_PREFIX] = {0};
-	struct timespec ts;
 	int64_t ids[2], t0, t1;
 	litebus_sub *sub = subscribe(f->bus, CH);
 	litebus_event ev;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	t0 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	t0 = fx_wall_ms();
 	assert_int_equal(litebus_exec(f->bus, emit_subjects_fn, ids), 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	t1 = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	t1 = fx_wall_ms();
 
 	expect_recv(sub, 0, LITEBUS_OK, &ev);
 	assert_int_equal(ev.event_id, ids[0]);
@@ -235,8 +208,9 @@ producer_main(void *p)
 
 	fx_barrier_wait(pr->start);
 	for (int i = 0; i < pr->jobs; i++) {
-		struct emit_job j = {CH, 1 + i % 3, NULL};
-		int rc = litebus_exec(pr->bus, emit_job_fn, &j);
+		struct fx_emit j = {
+		    .channel = CH, .count = 1 + i % 3, .numbered = true};
+		int rc = litebus_exec(pr->bus, fx_emit_job, &j);
 		if (rc != 0 && pr->failed_rc == 0)
 			pr->failed_rc = rc;
 	}
@@ -437,8 +411,11 @@ received_plus_skipped_equals_published_for_a_subscriber_that_lags_repeatedly(
 	int k = 0, rc; /* k: index of the next event the subscriber owes */
 
 	for (int r = 0; r < ROUNDS; r++) {
-		struct emit_job j = {CH, BURST, &ids[r * BURST]};
-		assert_int_equal(litebus_exec(f->bus, emit_job_fn, &j), 0);
+		struct fx_emit j = {.channel = CH,
+				    .count = BURST,
+				    .numbered = true,
+				    .ids = &ids[r * BURST]};
+		fx_commit(f->bus, &j);
 		for (int i = 0; i < 3; i++) {
 			rc = litebus_recv(sub, &ev, 0);
 			if (rc == LITEBUS_OK) {
@@ -493,8 +470,11 @@ racing_producer_main(void *p)
 
 	fx_barrier_wait(pr->start);
 	for (int i = 0; i < RACE_JOBS; i++) {
-		struct emit_job j = {CH, race_job_size(i), ids};
-		int rc = litebus_exec(pr->bus, emit_job_fn, &j);
+		struct fx_emit j = {.channel = CH,
+				    .count = race_job_size(i),
+				    .numbered = true,
+				    .ids = ids};
+		int rc = litebus_exec(pr->bus, fx_emit_job, &j);
 		if (rc != 0) {
 			pr->failed_rc = rc;
 			break;
@@ -669,16 +649,17 @@ a_recv_blocked_forever_is_woken_by_close_and_drains_first(void **state)
 	struct recv_thread rt;
 	pthread_t t;
 	int64_t ids[3];
-	struct emit_job jobs[3];
+	struct fx_emit jobs[3];
 	litebus_event ev;
 
 	recv_thread_start(&rt, &t, &start, sub, -1);
 	wait_until_sleeping(sub, 1);
 	/* Queued before close: close runs and publishes them. */
 	for (int i = 0; i < 3; i++) {
-		jobs[i] = (struct emit_job){CH, 1, &ids[i]};
+		jobs[i] = (struct fx_emit){
+		    .channel = CH, .numbered = true, .ids = &ids[i]};
 		assert_int_equal(
-		    litebus_submit(f->bus, emit_job_fn, &jobs[i], NULL, NULL),
+		    litebus_submit(f->bus, fx_emit_job, &jobs[i], NULL, NULL),
 		    LITEBUS_OK);
 	}
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
@@ -1022,50 +1003,39 @@ bus_stats_add_up_the_lags_of_every_subscriber(void **state)
 	litebus_unsubscribe(b);
 }
 
-#define TINY(test)                                                             \
-	cmocka_unit_test_setup_teardown(test, bus_with_tiny_rings, bus_teardown)
-#define DEFAULT(test)                                                          \
-	cmocka_unit_test_setup_teardown(test, bus_with_default_rings,          \
-					bus_teardown)
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    TINY(a_subscriber_sees_only_events_published_after_it_subscribed),
-	    TINY(
-		an_event_carries_its_key_channel_subject_prefix_and_commit_time),
-	    DEFAULT(events_from_concurrent_producers_arrive_in_commit_order),
-	    TINY(each_subscriber_reads_at_its_own_cursor),
-	    TINY(a_subscriber_sees_only_its_own_channel),
-	    TINY(a_subscriber_a_whole_ring_behind_loses_nothing),
-	    TINY(one_event_more_than_the_ring_holds_is_reported_as_lagged),
-	    TINY(
-		a_lapped_subscriber_gets_the_exact_skip_count_then_the_newest_half_ring),
-	    TINY(lagged_leaves_the_event_untouched),
-	    TINY(skipped_is_zero_before_any_lag_and_counts_only_the_last_lag),
-	    TINY(
-		received_plus_skipped_equals_published_for_a_subscriber_that_lags_repeatedly),
-	    TINY(
-		received_plus_skipped_equals_published_while_the_writer_races_ahead),
-	    TINY(recv_with_timeout_zero_polls_and_returns_timeout),
-	    TINY(
-		recv_with_a_positive_timeout_returns_timeout_when_nothing_arrives),
-	    TINY(a_recv_blocked_forever_is_woken_by_a_commit),
-	    TINY(a_recv_blocked_forever_is_woken_by_close_and_drains_first),
-	    TINY(the_fd_is_the_same_on_every_call_and_starts_readable),
-	    TINY(the_fd_stays_readable_until_a_recv_finds_nothing),
-	    TINY(the_fd_turns_readable_again_at_the_next_commit),
-	    TINY(a_recv_that_waits_then_times_out_also_turns_the_fd_unreadable),
-	    TINY(commits_on_other_channels_leave_the_fd_unreadable),
-	    TINY(the_fd_turns_readable_when_the_bus_closes),
-	    TINY(a_poll_sleeping_on_the_fd_is_woken_by_a_commit),
-	    TINY(subscribe_with_null_arguments_is_einval),
-	    TINY(subscribe_to_an_unknown_channel_is_enochannel),
-	    TINY(subscribe_after_close_is_eclosed),
-	    TINY(calls_with_a_null_subscriber_or_event_are_einval),
-	    TINY(sub_stats_count_received_events_lags_and_skipped_events),
-	    TINY(bus_stats_add_up_the_lags_of_every_subscriber),
+	    FX_TEST_TINY(a_subscriber_sees_only_events_published_after_it_subscribed),
+	    FX_TEST_TINY(an_event_carries_its_key_channel_subject_prefix_and_commit_time),
+	    FX_TEST_DEFAULT(events_from_concurrent_producers_arrive_in_commit_order),
+	    FX_TEST_TINY(each_subscriber_reads_at_its_own_cursor),
+	    FX_TEST_TINY(a_subscriber_sees_only_its_own_channel),
+	    FX_TEST_TINY(a_subscriber_a_whole_ring_behind_loses_nothing),
+	    FX_TEST_TINY(one_event_more_than_the_ring_holds_is_reported_as_lagged),
+	    FX_TEST_TINY(a_lapped_subscriber_gets_the_exact_skip_count_then_the_newest_half_ring),
+	    FX_TEST_TINY(lagged_leaves_the_event_untouched),
+	    FX_TEST_TINY(skipped_is_zero_before_any_lag_and_counts_only_the_last_lag),
+	    FX_TEST_TINY(received_plus_skipped_equals_published_for_a_subscriber_that_lags_repeatedly),
+	    FX_TEST_TINY(received_plus_skipped_equals_published_while_the_writer_races_ahead),
+	    FX_TEST_TINY(recv_with_timeout_zero_polls_and_returns_timeout),
+	    FX_TEST_TINY(recv_with_a_positive_timeout_returns_timeout_when_nothing_arrives),
+	    FX_TEST_TINY(a_recv_blocked_forever_is_woken_by_a_commit),
+	    FX_TEST_TINY(a_recv_blocked_forever_is_woken_by_close_and_drains_first),
+	    FX_TEST_TINY(the_fd_is_the_same_on_every_call_and_starts_readable),
+	    FX_TEST_TINY(the_fd_stays_readable_until_a_recv_finds_nothing),
+	    FX_TEST_TINY(the_fd_turns_readable_again_at_the_next_commit),
+	    FX_TEST_TINY(a_recv_that_waits_then_times_out_also_turns_the_fd_unreadable),
+	    FX_TEST_TINY(commits_on_other_channels_leave_the_fd_unreadable),
+	    FX_TEST_TINY(the_fd_turns_readable_when_the_bus_closes),
+	    FX_TEST_TINY(a_poll_sleeping_on_the_fd_is_woken_by_a_commit),
+	    FX_TEST_TINY(subscribe_with_null_arguments_is_einval),
+	    FX_TEST_TINY(subscribe_to_an_unknown_channel_is_enochannel),
+	    FX_TEST_TINY(subscribe_after_close_is_eclosed),
+	    FX_TEST_TINY(calls_with_a_null_subscriber_or_event_are_einval),
+	    FX_TEST_TINY(sub_stats_count_received_events_lags_and_skipped_events),
+	    FX_TEST_TINY(bus_stats_add_up_the_lags_of_every_subscriber),
 	};
 
 	return cmocka_run_group_tests_name("subscriber", tests, NULL, NULL);

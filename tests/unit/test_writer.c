@@ -16,31 +16,14 @@
 
 #include <cmocka.h>
 
-#define JOB_FAILED (-1000)
-
-static int
-emit_one(litebus_tx *tx, int channel, int64_t pk, int64_t *id)
-{
-	litebus_record rec = {0};
-
-	rec.partition_key = pk;
-	rec.event_type = fx_event_type(channel);
-	return litebus_emit(tx, channel, &rec, id);
-}
-
-static int
-job_emit_then_fail(litebus_tx *tx, void *arg)
-{
-	int64_t *id = arg;
-
-	assert_int_equal(emit_one(tx, LITEBUS_COMPLETION, 1, id), LITEBUS_OK);
-	return JOB_FAILED;
-}
-
+/* One completion event with partition key 7; its id to *arg. */
 static int
 job_emit(litebus_tx *tx, void *arg)
 {
-	return emit_one(tx, LITEBUS_COMPLETION, 7, arg);
+	struct fx_emit e = {
+	    .channel = LITEBUS_COMPLETION, .partition_key = 7, .ids = arg};
+
+	return fx_emit_job(tx, &e);
 }
 
 /* Contract, litebus_exec(): "wait until its transaction has committed and
@@ -75,11 +58,14 @@ rolled_back_job_publishes_nothing(void **state)
 	litebus_sub *sub;
 	litebus_event ev;
 	int64_t id = 0;
+	struct fx_emit fail = {.channel = LITEBUS_COMPLETION,
+			       .partition_key = 1,
+			       .ids = &id,
+			       .fail = true};
 
 	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
 			 LITEBUS_OK);
-	assert_int_equal(litebus_exec(f->bus, job_emit_then_fail, &id),
-			 JOB_FAILED);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &fail), JOB_FAILED);
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
 	litebus_unsubscribe(sub);
@@ -92,10 +78,13 @@ ids_of_a_rolled_back_job_are_reused_by_the_next_commit(void **state)
 {
 	struct bus_fixture *f = *state;
 	int64_t a = 0, b = 0, c = 0;
+	struct fx_emit fail = {.channel = LITEBUS_COMPLETION,
+			       .partition_key = 1,
+			       .ids = &b,
+			       .fail = true};
 
 	assert_int_equal(litebus_exec(f->bus, job_emit, &a), 0);
-	assert_int_equal(litebus_exec(f->bus, job_emit_then_fail, &b),
-			 JOB_FAILED);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_job, &fail), JOB_FAILED);
 	assert_int_equal(litebus_exec(f->bus, job_emit, &c), 0);
 	assert_int_equal(b, a + 1);
 	assert_int_equal(c, a + 1);
@@ -113,11 +102,12 @@ static int
 batch_job_fn(litebus_tx *tx, void *arg)
 {
 	struct batch_job *j = arg;
-	int rc = emit_one(tx, LITEBUS_COMPLETION, j->fail ? -1 : 1, &j->id);
+	struct fx_emit e = {.channel = LITEBUS_COMPLETION,
+			    .partition_key = j->fail ? -1 : 1,
+			    .ids = &j->id,
+			    .fail = j->fail != 0};
 
-	if (rc != LITEBUS_OK)
-		return rc;
-	return j->fail ? JOB_FAILED : 0;
+	return fx_emit_job(tx, &e);
 }
 
 static void
@@ -396,7 +386,8 @@ job_tries_commit(litebus_tx *tx, void *arg)
 			     NULL, NULL);
 	rc[4] = sqlite3_exec(db, "INSERT INTO mine VALUES(1)", NULL, NULL,
 			     NULL);
-	return emit_one(tx, LITEBUS_COMPLETION, 3, NULL);
+	return fx_emit_job(tx, &(struct fx_emit){.channel = LITEBUS_COMPLETION,
+						 .partition_key = 3});
 }
 
 static void
@@ -728,7 +719,7 @@ job_lose_tx_then_emit(litebus_tx *tx, void *arg)
 	struct lost_then_emit *s = arg;
 
 	lose_the_transaction(litebus_tx_db(tx));
-	s->emit_rc = emit_one(tx, LITEBUS_COMPLETION, 0, &s->id);
+	s->emit_rc = fx_emit_one_job(tx, &s->id);
 	return 0;
 }
 
@@ -820,7 +811,7 @@ job_emit_counting(litebus_tx *tx, void *arg)
 	struct rerun_arg *r = arg;
 
 	r->calls++;
-	return emit_one(tx, LITEBUS_COMPLETION, 0, &r->id);
+	return fx_emit_one_job(tx, &r->id);
 }
 
 static void
@@ -920,61 +911,25 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		exec_returns_after_commit_and_publish, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(rolled_back_job_publishes_nothing,
-					    bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		ids_of_a_rolled_back_job_are_reused_by_the_next_commit,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		one_failing_job_in_a_batch_rolls_back_alone,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		exec_from_inside_a_job_is_refused_with_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		close_from_inside_a_job_is_refused_with_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		done_callback_may_submit_but_not_exec, bus_with_tiny_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(emit_outside_a_job_is_misuse,
-					    bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		emit_rejects_bad_records_and_unknown_types,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_cannot_end_the_transaction_or_forge_outbox_rows,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_application_trigger_cannot_write_the_outbox,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		close_runs_queued_jobs_and_refuses_new_ones,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		calls_after_close_answer_eclosed_while_a_handle_lives,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		ids_stay_above_rows_committed_by_another_connection,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		event_ids_follow_commit_order_across_producers,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		emit_after_sqlite_rolled_back_the_transaction_commits_nothing,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		batch_mate_of_a_job_that_lost_the_transaction_runs_again_and_commits_once,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		tx_db_on_another_thread_returns_null_without_a_race,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(exec_returns_after_commit_and_publish),
+	    FX_TEST_TINY(rolled_back_job_publishes_nothing),
+	    FX_TEST_TINY(ids_of_a_rolled_back_job_are_reused_by_the_next_commit),
+	    FX_TEST_DEFAULT(one_failing_job_in_a_batch_rolls_back_alone),
+	    FX_TEST_TINY(exec_from_inside_a_job_is_refused_with_edeadlk),
+	    FX_TEST_TINY(close_from_inside_a_job_is_refused_with_edeadlk),
+	    FX_TEST_TINY(done_callback_may_submit_but_not_exec),
+	    FX_TEST_TINY(emit_outside_a_job_is_misuse),
+	    FX_TEST_TINY(emit_rejects_bad_records_and_unknown_types),
+	    FX_TEST_TINY(a_job_cannot_end_the_transaction_or_forge_outbox_rows),
+	    FX_TEST_TINY(an_application_trigger_cannot_write_the_outbox),
+	    FX_TEST_DEFAULT(close_runs_queued_jobs_and_refuses_new_ones),
+	    FX_TEST_TINY(calls_after_close_answer_eclosed_while_a_handle_lives),
+	    FX_TEST_TINY(a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals),
+	    FX_TEST_TINY(ids_stay_above_rows_committed_by_another_connection),
+	    FX_TEST_TINY(event_ids_follow_commit_order_across_producers),
+	    FX_TEST_TINY(emit_after_sqlite_rolled_back_the_transaction_commits_nothing),
+	    FX_TEST_TINY(batch_mate_of_a_job_that_lost_the_transaction_runs_again_and_commits_once),
+	    FX_TEST_TINY(tx_db_on_another_thread_returns_null_without_a_race),
 	};
 
 	return cmocka_run_group_tests_name("writer", tests, NULL, NULL);

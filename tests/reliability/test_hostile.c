@@ -73,16 +73,6 @@ documented_open_error(int rc)
 	       rc == LITEBUS_EFOREIGN;
 }
 
-static int
-job_emit_completion(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {0};
-
-	(void)arg;
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
-
 /* Open `path`; on failure the bytes must be as before; on success, read
  * everything, commit a job, close. */
 static void
@@ -124,7 +114,7 @@ open_hostile(struct bus_fixture *f, const char *what)
 	}
 	rc = litebus_exec(bus, NULL, NULL); /* EINVAL, not a crash */
 	assert_int_equal(rc, LITEBUS_EINVAL);
-	rc = litebus_exec(bus, job_emit_completion, NULL);
+	rc = litebus_exec(bus, fx_emit_one_job, NULL);
 	if (rc != 0 && !documented_open_error(rc) && rc != LITEBUS_EBUSY)
 		fail_msg("%s: a job returned %s: %s", what, litebus_errname(rc),
 			 litebus_last_errmsg());
@@ -312,21 +302,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		truncated_databases_are_refused_untouched_or_read_safely,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		corrupted_databases_are_refused_untouched_or_read_safely,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_outbox_table_of_the_wrong_shape_is_refused_untouched,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_planted_trigger_cannot_run_unsafe_functions, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_read_only_directory_is_refused_clearly, tmpdir_setup,
-		bus_teardown),
+	    FX_TEST_TMPDIR(truncated_databases_are_refused_untouched_or_read_safely),
+	    FX_TEST_TMPDIR(corrupted_databases_are_refused_untouched_or_read_safely),
+	    FX_TEST_TMPDIR(an_outbox_table_of_the_wrong_shape_is_refused_untouched),
+	    FX_TEST_TMPDIR(a_planted_trigger_cannot_run_unsafe_functions),
+	    FX_TEST_TMPDIR(a_read_only_directory_is_refused_clearly),
 	};
 
 	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);

@@ -169,12 +169,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		one_storage_fault_anywhere_loses_and_invents_nothing,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_full_disk_fails_jobs_with_enospc_until_space_returns,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_TMPDIR(one_storage_fault_anywhere_loses_and_invents_nothing),
+	    FX_TEST_TMPDIR(a_full_disk_fails_jobs_with_enospc_until_space_returns),
 	};
 
 	return cmocka_run_group_tests_name("faults", tests, group_setup, NULL);

@@ -29,9 +29,10 @@
  * only while it lasts.
  */
 #define _XOPEN_SOURCE 700 /* sem_timedwait */
-#include "checkpoint.h" /* internal: the tests at the end */
+#include "checkpoint.h"	  /* internal: the tests at the end */
 #include "faultvfs.h"
 #include "fixture.h"
+#include "role.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -101,9 +102,9 @@ db_page_size(const char *path)
 
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
 			 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st,
-					    NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	n = sqlite3_column_int64(st, 0);
 	assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
@@ -194,14 +195,13 @@ wal_sample(struct wal_load *l)
 	/* Pairs with the release store of phase in the test. */
 	int ph = atomic_load_explicit(&l->phase, memory_order_acquire);
 	int64_t len = wal_len(l);
-	int64_t old = atomic_load_explicit(&l->wal_max[ph],
-					   memory_order_relaxed);
+	int64_t old =
+	    atomic_load_explicit(&l->wal_max[ph], memory_order_relaxed);
 
 	/* Relaxed: a running maximum, read after the monitor is joined. */
-	while (len > old &&
-	       !atomic_compare_exchange_weak_explicit(&l->wal_max[ph], &old,
-						      len, memory_order_relaxed,
-						      memory_order_relaxed))
+	while (len > old && !atomic_compare_exchange_weak_explicit(
+				&l->wal_max[ph], &old, len,
+				memory_order_relaxed, memory_order_relaxed))
 		;
 	atomic_fetch_add_explicit(&l->samples, 1, memory_order_relaxed);
 	/* The bound is broken many times over: stop before the disk fills
@@ -258,8 +258,7 @@ inflight_take(struct wal_load *l)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += FX_WAIT_MS / 1000;
+	ts = fx_realtime_in(FX_WAIT_MS);
 	while (sem_timedwait(&l->inflight, &ts) != 0) {
 		if (errno == EINTR)
 			continue;
@@ -426,15 +425,15 @@ wal_load_init(struct wal_load *l, struct bus_fixture *f)
 static void
 wal_load_bound(struct wal_load *l)
 {
-	uint64_t batch_events = l->submit ? l->f->opts.max_batch
-					  : (uint64_t)l->producers;
+	uint64_t batch_events =
+	    l->submit ? l->f->opts.max_batch : (uint64_t)l->producers;
 
 	snprintf(l->wal_path, sizeof l->wal_path, "%s-wal", l->f->path);
 	l->page_size = db_page_size(l->f->path);
 	l->batch_pages =
 	    wal_batch_pages(batch_events, l->payload_len, l->page_size);
-	l->bound = wal_bound_bytes(l->f->opts.checkpoint_pages,
-				   l->batch_pages, l->page_size);
+	l->bound = wal_bound_bytes(l->f->opts.checkpoint_pages, l->batch_pages,
+				   l->page_size);
 }
 
 struct wal_threads {
@@ -460,19 +459,17 @@ wal_load_start(struct wal_load *l, struct wal_threads *t)
 		ra->l = l;
 		ra->index = i;
 		ra->lagging = i == l->readers;
-		assert_int_equal(litebus_reader_open(l->f->bus,
-						     LITEBUS_COMPLETION,
-						     LITEBUS_FROM_START, NULL,
-						     &ra->r),
-				 LITEBUS_OK);
+		assert_int_equal(
+		    litebus_reader_open(l->f->bus, LITEBUS_COMPLETION,
+					LITEBUS_FROM_START, NULL, &ra->r),
+		    LITEBUS_OK);
 		assert_int_equal(
 		    pthread_create(&t->read[i], NULL, reader_main, ra), 0);
 	}
 	for (int i = 0; i < l->scanners; i++)
 		assert_int_equal(
 		    pthread_create(&t->scan[i], NULL, scanner_main, l), 0);
-	assert_int_equal(pthread_create(&t->monitor, NULL, monitor_main, l),
-			 0);
+	assert_int_equal(pthread_create(&t->monitor, NULL, monitor_main, l), 0);
 	fx_barrier_init(&t->start, (unsigned)l->producers + 1u);
 	t->pa.l = l;
 	t->pa.start = &t->start;
@@ -502,8 +499,7 @@ wal_load_wait(struct wal_load *l, uint64_t ms)
 	while (!load_stopped(l) && fx_now_ms() < start + ms + FX_WAIT_MS) {
 		struct timespec ts = {0, 5 * 1000000L};
 		if (fx_now_ms() >= start + ms &&
-		    atomic_load_explicit(&l->committed,
-					 memory_order_relaxed) *
+		    atomic_load_explicit(&l->committed, memory_order_relaxed) *
 			    l->payload_len >=
 			wal_load_target(l))
 			break;
@@ -539,8 +535,8 @@ wal_load_finish(struct wal_load *l, struct wal_threads *t)
 static void
 wal_load_check(struct wal_load *l, int phase, const char *what)
 {
-	int64_t max = atomic_load_explicit(&l->wal_max[phase],
-					   memory_order_relaxed);
+	int64_t max =
+	    atomic_load_explicit(&l->wal_max[phase], memory_order_relaxed);
 	uint64_t committed =
 	    atomic_load_explicit(&l->committed, memory_order_relaxed);
 	uint64_t samples =
@@ -571,8 +567,7 @@ wal_load_check(struct wal_load *l, int phase, const char *what)
 			 "(%u x %u pages + %llu pages of one batch, page size "
 			 "%u)",
 			 (long long)max, (unsigned long long)l->bound,
-			 LITEBUS_WAL_BOUND_FACTOR,
-			 l->f->opts.checkpoint_pages,
+			 LITEBUS_WAL_BOUND_FACTOR, l->f->opts.checkpoint_pages,
 			 (unsigned long long)l->batch_pages, l->page_size);
 }
 
@@ -653,8 +648,7 @@ wal_stays_bounded_with_a_reader_catching_up_from_the_table(void **state)
  * litebus's) keeps open longer than busy_timeout_ms can hold the WAL
  * beyond it" - so scans shorter than that cannot. */
 static void
-wal_stays_bounded_with_external_scans_shorter_than_busy_timeout(
-    void **state)
+wal_stays_bounded_with_external_scans_shorter_than_busy_timeout(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct wal_load l;
@@ -789,9 +783,9 @@ external_read_transaction_holds_the_wal_only_while_it_lasts(void **state)
 	wal_load_bound(&l);
 
 	/* An application's read transaction, held open. */
-	assert_int_equal(sqlite3_open_v2(f->path, &ext, SQLITE_OPEN_READONLY,
-					 NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &ext, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
 	assert_int_equal(sqlite3_exec(ext, "BEGIN", NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(ext,
@@ -864,11 +858,10 @@ static void
 plain_open(struct bus_fixture *f, struct plain *p, int mode)
 {
 	memset(p, 0, sizeof *p);
-	assert_int_equal(sqlite3_open_v2(f->path, &p->db,
-					 SQLITE_OPEN_READWRITE |
-					     SQLITE_OPEN_CREATE,
-					 NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &p->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+	    SQLITE_OK);
 	/* As litebus's writer connection (lb_outbox_harden). */
 	assert_int_equal(sqlite3_extended_result_codes(p->db, 1), SQLITE_OK);
 	plain_exec(p->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
@@ -878,15 +871,19 @@ plain_open(struct bus_fixture *f, struct plain *p, int mode)
 	p->o.checkpoint_mode = mode;
 	p->o.checkpoint_pages = 4;
 	p->o.busy_timeout_ms = 10;
-	assert_int_equal(lb_ckpt_start(&p->dbn, p->db, &p->o, &p->stats,
-				       &p->ck),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    lb_ckpt_start(&p->dbn, p->db, &p->o, &p->stats, &p->ck),
+	    LITEBUS_OK);
+	/* This thread commits on p->db and calls lb_ckpt_finish/rehook:
+	 * it plays the writer (role.h) until plain_close. */
+	lb_role_set_writer(p);
 }
 
 static void
 plain_close(struct plain *p)
 {
 	lb_ckpt_stop(p->ck, p->db);
+	lb_role_set_writer(NULL);
 	assert_int_equal(sqlite3_close(p->db), SQLITE_OK);
 }
 
@@ -896,26 +893,13 @@ stat_of(_Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static int64_t
-file_len(const char *path)
-{
-	struct stat sb;
-
-	if (stat(path, &sb) != 0) {
-		assert_int_equal(errno, ENOENT);
-		return 0;
-	}
-	return (int64_t)sb.st_size;
-}
-
 /* Contract: "the writer then goes on and retries once the WAL has grown by
  * another checkpoint_pages pages",
  * "the file is truncated back to the bound when the WAL restarts"; and
  * every checkpoint result is checked: a failure other than BUSY is
  * recorded, not lost. */
 static void
-a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
-    void **state)
+a_held_or_failed_restart_is_retried_and_the_file_truncated_after(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct plain p;
@@ -935,9 +919,9 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 		32;
 
 	/* Another connection's read transaction holds the WAL. */
-	assert_int_equal(sqlite3_open_v2(f->path, &reader,
-					 SQLITE_OPEN_READONLY, NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_open_v2(f->path, &reader, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
 	plain_exec(reader, "BEGIN; SELECT count(*) FROM t");
 	/* Commit until the bound asks for a RESTART: it waits
 	 * busy_timeout_ms for the reader and gives up. */
@@ -961,7 +945,7 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 		assert_true(n > 1);
 	}
 	assert_int_equal(stat_of(&p.stats.ckpt_held), 9);
-	held_len = file_len(wal);
+	held_len = fx_file_len(wal);
 	assert_true(held_len > limit);
 
 	/* The WAL grows by checkpoint_pages more while the reader holds
@@ -969,7 +953,7 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 	 * (an error taking the checkpoint lock): it is recorded... */
 	for (uint32_t i = 0; i < p.o.checkpoint_pages; i++)
 		plain_exec(p.db, "INSERT INTO t VALUES(zeroblob(4000))");
-	held_len = file_len(wal);
+	held_len = fx_file_len(wal);
 	plain_exec(reader, "COMMIT");
 	faultvfs_arm(FAULT_SHMLOCK, 1, SQLITE_IOERR_SHMLOCK);
 	assert_true(lb_ckpt_finish(p.ck, p.db, false));
@@ -986,9 +970,9 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(
 	assert_int_equal(stat_of(&p.stats.ckpt_forced), 1);
 	assert_false(lb_ckpt_finish(p.ck, p.db, false));
 	/* The next commit restarts the WAL and truncates the file. */
-	assert_int_equal(file_len(wal), held_len);
+	assert_int_equal(fx_file_len(wal), held_len);
 	plain_exec(p.db, "INSERT INTO t VALUES(zeroblob(4000))");
-	assert_true(file_len(wal) <= limit);
+	assert_true(fx_file_len(wal) <= limit);
 	assert_false(lb_ckpt_finish(p.ck, p.db, false));
 
 	assert_int_equal(sqlite3_close(reader), SQLITE_OK);
@@ -1046,36 +1030,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_under_unbroken_exec_load, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_four_live_readers, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_a_reader_catching_up_from_the_table,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_external_scans_shorter_than_busy_timeout,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_submit_and_large_batches, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_inline_checkpoints, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		wal_stays_bounded_with_full_durability, wal_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		external_read_transaction_holds_the_wal_only_while_it_lasts,
-		wal_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_held_or_failed_restart_is_retried_and_the_file_truncated_after,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		rehook_detects_a_replaced_wal_hook_and_puts_litebus_s_back,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_WITH(wal_stays_bounded_under_unbroken_exec_load, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_four_live_readers, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_a_reader_catching_up_from_the_table, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_external_scans_shorter_than_busy_timeout, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_submit_and_large_batches, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_inline_checkpoints, wal_setup),
+	    FX_TEST_WITH(wal_stays_bounded_with_full_durability, wal_setup),
+	    FX_TEST_WITH(external_read_transaction_holds_the_wal_only_while_it_lasts, wal_setup),
+	    FX_TEST_TMPDIR(a_held_or_failed_restart_is_retried_and_the_file_truncated_after),
+	    FX_TEST_TMPDIR(rehook_detects_a_replaced_wal_hook_and_puts_litebus_s_back),
 	};
 
 	return cmocka_run_group_tests_name("wal_bound", tests, NULL, NULL);

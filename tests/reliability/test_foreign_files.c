@@ -32,64 +32,6 @@
 #define OTHER_APP_ID "-559038737" /* 0xDEADBEEF */
 
 /* ------------------------------------------------------------------ */
-/* Plain SQLite connections                                            */
-
-static sqlite3 *
-plain_open(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-					   SQLITE_OPEN_CREATE,
-			    NULL) != SQLITE_OK)
-		fail_msg("opening %s: %s", path, sqlite3_errmsg(db));
-	sqlite3_busy_timeout(db, FX_WAIT_MS);
-	return db;
-}
-
-static void
-plain_run(sqlite3 *db, const char *sql)
-{
-	char *err = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-		char msg[300];
-		snprintf(msg, sizeof msg, "%s", err != NULL ? err : "?");
-		sqlite3_free(err);
-		fail_msg("%s: %s", sql, msg);
-	}
-}
-
-/* Run `sql` on `path` in a connection of its own, closed afterwards (as
- * the last connection, it checkpoints and removes a WAL). */
-static void
-plain_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = plain_open(path);
-
-	plain_run(db, sql);
-	assert_int_equal(sqlite3_close(db), SQLITE_OK);
-}
-
-/* The single integer `sql` returns, read through a connection of its own. */
-static int64_t
-plain_int(const char *path, const char *sql)
-{
-	sqlite3 *db = plain_open(path);
-	sqlite3_stmt *st;
-	int64_t v;
-
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-	if (sqlite3_step(st) != SQLITE_ROW)
-		fail_msg("%s: no row: %s", sql, sqlite3_errmsg(db));
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_close(db), SQLITE_OK);
-	return v;
-}
-
-/* ------------------------------------------------------------------ */
 /* The files on disk, before and after                                 */
 
 struct side_file {
@@ -232,37 +174,10 @@ make_litebus_file(struct bus_fixture *f)
 	assert_false(path_exists(f->path, "-wal"));
 }
 
-struct emit_arg {
-	int channel;
-	int64_t id;
-};
-
-static int
-job_emit(litebus_tx *tx, void *arg)
-{
-	struct emit_arg *e = arg;
-	litebus_record rec = {0};
-
-	rec.event_type = fx_event_type(e->channel);
-	return litebus_emit(tx, e->channel, &rec, &e->id);
-}
-
-static int64_t
-emit_one(litebus *bus, int channel)
-{
-	struct emit_arg e = {channel, 0};
-	int rc = litebus_exec(bus, job_emit, &e);
-
-	if (rc != 0)
-		fail_msg("emit: %s: %s", litebus_errname(rc),
-			 litebus_last_errmsg());
-	return e.id;
-}
-
 static int64_t
 application_id_of(const char *path)
 {
-	return plain_int(path, "PRAGMA application_id");
+	return fx_sql_int_at(path, "PRAGMA application_id");
 }
 
 /* An application's own database: a table with three rows, an index and
@@ -270,7 +185,7 @@ application_id_of(const char *path)
 static void
 make_application_db(const char *path)
 {
-	plain_exec(path, "CREATE TABLE mine(x INTEGER);"
+	fx_sql_run_at(path, "CREATE TABLE mine(x INTEGER);"
 			 "INSERT INTO mine VALUES (1), (2), (3);"
 			 "CREATE TABLE mine_log(x INTEGER);"
 			 "CREATE INDEX mine_x ON mine(x);"
@@ -290,7 +205,7 @@ another_application_s_file_is_refused_with_eforeign_and_left_unchanged(
 	struct bus_fixture *f = *state;
 
 	make_application_db(f->path);
-	plain_exec(f->path, "PRAGMA application_id = " OTHER_APP_ID);
+	fx_sql_run_at(f->path, "PRAGMA application_id = " OTHER_APP_ID);
 	assert_false(path_exists(f->path, "-journal"));
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "0xDEADBEEF");
 	assert_false(path_exists(f->path, "-wal"));
@@ -305,7 +220,7 @@ another_application_s_file_is_refused_even_with_adopt(void **state)
 	struct bus_fixture *f = *state;
 
 	make_application_db(f->path);
-	plain_exec(f->path, "PRAGMA application_id = " OTHER_APP_ID);
+	fx_sql_run_at(f->path, "PRAGMA application_id = " OTHER_APP_ID);
 	f->opts.adopt = 1;
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "0xDEADBEEF");
 }
@@ -316,7 +231,7 @@ another_application_s_empty_file_is_refused(void **state)
 {
 	struct bus_fixture *f = *state;
 
-	plain_exec(f->path, "PRAGMA application_id = 42");
+	fx_sql_run_at(f->path, "PRAGMA application_id = 42");
 	assert_int_equal(application_id_of(f->path), 42);
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "0x0000002A");
 }
@@ -330,7 +245,7 @@ a_litebus_schema_in_a_file_marked_by_another_application_is_refused(
 	struct bus_fixture *f = *state;
 
 	make_litebus_file(f);
-	plain_exec(f->path, "PRAGMA application_id = 42");
+	fx_sql_run_at(f->path, "PRAGMA application_id = 42");
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "0x0000002A");
 }
 
@@ -342,7 +257,7 @@ another_application_s_wal_file_is_refused_without_leaving_a_wal(
 {
 	struct bus_fixture *f = *state;
 
-	plain_exec(f->path, "PRAGMA journal_mode = WAL;"
+	fx_sql_run_at(f->path, "PRAGMA journal_mode = WAL;"
 			    "PRAGMA application_id = " OTHER_APP_ID ";"
 			    "CREATE TABLE theirs(x); "
 			    "INSERT INTO theirs VALUES (1);");
@@ -359,9 +274,9 @@ static void
 another_application_s_uncheckpointed_wal_is_left_as_it_was(void **state)
 {
 	struct bus_fixture *f = *state;
-	sqlite3 *db = plain_open(f->path);
+	sqlite3 *db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 
-	plain_run(db, "PRAGMA journal_mode = WAL;"
+	fx_sql_run(db, "PRAGMA journal_mode = WAL;"
 		      "PRAGMA application_id = " OTHER_APP_ID ";"
 		      "CREATE TABLE theirs(x); "
 		      "INSERT INTO theirs VALUES (1);");
@@ -403,14 +318,14 @@ a_utf16_database_is_refused_even_with_adopt(void **state)
 		snprintf(sql, sizeof sql,
 			 "PRAGMA encoding = '%s'; CREATE TABLE mine(x)",
 			 encodings[i]);
-		plain_exec(f->path, sql);
+		fx_sql_run_at(f->path, sql);
 		f->opts.adopt = 1;
 		open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "UTF-8");
 		assert_int_equal(application_id_of(f->path), 0);
 	}
 	/* And a file marked as litebus's but in UTF-16. */
 	unlink(f->path);
-	plain_exec(f->path, "PRAGMA encoding = 'UTF-16le'; "
+	fx_sql_run_at(f->path, "PRAGMA encoding = 'UTF-16le'; "
 			    "CREATE TABLE mine(x); PRAGMA application_id = 1279415635");
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "UTF-16le");
 }
@@ -421,7 +336,7 @@ the_application_s_own_wal_database_is_refused_without_adopt(void **state)
 	struct bus_fixture *f = *state;
 
 	make_application_db(f->path);
-	plain_exec(f->path, "PRAGMA journal_mode = WAL");
+	fx_sql_run_at(f->path, "PRAGMA journal_mode = WAL");
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "adopt");
 	assert_false(path_exists(f->path, "-wal"));
 	assert_false(path_exists(f->path, "-shm"));
@@ -438,17 +353,17 @@ the_application_s_own_database_is_adopted_with_adopt(void **state)
 	make_application_db(f->path);
 	f->opts.adopt = 1;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 2);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 2);
 	assert_int_equal(application_id_of(f->path), LITEBUS_APPLICATION_ID);
-	assert_int_equal(plain_int(f->path, "SELECT sum(x) FROM mine"), 6);
+	assert_int_equal(fx_sql_int_at(f->path, "SELECT sum(x) FROM mine"), 6);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 2);
 	close_bus(f);
 
 	/* Marked now: it opens without adopt. */
 	f->opts.adopt = 0;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 3);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 3);
 }
 
 /* Contract, litebus_open(): "every index, trigger or view on a litebus_*
@@ -465,13 +380,13 @@ the_application_s_index_and_trigger_on_its_own_tables_are_kept(void **state)
 	close_bus(f);
 	f->opts.adopt = 0;
 	fx_open(f);
-	plain_exec(f->path, "INSERT INTO mine VALUES (4)");
-	assert_int_equal(plain_int(f->path, "SELECT sum(x) FROM mine_log"), 4);
-	assert_int_equal(plain_int(f->path, "SELECT count(*) FROM "
+	fx_sql_run_at(f->path, "INSERT INTO mine VALUES (4)");
+	assert_int_equal(fx_sql_int_at(f->path, "SELECT sum(x) FROM mine_log"), 4);
+	assert_int_equal(fx_sql_int_at(f->path, "SELECT count(*) FROM "
 					    "sqlite_schema WHERE name IN "
 					    "('mine_x', 'mine_logged')"),
 			 2);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 1);
 }
 
 /* "_" is a wildcard in LIKE: a name that only matches litebus_% under
@@ -482,12 +397,12 @@ an_application_table_named_almost_like_litebus_is_not_litebus_s(
 {
 	struct bus_fixture *f = *state;
 
-	plain_exec(f->path, "CREATE TABLE litebusXoutbox_completion(x);"
+	fx_sql_run_at(f->path, "CREATE TABLE litebusXoutbox_completion(x);"
 			    "CREATE TABLE litebus(x);"
 			    "CREATE INDEX litebus1 ON litebus(x);");
 	f->opts.adopt = 1;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 1);
 }
 
 /* Contract, litebus_open(): "Which files it opens: a new or empty file". */
@@ -511,7 +426,7 @@ a_zero_byte_file_is_opened_and_marked(void **state)
 	assert_non_null(fp);
 	assert_int_equal(fclose(fp), 0);
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 1);
 	assert_int_equal(application_id_of(f->path), LITEBUS_APPLICATION_ID);
 }
 
@@ -555,10 +470,10 @@ a_version_1_litebus_file_without_the_mark_is_opened_and_marked(
 	struct bus_fixture *f = *state;
 
 	make_litebus_file(f);
-	plain_exec(f->path, "PRAGMA application_id = 0");
+	fx_sql_run_at(f->path, "PRAGMA application_id = 0");
 	assert_int_equal(application_id_of(f->path), 0);
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 4);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 4);
 	assert_int_equal(application_id_of(f->path), LITEBUS_APPLICATION_ID);
 }
 
@@ -618,15 +533,15 @@ a_file_made_by_the_previous_release_is_opened_and_marked(void **state)
 {
 	struct bus_fixture *f = *state;
 
-	sqlite3 *db = plain_open(f->path);
+	sqlite3 *db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 
 	for (size_t i = 0; i < sizeof old_release_sql / sizeof old_release_sql[0];
 	     i++)
-		plain_run(db, old_release_sql[i]);
+		fx_sql_run(db, old_release_sql[i]);
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	assert_int_equal(application_id_of(f->path), 0);
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 8);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 8);
 	assert_int_equal(application_id_of(f->path), LITEBUS_APPLICATION_ID);
 }
 
@@ -643,7 +558,7 @@ planted_is_refused(void **state, const char *plant, const char *needle)
 	struct bus_fixture *f = *state;
 
 	make_litebus_file(f);
-	plain_exec(f->path, plant);
+	fx_sql_run_at(f->path, plant);
 	open_is_refused_unchanged(f, LITEBUS_ESCHEMA, needle);
 }
 
@@ -873,9 +788,9 @@ static void
 rebuild_completion_table(struct bus_fixture *f, const char *create)
 {
 	make_litebus_file(f);
-	plain_exec(f->path, "DROP TABLE litebus_outbox_completion");
-	plain_exec(f->path, create);
-	plain_exec(f->path,
+	fx_sql_run_at(f->path, "DROP TABLE litebus_outbox_completion");
+	fx_sql_run_at(f->path, create);
+	fx_sql_run_at(f->path,
 		   "CREATE INDEX \"litebus_outbox_completion_partition\" ON "
 		   "\"litebus_outbox_completion\"(partition_key, event_id);"
 		   "CREATE TRIGGER \"litebus_outbox_completion_hw\" AFTER "
@@ -904,7 +819,7 @@ an_outbox_table_rebuilt_exactly_as_litebus_makes_it_is_accepted(
 
 	rebuild_completion_table(f, litebus_completion_table);
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 1);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 1);
 }
 
 static void
@@ -1043,7 +958,7 @@ an_unopened_channel_s_table_of_another_shape_is_refused(void **state)
 
 	f->opts.channels = channels;
 	make_litebus_file(f);
-	plain_exec(f->path,
+	fx_sql_run_at(f->path,
 		   "DROP TABLE litebus_outbox_orders;"
 		   "CREATE TABLE litebus_outbox_orders(event_id INT PRIMARY "
 		   "KEY, partition_key INTEGER NOT NULL, subject BLOB, "
@@ -1065,7 +980,7 @@ an_unopened_channel_s_table_as_litebus_made_it_is_accepted(void **state)
 	make_litebus_file(f);
 	f->opts.channels = NULL;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION), 4);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 4);
 }
 
 /* A dropped high-water trigger means deletions went unrecorded, and a
@@ -1132,10 +1047,10 @@ a_huge_high_water_mark_is_accepted_and_ids_go_on_above_it(void **state)
 	struct bus_fixture *f = *state;
 
 	make_litebus_file(f);
-	plain_exec(f->path, "UPDATE litebus_channel SET high_water = "
+	fx_sql_run_at(f->path, "UPDATE litebus_channel SET high_water = "
 			    "4611686018427387904 WHERE name = 'completion'");
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, LITEBUS_COMPLETION),
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION),
 			 INT64_C(4611686018427387905));
 }
 
@@ -1222,7 +1137,7 @@ an_adopted_database_with_a_litebus_table_of_its_own_is_refused(
 	struct bus_fixture *f = *state;
 
 	make_application_db(f->path);
-	plain_exec(f->path, "CREATE TABLE litebus_outbox_completion(x)");
+	fx_sql_run_at(f->path, "CREATE TABLE litebus_outbox_completion(x)");
 	open_is_refused_unchanged(f, LITEBUS_EFOREIGN, "adopt");
 	f->opts.adopt = 1;
 	open_is_refused_unchanged(f, LITEBUS_ESCHEMA,
@@ -1248,18 +1163,18 @@ a_channel_reopened_in_other_letter_case_keeps_its_high_water_mark(
 	f->opts.channels = lower;
 	fx_open(f);
 	for (int i = 1; i <= 3; i++)
-		assert_int_equal(emit_one(f->bus, orders), i);
+		assert_int_equal(fx_commit_one(f->bus, orders), i);
 	close_bus(f);
-	plain_exec(f->path, "DELETE FROM litebus_outbox_orders");
-	assert_int_equal(plain_int(f->path, "SELECT high_water FROM "
+	fx_sql_run_at(f->path, "DELETE FROM litebus_outbox_orders");
+	assert_int_equal(fx_sql_int_at(f->path, "SELECT high_water FROM "
 					    "litebus_channel WHERE name = "
 					    "'orders'"),
 			 3);
 
 	f->opts.channels = upper;
 	fx_open(f);
-	assert_int_equal(emit_one(f->bus, orders), 4);
-	assert_int_equal(plain_int(f->path, "SELECT count(*) FROM "
+	assert_int_equal(fx_commit_one(f->bus, orders), 4);
+	assert_int_equal(fx_sql_int_at(f->path, "SELECT count(*) FROM "
 					    "litebus_channel WHERE name = "
 					    "'ORDERS'"),
 			 0);
@@ -1336,76 +1251,74 @@ a_temp_table_named_like_an_outbox_is_refused_and_cannot_capture_rows(
 int
 main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, tmpdir_setup, bus_teardown)
 	const struct CMUnitTest tests[] = {
-	    T(another_application_s_file_is_refused_with_eforeign_and_left_unchanged),
-	    T(another_application_s_file_is_refused_even_with_adopt),
-	    T(a_utf16_database_is_refused_even_with_adopt),
-	    T(another_application_s_empty_file_is_refused),
-	    T(a_litebus_schema_in_a_file_marked_by_another_application_is_refused),
-	    T(another_application_s_wal_file_is_refused_without_leaving_a_wal),
-	    T(another_application_s_uncheckpointed_wal_is_left_as_it_was),
-	    T(the_application_s_own_database_is_refused_without_adopt),
-	    T(the_application_s_own_wal_database_is_refused_without_adopt),
-	    T(the_application_s_own_database_is_adopted_with_adopt),
-	    T(the_application_s_index_and_trigger_on_its_own_tables_are_kept),
-	    T(an_application_table_named_almost_like_litebus_is_not_litebus_s),
-	    T(a_new_file_is_marked_with_litebus_s_application_id),
-	    T(a_zero_byte_file_is_opened_and_marked),
-	    T(an_in_memory_database_is_marked_too),
-	    T(a_version_1_litebus_file_without_the_mark_is_opened_and_marked),
-	    T(a_file_made_by_the_previous_release_is_opened_and_marked),
-	    T(a_trigger_that_ignores_litebus_s_insert_is_refused),
-	    T(a_trigger_that_deletes_litebus_s_row_is_refused),
-	    T(a_trigger_that_rewrites_litebus_s_row_is_refused),
-	    T(a_trigger_that_forges_rows_in_another_outbox_is_refused),
-	    T(a_litebus_named_trigger_on_an_application_table_is_refused),
-	    T(a_replaced_high_water_trigger_is_refused),
-	    T(a_high_water_trigger_that_lowers_the_mark_is_refused),
-	    T(a_trigger_on_litebus_channel_is_refused),
-	    T(a_trigger_on_litebus_meta_is_refused),
-	    T(a_view_named_like_an_outbox_table_with_instead_of_triggers_is_refused),
-	    T(an_unknown_litebus_view_is_refused),
-	    T(an_unknown_litebus_table_is_refused),
-	    T(an_unknown_litebus_table_in_capitals_is_refused),
-	    T(an_outbox_table_for_an_impossible_channel_name_is_refused),
-	    T(an_application_index_on_an_outbox_table_is_refused),
-	    T(an_extra_unique_index_on_an_outbox_table_is_refused),
-	    T(an_outbox_table_that_collides_with_another_channel_s_index_is_refused),
-	    T(an_application_table_sharing_an_outbox_table_s_pages_is_refused),
-	    T(an_outbox_table_rebuilt_exactly_as_litebus_makes_it_is_accepted),
-	    T(an_outbox_table_with_another_column_order_is_refused),
-	    T(an_outbox_table_with_another_column_type_is_refused),
-	    T(an_outbox_table_whose_event_id_is_int_primary_key_is_refused),
-	    T(an_outbox_table_whose_event_id_is_primary_key_desc_is_refused),
-	    T(an_outbox_table_without_rowid_is_refused),
-	    T(an_outbox_table_with_on_conflict_replace_is_refused),
-	    T(an_outbox_table_with_autoincrement_is_refused),
-	    T(an_outbox_table_with_a_unique_constraint_is_refused),
-	    T(an_outbox_table_without_the_event_type_check_is_refused),
-	    T(an_outbox_table_with_an_extra_column_is_refused),
-	    T(an_unopened_channel_s_table_of_another_shape_is_refused),
-	    T(an_unopened_channel_s_table_as_litebus_made_it_is_accepted),
-	    T(a_dropped_high_water_trigger_is_refused),
-	    T(a_dropped_outbox_table_is_refused),
-	    T(a_high_water_mark_stored_as_text_is_refused),
-	    T(a_negative_high_water_mark_is_refused),
-	    T(a_fractional_high_water_mark_is_refused),
-	    T(an_outbox_table_without_its_channel_row_is_refused),
-	    T(a_huge_high_water_mark_is_accepted_and_ids_go_on_above_it),
-	    T(a_schema_version_stored_as_text_is_refused),
-	    T(a_fractional_schema_version_is_refused),
-	    T(a_schema_version_below_1_is_refused),
-	    T(a_missing_schema_version_is_refused),
-	    T(a_litebus_meta_of_another_shape_is_refused),
-	    T(a_litebus_channel_of_another_shape_is_refused),
-	    T(litebus_tables_without_litebus_channel_are_refused),
-	    T(litebus_tables_without_litebus_meta_are_refused),
-	    T(an_adopted_database_with_a_litebus_table_of_its_own_is_refused),
-	    T(a_channel_reopened_in_other_letter_case_keeps_its_high_water_mark),
-	    T(a_temp_table_named_like_an_outbox_is_refused_and_cannot_capture_rows),
+	    FX_TEST_TMPDIR(another_application_s_file_is_refused_with_eforeign_and_left_unchanged),
+	    FX_TEST_TMPDIR(another_application_s_file_is_refused_even_with_adopt),
+	    FX_TEST_TMPDIR(a_utf16_database_is_refused_even_with_adopt),
+	    FX_TEST_TMPDIR(another_application_s_empty_file_is_refused),
+	    FX_TEST_TMPDIR(a_litebus_schema_in_a_file_marked_by_another_application_is_refused),
+	    FX_TEST_TMPDIR(another_application_s_wal_file_is_refused_without_leaving_a_wal),
+	    FX_TEST_TMPDIR(another_application_s_uncheckpointed_wal_is_left_as_it_was),
+	    FX_TEST_TMPDIR(the_application_s_own_database_is_refused_without_adopt),
+	    FX_TEST_TMPDIR(the_application_s_own_wal_database_is_refused_without_adopt),
+	    FX_TEST_TMPDIR(the_application_s_own_database_is_adopted_with_adopt),
+	    FX_TEST_TMPDIR(the_application_s_index_and_trigger_on_its_own_tables_are_kept),
+	    FX_TEST_TMPDIR(an_application_table_named_almost_like_litebus_is_not_litebus_s),
+	    FX_TEST_TMPDIR(a_new_file_is_marked_with_litebus_s_application_id),
+	    FX_TEST_TMPDIR(a_zero_byte_file_is_opened_and_marked),
+	    FX_TEST_TMPDIR(an_in_memory_database_is_marked_too),
+	    FX_TEST_TMPDIR(a_version_1_litebus_file_without_the_mark_is_opened_and_marked),
+	    FX_TEST_TMPDIR(a_file_made_by_the_previous_release_is_opened_and_marked),
+	    FX_TEST_TMPDIR(a_trigger_that_ignores_litebus_s_insert_is_refused),
+	    FX_TEST_TMPDIR(a_trigger_that_deletes_litebus_s_row_is_refused),
+	    FX_TEST_TMPDIR(a_trigger_that_rewrites_litebus_s_row_is_refused),
+	    FX_TEST_TMPDIR(a_trigger_that_forges_rows_in_another_outbox_is_refused),
+	    FX_TEST_TMPDIR(a_litebus_named_trigger_on_an_application_table_is_refused),
+	    FX_TEST_TMPDIR(a_replaced_high_water_trigger_is_refused),
+	    FX_TEST_TMPDIR(a_high_water_trigger_that_lowers_the_mark_is_refused),
+	    FX_TEST_TMPDIR(a_trigger_on_litebus_channel_is_refused),
+	    FX_TEST_TMPDIR(a_trigger_on_litebus_meta_is_refused),
+	    FX_TEST_TMPDIR(a_view_named_like_an_outbox_table_with_instead_of_triggers_is_refused),
+	    FX_TEST_TMPDIR(an_unknown_litebus_view_is_refused),
+	    FX_TEST_TMPDIR(an_unknown_litebus_table_is_refused),
+	    FX_TEST_TMPDIR(an_unknown_litebus_table_in_capitals_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_for_an_impossible_channel_name_is_refused),
+	    FX_TEST_TMPDIR(an_application_index_on_an_outbox_table_is_refused),
+	    FX_TEST_TMPDIR(an_extra_unique_index_on_an_outbox_table_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_that_collides_with_another_channel_s_index_is_refused),
+	    FX_TEST_TMPDIR(an_application_table_sharing_an_outbox_table_s_pages_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_rebuilt_exactly_as_litebus_makes_it_is_accepted),
+	    FX_TEST_TMPDIR(an_outbox_table_with_another_column_order_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_with_another_column_type_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_whose_event_id_is_int_primary_key_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_whose_event_id_is_primary_key_desc_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_without_rowid_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_with_on_conflict_replace_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_with_autoincrement_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_with_a_unique_constraint_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_without_the_event_type_check_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_with_an_extra_column_is_refused),
+	    FX_TEST_TMPDIR(an_unopened_channel_s_table_of_another_shape_is_refused),
+	    FX_TEST_TMPDIR(an_unopened_channel_s_table_as_litebus_made_it_is_accepted),
+	    FX_TEST_TMPDIR(a_dropped_high_water_trigger_is_refused),
+	    FX_TEST_TMPDIR(a_dropped_outbox_table_is_refused),
+	    FX_TEST_TMPDIR(a_high_water_mark_stored_as_text_is_refused),
+	    FX_TEST_TMPDIR(a_negative_high_water_mark_is_refused),
+	    FX_TEST_TMPDIR(a_fractional_high_water_mark_is_refused),
+	    FX_TEST_TMPDIR(an_outbox_table_without_its_channel_row_is_refused),
+	    FX_TEST_TMPDIR(a_huge_high_water_mark_is_accepted_and_ids_go_on_above_it),
+	    FX_TEST_TMPDIR(a_schema_version_stored_as_text_is_refused),
+	    FX_TEST_TMPDIR(a_fractional_schema_version_is_refused),
+	    FX_TEST_TMPDIR(a_schema_version_below_1_is_refused),
+	    FX_TEST_TMPDIR(a_missing_schema_version_is_refused),
+	    FX_TEST_TMPDIR(a_litebus_meta_of_another_shape_is_refused),
+	    FX_TEST_TMPDIR(a_litebus_channel_of_another_shape_is_refused),
+	    FX_TEST_TMPDIR(litebus_tables_without_litebus_channel_are_refused),
+	    FX_TEST_TMPDIR(litebus_tables_without_litebus_meta_are_refused),
+	    FX_TEST_TMPDIR(an_adopted_database_with_a_litebus_table_of_its_own_is_refused),
+	    FX_TEST_TMPDIR(a_channel_reopened_in_other_letter_case_keeps_its_high_water_mark),
+	    FX_TEST_TMPDIR(a_temp_table_named_like_an_outbox_is_refused_and_cannot_capture_rows),
 	};
-#undef T
 
 	return cmocka_run_group_tests_name("foreign_files", tests, NULL, NULL);
 }

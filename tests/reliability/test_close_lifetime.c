@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "fixture.h"
+#include "jobs.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -35,15 +36,6 @@
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
-
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "success"};
-
-	(void)arg;
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
 
 static litebus *
 open_path(const char *path)
@@ -82,8 +74,8 @@ assert_every_call_is_eclosed(litebus *bus)
 	litebus_reader *r = (litebus_reader *)&r;
 	litebus_stats st;
 
-	assert_eclosed(litebus_exec(bus, job_emit_one, NULL), "exec");
-	assert_eclosed(litebus_submit(bus, job_emit_one, NULL, NULL, NULL),
+	assert_eclosed(litebus_exec(bus, fx_emit_one_job, NULL), "exec");
+	assert_eclosed(litebus_submit(bus, fx_emit_one_job, NULL, NULL, NULL),
 		       "submit");
 	assert_eclosed(litebus_subscribe(bus, LITEBUS_COMPLETION, &sub),
 		       "subscribe");
@@ -268,7 +260,7 @@ the_last_close_from_a_done_callback_is_edeadlk_in_memory_too(void **state)
 
 	(void)state;
 	assert_int_equal(
-	    litebus_submit(bus, job_emit_one, NULL, done_close, &d),
+	    litebus_submit(bus, fx_emit_one_job, NULL, done_close, &d),
 	    LITEBUS_OK);
 	commit_events(bus, LITEBUS_COMPLETION, 1, NULL); /* after the done */
 	assert_int_equal(atomic_load(&d.rc), LITEBUS_EDEADLK);
@@ -345,8 +337,7 @@ a_job_opening_its_file_while_the_last_close_runs_is_edeadlk(void **state)
 	    LITEBUS_OK);
 	assert_int_equal(pthread_create(&t, NULL, closer_main, &c), 0);
 	f->bus = NULL; /* the closer's now */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 2 * FX_WAIT_MS / 1000;
+	until = fx_realtime_in(2 * FX_WAIT_MS);
 	rc = pthread_timedjoin_np(t, NULL, &until);
 	if (rc != 0) /* the close waits for a writer that waits for it */
 		fail_msg("the close did not return: %s (deadlock)",
@@ -407,7 +398,7 @@ worker_call(struct worker *w)
 
 	switch (w->kind) {
 	case 0:
-		rc = litebus_exec(w->bus, job_emit_one, NULL);
+		rc = litebus_exec(w->bus, fx_emit_one_job, NULL);
 		break;
 	case 1: {
 		/* Keep the queue short: the close runs every queued job. */
@@ -417,7 +408,7 @@ worker_call(struct worker *w)
 		       fx_now_ms() < deadline)
 			sched_yield();
 		atomic_fetch_add(&w->inflight, 1);
-		rc = litebus_submit(w->bus, job_emit_one, NULL, worker_done, w);
+		rc = litebus_submit(w->bus, fx_emit_one_job, NULL, worker_done, w);
 		if (rc != LITEBUS_OK)
 			atomic_fetch_sub(&w->inflight, 1);
 		break;
@@ -525,7 +516,7 @@ calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else(void **state)
 		fx_barrier_wait(&start);
 		/* Vary the moment of the close a little. */
 		for (int i = 0; i < round % 4; i++)
-			assert_int_equal(litebus_exec(bus, job_emit_one, NULL),
+			assert_int_equal(litebus_exec(bus, fx_emit_one_job, NULL),
 					 0);
 		assert_int_equal(litebus_close(bus), LITEBUS_OK);
 		for (int i = 0; i < WORKERS; i++)
@@ -546,15 +537,29 @@ calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else(void **state)
 /* Forced preemption (the link seam)                                   */
 
 /*
- * With -Wl,--wrap=lb_bus_tryref (tests/CMakeLists.txt), every call that
- * litebus_exec, litebus_submit, litebus_subscribe and litebus_reader_open
- * make to lb_bus_tryref comes here first: a thread marked to park stops
- * right before it takes its reference - the moment the issue describes -
- * until the test lets it go.  Without the flag __real_lb_bus_tryref stays
- * an unresolved weak symbol (NULL) and the test is skipped, saying so.
+ * The link seam (tests/CMakeLists.txt) parks a thread marked to park right
+ * before the call takes its reference - the moment the issue describes -
+ * until the test lets it go.  litebus_subscribe and litebus_reader_open
+ * take it by calling lb_bus_tryref in bus.c from their own files, so
+ * -Wl,--wrap=lb_bus_tryref catches them there.  litebus_exec and
+ * litebus_submit sit beside lb_bus_tryref in bus.c, where --wrap cannot
+ * reach (a call inside one object is not an undefined reference), so they
+ * park in the last call they make before it: building the job
+ * (lb_job_init_exec, lb_job_new_submit in jobs.c).  Without the flags the
+ * __real_ symbols stay unresolved weak symbols (NULL) and the test is
+ * skipped, saying so.
  */
 bool __wrap_lb_bus_tryref(litebus *bus, const char *call);
 extern bool __real_lb_bus_tryref(litebus *bus, const char *call)
+    __attribute__((weak));
+void __wrap_lb_job_init_exec(struct lb_job *j, litebus_job_fn fn, void *arg);
+extern void __real_lb_job_init_exec(struct lb_job *j, litebus_job_fn fn,
+				    void *arg) __attribute__((weak));
+struct lb_job *__wrap_lb_job_new_submit(litebus_job_fn fn, void *arg,
+					litebus_done_fn done, void *done_arg);
+extern struct lb_job *__real_lb_job_new_submit(litebus_job_fn fn, void *arg,
+					       litebus_done_fn done,
+					       void *done_arg)
     __attribute__((weak));
 
 static _Thread_local bool park_here;
@@ -563,8 +568,8 @@ static struct {
 	_Atomic int release;
 } seam;
 
-bool
-__wrap_lb_bus_tryref(litebus *bus, const char *call)
+static void
+seam_park(void)
 {
 	if (park_here) {
 		uint64_t deadline = fx_now_ms() + 2 * FX_WAIT_MS;
@@ -577,7 +582,28 @@ __wrap_lb_bus_tryref(litebus *bus, const char *call)
 		       fx_now_ms() < deadline)
 			sched_yield();
 	}
+}
+
+bool
+__wrap_lb_bus_tryref(litebus *bus, const char *call)
+{
+	seam_park();
 	return __real_lb_bus_tryref(bus, call);
+}
+
+void
+__wrap_lb_job_init_exec(struct lb_job *j, litebus_job_fn fn, void *arg)
+{
+	seam_park();
+	__real_lb_job_init_exec(j, fn, arg);
+}
+
+struct lb_job *
+__wrap_lb_job_new_submit(litebus_job_fn fn, void *arg, litebus_done_fn done,
+			 void *done_arg)
+{
+	seam_park();
+	return __real_lb_job_new_submit(fn, arg, done, done_arg);
 }
 
 struct parked_call {
@@ -596,10 +622,10 @@ parked_main(void *arg)
 	park_here = true;
 	switch (p->kind) {
 	case 0:
-		p->rc = litebus_exec(p->bus, job_emit_one, NULL);
+		p->rc = litebus_exec(p->bus, fx_emit_one_job, NULL);
 		break;
 	case 1:
-		p->rc = litebus_submit(p->bus, job_emit_one, NULL, NULL, NULL);
+		p->rc = litebus_submit(p->bus, fx_emit_one_job, NULL, NULL, NULL);
 		break;
 	case 2:
 		p->rc = litebus_subscribe(p->bus, LITEBUS_COMPLETION, &sub);
@@ -628,10 +654,12 @@ a_call_preempted_before_its_reference_resumes_after_close_into_eclosed(
 	static const char *const names[] = {"exec", "submit", "subscribe",
 					    "reader_open"};
 
-	if (__real_lb_bus_tryref == NULL) {
+	if (__real_lb_bus_tryref == NULL || __real_lb_job_init_exec == NULL ||
+	    __real_lb_job_new_submit == NULL) {
 		print_message("forced-preemption variant SKIPPED: link "
-			      "test_close_lifetime with "
-			      "-Wl,--wrap=lb_bus_tryref\n");
+			      "test_close_lifetime with -Wl,--wrap=lb_bus_"
+			      "tryref,--wrap=lb_job_init_exec,--wrap=lb_job_"
+			      "new_submit\n");
 		skip();
 	}
 	for (int kind = 0; kind < 4; kind++) {
@@ -666,34 +694,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		every_call_on_a_file_bus_after_its_last_close_is_eclosed,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(every_call_on_a_file_bus_after_its_last_close_is_eclosed),
 	    cmocka_unit_test(
 		every_call_on_an_in_memory_bus_after_its_close_is_eclosed),
-	    cmocka_unit_test_setup_teardown(
-		calls_after_the_last_close_are_eclosed_while_handles_keep_the_memory,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_close_beyond_the_opens_is_eclosed_and_touches_no_new_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_may_close_an_open_of_its_bus_but_not_the_last_one,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_may_open_its_own_file_and_close_that_open,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(calls_after_the_last_close_are_eclosed_while_handles_keep_the_memory),
+	    FX_TEST_TINY(a_close_beyond_the_opens_is_eclosed_and_touches_no_new_bus),
+	    FX_TEST_TINY(a_job_may_close_an_open_of_its_bus_but_not_the_last_one),
+	    FX_TEST_TINY(a_job_may_open_its_own_file_and_close_that_open),
 	    cmocka_unit_test(
 		the_last_close_from_a_done_callback_is_edeadlk_in_memory_too),
-	    cmocka_unit_test_setup_teardown(
-		a_job_opening_its_file_while_the_last_close_runs_is_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_call_preempted_before_its_reference_resumes_after_close_into_eclosed,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_TINY(a_job_opening_its_file_while_the_last_close_runs_is_edeadlk),
+	    FX_TEST_TMPDIR(calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else),
+	    FX_TEST_TMPDIR(a_call_preempted_before_its_reference_resumes_after_close_into_eclosed),
 	};
 
 	return cmocka_run_group_tests_name("close_lifetime", tests, NULL, NULL);

@@ -227,12 +227,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		a_failing_sqlite_allocation_loses_and_invents_nothing,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_failing_litebus_allocation_loses_and_invents_nothing,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_TMPDIR(a_failing_sqlite_allocation_loses_and_invents_nothing),
+	    FX_TEST_TMPDIR(a_failing_litebus_allocation_loses_and_invents_nothing),
 	};
 
 	return cmocka_run_group_tests_name("alloc", tests, group_setup, NULL);

@@ -43,16 +43,6 @@ race_bad(struct race *r, const char *call, int rc)
 			 litebus_errname(rc), rc, litebus_last_errmsg());
 }
 
-static int
-race_job(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {0};
-
-	(void)arg;
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
-
 static void *
 producer_main(void *p)
 {
@@ -61,8 +51,8 @@ producer_main(void *p)
 	fx_barrier_wait(r->start);
 	for (;;) {
 		int rc = rand_r(&r->seed) % 2
-			     ? litebus_exec(r->bus, race_job, NULL)
-			     : litebus_submit(r->bus, race_job, NULL, NULL,
+			     ? litebus_exec(r->bus, fx_emit_one_job, NULL)
+			     : litebus_submit(r->bus, fx_emit_one_job, NULL, NULL,
 					      NULL);
 		r->calls++;
 		if (rc == LITEBUS_ECLOSED)
@@ -283,22 +273,12 @@ inflight_hold_job(litebus_tx *tx, void *arg)
 	return 0;
 }
 
-static int
-inflight_emit_job(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {0};
-
-	(void)arg;
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
-
 static void *
 inflight_exec_main(void *p)
 {
 	struct inflight *a = p;
 
-	a->rc = litebus_exec(a->bus, inflight_emit_job, NULL);
+	a->rc = litebus_exec(a->bus, fx_emit_one_job, NULL);
 	return NULL;
 }
 
@@ -370,12 +350,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		close_during_churn_returns_documented_statuses_only,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		close_during_churn_on_an_in_memory_database, memory_bus,
-		bus_teardown),
+	    FX_TEST_TINY(close_during_churn_returns_documented_statuses_only),
+	    FX_TEST_WITH(close_during_churn_on_an_in_memory_database, memory_bus),
 	    cmocka_unit_test(
 		execs_in_progress_at_the_last_close_complete_without_a_keeper),
 	};

@@ -8,7 +8,6 @@
 #include "fixture.h"
 
 #include "bus.h" /* to see when a call sleeps (channel sleepers) */
-#include "wait.h"
 
 #include <limits.h>
 #include <sched.h>
@@ -23,19 +22,8 @@
 
 #include <cmocka.h>
 
-#define JOB_FAILED (-1000)
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
-
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "success"};
-
-	(void)arg;
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-}
 
 static int
 job_nothing(litebus_tx *tx, void *arg)
@@ -70,14 +58,14 @@ waker_main(void *arg)
 		   0 &&
 	       fx_now_ms() < deadline)
 		sched_yield();
-	w->rc = litebus_exec(w->bus, job_emit_one, NULL);
+	w->rc = litebus_exec(w->bus, fx_emit_one_job, NULL);
 	w->committed = w->rc == 0;
 	deadline = fx_now_ms() + FX_WAIT_MS;
 	while (!atomic_load(&w->returned) && fx_now_ms() < deadline)
 		sched_yield();
 	if (!atomic_load(&w->returned)) {
 		w->second_commit = true;
-		(void)litebus_exec(w->bus, job_emit_one, NULL);
+		(void)litebus_exec(w->bus, fx_emit_one_job, NULL);
 	}
 	return NULL;
 }
@@ -329,13 +317,13 @@ one_millisecond_waits_at_least_one_millisecond_then_times_out(void **state)
 			 LITEBUS_OK);
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	for (int i = 0; i < 5; i++) {
-		t0 = lb_mono_ns();
+		t0 = fx_mono_ns();
 		assert_int_equal(litebus_recv(sub, &ev, 1), LITEBUS_TIMEOUT);
-		assert_true(lb_mono_ns() - t0 >= 1000000u);
-		t0 = lb_mono_ns();
+		assert_true(fx_mono_ns() - t0 >= 1000000u);
+		t0 = fx_mono_ns();
 		assert_int_equal(litebus_reader_next(r, &row, 1),
 				 LITEBUS_TIMEOUT);
-		assert_true(lb_mono_ns() - t0 >= 1000000u);
+		assert_true(fx_mono_ns() - t0 >= 1000000u);
 	}
 	/* And returns what is there without waiting. */
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL);
@@ -496,42 +484,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		recv_with_a_timeout_below_minus_one_is_einval_and_takes_nothing,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_next_with_a_timeout_below_minus_one_is_einval_and_keeps_the_cursor,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		recv_with_minus_one_waits_for_a_commit_from_another_thread,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_next_with_minus_one_waits_for_a_commit_from_another_thread,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		int_max_waits_like_any_positive_timeout, bus_with_default_rings,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		recv_with_zero_returns_timeout_without_waiting,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_next_with_zero_reads_the_table_but_never_waits_for_a_commit,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_next_with_zero_reads_at_most_one_page_per_query,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		one_millisecond_waits_at_least_one_millisecond_then_times_out,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		waits_inside_a_job_are_edeadlk_and_timeout_zero_works,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		waits_inside_a_done_callback_are_edeadlk_and_timeout_zero_works,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_wait_on_another_buss_subscriber_is_allowed_on_the_writer,
-		bus_with_default_rings, bus_teardown),
+	    FX_TEST_DEFAULT(recv_with_a_timeout_below_minus_one_is_einval_and_takes_nothing),
+	    FX_TEST_DEFAULT(reader_next_with_a_timeout_below_minus_one_is_einval_and_keeps_the_cursor),
+	    FX_TEST_DEFAULT(recv_with_minus_one_waits_for_a_commit_from_another_thread),
+	    FX_TEST_DEFAULT(reader_next_with_minus_one_waits_for_a_commit_from_another_thread),
+	    FX_TEST_DEFAULT(int_max_waits_like_any_positive_timeout),
+	    FX_TEST_DEFAULT(recv_with_zero_returns_timeout_without_waiting),
+	    FX_TEST_DEFAULT(reader_next_with_zero_reads_the_table_but_never_waits_for_a_commit),
+	    FX_TEST_DEFAULT(reader_next_with_zero_reads_at_most_one_page_per_query),
+	    FX_TEST_DEFAULT(one_millisecond_waits_at_least_one_millisecond_then_times_out),
+	    FX_TEST_DEFAULT(waits_inside_a_job_are_edeadlk_and_timeout_zero_works),
+	    FX_TEST_DEFAULT(waits_inside_a_done_callback_are_edeadlk_and_timeout_zero_works),
+	    FX_TEST_DEFAULT(a_wait_on_another_buss_subscriber_is_allowed_on_the_writer),
 	};
 
 	return cmocka_run_group_tests_name("timeouts", tests, NULL, NULL);

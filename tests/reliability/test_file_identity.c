@@ -53,14 +53,6 @@ __tsan_default_options(void)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "success"};
-
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, arg);
-}
-
 static litebus *
 open_path(const char *path)
 {
@@ -95,7 +87,7 @@ one_bus_check(litebus *through, litebus *watch)
 	rc = litebus_subscribe(watch, LITEBUS_COMPLETION, &sub);
 	if (rc != LITEBUS_OK)
 		return "subscribe failed";
-	rc = litebus_exec(through, job_emit_one, &id);
+	rc = litebus_exec(through, fx_emit_one_job, &id);
 	if (rc != 0) {
 		snprintf(why, sizeof why, "exec: %s: %s", litebus_errname(rc),
 			 litebus_last_errmsg());
@@ -275,7 +267,7 @@ an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers(
 	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
 					     LITEBUS_FROM_START, NULL, &r),
 			 LITEBUS_ECANTOPEN);
-	assert_int_equal(litebus_exec(f->bus, job_emit_one, &id), 0);
+	assert_int_equal(litebus_exec(f->bus, fx_emit_one_job, &id), 0);
 	/* Put it back for the teardown's close; the bus never noticed. */
 	assert_int_equal(rename(moved, f->path), 0);
 	assert_int_equal(litebus_reader_open(f->bus, LITEBUS_COMPLETION,
@@ -480,7 +472,7 @@ job_exec_through_alias(litebus_tx *tx, void *arg)
 	int64_t id;
 
 	(void)tx;
-	return litebus_exec(arg, job_emit_one, &id);
+	return litebus_exec(arg, fx_emit_one_job, &id);
 }
 
 static void
@@ -667,48 +659,20 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		a_hard_link_to_an_open_file_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_opened_by_its_hard_link_first_is_found_by_its_first_name,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_symbolic_link_to_an_open_file_returns_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		relative_paths_with_dot_and_dot_dot_return_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		proc_self_paths_to_an_open_file_return_the_same_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_file_under_an_open_files_old_name_is_refused,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		files_that_are_not_regular_files_are_refused, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_renamed_while_open_keeps_every_commit_after_close,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_bind_mount_of_the_directory_gives_the_same_bus, tmpdir_setup,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_exec_through_another_name_of_its_file_is_edeadlk,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		after_the_last_close_another_name_opens_a_new_bus,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_replaced_while_it_is_being_opened_is_ecantopen,
-		tmpdir_setup, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_new_name_that_becomes_an_open_file_while_opening_is_ecantopen,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_TINY(a_hard_link_to_an_open_file_returns_the_same_bus),
+	    FX_TEST_TMPDIR(a_file_opened_by_its_hard_link_first_is_found_by_its_first_name),
+	    FX_TEST_TINY(a_symbolic_link_to_an_open_file_returns_the_same_bus),
+	    FX_TEST_TINY(relative_paths_with_dot_and_dot_dot_return_the_same_bus),
+	    FX_TEST_TINY(proc_self_paths_to_an_open_file_return_the_same_bus),
+	    FX_TEST_TINY(an_open_file_renamed_is_refused_by_its_new_name_and_for_new_readers),
+	    FX_TEST_TINY(a_new_file_under_an_open_files_old_name_is_refused),
+	    FX_TEST_TMPDIR(files_that_are_not_regular_files_are_refused),
+	    FX_TEST_TINY(a_file_renamed_while_open_keeps_every_commit_after_close),
+	    FX_TEST_TMPDIR(a_bind_mount_of_the_directory_gives_the_same_bus),
+	    FX_TEST_TINY(a_job_exec_through_another_name_of_its_file_is_edeadlk),
+	    FX_TEST_TINY(after_the_last_close_another_name_opens_a_new_bus),
+	    FX_TEST_TMPDIR(a_file_replaced_while_it_is_being_opened_is_ecantopen),
+	    FX_TEST_TINY(a_new_name_that_becomes_an_open_file_while_opening_is_ecantopen),
 	};
 
 	return cmocka_run_group_tests_name("file_identity", tests, NULL, NULL);

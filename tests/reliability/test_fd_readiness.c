@@ -17,6 +17,7 @@
  */
 #include "channel.h"
 #include "fixture.h"
+#include "role.h"
 
 #include <poll.h>
 #include <setjmp.h>
@@ -32,6 +33,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+/* Identity of the writer role the test threads claim (role.h). */
+static const char test_writer_role;
 
 /* Events per end-to-end run: one poll round or more each. */
 #define TRICKLE_EVENTS 2000
@@ -249,15 +253,6 @@ struct trickle {
 	_Atomic int failed_rc;
 };
 
-static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	const struct trickle *t = arg;
-	litebus_record rec = {.event_type = fx_event_type(t->channel)};
-
-	return litebus_emit(tx, t->channel, &rec, NULL);
-}
-
 /* Commits t->count events, one per job, pausing 0..1 ms between them:
  * the pauses shape the load (the issue's trickle), they synchronize
  * nothing. */
@@ -265,9 +260,10 @@ static void *
 trickle_main(void *arg)
 {
 	struct trickle *t = arg;
+	struct fx_emit one = {.channel = t->channel};
 
 	for (int i = 0; i < t->count; i++) {
-		int rc = litebus_exec(t->bus, job_emit_one, t);
+		int rc = litebus_exec(t->bus, fx_emit_job, &one);
 		unsigned pause_us =
 		    (unsigned)rand_r(&t->seed) % (TRICKLE_MAX_PAUSE_US + 1);
 		struct timespec ts = {0, (long)pause_us * 1000};
@@ -559,16 +555,14 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		close_makes_an_fd_armed_beyond_the_head_readable, channel_setup,
 		channel_teardown),
-	    cmocka_unit_test_setup_teardown(
-		subscriber_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		reader_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable,
-		bus_with_default_rings, bus_teardown),
+	    FX_TEST_DEFAULT(subscriber_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read),
+	    FX_TEST_DEFAULT(reader_fds_in_poll_and_epoll_loops_are_never_readable_with_nothing_to_read),
+	    FX_TEST_DEFAULT(after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable),
 	};
+
+	/* The tests play the writer of these bare rings and channels: the
+	 * main thread publishes (role.h). */
+	lb_role_set_writer(&test_writer_role);
 
 	return cmocka_run_group_tests_name("fd_readiness", tests, NULL, NULL);
 }

@@ -9,9 +9,9 @@
  * that window delivered rows committed long before it was opened.
  */
 #include "fixture.h"
+#include "role.h"
 
 #include "bus.h" /* the in-memory database's name, the channel's ids */
-#include "wait.h"
 
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -68,26 +68,13 @@ struct batch_thread {
 	int rc;
 };
 
-static int
-job_emit_many(litebus_tx *tx, void *arg)
-{
-	const struct batch_thread *b = arg;
-	litebus_record rec = {.event_type = "success"};
-
-	for (int i = 0; i < b->count; i++) {
-		int rc = litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return 0;
-}
-
 static void *
 batch_main(void *arg)
 {
 	struct batch_thread *b = arg;
+	struct fx_emit e = {.channel = LITEBUS_COMPLETION, .count = b->count};
 
-	b->rc = litebus_exec(b->bus, job_emit_many, b);
+	b->rc = litebus_exec(b->bus, fx_emit_job, &e);
 	return NULL;
 }
 
@@ -302,7 +289,9 @@ from_now_is_never_below_the_channels_committed_id(void **state)
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 3, ids);
 	/* No job runs: the writer does not touch committed_id now. */
+	lb_role_set_writer(ch); /* plays the writer for one call (role.h) */
 	lb_channel_set_committed(ch, ids[2] + 7);
+	lb_role_set_writer(NULL);
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(r), ids[2] + 7);
 	litebus_reader_close(r);
@@ -452,33 +441,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		from_now_opened_while_a_big_batch_is_published_skips_the_whole_batch,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_from_now_opened_while_a_big_batch_is_published_skips_the_batch,
-		memory_bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		from_now_skips_rows_another_connection_committed_before_open,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		from_start_delivers_rows_another_connection_committed_before_open,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		from_now_starts_after_the_high_water_mark_of_pruned_rows,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		from_now_is_never_below_the_channels_committed_id,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		readers_deliver_exactly_the_committed_rows_around_holes_through_tiny_rings,
-		bus_with_tiny_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		readers_deliver_exactly_the_committed_rows_around_holes_through_large_rings,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_row_committed_by_another_connection_after_open_is_delivered_in_order,
-		bus_with_tiny_rings, bus_teardown),
+	    FX_TEST_DEFAULT(from_now_opened_while_a_big_batch_is_published_skips_the_whole_batch),
+	    FX_TEST_WITH(in_memory_from_now_opened_while_a_big_batch_is_published_skips_the_batch, memory_bus_with_default_rings),
+	    FX_TEST_DEFAULT(from_now_skips_rows_another_connection_committed_before_open),
+	    FX_TEST_DEFAULT(from_start_delivers_rows_another_connection_committed_before_open),
+	    FX_TEST_DEFAULT(from_now_starts_after_the_high_water_mark_of_pruned_rows),
+	    FX_TEST_DEFAULT(from_now_is_never_below_the_channels_committed_id),
+	    FX_TEST_TINY(readers_deliver_exactly_the_committed_rows_around_holes_through_tiny_rings),
+	    FX_TEST_DEFAULT(readers_deliver_exactly_the_committed_rows_around_holes_through_large_rings),
+	    FX_TEST_TINY(a_row_committed_by_another_connection_after_open_is_delivered_in_order),
 	};
 
 	return cmocka_run_group_tests_name("from_now", tests, NULL, NULL);

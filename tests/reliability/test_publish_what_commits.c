@@ -30,8 +30,6 @@
 #include <cmocka.h>
 
 #define MAX_IDS 4096
-#define JOB_FAILED (-1000)
-
 /* ---------------------------------------------------------------- */
 /* A tiny job interpreter: SQL statements and emits, in order.        */
 
@@ -554,33 +552,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		an_emit_undone_by_the_jobs_own_savepoint_is_never_published,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_partial_rollback_publishes_the_rest_of_the_job,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_released_inner_savepoint_inside_a_rolled_back_one_publishes_nothing,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_row_the_job_deletes_is_not_published_and_its_id_is_not_reused,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_emit_after_an_undone_one_gets_a_fresh_id,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		an_insert_a_foreign_trigger_ignores_fails_the_emit_and_publishes_nothing,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_row_a_foreign_trigger_deletes_is_not_published,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_foreign_trigger_cannot_rewrite_or_forge_outbox_rows,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_random_mix_of_undone_deleted_and_failed_emits_keeps_the_views_equal,
-		bus_with_default_rings, bus_teardown),
+	    FX_TEST_DEFAULT(an_emit_undone_by_the_jobs_own_savepoint_is_never_published),
+	    FX_TEST_DEFAULT(a_partial_rollback_publishes_the_rest_of_the_job),
+	    FX_TEST_DEFAULT(a_released_inner_savepoint_inside_a_rolled_back_one_publishes_nothing),
+	    FX_TEST_DEFAULT(a_row_the_job_deletes_is_not_published_and_its_id_is_not_reused),
+	    FX_TEST_DEFAULT(an_emit_after_an_undone_one_gets_a_fresh_id),
+	    FX_TEST_DEFAULT(an_insert_a_foreign_trigger_ignores_fails_the_emit_and_publishes_nothing),
+	    FX_TEST_DEFAULT(a_row_a_foreign_trigger_deletes_is_not_published),
+	    FX_TEST_DEFAULT(a_foreign_trigger_cannot_rewrite_or_forge_outbox_rows),
+	    FX_TEST_DEFAULT(a_random_mix_of_undone_deleted_and_failed_emits_keeps_the_views_equal),
 	    cmocka_unit_test(an_in_memory_bus_publishes_only_what_commits_too),
 	};
 

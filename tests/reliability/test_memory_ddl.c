@@ -20,7 +20,6 @@
 #include "fixture.h"
 
 #include "bus.h" /* the in-memory database's name */
-#include "wait.h"
 
 #include <sched.h>
 #include <semaphore.h>
@@ -34,8 +33,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-
-#define JOB_FAILED (-1000)
 
 /* ------------------------------------------------------------------ */
 /* SQLite's allocations on one thread, failing at the Nth               */
@@ -142,7 +139,6 @@ job_ddl_and_emit(litebus_tx *tx, void *arg)
 {
 	struct ddl_job *j = arg;
 	sqlite3 *db = litebus_tx_db(tx);
-	litebus_record rec = {.event_type = "success"};
 	int rc = sqlite3_exec(db, ddl[j->which < 0 ? 0 : j->which], NULL, NULL,
 			      NULL);
 
@@ -151,7 +147,7 @@ job_ddl_and_emit(litebus_tx *tx, void *arg)
 		snprintf(j->errmsg, sizeof j->errmsg, "%s", sqlite3_errmsg(db));
 		return JOB_FAILED;
 	}
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
+	return fx_emit_one_job(tx, NULL);
 }
 
 struct producer {
@@ -405,10 +401,10 @@ static void *
 holder_main(void *arg)
 {
 	struct holder *h = arg;
-	uint64_t deadline = lb_mono_ns() + 60000000000u;
+	uint64_t deadline = fx_mono_ns() + 60000000000u;
 
-	while (lb_mono_ns() < atomic_load(&h->release_at_ns) &&
-	       lb_mono_ns() < deadline)
+	while (fx_mono_ns() < atomic_load(&h->release_at_ns) &&
+	       fx_mono_ns() < deadline)
 		sched_yield();
 	h->commit_rc = sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
 	return NULL;
@@ -418,7 +414,7 @@ holder_main(void *arg)
 static void
 holder_release_in(struct holder *h, uint64_t ms)
 {
-	atomic_store(&h->release_at_ns, lb_mono_ns() + ms * 1000000u);
+	atomic_store(&h->release_at_ns, fx_mono_ns() + ms * 1000000u);
 	assert_int_equal(pthread_create(&h->thread, NULL, holder_main, h), 0);
 	h->has_thread = true;
 }
@@ -457,9 +453,9 @@ in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged(
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
 			   NULL);
 	holder_lock(f, &h);
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	rc = litebus_reader_next(r, &row, 0);
-	waited_ns = lb_mono_ns() - t0;
+	waited_ns = fx_mono_ns() - t0;
 	if (rc != LITEBUS_EBUSY)
 		fail_msg("reader_next while the database is locked: %s",
 			 litebus_errname(rc));
@@ -488,10 +484,10 @@ in_memory_reader_waits_for_its_timeout_when_longer_than_busy_timeout(
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
 			   NULL);
 	holder_lock(f, &h);
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	holder_release_in(&h, 200);
 	fx_expect_row(r, ids[0]); /* timeout FX_WAIT_MS */
-	assert_true(lb_mono_ns() - t0 >= 200000000u);
+	assert_true(fx_mono_ns() - t0 >= 200000000u);
 	fx_expect_row(r, ids[1]);
 	holder_unlock(&h);
 	litebus_reader_close(r);
@@ -512,11 +508,11 @@ in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout(void **state)
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
 			   NULL);
 	holder_lock(f, &h);
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	holder_release_in(&h, 300);
 	assert_int_equal(litebus_reader_next(r, &row, -1), LITEBUS_OK);
 	assert_int_equal(row.event_id, ids[0]);
-	assert_true(lb_mono_ns() - t0 >= 300000000u);
+	assert_true(fx_mono_ns() - t0 >= 300000000u);
 	holder_unlock(&h);
 	litebus_reader_close(r);
 }
@@ -535,10 +531,10 @@ in_memory_reader_open_waits_out_a_held_lock(void **state)
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
 	holder_lock(f, &h);
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	holder_release_in(&h, 100);
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
-	assert_true(lb_mono_ns() - t0 >= 100000000u);
+	assert_true(fx_mono_ns() - t0 >= 100000000u);
 	assert_int_equal(litebus_reader_cursor(r), ids[1]);
 	holder_unlock(&h);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
@@ -557,12 +553,12 @@ in_memory_reader_open_fails_with_ebusy_after_busy_timeout(void **state)
 	int rc;
 
 	holder_lock(f, &h);
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	rc = litebus_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW,
 				 NULL, &r);
 	assert_int_equal(rc, LITEBUS_EBUSY);
 	assert_null(r);
-	assert_true(lb_mono_ns() - t0 >= 50000000u);
+	assert_true(fx_mono_ns() - t0 >= 50000000u);
 	holder_unlock(&h);
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	litebus_reader_close(r);
@@ -584,10 +580,10 @@ struct on_writer_read {
 static bool
 wait_step(_Atomic int *step, int want)
 {
-	uint64_t deadline = lb_mono_ns() + 60000000000u;
+	uint64_t deadline = fx_mono_ns() + 60000000000u;
 
 	while (atomic_load(step) < want)
-		if (lb_mono_ns() > deadline)
+		if (fx_mono_ns() > deadline)
 			return false;
 		else
 			sched_yield();
@@ -607,9 +603,9 @@ done_read_while_locked(int status, void *arg)
 		w->timed_out = true;
 		return;
 	}
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	w->rc = litebus_reader_next(w->reader, &row, 0);
-	w->elapsed_ns = lb_mono_ns() - t0;
+	w->elapsed_ns = fx_mono_ns() - t0;
 	w->cursor = litebus_reader_cursor(w->reader);
 	atomic_store(&w->step, 3);
 }
@@ -663,12 +659,11 @@ static int
 job_emit_then_wait(litebus_tx *tx, void *arg)
 {
 	struct open_job *j = arg;
-	litebus_record rec = {.event_type = "failed"};
+	struct fx_emit twenty = {
+	    .channel = LITEBUS_COMPLETION, .count = 20, .event_type = "failed"};
 
-	for (int i = 0; i < 20; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1;
+	if (fx_emit_job(tx, &twenty) != LITEBUS_OK)
+		return -1;
 	atomic_store(&j->step, 1);
 	if (!wait_step(&j->step, 2))
 		j->timed_out = true;
@@ -698,7 +693,7 @@ in_memory_readers_catch_up_while_a_job_holds_its_transaction(void **state)
 	    litebus_submit(f->bus, job_emit_then_wait, &j, NULL, NULL),
 	    LITEBUS_OK);
 	assert_true(wait_step(&j.step, 1));
-	t0 = lb_mono_ns();
+	t0 = fx_mono_ns();
 	late =
 	    fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(late), ids[4]);
@@ -708,7 +703,7 @@ in_memory_readers_catch_up_while_a_job_holds_its_transaction(void **state)
 	}
 	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_TIMEOUT);
 	/* Nothing waited for the job (far below busy_timeout_ms). */
-	assert_true(lb_mono_ns() - t0 < 2000000000u);
+	assert_true(fx_mono_ns() - t0 < 2000000000u);
 	atomic_store(&j.step, 2);
 	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
 	assert_false(j.timed_out);
@@ -727,16 +722,13 @@ static int
 job_big_rows(litebus_tx *tx, void *arg)
 {
 	static unsigned char payload[4096];
-	litebus_record rec = {.event_type = "success",
+	struct fx_emit big = {.channel = LITEBUS_COMPLETION,
+			      .count = 2000, /* 8 MB */
 			      .payload = payload,
 			      .payload_len = sizeof payload};
 
 	(void)arg;
-	for (int i = 0; i < 2000; i++) /* 8 MB */
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return JOB_FAILED;
-	return 0;
+	return fx_emit_job(tx, &big) == LITEBUS_OK ? 0 : JOB_FAILED;
 }
 
 static void
@@ -988,15 +980,13 @@ job_big_then_hold(litebus_tx *tx, void *arg)
 {
 	struct big_job *b = arg;
 	static unsigned char payload[4096];
-	litebus_record rec = {0};
+	struct fx_emit big = {.channel = LITEBUS_COMPLETION,
+			      .count = 1000,
+			      .payload = payload,
+			      .payload_len = sizeof payload};
 
-	rec.event_type = "success";
-	rec.payload = payload;
-	rec.payload_len = sizeof payload;
-	for (int i = 0; i < 1000; i++)
-		if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) !=
-		    LITEBUS_OK)
-			return -1000;
+	if (fx_emit_job(tx, &big) != LITEBUS_OK)
+		return JOB_FAILED;
 	sem_post(&b->emitted);
 	while (sem_wait(&b->release) != 0)
 		;
@@ -1067,50 +1057,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		in_memory_jobs_creating_and_dropping_a_table_never_fail_beside_readers,
-		memory_bus, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_jobs_running_every_kind_of_ddl_never_fail_beside_readers,
-		memory_bus, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		file_jobs_running_ddl_never_fail_beside_readers,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged,
-		memory_bus_with_short_busy_timeout, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_waits_for_its_timeout_when_longer_than_busy_timeout,
-		memory_bus_with_short_busy_timeout, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout,
-		memory_bus_with_short_busy_timeout, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_open_waits_out_a_held_lock, memory_bus,
-		bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_reader_open_fails_with_ebusy_after_busy_timeout,
-		memory_bus_with_short_busy_timeout, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_reader_on_the_writer_thread_never_waits_for_a_lock,
-		memory_bus, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_readers_catch_up_while_a_job_holds_its_transaction,
-		memory_bus, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_readers_wait_out_a_job_that_spills_its_cache,
-		memory_bus, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		in_memory_commits_wait_for_readers_in_the_middle_of_a_read,
-		memory_bus, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_lock_refused_once_anywhere_in_a_catch_up_is_retried,
-		bus_with_default_rings, bus_teardown),
+	    FX_TEST_WITH(in_memory_jobs_creating_and_dropping_a_table_never_fail_beside_readers, memory_bus),
+	    FX_TEST_WITH(in_memory_jobs_running_every_kind_of_ddl_never_fail_beside_readers, memory_bus),
+	    FX_TEST_DEFAULT(file_jobs_running_ddl_never_fail_beside_readers),
+	    FX_TEST_WITH(in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged, memory_bus_with_short_busy_timeout),
+	    FX_TEST_WITH(in_memory_reader_waits_for_its_timeout_when_longer_than_busy_timeout, memory_bus_with_short_busy_timeout),
+	    FX_TEST_WITH(in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout, memory_bus_with_short_busy_timeout),
+	    FX_TEST_WITH(in_memory_reader_open_waits_out_a_held_lock, memory_bus),
+	    FX_TEST_WITH(in_memory_reader_open_fails_with_ebusy_after_busy_timeout, memory_bus_with_short_busy_timeout),
+	    FX_TEST_WITH(a_reader_on_the_writer_thread_never_waits_for_a_lock, memory_bus),
+	    FX_TEST_WITH(in_memory_readers_catch_up_while_a_job_holds_its_transaction, memory_bus),
+	    FX_TEST_WITH(in_memory_readers_wait_out_a_job_that_spills_its_cache, memory_bus),
+	    FX_TEST_WITH(in_memory_commits_wait_for_readers_in_the_middle_of_a_read, memory_bus),
+	    FX_TEST_DEFAULT(a_lock_refused_once_anywhere_in_a_catch_up_is_retried),
 	    cmocka_unit_test(
 		a_lapped_in_memory_reader_never_waits_for_a_large_running_job),
-	    cmocka_unit_test_setup_teardown(
-		an_allocation_failure_while_reading_a_row_is_never_delivered_as_data,
-		bus_with_default_rings, bus_teardown),
+	    FX_TEST_DEFAULT(an_allocation_failure_while_reading_a_row_is_never_delivered_as_data),
 	};
 
 	sq_install();

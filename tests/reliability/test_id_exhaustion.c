@@ -36,41 +36,17 @@
 
 #define MSG_MAX 512
 /* What a job returns to roll itself back (not a litebus status). */
-#define JOB_FAILED (-1000)
 /* An event_id emit must leave alone when it fails. */
 #define ID_UNTOUCHED (-77)
 
 /* ------------------------------------------------------------------ */
 /* The file, through a plain connection                                */
 
-static sqlite3 *
-plain_open(const char *path)
-{
-	sqlite3 *db = NULL;
-
-	assert_int_equal(
-	    sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-	/* The bus's writer or checkpointer may hold a lock for a moment. */
-	assert_int_equal(sqlite3_busy_timeout(db, FX_WAIT_MS), SQLITE_OK);
-	return db;
-}
-
-static void
-plain_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = plain_open(path);
-	char *err = NULL;
-
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("%s: %s", sql, err != NULL ? err : "?");
-	assert_int_equal(sqlite3_close(db), SQLITE_OK);
-}
-
 /* The single value `sql` returns, as text (NULL -> "NULL"). */
 static void
 plain_text(const char *path, const char *sql, char *out, size_t len)
 {
-	sqlite3 *db = plain_open(path);
+	sqlite3 *db = fx_sql_open(path, SQLITE_OPEN_READWRITE);
 	sqlite3_stmt *st;
 
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
@@ -83,21 +59,6 @@ plain_text(const char *path, const char *sql, char *out, size_t len)
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
-static int64_t
-plain_int(const char *path, const char *sql)
-{
-	sqlite3 *db = plain_open(path);
-	sqlite3_stmt *st;
-	int64_t v;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	assert_int_equal(sqlite3_close(db), SQLITE_OK);
-	return v;
-}
-
 static void
 set_largest_id(const char *path, int64_t id)
 {
@@ -106,7 +67,7 @@ set_largest_id(const char *path, int64_t id)
 	snprintf(sql, sizeof sql,
 		 "UPDATE main.litebus_outbox_completion SET event_id = %lld",
 		 (long long)id);
-	plain_exec(path, sql);
+	fx_sql_run_at(path, sql);
 }
 
 static void
@@ -118,7 +79,7 @@ set_high_water(const char *path, const char *value)
 		 "UPDATE main.litebus_channel SET high_water = %s "
 		 "WHERE name = 'completion'",
 		 value);
-	plain_exec(path, sql);
+	fx_sql_run_at(path, sql);
 }
 
 static void
@@ -261,10 +222,10 @@ the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc(void **state)
 	emit_refused_with_enospc(f);
 	emit_refused_with_enospc(f);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 3);
-	assert_true(plain_int(f->path,
+	assert_true(fx_sql_int_at(f->path,
 			      "SELECT max(event_id) FROM "
 			      "litebus_outbox_completion") == INT64_MAX);
-	assert_int_equal(plain_int(f->path, "SELECT min(event_id) FROM "
+	assert_int_equal(fx_sql_int_at(f->path, "SELECT min(event_id) FROM "
 					    "litebus_outbox_completion"),
 			 INT64_MAX - 2);
 }
@@ -597,7 +558,7 @@ a_mark_lowered_by_another_connection_never_makes_a_published_id_reused(
 					     LITEBUS_FROM_START, NULL, &r),
 			 LITEBUS_OK);
 	assert_int_equal(read_all(r, ids, 4), 3);
-	plain_exec(f->path, "DELETE FROM main.litebus_outbox_completion;"
+	fx_sql_run_at(f->path, "DELETE FROM main.litebus_outbox_completion;"
 			    "UPDATE main.litebus_channel SET high_water = 0 "
 			    "WHERE name = 'completion';");
 	ids[0] = emit_one(f, LITEBUS_COMPLETION);
@@ -772,24 +733,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn)                                                                  \
-	cmocka_unit_test_setup_teardown(fn, bus_with_tiny_rings, bus_teardown)
-	    T(the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc),
-	    T(one_job_gets_the_last_ids_then_enospc_and_commits_what_it_got),
-	    T(int64_max_handed_out_to_a_failing_job_is_handed_out_again),
-	    T(readers_deliver_every_id_up_to_int64_max_exactly_once),
-	    T(subscribers_see_the_ids_up_to_int64_max),
-	    T(other_channels_hand_out_ids_while_one_is_exhausted),
-	    T(an_exhausted_channel_still_refuses_after_close_and_reopen),
-	    T(a_high_water_mark_at_int64_max_with_an_empty_table_refuses_the_next_emit),
-	    T(a_high_water_mark_one_below_int64_max_leaves_exactly_one_id),
-	    T(ids_moved_near_int64_max_by_another_connection_are_continued_from),
-	    T(a_high_water_mark_raised_to_int64_max_while_open_refuses_the_next_emit),
-	    T(a_mark_lowered_by_another_connection_never_makes_a_published_id_reused),
-	    T(a_high_water_mark_that_is_not_an_id_is_refused_at_open),
-	    T(a_mark_made_hostile_while_open_fails_the_next_jobs_with_eschema),
-	    T(a_reader_after_int64_max_opens_and_times_out),
-#undef T
+	    FX_TEST_TINY(the_last_ids_are_handed_out_in_order_then_emit_refuses_with_enospc),
+	    FX_TEST_TINY(one_job_gets_the_last_ids_then_enospc_and_commits_what_it_got),
+	    FX_TEST_TINY(int64_max_handed_out_to_a_failing_job_is_handed_out_again),
+	    FX_TEST_TINY(readers_deliver_every_id_up_to_int64_max_exactly_once),
+	    FX_TEST_TINY(subscribers_see_the_ids_up_to_int64_max),
+	    FX_TEST_TINY(other_channels_hand_out_ids_while_one_is_exhausted),
+	    FX_TEST_TINY(an_exhausted_channel_still_refuses_after_close_and_reopen),
+	    FX_TEST_TINY(a_high_water_mark_at_int64_max_with_an_empty_table_refuses_the_next_emit),
+	    FX_TEST_TINY(a_high_water_mark_one_below_int64_max_leaves_exactly_one_id),
+	    FX_TEST_TINY(ids_moved_near_int64_max_by_another_connection_are_continued_from),
+	    FX_TEST_TINY(a_high_water_mark_raised_to_int64_max_while_open_refuses_the_next_emit),
+	    FX_TEST_TINY(a_mark_lowered_by_another_connection_never_makes_a_published_id_reused),
+	    FX_TEST_TINY(a_high_water_mark_that_is_not_an_id_is_refused_at_open),
+	    FX_TEST_TINY(a_mark_made_hostile_while_open_fails_the_next_jobs_with_eschema),
+	    FX_TEST_TINY(a_reader_after_int64_max_opens_and_times_out),
 	};
 
 	return cmocka_run_group_tests_name("id_exhaustion", tests, NULL, NULL);

@@ -309,9 +309,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		acknowledged_events_survive_sigkill_and_readers_resume_exactly,
-		tmpdir_setup, bus_teardown),
+	    FX_TEST_TMPDIR(acknowledged_events_survive_sigkill_and_readers_resume_exactly),
 	};
 
 	return cmocka_run_group_tests_name("crash", tests, NULL, NULL);

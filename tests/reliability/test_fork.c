@@ -180,14 +180,6 @@ assert_child_ok(pid_t pid)
 /* Helpers                                                             */
 
 static int
-job_emit_one(litebus_tx *tx, void *arg)
-{
-	litebus_record rec = {.event_type = "success"};
-
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, arg);
-}
-
-static int
 job_nothing(litebus_tx *tx, void *arg)
 {
 	(void)tx;
@@ -231,7 +223,7 @@ bus_works(litebus *bus, int code)
 
 	if (litebus_subscribe(bus, LITEBUS_COMPLETION, &sub) != LITEBUS_OK)
 		return code;
-	if (litebus_exec(bus, job_emit_one, &id) != 0 ||
+	if (litebus_exec(bus, fx_emit_one_job, &id) != 0 ||
 	    litebus_recv(sub, &ev, FX_WAIT_MS) != LITEBUS_OK ||
 	    ev.event_id != id) {
 		litebus_unsubscribe(sub);
@@ -360,7 +352,7 @@ check_inherited(const struct inherited *h, int base)
 	litebus_row row;
 	int64_t id;
 
-	CHILD_CHECK(litebus_exec(h->bus, job_emit_one, &id) == LITEBUS_EFORKED,
+	CHILD_CHECK(litebus_exec(h->bus, fx_emit_one_job, &id) == LITEBUS_EFORKED,
 		    base + 0);
 	CHILD_CHECK(errmsg_mentions_fork(), base + 1);
 	CHILD_CHECK(litebus_submit(h->bus, job_nothing, NULL, NULL, NULL) ==
@@ -436,7 +428,7 @@ inherited_still_work_in_the_parent(struct inherited *h)
 	litebus_row row;
 	int64_t id = 0;
 
-	assert_int_equal(litebus_exec(h->bus, job_emit_one, &id), 0);
+	assert_int_equal(litebus_exec(h->bus, fx_emit_one_job, &id), 0);
 	assert_int_equal(litebus_recv(h->sub, &ev, FX_WAIT_MS), LITEBUS_OK);
 	assert_int_equal(ev.event_id, id);
 	assert_int_equal(litebus_reader_next(h->reader, &row, FX_WAIT_MS),
@@ -534,10 +526,10 @@ grandchild_main(void *arg)
 
 	CHILD_CHECK(open_at(g->grandparent_path, &bus) == LITEBUS_EFORKED, 30);
 	CHILD_CHECK(open_at(g->child_path, &bus) == LITEBUS_EFORKED, 31);
-	CHILD_CHECK(litebus_exec(g->grandparent_bus, job_emit_one, &id) ==
+	CHILD_CHECK(litebus_exec(g->grandparent_bus, fx_emit_one_job, &id) ==
 			LITEBUS_EFORKED,
 		    32);
-	CHILD_CHECK(litebus_exec(g->child_bus, job_emit_one, &id) ==
+	CHILD_CHECK(litebus_exec(g->child_bus, fx_emit_one_job, &id) ==
 			LITEBUS_EFORKED,
 		    33);
 	snprintf(path, sizeof path, "%s/grandchild.db", g->dir);
@@ -604,7 +596,7 @@ child_of_a_job(void *arg)
 
 	/* This thread is a copy of the writer: the inherited bus says
 	 * EFORKED, not EDEADLK, and nothing waits. */
-	CHILD_CHECK(litebus_exec(j->bus, job_emit_one, &id) == LITEBUS_EFORKED,
+	CHILD_CHECK(litebus_exec(j->bus, fx_emit_one_job, &id) == LITEBUS_EFORKED,
 		    10);
 	CHILD_CHECK(litebus_submit(j->bus, job_nothing, NULL, NULL, NULL) ==
 			LITEBUS_EFORKED,
@@ -684,7 +676,7 @@ busy_producer(void *arg)
 	int64_t id;
 
 	while (!atomic_load_explicit(&b->stop, memory_order_relaxed))
-		(void)litebus_exec(b->bus, job_emit_one, &id);
+		(void)litebus_exec(b->bus, fx_emit_one_job, &id);
 	return NULL;
 }
 
@@ -925,8 +917,7 @@ job_waits_for_gate(litebus_tx *tx, void *arg)
 
 	(void)tx;
 	/* Asleep, not spinning, so that quiesce() sees it settled. */
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += FX_WAIT_MS / 1000;
+	until = fx_realtime_in(FX_WAIT_MS);
 	pthread_mutex_lock(&g->lock);
 	while (!g->open &&
 	       pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
@@ -1055,33 +1046,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		a_child_forked_while_threads_commit_opens_new_buses_without_hanging,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_child_opening_a_file_its_parent_has_open_gets_eforked_file_untouched,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		every_call_on_an_inherited_handle_returns_eforked_at_once,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_child_opens_other_files_and_in_memory_buses_normally,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_grandchild_inherits_the_files_of_every_generation_before_it,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_child_forked_by_a_job_gets_eforked_and_can_open_new_buses,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_file_still_read_by_a_reader_of_a_closed_bus_is_eforked_in_the_child,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		forks_while_another_thread_takes_the_registry_lock_leave_it_usable,
-		fork_fixture, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter,
-		fork_fixture, bus_teardown),
+	    FX_TEST_WITH(a_child_forked_while_threads_commit_opens_new_buses_without_hanging, fork_fixture),
+	    FX_TEST_WITH(a_child_opening_a_file_its_parent_has_open_gets_eforked_file_untouched, fork_fixture),
+	    FX_TEST_WITH(every_call_on_an_inherited_handle_returns_eforked_at_once, fork_fixture),
+	    FX_TEST_WITH(a_child_opens_other_files_and_in_memory_buses_normally, fork_fixture),
+	    FX_TEST_WITH(a_grandchild_inherits_the_files_of_every_generation_before_it, fork_fixture),
+	    FX_TEST_WITH(a_child_forked_by_a_job_gets_eforked_and_can_open_new_buses, fork_fixture),
+	    FX_TEST_WITH(a_file_still_read_by_a_reader_of_a_closed_bus_is_eforked_in_the_child, fork_fixture),
+	    FX_TEST_WITH(forks_while_another_thread_takes_the_registry_lock_leave_it_usable, fork_fixture),
+	    FX_TEST_WITH(a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter, fork_fixture),
 	};
 
 	return cmocka_run_group_tests_name("fork", tests, NULL, NULL);

@@ -41,7 +41,6 @@
 /* Room for a copy of litebus_last_errmsg(). */
 #define MSG_MAX 512
 /* What a job returns to roll itself back (not a litebus status). */
-#define JOB_FAILED (-1000)
 /* An event_id emit must leave alone when it fails. */
 #define ID_UNTOUCHED (-77)
 
@@ -1189,9 +1188,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(fn)                                                                  \
-	cmocka_unit_test_setup_teardown(fn, bus_with_a_custom_channel,         \
-					bus_teardown)
+#define T(fn) FX_TEST_WITH(fn, bus_with_a_custom_channel)
 	    T(a_subject_over_a_lowered_limit_is_refused_by_name_and_the_job_goes_on),
 	    T(a_payload_over_a_lowered_limit_is_refused_by_name_and_the_job_goes_on),
 	    T(an_event_type_over_a_lowered_limit_is_refused_by_name_on_a_custom_channel),

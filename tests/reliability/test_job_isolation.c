@@ -27,7 +27,6 @@
 
 #include <cmocka.h>
 
-#define JOB_FAILED (-1000)
 #define MAX_JOBS 8
 
 /* ---------------------------------------------------------------- */
@@ -80,11 +79,9 @@ static int
 job_emit_counting(litebus_tx *tx, void *arg)
 {
 	struct emitter *e = arg;
-	litebus_record rec = {0};
 
 	e->calls++;
-	rec.event_type = "success";
-	return litebus_emit(tx, LITEBUS_COMPLETION, &rec, &e->id);
+	return fx_emit_one_job(tx, &e->id);
 }
 
 /* Run jobs[0..n) as one batch (behind a gate) with done-callbacks. */
@@ -406,12 +403,10 @@ job_try_refused(litebus_tx *tx, void *arg)
 {
 	struct refused_run *r = arg;
 	sqlite3 *db = litebus_tx_db(tx);
-	litebus_record rec = {0};
 
 	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
 		r->rc[i] = sqlite3_exec(db, refused[i], NULL, NULL, NULL);
-	rec.event_type = "success";
-	r->emit_rc = litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL);
+	r->emit_rc = fx_emit_one_job(tx, NULL);
 	return 0;
 }
 
@@ -630,10 +625,8 @@ job_tamper(litebus_tx *tx, void *arg)
 {
 	enum tamper t = *(enum tamper *)arg;
 	sqlite3 *db = litebus_tx_db(tx);
-	litebus_record rec = {0};
 
-	rec.event_type = "success";
-	if (litebus_emit(tx, LITEBUS_COMPLETION, &rec, NULL) != LITEBUS_OK)
+	if (fx_emit_one_job(tx, NULL) != LITEBUS_OK)
 		return JOB_FAILED;
 	switch (t) {
 	case T_ROLLBACK_HOOK:
@@ -886,42 +879,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(
-		a_statement_left_running_by_a_job_is_reset_and_its_batch_commits,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		innocent_batch_mates_of_a_job_that_rolled_back_everything_commit,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_that_rolled_back_everything_keeps_its_own_return_value,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_batch_where_every_job_rolls_back_everything_ends,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		statements_that_would_break_the_bus_are_refused_and_the_job_goes_on,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		the_applications_own_sql_and_read_only_pragmas_are_allowed,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		limits_a_job_lowers_are_put_back_for_the_next_job,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		hooks_a_job_installs_do_not_reach_later_jobs,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_that_disarms_a_guarantee_fails_with_emisuse_and_rolls_back,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_job_cannot_hide_a_lost_transaction_behind_one_of_its_own,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		functions_a_job_registers_do_not_change_what_litebus_computes,
-		bus_with_default_rings, bus_teardown),
-	    cmocka_unit_test_setup_teardown(
-		a_rename_into_litebus_s_namespace_fails_the_job_and_is_undone,
-		bus_with_default_rings, bus_teardown),
+	    FX_TEST_DEFAULT(a_statement_left_running_by_a_job_is_reset_and_its_batch_commits),
+	    FX_TEST_DEFAULT(innocent_batch_mates_of_a_job_that_rolled_back_everything_commit),
+	    FX_TEST_DEFAULT(a_job_that_rolled_back_everything_keeps_its_own_return_value),
+	    FX_TEST_DEFAULT(a_batch_where_every_job_rolls_back_everything_ends),
+	    FX_TEST_DEFAULT(statements_that_would_break_the_bus_are_refused_and_the_job_goes_on),
+	    FX_TEST_DEFAULT(the_applications_own_sql_and_read_only_pragmas_are_allowed),
+	    FX_TEST_DEFAULT(limits_a_job_lowers_are_put_back_for_the_next_job),
+	    FX_TEST_DEFAULT(hooks_a_job_installs_do_not_reach_later_jobs),
+	    FX_TEST_DEFAULT(a_job_that_disarms_a_guarantee_fails_with_emisuse_and_rolls_back),
+	    FX_TEST_DEFAULT(a_job_cannot_hide_a_lost_transaction_behind_one_of_its_own),
+	    FX_TEST_DEFAULT(functions_a_job_registers_do_not_change_what_litebus_computes),
+	    FX_TEST_DEFAULT(a_rename_into_litebus_s_namespace_fails_the_job_and_is_undone),
 	};
 
 	return cmocka_run_group_tests_name("job isolation", tests, NULL, NULL);
