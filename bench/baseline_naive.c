@@ -1,7 +1,9 @@
 /*
- * baseline_naive.c - the naive bus (see baseline_naive.h).
+ * baseline_naive.c - the naive bus (see baseline_naive.h), and the naive
+ * bus as a contender (contender.h).
  */
 #include "baseline_naive.h"
+#include "contender.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,3 +225,148 @@ naive_reader_close(struct naive_reader *r)
 	r->select = NULL;
 	r->db = NULL;
 }
+
+/* ------------------------------------------------------------------ */
+/* The naive bus as a contender (contender.h)                          */
+
+struct naive_consumer {
+	bool is_reader;
+	struct naive_reader reader; /* a reader, or */
+	struct naive_sub sub;	    /* a subscriber */
+	struct naive_event ev;	    /* the last event, for its subject */
+};
+
+static void *
+naive_c_open(const char *path, int durability, uint32_t ring_capacity)
+{
+	struct naive_bus *nb = malloc(sizeof *nb);
+
+	if (nb == NULL) {
+		fprintf(stderr, "litebus-bench: out of memory\n");
+		exit(2);
+	}
+	naive_open(nb, path, durability, ring_capacity);
+	return nb;
+}
+
+static int
+naive_c_exec(void *bus, uint64_t key)
+{
+	naive_publish(bus, key);
+	return 0;
+}
+
+/* The naive bus has no asynchronous submit: the event is committed and
+ * published in the caller's thread, and acknowledged before returning. */
+static int
+naive_c_submit(void *bus, uint64_t key, void (*done)(int, void *), void *arg)
+{
+	naive_publish(bus, key);
+	done(0, arg);
+	return LITEBUS_OK;
+}
+
+static void *
+naive_c_attach(void *bus, enum contender_kind kind)
+{
+	struct naive_consumer *c;
+
+	if (kind == CONTENDER_IDLE)
+		return NULL; /* an unread naive cursor costs nothing */
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		fprintf(stderr, "litebus-bench: out of memory\n");
+		exit(2);
+	}
+	c->is_reader = kind == CONTENDER_READER;
+	if (c->is_reader)
+		naive_reader_open(&c->reader, bus);
+	else
+		naive_sub_open(&c->sub, bus);
+	return c;
+}
+
+/* NAIVE_* and LITEBUS_* agree on OK, LAGGED, TIMEOUT and CLOSED. */
+static int
+naive_c_next(void *consumer, struct contender_delivery *d, int timeout_ms)
+{
+	struct naive_consumer *c = consumer;
+	int rc = c->is_reader
+		     ? naive_reader_next(&c->reader, &c->ev, timeout_ms)
+		     : naive_sub_recv(&c->sub, &c->ev, timeout_ms);
+
+	if (rc == NAIVE_OK) {
+		d->event_id = c->ev.event_id;
+		d->key = c->ev.key;
+		d->subject = c->ev.subject;
+		d->subject_len = c->ev.subject_len;
+	} else if (rc == NAIVE_LAGGED) {
+		d->skipped = c->sub.sub.last_skipped;
+	}
+	return rc;
+}
+
+static uint64_t
+naive_c_reader_lags(const void *consumer)
+{
+	const struct naive_consumer *c = consumer;
+
+	return c->is_reader ? c->reader.lags : 0;
+}
+
+static bool
+naive_c_sub_stats(const void *consumer, uint64_t *received, uint64_t *skipped)
+{
+	(void)consumer;
+	(void)received;
+	(void)skipped;
+	return false;
+}
+
+static void
+naive_c_detach(void *consumer)
+{
+	struct naive_consumer *c = consumer;
+
+	if (c == NULL)
+		return;
+	if (c->is_reader)
+		naive_reader_close(&c->reader);
+	free(c);
+}
+
+static bool
+naive_c_stats(void *bus, litebus_stats *st)
+{
+	(void)bus;
+	(void)st;
+	return false;
+}
+
+static void
+naive_c_end(void *bus)
+{
+	naive_close_ring(bus);
+}
+
+static void
+naive_c_close(void *bus)
+{
+	naive_close(bus);
+	free(bus);
+}
+
+const struct contender contender_naive = {
+    .name = "naive",
+    .open = naive_c_open,
+    .exec = naive_c_exec,
+    .submit = naive_c_submit,
+    .attach = naive_c_attach,
+    .next = naive_c_next,
+    .reader_lags = naive_c_reader_lags,
+    .sub_stats = naive_c_sub_stats,
+    .detach = naive_c_detach,
+    .stats = naive_c_stats,
+    .end = naive_c_end,
+    .close = naive_c_close,
+};

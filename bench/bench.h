@@ -14,6 +14,7 @@
 #include "litebus.h"
 #include "oracle.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,33 @@ bench_secs(uint64_t ns)
 {
 	return (double)ns / 1e9;
 }
+
+/* ------------------------------------------------------------------ */
+/* Draining: consumers finish after the last commit or publish         */
+
+/*
+ * Consumer threads count themselves out as they return; the main thread
+ * waits for all of them, but not forever: one that has not finished
+ * deadline_ns after the last commit has fallen behind for good (or
+ * hangs), and the run FAILs instead of hanging.
+ */
+struct bench_drain {
+	_Atomic int finished; /* consumer threads that are done */
+	_Atomic bool abandon; /* past the deadline: consumers give up */
+};
+
+void bench_drain_init(struct bench_drain *d);
+/* A consumer thread, last: done (release: what it wrote is visible to the
+ * waiter). */
+void bench_drain_finished(struct bench_drain *d);
+/* A consumer thread, between calls: has the waiter given up on it? */
+bool bench_drain_abandoned(struct bench_drain *d);
+/* Wait until n consumers are done, polling every millisecond, at most
+ * deadline_ns after t_ns.  True if they all are (acquire); false past the
+ * deadline, after telling them to give up (they still return: join
+ * them). */
+bool bench_drain_wait(struct bench_drain *d, int n, uint64_t t_ns,
+		      uint64_t deadline_ns);
 
 /* ------------------------------------------------------------------ */
 /* Temporary directory: created on first use, removed at exit          */

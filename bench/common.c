@@ -1,6 +1,6 @@
 /*
- * common.c - clocks, the temporary directory, the row shape, consumer
- * checks and the report of litebus-bench (see bench.h).
+ * common.c - clocks, draining consumers, the temporary directory, the row
+ * shape, consumer checks and the report of litebus-bench (see bench.h).
  */
 #include "bench.h"
 #include "wait.h"
@@ -60,6 +60,47 @@ void
 bench_tight_timer_slack(void)
 {
 	(void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Draining                                                            */
+
+void
+bench_drain_init(struct bench_drain *d)
+{
+	atomic_init(&d->finished, 0);
+	atomic_init(&d->abandon, false);
+}
+
+void
+bench_drain_finished(struct bench_drain *d)
+{
+	/* Release pairs with the acquire in bench_drain_wait(); the
+	 * increments form a release sequence, so seeing the last one shows
+	 * every consumer's writes. */
+	atomic_fetch_add_explicit(&d->finished, 1, memory_order_release);
+}
+
+bool
+bench_drain_abandoned(struct bench_drain *d)
+{
+	/* Relaxed: only a flag; nothing written before it is read after. */
+	return atomic_load_explicit(&d->abandon, memory_order_relaxed);
+}
+
+bool
+bench_drain_wait(struct bench_drain *d, int n, uint64_t t_ns,
+		 uint64_t deadline_ns)
+{
+	while (atomic_load_explicit(&d->finished, memory_order_acquire) < n) {
+		if (bench_now_ns() - t_ns > deadline_ns) {
+			atomic_store_explicit(&d->abandon, true,
+					      memory_order_relaxed);
+			return false;
+		}
+		bench_sleep_ns(1000000);
+	}
+	return true;
 }
 
 /* ------------------------------------------------------------------ */

@@ -8,8 +8,9 @@
  * to 256 jobs in flight with litebus_submit; every job emits one event.
  * Consumers are attached before the producers start.  When the time is
  * up the producers finish what they have in flight, the bus closes, and
- * every consumer drains until CLOSED.  The naive bus runs the same way,
- * its producers committing one event per call.
+ * every consumer drains until CLOSED.  The naive bus runs the same way
+ * (both are contenders, contender.h), its producers committing one event
+ * per call.
  *
  * Checks: every job committed; the table holds exactly the committed
  * rows; every reader saw exactly the committed events, in order, each
@@ -18,6 +19,7 @@
  */
 #include "baseline_naive.h"
 #include "bench.h"
+#include "contender.h"
 
 #include <pthread.h>
 #include <semaphore.h>
@@ -73,26 +75,21 @@ struct consumer {
 	pthread_t thread;
 	struct run *run;
 	bool is_reader;
-	litebus_reader *reader;
-	litebus_sub *sub;
-	struct naive_reader *nreader;
-	struct naive_sub *nsub;
+	void *handle;		    /* the contender's reader or subscriber */
 	struct oracle_consumer *oc; /* what it got, for the checks */
 	uint64_t delivered, lags, skipped;
 	uint64_t t_last;
 	int error;
-	_Atomic bool done;
 };
 
 struct run {
 	const struct run_cfg *cfg;
-	bool naive;
-	litebus *bus;
-	struct naive_bus nb;
+	const struct contender *ops;
+	void *bus;
 	struct oracle *oracle; /* what committed and what was delivered */
 	pthread_barrier_t start;
 	_Atomic bool stop;
-	_Atomic bool abandon;
+	struct bench_drain drain;
 	struct producer *prod;
 	struct consumer *cons;
 	int ncons;
@@ -127,20 +124,16 @@ producer_main(void *arg)
 {
 	struct producer *p = arg;
 	struct run *run = p->run;
+	const struct contender *ops = run->ops;
 	uint32_t seq = 0;
 
 	pthread_barrier_wait(&run->start);
 	while (!run_stopped(run)) {
 		uint64_t key = BENCH_KEY(p->id, seq);
-		void *job_arg = (void *)(uintptr_t)key;
 		int rc;
 
-		if (run->naive) {
-			naive_publish(&run->nb, key);
-			atomic_fetch_add_explicit(&p->committed, 1,
-						  memory_order_relaxed);
-		} else if (!run->cfg->submit) {
-			rc = litebus_exec(run->bus, bench_emit_job, job_arg);
+		if (!run->cfg->submit) {
+			rc = ops->exec(run->bus, key);
 			if (rc != 0) {
 				atomic_fetch_add_explicit(&p->failed, 1,
 							  memory_order_relaxed);
@@ -152,8 +145,7 @@ producer_main(void *arg)
 		} else {
 			while (sem_wait(&p->slots) != 0)
 				;
-			rc = litebus_submit(run->bus, bench_emit_job, job_arg,
-					    producer_done, p);
+			rc = ops->submit(run->bus, key, producer_done, p);
 			if (rc != LITEBUS_OK) {
 				sem_post(&p->slots);
 				p->first_error = rc;
@@ -163,18 +155,12 @@ producer_main(void *arg)
 		seq++;
 		p->submitted++;
 	}
-	if (!run->naive && run->cfg->submit)
+	if (run->cfg->submit)
 		for (int i = 0; i < INFLIGHT; i++) /* all jobs completed */
 			while (sem_wait(&p->slots) != 0)
 				;
 	p->t_end = bench_now_ns();
 	return NULL;
-}
-
-static bool
-consumer_abandoned(struct consumer *c)
-{
-	return atomic_load_explicit(&c->run->abandon, memory_order_relaxed);
 }
 
 static void
@@ -193,47 +179,18 @@ consumer_main(void *arg)
 	struct run *run = c->run;
 
 	pthread_barrier_wait(&run->start);
-	while (!consumer_abandoned(c)) {
+	while (!bench_drain_abandoned(&run->drain)) {
+		struct contender_delivery d;
 		int rc;
 
-		if (c->reader != NULL) {
-			litebus_row row;
-
-			rc = litebus_reader_next(c->reader, &row, 200);
-			if (rc == LITEBUS_OK)
-				consumer_got(c, row.event_id,
-					     (uint64_t)row.partition_key,
-					     row.subject, row.subject_len);
-		} else if (c->sub != NULL) {
-			litebus_event ev;
-
-			rc = litebus_recv(c->sub, &ev, 200);
-			if (rc == LITEBUS_OK)
-				consumer_got(c, ev.event_id,
-					     (uint64_t)ev.partition_key,
-					     ev.subject_prefix, ev.subject_len);
-			else if (rc == LITEBUS_LAGGED) {
-				c->lags++;
-				c->skipped += litebus_sub_skipped(c->sub);
-				oracle_lagged(c->oc,
-					      litebus_sub_skipped(c->sub));
-			}
-		} else {
-			struct naive_event ev;
-
-			rc = c->nreader != NULL
-				 ? naive_reader_next(c->nreader, &ev, 200)
-				 : naive_sub_recv(c->nsub, &ev, 200);
-			if (rc == NAIVE_OK)
-				consumer_got(c, ev.event_id, ev.key, ev.subject,
-					     ev.subject_len);
-			else if (rc == NAIVE_LAGGED) {
-				c->lags++;
-				c->skipped += c->nsub->sub.last_skipped;
-				oracle_lagged(c->oc, c->nsub->sub.last_skipped);
-			}
-			/* NAIVE_* and LITEBUS_* agree on OK, LAGGED,
-			 * TIMEOUT and CLOSED. */
+		rc = run->ops->next(c->handle, &d, 200);
+		if (rc == LITEBUS_OK)
+			consumer_got(c, d.event_id, d.key, d.subject,
+				     d.subject_len);
+		else if (rc == LITEBUS_LAGGED) {
+			c->lags++;
+			c->skipped += d.skipped;
+			oracle_lagged(c->oc, d.skipped);
 		}
 		if (rc == LITEBUS_CLOSED)
 			break;
@@ -243,10 +200,8 @@ consumer_main(void *arg)
 			break;
 		}
 	}
-	if (c->nreader != NULL)
-		c->lags = c->nreader->lags;
-	/* Release pairs with the acquire in run_wait_consumers(). */
-	atomic_store_explicit(&c->done, true, memory_order_release);
+	c->lags += run->ops->reader_lags(c->handle);
+	bench_drain_finished(&run->drain);
 	return NULL;
 }
 
@@ -254,36 +209,22 @@ consumer_main(void *arg)
 static bool
 run_wait_consumers(struct run *run, uint64_t t)
 {
-	bool all = false;
+	bool all =
+	    bench_drain_wait(&run->drain, run->ncons, t, DRAIN_DEADLINE_NS);
 
-	while (!all) {
-		all = true;
-		for (int i = 0; i < run->ncons; i++)
-			all = all && atomic_load_explicit(&run->cons[i].done,
-							  memory_order_acquire);
-		if (all)
-			break;
-		if (bench_now_ns() - t > DRAIN_DEADLINE_NS) {
-			atomic_store_explicit(&run->abandon, true,
-					      memory_order_relaxed);
-			break;
-		}
-		bench_sleep_ns(2000000);
-	}
 	for (int i = 0; i < run->ncons; i++)
 		pthread_join(run->cons[i].thread, NULL);
 	return all;
 }
 
 static void
-run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
+run_once(const struct run_cfg *cfg, const struct contender *ops,
+	 struct run_out *out)
 {
 	struct run run;
 	char path[512];
 	int nthreads, nactive = cfg->readers + cfg->subs;
-	litebus_sub **idle = NULL;
-	struct naive_reader *nreaders = NULL;
-	struct naive_sub *nsubs = NULL;
+	void **idle = NULL;
 	uint64_t t0, t_prod_end = 0, t_last = 0, delivered = 0;
 	uint64_t committed[BENCH_MAXP];
 	litebus_stats st;
@@ -292,59 +233,31 @@ run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
 	memset(out, 0, sizeof *out);
 	memset(&run, 0, sizeof run);
 	run.cfg = cfg;
-	run.naive = naive;
+	run.ops = ops;
 	atomic_init(&run.stop, false);
-	atomic_init(&run.abandon, false);
-	bench_db_path(path, sizeof path, naive ? "naive" : "litebus");
-	if (naive)
-		naive_open(&run.nb, path, cfg->durability, 4096);
-	else
-		run.bus = bench_open_bus(path, cfg->durability, 4096);
+	bench_drain_init(&run.drain);
+	bench_db_path(path, sizeof path, ops->name);
+	run.bus = ops->open(path, cfg->durability, 4096);
 
 	run.prod = calloc((size_t)cfg->producers, sizeof *run.prod);
 	run.cons = calloc((size_t)nactive + 1, sizeof *run.cons);
 	idle = calloc((size_t)cfg->idle + 1, sizeof *idle);
-	nreaders = calloc((size_t)cfg->readers + 1, sizeof *nreaders);
-	nsubs = calloc((size_t)cfg->subs + 1, sizeof *nsubs);
-	if (run.prod == NULL || run.cons == NULL || idle == NULL ||
-	    nreaders == NULL || nsubs == NULL) {
+	if (run.prod == NULL || run.cons == NULL || idle == NULL) {
 		fprintf(stderr, "litebus-bench: out of memory\n");
 		exit(2);
 	}
 	run.oracle = bench_oracle((uint32_t)cfg->producers);
 	/* Attach every consumer before anything is committed. */
-	for (int i = 0; i < cfg->idle; i++) {
-		if (naive)
-			continue; /* an unread naive cursor costs nothing */
-		bench_litebus_check(
-		    litebus_subscribe(run.bus, BENCH_CHANNEL_ID, &idle[i]),
-		    "litebus_subscribe");
-	}
+	for (int i = 0; i < cfg->idle; i++)
+		idle[i] = ops->attach(run.bus, CONTENDER_IDLE);
 	for (int i = 0; i < nactive; i++) {
 		struct consumer *c = &run.cons[run.ncons++];
 
 		c->run = &run;
 		c->is_reader = i < cfg->readers;
 		c->oc = bench_consumer(run.oracle, c->is_reader, i);
-		atomic_init(&c->done, false);
-		if (naive && c->is_reader) {
-			c->nreader = &nreaders[i];
-			naive_reader_open(c->nreader, &run.nb);
-		} else if (naive) {
-			c->nsub = &nsubs[i - cfg->readers];
-			naive_sub_open(c->nsub, &run.nb);
-		} else if (c->is_reader) {
-			bench_litebus_check(
-			    litebus_reader_open(run.bus, BENCH_CHANNEL_ID,
-						LITEBUS_FROM_START, NULL,
-						&c->reader),
-			    "litebus_reader_open");
-		} else {
-			bench_litebus_check(litebus_subscribe(run.bus,
-							      BENCH_CHANNEL_ID,
-							      &c->sub),
-					    "litebus_subscribe");
-		}
+		c->handle = ops->attach(run.bus, c->is_reader ? CONTENDER_READER
+							      : CONTENDER_SUB);
 	}
 
 	nthreads = cfg->producers + run.ncons + 1;
@@ -394,9 +307,7 @@ run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
 		}
 	}
 	out->ev_s = (double)out->events / bench_secs(t_prod_end - t0);
-	if (!naive) {
-		bench_litebus_check(litebus_stats_get(run.bus, &st),
-				    "litebus_stats_get");
+	if (ops->stats(run.bus, &st)) {
 		out->jobs_per_tx =
 		    st.commits > 0 ? (double)st.jobs / (double)st.commits : 0;
 		if (st.events != out->events && out->producers_ok) {
@@ -406,10 +317,8 @@ run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
 				 (unsigned long long)st.events,
 				 (unsigned long long)out->events);
 		}
-		litebus_close(run.bus);
-	} else {
-		naive_close_ring(&run.nb);
 	}
+	ops->end(run.bus);
 
 	out->readers_ok = out->subs_ok = true;
 	if (!run_wait_consumers(&run, t_prod_end)) {
@@ -432,13 +341,10 @@ run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
 				t_last = c->t_last;
 		} else {
 			uint64_t skp = c->skipped;
+			uint64_t own_rcv, own_skp;
 
-			if (c->sub != NULL) {
-				litebus_sub_stats ss;
-				litebus_sub_stats_get(c->sub, &ss);
-				oracle_sub_stats(c->oc, ss.received,
-						 ss.skipped);
-			}
+			if (ops->sub_stats(c->handle, &own_rcv, &own_skp))
+				oracle_sub_stats(c->oc, own_rcv, own_skp);
 			if (out->events > 0)
 				out->sub_lost += (double)skp /
 						 (double)out->events /
@@ -451,23 +357,17 @@ run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
 				snprintf(out->why, sizeof out->why, "%s", why);
 			*ok = false;
 		}
-		if (c->reader != NULL)
-			litebus_reader_close(c->reader);
-		if (c->sub != NULL)
-			litebus_unsubscribe(c->sub);
-		if (c->nreader != NULL)
-			naive_reader_close(c->nreader);
+		ops->detach(c->handle);
 	}
 	for (int i = 0; i < cfg->idle; i++)
-		litebus_unsubscribe(idle[i]);
+		ops->detach(idle[i]);
 	if (cfg->readers > 0) {
 		out->deliveries_s = (double)delivered / bench_secs(t_last - t0);
 		out->tail_ms = t_last > t_prod_end
 				   ? (double)(t_last - t_prod_end) / 1e6
 				   : 0;
 	}
-	if (naive)
-		naive_close(&run.nb);
+	ops->close(run.bus);
 	pthread_barrier_destroy(&run.start);
 
 	bench_table_summary(path, &count, &lo, &hi);
@@ -484,8 +384,18 @@ run_once(const struct run_cfg *cfg, bool naive, struct run_out *out)
 	free(run.prod);
 	free(run.cons);
 	free(idle);
-	free(nreaders);
-	free(nsubs);
+}
+
+/* The naive bus has no asynchronous submit (contender_naive's submit
+ * commits in the caller's thread), so it always runs exec: one event per
+ * call, as its producers have always committed. */
+static void
+run_naive(const struct run_cfg *cfg, struct run_out *out)
+{
+	struct run_cfg c = *cfg;
+
+	c.submit = false;
+	run_once(&c, &contender_naive, out);
 }
 
 static const char *
@@ -544,13 +454,13 @@ commit_config(int durability, int producers, int readers)
 		struct run_out naive, lb;
 		double ceil;
 
-		run_once(&cfg, true, &naive);
+		run_naive(&cfg, &naive);
 		ceil = ceiling_insert(durability, ceiling_rows());
 		for (int m = 0; m < 2; m++) {
 			struct bench_result *x = r[m];
 
 			cfg.submit = m == 1;
-			run_once(&cfg, false, &lb);
+			run_once(&cfg, &contender_litebus, &lb);
 			res_val(x, "litebus_ev_s", 0, lb.ev_s);
 			res_val(x, "naive_ev_s", 0, naive.ev_s);
 			res_val(x, "ceiling_ev_s", 0, ceil);
@@ -628,8 +538,8 @@ scenario_fanout(void)
 		struct run_cfg c0 = cfg;
 		double ceil = ceiling_insert(cfg.durability, ceiling_rows());
 
-		run_once(&c0, false, &lb0);
-		run_once(&c0, true, &nv0);
+		run_once(&c0, &contender_litebus, &lb0);
+		run_naive(&c0, &nv0);
 		res_val(base, "litebus_ev_s", 0, lb0.ev_s);
 		res_val(base, "x_S0", 3, 1.0);
 		res_val(base, "naive_ev_s", 0, nv0.ev_s);
@@ -650,8 +560,8 @@ scenario_fanout(void)
 					c.subs = counts[s];
 				else
 					c.readers = counts[s];
-				run_once(&c, false, &lb);
-				run_once(&c, true, &nv);
+				run_once(&c, &contender_litebus, &lb);
+				run_naive(&c, &nv);
 				res_val(x, "litebus_ev_s", 0, lb.ev_s);
 				res_ratio(x, "x_S0", 3, lb.ev_s, lb0.ev_s);
 				res_val(x, "naive_ev_s", 0, nv.ev_s);

@@ -9,8 +9,9 @@
  * holds the producer's own lateness (reported as sched_late_p99_us; the
  * producer sleeps with 1 ns timer slack, then spins the last 30 us).
  *
- * Paths: ack (scheduled -> litebus's done() callback, or the naive bus's
- * publish call returning: committed and acknowledged), sub (-> a raw
+ * Paths: ack (scheduled -> the contender's done() callback: litebus's on
+ * its writer thread, the naive bus's as its publish call returns;
+ * committed and acknowledged), sub (-> a raw
  * subscriber has the event), reader (-> a reader has the row).  One
  * subscriber and one reader follow live.  Percentiles come from a
  * log-bucketed histogram (hist.h: <= 3.1% high).
@@ -19,8 +20,8 @@
  * + skipped == published, in order; the reader saw exactly every event, in
  * order.
  */
-#include "baseline_naive.h"
 #include "bench.h"
+#include "contender.h"
 #include "hist.h"
 
 #include <pthread.h>
@@ -46,28 +47,23 @@ struct lat_consumer {
 	pthread_t thread;
 	struct lat_run *run;
 	int path;
-	litebus_sub *sub;
-	litebus_reader *reader;
-	struct naive_sub nsub;
-	struct naive_reader nreader;
+	void *handle;		    /* the contender's subscriber or reader */
 	struct oracle_consumer *oc; /* what it got, for the checks */
 	uint64_t received, skipped;
-	_Atomic bool done;
 };
 
 struct lat_run {
-	bool naive;
+	const struct contender *ops;
 	uint64_t n;
 	uint64_t t0, period_ns; /* event i is due at t0 + i * period_ns */
-	litebus *bus;
-	struct naive_bus nb;
+	void *bus;
 	struct lat_ev *evs;
 	struct oracle *oracle; /* what committed and what was delivered */
 	struct hist hist[NPATHS];
 	struct hist late;
 	_Atomic uint64_t acked;
-	uint64_t ack_failed; /* writer thread (litebus) or producer */
-	_Atomic bool abandon;
+	uint64_t ack_failed; /* in lat_done() */
+	struct bench_drain drain;
 	struct lat_consumer cons[2];
 };
 
@@ -81,7 +77,8 @@ lat_due(const struct lat_run *run, uint64_t seq)
 	return run->t0 + seq * run->period_ns;
 }
 
-/* litebus done-callback, on the writer thread: committed and published. */
+/* The contender's done-callback (litebus: on its writer thread):
+ * committed and published. */
 static void
 lat_done(int status, void *arg)
 {
@@ -114,43 +111,16 @@ lat_consumer_main(void *arg)
 	struct lat_consumer *c = arg;
 	struct lat_run *run = c->run;
 
-	while (!atomic_load_explicit(&run->abandon, memory_order_relaxed)) {
+	while (!bench_drain_abandoned(&run->drain)) {
+		struct contender_delivery d;
 		int rc;
 
-		if (run->naive) {
-			struct naive_event ev;
-
-			rc = c->path == PATH_SUB
-				 ? naive_sub_recv(&c->nsub, &ev, 200)
-				 : naive_reader_next(&c->nreader, &ev, 200);
-			if (rc == NAIVE_OK)
-				lat_got(c, ev.event_id, ev.key, ev.subject,
-					ev.subject_len);
-			else if (rc == NAIVE_LAGGED) {
-				c->skipped += c->nsub.sub.last_skipped;
-				oracle_lagged(c->oc, c->nsub.sub.last_skipped);
-			}
-		} else if (c->path == PATH_SUB) {
-			litebus_event ev;
-
-			rc = litebus_recv(c->sub, &ev, 200);
-			if (rc == LITEBUS_OK)
-				lat_got(c, ev.event_id,
-					(uint64_t)ev.partition_key,
-					ev.subject_prefix, ev.subject_len);
-			else if (rc == LITEBUS_LAGGED) {
-				c->skipped += litebus_sub_skipped(c->sub);
-				oracle_lagged(c->oc,
-					      litebus_sub_skipped(c->sub));
-			}
-		} else {
-			litebus_row row;
-
-			rc = litebus_reader_next(c->reader, &row, 200);
-			if (rc == LITEBUS_OK)
-				lat_got(c, row.event_id,
-					(uint64_t)row.partition_key,
-					row.subject, row.subject_len);
+		rc = run->ops->next(c->handle, &d, 200);
+		if (rc == LITEBUS_OK)
+			lat_got(c, d.event_id, d.key, d.subject, d.subject_len);
+		else if (rc == LITEBUS_LAGGED) {
+			c->skipped += d.skipped;
+			oracle_lagged(c->oc, d.skipped);
 		}
 		if (rc == LITEBUS_CLOSED)
 			break;
@@ -159,7 +129,7 @@ lat_consumer_main(void *arg)
 			break;
 		}
 	}
-	atomic_store_explicit(&c->done, true, memory_order_release);
+	bench_drain_finished(&run->drain);
 	return NULL;
 }
 
@@ -172,27 +142,18 @@ lat_producer_main(void *arg)
 	for (uint64_t i = 0; i < run->n; i++) {
 		uint64_t due = lat_due(run, i), now = bench_now_ns();
 		uint64_t key = BENCH_KEY(0, i);
+		int rc;
 
 		if (now + LAT_SPIN_NS < due)
 			bench_sleep_until_ns(due - LAT_SPIN_NS);
 		while ((now = bench_now_ns()) < due)
 			;
 		hist_add(&run->late, now - due);
-		if (run->naive) {
-			naive_publish(&run->nb, key);
-			hist_add(&run->hist[PATH_ACK], bench_now_ns() - due);
-			atomic_fetch_add_explicit(&run->acked, 1,
-						  memory_order_release);
-		} else {
-			int rc = litebus_submit(run->bus, bench_emit_job,
-						(void *)(uintptr_t)key,
-						lat_done, &run->evs[i]);
-			if (rc != LITEBUS_OK) {
-				fprintf(stderr,
-					"litebus-bench: litebus_submit: %s\n",
-					litebus_errname(rc));
-				exit(2);
-			}
+		rc = run->ops->submit(run->bus, key, lat_done, &run->evs[i]);
+		if (rc != LITEBUS_OK) {
+			fprintf(stderr, "litebus-bench: %s submit: %s\n",
+				run->ops->name, litebus_errname(rc));
+			exit(2);
 		}
 	}
 	return NULL;
@@ -203,10 +164,10 @@ static void
 lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	 char why[NPATHS][200])
 {
-	char path[512];
+	char path[512], tag[32];
 	pthread_t producer;
 	uint64_t t_end;
-	bool drained = true;
+	bool drained;
 
 	run->n = (uint64_t)(rate * seconds);
 	run->period_ns = (uint64_t)(1e9 / rate);
@@ -217,7 +178,7 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	}
 	hist_init(&run->late);
 	atomic_init(&run->acked, 0);
-	atomic_init(&run->abandon, false);
+	bench_drain_init(&run->drain);
 	run->ack_failed = 0;
 	run->evs = calloc(run->n, sizeof *run->evs);
 	if (run->evs == NULL) {
@@ -228,12 +189,9 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 		run->evs[i].run = run;
 		run->evs[i].seq = i;
 	}
-	bench_db_path(path, sizeof path, run->naive ? "lat-naive" : "lat");
-	if (run->naive)
-		naive_open(&run->nb, path, LITEBUS_DURABILITY_NORMAL, 4096);
-	else
-		run->bus =
-		    bench_open_bus(path, LITEBUS_DURABILITY_NORMAL, 4096);
+	snprintf(tag, sizeof tag, "lat-%s", run->ops->name);
+	bench_db_path(path, sizeof path, tag);
+	run->bus = run->ops->open(path, LITEBUS_DURABILITY_NORMAL, 4096);
 	run->oracle = bench_oracle(1);
 	for (int i = 0; i < 2; i++) {
 		struct lat_consumer *c = &run->cons[i];
@@ -242,22 +200,9 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 		c->run = run;
 		c->path = i == 0 ? PATH_SUB : PATH_READER;
 		c->oc = bench_consumer(run->oracle, c->path == PATH_READER, i);
-		atomic_init(&c->done, false);
-		if (run->naive && c->path == PATH_SUB)
-			naive_sub_open(&c->nsub, &run->nb);
-		else if (run->naive)
-			naive_reader_open(&c->nreader, &run->nb);
-		else if (c->path == PATH_SUB)
-			bench_litebus_check(litebus_subscribe(run->bus,
-							      BENCH_CHANNEL_ID,
-							      &c->sub),
-					    "litebus_subscribe");
-		else
-			bench_litebus_check(
-			    litebus_reader_open(run->bus, BENCH_CHANNEL_ID,
-						LITEBUS_FROM_START, NULL,
-						&c->reader),
-			    "litebus_reader_open");
+		c->handle = run->ops->attach(run->bus, c->path == PATH_SUB
+							   ? CONTENDER_SUB
+							   : CONTENDER_READER);
 		pthread_create(&c->thread, NULL, lat_consumer_main, c);
 	}
 	/* The schedule starts shortly after every thread exists. */
@@ -268,47 +213,29 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 	while (atomic_load_explicit(&run->acked, memory_order_acquire) < run->n)
 		bench_sleep_ns(1000000);
 	t_end = bench_now_ns();
-	if (run->naive)
-		naive_close_ring(&run->nb);
-	else
-		litebus_close(run->bus);
-	for (int i = 0; i < 2; i++) {
-		struct lat_consumer *c = &run->cons[i];
-
-		while (!atomic_load_explicit(&c->done, memory_order_acquire)) {
-			if (bench_now_ns() - t_end > LAT_DRAIN_DEADLINE_NS) {
-				atomic_store_explicit(&run->abandon, true,
-						      memory_order_relaxed);
-				drained = false;
-				break;
-			}
-			bench_sleep_ns(1000000);
-		}
-	}
+	run->ops->end(run->bus);
+	drained =
+	    bench_drain_wait(&run->drain, 2, t_end, LAT_DRAIN_DEADLINE_NS);
+	/* The oracle is checked once no consumer records any more. */
+	for (int i = 0; i < 2; i++)
+		pthread_join(run->cons[i].thread, NULL);
 	oracle_commit_dense(run->oracle, 1, run->n, &run->n);
 	for (int i = 0; i < 2; i++) {
 		struct lat_consumer *c = &run->cons[i];
 
-		pthread_join(c->thread, NULL);
 		if (!drained)
 			oracle_consumer_fail(c->oc, "not drained 30 s after "
 						    "the last commit");
-		ok[c->path] = oracle_check(run->oracle, c->oc, why[c->path],
-					   200);
-		if (c->sub != NULL)
-			litebus_unsubscribe(c->sub);
-		if (c->reader != NULL)
-			litebus_reader_close(c->reader);
-		if (run->naive && c->path == PATH_READER)
-			naive_reader_close(&c->nreader);
+		ok[c->path] =
+		    oracle_check(run->oracle, c->oc, why[c->path], 200);
+		run->ops->detach(c->handle);
 	}
 	if (run->ack_failed != 0) {
 		ok[PATH_ACK] = false;
 		snprintf(why[PATH_ACK], 200, "%llu events failed to commit",
 			 (unsigned long long)run->ack_failed);
 	}
-	if (run->naive)
-		naive_close(&run->nb);
+	run->ops->close(run->bus);
 	bench_db_remove(path);
 	oracle_free(run->oracle);
 	free(run->evs);
@@ -336,7 +263,7 @@ scenario_latency(void)
 		run[b] = calloc(1, sizeof *run[b]);
 		if (run[b] == NULL)
 			exit(2);
-		run[b]->naive = b == 1;
+		run[b]->ops = b == 0 ? &contender_litebus : &contender_naive;
 	}
 	for (size_t ri = 0; ri < 2; ri++) {
 		struct bench_result *r[NPATHS];
