@@ -17,7 +17,6 @@
  * producer's in its submission order; every raw subscriber's received +
  * skipped equals the events published.
  */
-#include "baseline_naive.h"
 #include "bench.h"
 #include "contender.h"
 

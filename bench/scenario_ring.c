@@ -22,9 +22,9 @@
  * Both rings are tables of operations (struct ring_ops), so that one
  * publisher loop and one subscriber loop serve both.
  *
- * Checks: every subscriber saw ids in order, skipping only right after a
- * LAGGED, records intact (key and subject agree), and received + skipped
- * == published.
+ * Checks (the shared oracle, tests/support/oracle.h): every subscriber
+ * saw ids in order, each LAGGED skipped exactly what it reported, records
+ * intact (key and subject agree), and received + skipped == published.
  */
 #include "baseline_ring.h"
 #include "bench.h"
