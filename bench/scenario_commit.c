@@ -17,6 +17,7 @@
  * producer's in its submission order; every raw subscriber's received +
  * skipped equals the events published.
  */
+#include "baseline_naive.h" /* ceiling_insert */
 #include "bench.h"
 #include "contender.h"
 
