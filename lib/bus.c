@@ -17,7 +17,9 @@
  * inherited across fork() and the tombstones are under `registry_lock`.
  * The last litebus_close() of a bus must not run on its own writer (it
  * joins that thread), nor may an open of its file wait for that close
- * there: both return EDEADLK instead.
+ * there: both return EDEADLK instead.  A bus with a retention policy
+ * has a pruner thread (retention.c): started after the writer, stopped
+ * and joined by the last close before the writer is (it runs jobs).
  *
  * Invariants
  *   B1  `refs` counts one reference for all opens together (dropped by the
@@ -93,6 +95,7 @@
 #include "errors.h"
 #include "jobs.h"
 #include "memvfs.h"
+#include "retention.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -131,6 +134,9 @@ litebus_options_init(litebus_options *o)
 	o->reader_batch = 256;
 	o->checkpoint_mode = LITEBUS_CHECKPOINT_BACKGROUND;
 	o->checkpoint_pages = 1000;
+	o->retention = NULL;
+	o->prune_batch_rows = 1000;
+	o->prune_interval_ms = 1000;
 }
 
 /* ------------------------------------------------------------------ */
@@ -293,6 +299,8 @@ lb_bus_ref(litebus *bus)
 static void
 bus_release(litebus *bus)
 {
+	lb_retention_free(bus->retention); /* stopped before the writer */
+	bus->retention = NULL;
 	lb_writer_free(bus->writer);
 	bus->writer = NULL;
 	if (bus->has_jobs) {
@@ -548,6 +556,10 @@ bus_check_options(const litebus_options *o, int *nextra)
 		if (rc != LITEBUS_OK)
 			return rc;
 	}
+	/* After the channels: policies name them. */
+	rc = lb_retention_check_options(o);
+	if (rc != LITEBUS_OK)
+		return rc;
 	*nextra = n;
 	return LITEBUS_OK;
 }
@@ -659,6 +671,7 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	bus->opts = *o;
 	bus->opts.path = NULL;
 	bus->opts.channels = NULL;
+	bus->opts.retention = NULL; /* copied into bus->retention */
 	bus->canon_path = canon;
 	bus->fork_gen = lb_fork_now(); /* F1 */
 	atomic_init(&bus->refs, 1);
@@ -700,6 +713,11 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 					   "litebus_open: lifting the size "
 					   "limit of the in-memory database");
 	}
+	/* The pruner runs jobs: after the writer (retention.c, P4). */
+	if (rc == LITEBUS_OK)
+		rc = lb_retention_new(bus, o, &bus->retention);
+	if (rc == LITEBUS_OK)
+		rc = lb_retention_start(bus->retention);
 	if (rc != LITEBUS_OK) {
 		if (bus->writer != NULL)
 			lb_writer_stop(bus->writer);
@@ -896,7 +914,8 @@ again:
 				bus->canon_path);
 	if (rc != LITEBUS_OK) {
 		/* Undo: nobody else has seen this bus; its writer ran no
-		 * job. */
+		 * job but perhaps the pruner's. */
+		lb_retention_stop(bus->retention);
 		lb_writer_stop(bus->writer);
 		bus_release(bus);
 		free(bus);
@@ -982,6 +1001,9 @@ litebus_close(litebus *bus)
 	atomic_fetch_or_explicit(&bus->refs, LB_REFS_CLOSED,
 				 memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
+	/* The pruner runs jobs: it stops while the writer still takes them
+	 * (retention.c, P4); its exec calls get ECLOSED from here on. */
+	lb_retention_stop(bus->retention);
 	lb_writer_stop(bus->writer);
 	pthread_mutex_lock(&registry_lock);
 	bus->closing = false; /* B2: closed, registered until buried */
