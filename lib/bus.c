@@ -715,7 +715,15 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	}
 	/* The pruner runs jobs: after the writer (retention.c, P4). */
 	if (rc == LITEBUS_OK)
-		rc = lb_retention_new(bus, o, &bus->retention);
+		rc = lb_retention_new(
+		    &(struct lb_retention_config){
+			.bus = bus,
+			.opts = o,
+			.channels = bus->channels,
+			.nchannels = bus->nchannels,
+			.stats = &bus->stats,
+		    },
+		    &bus->retention);
 	if (rc == LITEBUS_OK)
 		rc = lb_retention_start(bus->retention);
 	if (rc != LITEBUS_OK) {
@@ -1067,6 +1075,68 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
 	lb_bus_unref(bus);
 	if (rc != LITEBUS_OK)
 		lb_job_free(j);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public: the channel head, and pruning (retention.c)                 */
+
+int
+litebus_prune(litebus *bus, int channel, int64_t before_event_id)
+{
+	int rc;
+
+	if (bus == NULL || before_event_id < 1)
+		return lb_err_set(LITEBUS_EINVAL, "litebus_prune: %s",
+				  bus == NULL ? "NULL bus"
+					      : "before_event_id must be >= 1");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_fork_err("litebus_prune");
+	if (lb_writer_is_current(bus))
+		return lb_err_set(LITEBUS_EDEADLK,
+				  "litebus_prune called on the bus's writer "
+				  "thread (from a job or a done-callback): it "
+				  "waits for pruning jobs of its own");
+	if (!lb_bus_tryref(bus, "litebus_prune")) /* B1: keeps the bus */
+		return LITEBUS_ECLOSED;
+	if (lb_bus_channel(bus, channel) == NULL)
+		rc = lb_err_set(LITEBUS_ENOCHANNEL,
+				"litebus_prune: no channel %d", channel);
+	else
+		rc = lb_retention_prune(bus->retention, channel,
+					before_event_id);
+	lb_bus_unref(bus);
+	return rc;
+}
+
+int
+litebus_channel_head(litebus *bus, int channel, int64_t *head, int64_t *oldest)
+{
+	struct lb_channel *ch;
+	int rc;
+
+	if (head != NULL)
+		*head = 0;
+	if (oldest != NULL)
+		*oldest = 0;
+	if (bus == NULL || head == NULL || oldest == NULL)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_channel_head: NULL argument");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_fork_err("litebus_channel_head");
+	if (!lb_bus_tryref(bus, "litebus_channel_head")) /* B1 */
+		return LITEBUS_ECLOSED;
+	ch = lb_bus_channel(bus, channel);
+	if (ch == NULL)
+		rc = lb_err_set(LITEBUS_ENOCHANNEL,
+				"litebus_channel_head: no channel %d", channel);
+	else /* B5: the path must still name the bus's file */
+		rc = lb_bus_check_file(bus, "litebus_channel_head");
+	if (rc == LITEBUS_OK)
+		rc = lb_retention_read_head(
+		    &bus->dbn, ch->name, bus->opts.busy_timeout_ms,
+		    lb_writer_is_current(bus), head, oldest);
+	lb_bus_unref(bus);
 	return rc;
 }
 

@@ -12,6 +12,10 @@
  * thread per bus, the pruner, every prune_interval_ms; litebus_prune runs
  * the same chunks on its caller's thread.
  *
+ * The module is wired like the writer, by a config its owner hands it;
+ * bus.c keeps the public entry points litebus_prune and
+ * litebus_channel_head, with their argument and reference checks.
+ *
  * Threads: the pruner thread (retention_main) and litebus_prune's and
  * litebus_channel_head's callers run litebus_exec and short reads; the
  * chunk jobs (retention_chunk_job) run on the writer thread; litebus_open
@@ -45,8 +49,8 @@
  */
 #include "retention.h"
 
-#include "bus.h"
 #include "catalog.h"
+#include "channel.h"
 #include "errors.h"
 #include "outbox.h"
 #include "role.h"
@@ -73,7 +77,7 @@ struct lb_policy {
 
 struct lb_retention {
 	/* Immutable after lb_retention_new. */
-	struct litebus *bus; /* borrowed: the bus owns this */
+	struct lb_retention_config cfg; /* .opts is not kept */
 	struct lb_policy policy[LITEBUS_MAX_CHANNELS];
 	bool any; /* some policy has a limit: the pruner runs */
 	uint32_t batch_rows;
@@ -155,10 +159,11 @@ lb_retention_check_options(const litebus_options *o)
 }
 
 int
-lb_retention_new(struct litebus *bus, const litebus_options *o,
+lb_retention_new(const struct lb_retention_config *cfg,
 		 struct lb_retention **out)
 {
 	struct lb_retention *rt = calloc(1, sizeof *rt);
+	const litebus_options *o = cfg->opts;
 	pthread_condattr_t attr;
 	int err;
 
@@ -166,14 +171,15 @@ lb_retention_new(struct litebus *bus, const litebus_options *o,
 	if (rt == NULL)
 		return lb_err_set(LITEBUS_ENOMEM,
 				  "litebus_open: out of memory");
-	rt->bus = bus;
+	rt->cfg = *cfg;
+	rt->cfg.opts = NULL; /* borrowed for this call only */
 	rt->batch_rows = o->prune_batch_rows;
 	rt->interval_ms = o->prune_interval_ms;
 	/* Checked by lb_retention_check_options: each names one channel. */
 	for (const litebus_retention *p = o->retention;
 	     p != NULL && p->channel != NULL; p++) {
-		for (int i = 0; i < bus->nchannels; i++) {
-			if (strcasecmp(bus->channels[i]->name, p->channel) != 0)
+		for (int i = 0; i < cfg->nchannels; i++) {
+			if (strcasecmp(cfg->channels[i]->name, p->channel) != 0)
 				continue;
 			rt->policy[i] = (struct lb_policy){
 			    .max_age_ms = p->max_age_ms,
@@ -211,7 +217,7 @@ lb_retention_new(struct litebus *bus, const litebus_options *o,
 /* One chunk: a job on the writer thread (P1, P2)                      */
 
 struct prune_chunk {
-	struct litebus *bus;
+	const struct lb_retention *rt;
 	const char *call; /* the public function, for messages */
 	int channel;
 	const struct lb_policy *policy; /* NULL: litebus_prune */
@@ -356,7 +362,7 @@ static int
 retention_chunk_job(litebus_tx *tx, void *arg)
 {
 	struct prune_chunk *c = arg;
-	const char *name = c->bus->channels[c->channel]->name;
+	const char *name = c->rt->cfg.channels[c->channel]->name;
 	char key[LITEBUS_CHANNEL_NAME_MAX + 1];
 	struct prune_scan scan;
 	struct lb_outbox *ob;
@@ -366,7 +372,7 @@ retention_chunk_job(litebus_tx *tx, void *arg)
 	LB_ASSERT_ON_WRITER_THREAD();
 	c->deleted = 0;
 	c->more = false;
-	ob = lb_writer_tx_outbox(tx, c->bus, c->call);
+	ob = lb_writer_tx_outbox(tx, c->rt->cfg.bus, c->call);
 	if (ob == NULL)
 		return LITEBUS_EMISUSE; /* our own job: cannot happen */
 	lb_outbox_state_key(key, name);
@@ -396,11 +402,11 @@ retention_chunk_job(litebus_tx *tx, void *arg)
 static int
 retention_run_chunk(struct lb_retention *rt, struct prune_chunk *c)
 {
-	int rc = litebus_exec(rt->bus, retention_chunk_job, c);
+	int rc = litebus_exec(rt->cfg.bus, retention_chunk_job, c);
 
 	if (rc == LITEBUS_OK && c->deleted > 0) {
-		lb_stat_add(&rt->bus->stats.prune_chunks, 1);
-		lb_stat_add(&rt->bus->stats.pruned_rows, (uint64_t)c->deleted);
+		lb_stat_add(&rt->cfg.stats->prune_chunks, 1);
+		lb_stat_add(&rt->cfg.stats->pruned_rows, (uint64_t)c->deleted);
 	}
 	return rc;
 }
@@ -423,12 +429,12 @@ retention_is_stopping(struct lb_retention *rt)
 static void
 retention_pass(struct lb_retention *rt)
 {
-	struct lb_stats *stats = &rt->bus->stats;
+	struct lb_stats *stats = rt->cfg.stats;
 
 	lb_stat_add(&stats->prune_passes, 1);
-	for (int i = 0; i < rt->bus->nchannels; i++) {
+	for (int i = 0; i < rt->cfg.nchannels; i++) {
 		struct prune_chunk c = {
-		    .bus = rt->bus,
+		    .rt = rt,
 		    .call = "litebus retention",
 		    .channel = i,
 		    .policy = &rt->policy[i],
@@ -512,7 +518,7 @@ lb_retention_stop(struct lb_retention *rt)
 {
 	if (rt == NULL || !rt->started)
 		return;
-	LB_ASSERT_NOT_WRITER_OF(rt->bus);
+	LB_ASSERT_NOT_WRITER_OF(rt->cfg.bus);
 	pthread_mutex_lock(&rt->lock);
 	rt->stopping = true;
 	pthread_cond_signal(&rt->cond);
@@ -536,43 +542,27 @@ lb_retention_free(struct lb_retention *rt)
 }
 
 /* ------------------------------------------------------------------ */
-/* Public                                                              */
+/* litebus_prune and litebus_channel_head (bus.c's entry points)       */
 
 int
-litebus_prune(litebus *bus, int channel, int64_t before_event_id)
+lb_retention_prune(struct lb_retention *rt, int channel,
+		   int64_t before_event_id)
 {
-	struct prune_chunk c;
-	int rc;
-
-	if (bus == NULL || before_event_id < 1)
-		return lb_err_set(LITEBUS_EINVAL, "litebus_prune: %s",
-				  bus == NULL ? "NULL bus"
-					      : "before_event_id must be >= 1");
-	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_fork_err("litebus_prune");
-	if (lb_writer_is_current(bus))
-		return lb_err_set(LITEBUS_EDEADLK,
-				  "litebus_prune called on the bus's writer "
-				  "thread (from a job or a done-callback): it "
-				  "waits for jobs of its own");
-	if (!lb_bus_tryref(bus, "litebus_prune")) /* B1: keeps the bus */
-		return LITEBUS_ECLOSED;
-	if (lb_bus_channel(bus, channel) == NULL) {
-		lb_bus_unref(bus);
-		return lb_err_set(LITEBUS_ENOCHANNEL,
-				  "litebus_prune: no channel %d", channel);
-	}
-	c = (struct prune_chunk){
-	    .bus = bus,
+	struct prune_chunk c = {
+	    .rt = rt,
 	    .call = "litebus_prune",
 	    .channel = channel,
 	    .through = before_event_id - 1,
-	    .batch_rows = bus->opts.prune_batch_rows,
+	    .batch_rows = rt->batch_rows,
 	};
+	int rc;
+
+	assert(channel >= 0 && channel < rt->cfg.nchannels);
+	assert(before_event_id >= 1);
+	LB_ASSERT_NOT_WRITER_OF(rt->cfg.bus);
 	do
-		rc = retention_run_chunk(bus->retention, &c);
+		rc = retention_run_chunk(rt, &c);
 	while (rc == LITEBUS_OK && c.more);
-	lb_bus_unref(bus);
 	return rc;
 }
 
@@ -598,50 +588,30 @@ head_read(sqlite3 *db, const char *name, int64_t *head, int64_t *oldest)
 }
 
 int
-litebus_channel_head(litebus *bus, int channel, int64_t *head, int64_t *oldest)
+lb_retention_read_head(const struct lb_dbname *dbn, const char *name,
+		       uint32_t busy_timeout_ms, bool on_writer, int64_t *head,
+		       int64_t *oldest)
 {
-	struct lb_channel *ch;
-	sqlite3 *db = NULL;
 	uint64_t deadline_ns = 0, sleep_ns = HEAD_BACKOFF_MIN_NS;
+	sqlite3 *db = NULL;
 	int64_t h = 0, o = 0;
 	int rc;
 
-	if (head != NULL)
-		*head = 0;
-	if (oldest != NULL)
-		*oldest = 0;
-	if (bus == NULL || head == NULL || oldest == NULL)
-		return lb_err_set(LITEBUS_EINVAL,
-				  "litebus_channel_head: NULL argument");
-	if (lb_bus_forked(bus)) /* F1, in bus.c */
-		return lb_fork_err("litebus_channel_head");
-	if (!lb_bus_tryref(bus, "litebus_channel_head"))
-		return LITEBUS_ECLOSED;
-	ch = lb_bus_channel(bus, channel);
-	if (ch == NULL) {
-		lb_bus_unref(bus);
-		return lb_err_set(LITEBUS_ENOCHANNEL,
-				  "litebus_channel_head: no channel %d",
-				  channel);
-	}
-	/* B5: the path must still name the bus's file. */
-	rc = lb_bus_check_file(bus, "litebus_channel_head");
-	if (rc == LITEBUS_OK)
-		rc = lb_outbox_open_reader(&bus->dbn, &db);
+	*head = *oldest = 0;
+	rc = lb_outbox_open_reader(dbn, &db);
 	/* Another connection's lock (a COMMIT in progress, an in-memory
 	 * writer's spill) is waited out for busy_timeout_ms, with backoff;
 	 * never on the writer thread, whose own lock it may be. */
 	while (rc == LITEBUS_OK) {
 		uint64_t now;
 
-		rc = head_read(db, ch->name, &h, &o);
-		if (rc != LITEBUS_EBUSY || lb_writer_is_current(bus))
+		rc = head_read(db, name, &h, &o);
+		if (rc != LITEBUS_EBUSY || on_writer)
 			break;
 		now = lb_mono_ns();
 		if (deadline_ns == 0)
 			deadline_ns =
-			    now +
-			    (uint64_t)bus->opts.busy_timeout_ms * 1000000u;
+			    now + (uint64_t)busy_timeout_ms * 1000000u;
 		if (now >= deadline_ns)
 			break;
 		lb_sleep_ns(sleep_ns < deadline_ns - now ? sleep_ns
@@ -652,7 +622,6 @@ litebus_channel_head(litebus *bus, int channel, int64_t *head, int64_t *oldest)
 	}
 	/* A read-only connection with no statement left: cannot fail. */
 	(void)sqlite3_close_v2(db);
-	lb_bus_unref(bus);
 	if (rc != LITEBUS_OK)
 		return rc;
 	if (o == 0 && h != 0)
