@@ -209,13 +209,20 @@ reader_rec_may_match(const litebus_reader *r, const struct lb_rec *rec)
 	return true; /* equal hashes: the query decides */
 }
 
+/* The id after `id`: the cursor may stand at INT64_MAX (the last id). */
+static int64_t
+reader_after(int64_t id)
+{
+	return id < INT64_MAX ? id + 1 : INT64_MAX;
+}
+
 /* Ids above upper may hold a matching row: the table must be asked.
  * Until now (cursor, upper] held none (D7's sql_from). */
 static void
 reader_need_sql(litebus_reader *r)
 {
 	if (!r->need_sql)
-		r->sql_from = r->upper + 1;
+		r->sql_from = reader_after(r->upper);
 	r->need_sql = true;
 }
 
@@ -382,7 +389,9 @@ static int
 reader_check_pruned(litebus_reader *r, size_t n, int timeout_ms,
 		    int64_t *expired_end)
 {
-	int64_t lo = r->sql_from > r->cursor + 1 ? r->sql_from : r->cursor + 1;
+	int64_t lo = r->sql_from > reader_after(r->cursor)
+			 ? r->sql_from
+			 : reader_after(r->cursor);
 	int64_t hi = n > 0 ? r->rows[0].event_id - 1 : r->upper;
 	struct reader_busy busy;
 	int64_t through;
@@ -588,7 +597,7 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 	r->cursor = after_event_id == LITEBUS_FROM_NOW ? now : after_event_id;
 	r->upper = r->cursor > now ? r->cursor : now;
 	r->need_sql = r->upper > r->cursor;
-	r->sql_from = r->cursor + 1; /* nothing is known yet (D7) */
+	r->sql_from = reader_after(r->cursor); /* nothing known yet (D7) */
 	*out = r;
 	return LITEBUS_OK;
 }
