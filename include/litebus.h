@@ -416,7 +416,9 @@ typedef struct litebus_options {
  * litebus_reader_next()); nothing is skipped silently.
  */
 typedef struct litebus_retention {
-	const char *channel; /* channel name; NULL ends the list */
+	const char *channel; /* channel name (compared ignoring case, at
+				most one policy per channel); NULL ends
+				the list */
 	int64_t max_age_ms;  /* > 0: prune rows committed longer ago; 0: no
 				age limit */
 	int64_t max_rows;    /* > 0: keep the newest max_rows event_ids; 0:

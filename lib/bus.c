@@ -17,7 +17,9 @@
  * inherited across fork() and the tombstones are under `registry_lock`.
  * The last litebus_close() of a bus must not run on its own writer (it
  * joins that thread), nor may an open of its file wait for that close
- * there: both return EDEADLK instead.
+ * there: both return EDEADLK instead.  A bus with a retention policy
+ * has a pruner thread (retention.c): started after the writer, stopped
+ * and joined by the last close before the writer is (it runs jobs).
  *
  * Invariants
  *   B1  `refs` counts one reference for all opens together (dropped by the
@@ -93,6 +95,7 @@
 #include "errors.h"
 #include "jobs.h"
 #include "memvfs.h"
+#include "retention.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -131,6 +134,9 @@ litebus_options_init(litebus_options *o)
 	o->reader_batch = 256;
 	o->checkpoint_mode = LITEBUS_CHECKPOINT_BACKGROUND;
 	o->checkpoint_pages = 1000;
+	o->retention = NULL;
+	o->prune_batch_rows = 1000;
+	o->prune_interval_ms = 1000;
 }
 
 /* ------------------------------------------------------------------ */
@@ -293,6 +299,8 @@ lb_bus_ref(litebus *bus)
 static void
 bus_release(litebus *bus)
 {
+	lb_retention_free(bus->retention); /* stopped before the writer */
+	bus->retention = NULL;
 	lb_writer_free(bus->writer);
 	bus->writer = NULL;
 	if (bus->has_jobs) {
@@ -548,6 +556,10 @@ bus_check_options(const litebus_options *o, int *nextra)
 		if (rc != LITEBUS_OK)
 			return rc;
 	}
+	/* After the channels: policies name them. */
+	rc = lb_retention_check_options(o);
+	if (rc != LITEBUS_OK)
+		return rc;
 	*nextra = n;
 	return LITEBUS_OK;
 }
@@ -659,6 +671,7 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	bus->opts = *o;
 	bus->opts.path = NULL;
 	bus->opts.channels = NULL;
+	bus->opts.retention = NULL; /* copied into bus->retention */
 	bus->canon_path = canon;
 	bus->fork_gen = lb_fork_now(); /* F1 */
 	atomic_init(&bus->refs, 1);
@@ -700,6 +713,19 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 					   "litebus_open: lifting the size "
 					   "limit of the in-memory database");
 	}
+	/* The pruner runs jobs: after the writer (retention.c, P4). */
+	if (rc == LITEBUS_OK)
+		rc = lb_retention_new(
+		    &(struct lb_retention_config){
+			.bus = bus,
+			.opts = o,
+			.channels = bus->channels,
+			.nchannels = bus->nchannels,
+			.stats = &bus->stats,
+		    },
+		    &bus->retention);
+	if (rc == LITEBUS_OK)
+		rc = lb_retention_start(bus->retention);
 	if (rc != LITEBUS_OK) {
 		if (bus->writer != NULL)
 			lb_writer_stop(bus->writer);
@@ -896,7 +922,8 @@ again:
 				bus->canon_path);
 	if (rc != LITEBUS_OK) {
 		/* Undo: nobody else has seen this bus; its writer ran no
-		 * job. */
+		 * job but perhaps the pruner's. */
+		lb_retention_stop(bus->retention);
 		lb_writer_stop(bus->writer);
 		bus_release(bus);
 		free(bus);
@@ -982,6 +1009,9 @@ litebus_close(litebus *bus)
 	atomic_fetch_or_explicit(&bus->refs, LB_REFS_CLOSED,
 				 memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
+	/* The pruner runs jobs: it stops while the writer still takes them
+	 * (retention.c, P4); its exec calls get ECLOSED from here on. */
+	lb_retention_stop(bus->retention);
 	lb_writer_stop(bus->writer);
 	pthread_mutex_lock(&registry_lock);
 	bus->closing = false; /* B2: closed, registered until buried */
@@ -1045,6 +1075,68 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
 	lb_bus_unref(bus);
 	if (rc != LITEBUS_OK)
 		lb_job_free(j);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Public: the channel head, and pruning (retention.c)                 */
+
+int
+litebus_prune(litebus *bus, int channel, int64_t before_event_id)
+{
+	int rc;
+
+	if (bus == NULL || before_event_id < 1)
+		return lb_err_set(LITEBUS_EINVAL, "litebus_prune: %s",
+				  bus == NULL ? "NULL bus"
+					      : "before_event_id must be >= 1");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_fork_err("litebus_prune");
+	if (lb_writer_is_current(bus))
+		return lb_err_set(LITEBUS_EDEADLK,
+				  "litebus_prune called on the bus's writer "
+				  "thread (from a job or a done-callback): it "
+				  "waits for pruning jobs of its own");
+	if (!lb_bus_tryref(bus, "litebus_prune")) /* B1: keeps the bus */
+		return LITEBUS_ECLOSED;
+	if (lb_bus_channel(bus, channel) == NULL)
+		rc = lb_err_set(LITEBUS_ENOCHANNEL,
+				"litebus_prune: no channel %d", channel);
+	else
+		rc = lb_retention_prune(bus->retention, channel,
+					before_event_id);
+	lb_bus_unref(bus);
+	return rc;
+}
+
+int
+litebus_channel_head(litebus *bus, int channel, int64_t *head, int64_t *oldest)
+{
+	struct lb_channel *ch;
+	int rc;
+
+	if (head != NULL)
+		*head = 0;
+	if (oldest != NULL)
+		*oldest = 0;
+	if (bus == NULL || head == NULL || oldest == NULL)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_channel_head: NULL argument");
+	if (lb_bus_forked(bus)) /* F1 */
+		return lb_fork_err("litebus_channel_head");
+	if (!lb_bus_tryref(bus, "litebus_channel_head")) /* B1 */
+		return LITEBUS_ECLOSED;
+	ch = lb_bus_channel(bus, channel);
+	if (ch == NULL)
+		rc = lb_err_set(LITEBUS_ENOCHANNEL,
+				"litebus_channel_head: no channel %d", channel);
+	else /* B5: the path must still name the bus's file */
+		rc = lb_bus_check_file(bus, "litebus_channel_head");
+	if (rc == LITEBUS_OK)
+		rc = lb_retention_read_head(
+		    &bus->dbn, ch->name, bus->opts.busy_timeout_ms,
+		    lb_writer_is_current(bus), head, oldest);
+	lb_bus_unref(bus);
 	return rc;
 }
 

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+struct lb_retention;
 struct lb_writer;
 
 /* The word `refs` (B1, in bus.c): a count of memory references in the low
@@ -29,12 +30,16 @@ struct lb_writer;
 struct litebus {
 	/* Immutable after litebus_open() returns, until the bus is buried
 	 * (B3), which frees what they point to and clears them. */
-	litebus_options opts; /* .path and .channels are not kept */
+	/* .path, .channels and .retention are not kept (the policies are
+	 * copied into `retention`). */
+	litebus_options opts;
 	struct lb_dbname dbn;
 	char *canon_path; /* the path of the first open; NULL for in-memory */
 	int nchannels;
 	struct lb_channel *channels[LITEBUS_MAX_CHANNELS];
 	struct lb_writer *writer;
+	/* Retention policies and the pruner thread (retention.c). */
+	struct lb_retention *retention;
 	/* In-memory databases only: a connection held until the bus is
 	 * buried, so the database outlives the writer's connection for as
 	 * long as any handle (and so any reader_open) can still use it. */

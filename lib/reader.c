@@ -14,9 +14,11 @@
  * Threads: one thread at a time per reader; the writer runs concurrently.
  *
  * State: every matching row with event_id <= cursor has been returned
- * (rows that do not match count as passed); every id in (cursor, upper]
- * is known to be committed; need_sql says whether that range may hold a
- * matching row.
+ * (rows that do not match count as passed), or reported lost with
+ * LITEBUS_EXPIRED (D7); every id in (cursor, upper] is known to be
+ * committed; need_sql says whether that range may hold a matching row;
+ * while it does, the ring carried every id in (cursor, sql_from) and
+ * none of them can match.
  *
  * Invariants
  *   D1  The subscriber attaches (S1) before anything else is read: the
@@ -61,6 +63,31 @@
  *       writer thread nothing is waited for: the lock may be the
  *       writer's own (an in-memory bus's job whose transaction outgrew
  *       the page cache holds the exclusive lock until it ends).
+ *   D7  Rows are pruned only as a prefix of the channel, and pruning
+ *       raises litebus_pruned.pruned_through (P) to its bound in the
+ *       same transaction (retention.c, P1).  When a query's page leaves
+ *       ids [lo, hi] unaccounted for - lo = max(sql_from, cursor + 1), hi
+ *       = its first row - 1, or upper for an empty page - the reader
+ *       reads P (a separate short read, only then: a reader whose pages
+ *       start where they should pays nothing) and, if P >= lo, returns
+ *       LITEBUS_EXPIRED once with the range [cursor + 1, end], end =
+ *       min(P, hi), moves cursor to end and keeps the page for the next
+ *       call.  Why that is exact: let S1 be the query's snapshot and S2
+ *       the later one that read P.  An id in [lo, end] that was
+ *       committed and matches would have been in S1's page (D2: every
+ *       row <= upper there will ever be was committed before S1), so it
+ *       had been deleted before S1; ids <= end <= P are gone for good
+ *       in S2 and no row <= P can appear later (ids are never reused),
+ *       so moving cursor to end keeps D4.  An id in (end, hi] absent
+ *       from S1 was not pruned before S1: that prune's bound would be
+ *       <= P(S1) <= P(S2), and end would cover it.  So no row the reader
+ *       could still have read is in the range, and every row it lost is;
+ *       ids in [cursor + 1, lo) are ones the ring carried and the filter
+ *       rejects (nothing lost), and ids never committed are included,
+ *       since the table no longer tells them apart.  Rows of a page are
+ *       all above P(S1) (a prefix is gone), so only the gap below the
+ *       first row can hold pruned ids.  A job's own DELETE raises no P:
+ *       its gaps are never reported.
  */
 #include "bus.h"
 #include "errors.h"
@@ -101,6 +128,7 @@ struct litebus_reader {
 	int64_t cursor; /* D4 */
 	int64_t upper;	/* D2 */
 	bool need_sql;
+	int64_t sql_from; /* D7: meaningful while need_sql */
 	uint32_t batch;
 
 	/* The last query's rows, delivered from `next`. */
@@ -109,6 +137,10 @@ struct litebus_reader {
 	int64_t end_cursor; /* cursor once the buffer is consumed */
 	unsigned char *arena;
 	size_t arena_len, arena_cap;
+
+	/* D7: an EXPIRED to return before the page, and the latest range. */
+	bool expired_pending;
+	int64_t expired_first, expired_last;
 
 	litebus_reader_stats stats;
 };
@@ -177,6 +209,23 @@ reader_rec_may_match(const litebus_reader *r, const struct lb_rec *rec)
 	return true; /* equal hashes: the query decides */
 }
 
+/* The id after `id`: the cursor may stand at INT64_MAX (the last id). */
+static int64_t
+reader_after(int64_t id)
+{
+	return id < INT64_MAX ? id + 1 : INT64_MAX;
+}
+
+/* Ids above upper may hold a matching row: the table must be asked.
+ * Until now (cursor, upper] held none (D7's sql_from). */
+static void
+reader_need_sql(litebus_reader *r)
+{
+	if (!r->need_sql)
+		r->sql_from = reader_after(r->upper);
+	r->need_sql = true;
+}
+
 /* Take what the ring has (at most one ring's worth per call).  Returns
  * true if anything was taken. */
 static bool
@@ -194,9 +243,10 @@ reader_drain_ring(litebus_reader *r)
 		if (p == LB_POLL_LAGGED) {
 			/* D3 */
 			int64_t pub = lb_channel_published_id(r->sub.ch);
+
+			reader_need_sql(r);
 			if (pub > r->upper)
 				r->upper = pub;
-			r->need_sql = true;
 			r->stats.lags++;
 			lb_stat_add(&r->sub.bus->stats.reader_lags, 1);
 			continue;
@@ -207,7 +257,7 @@ reader_drain_ring(litebus_reader *r)
 		 * can say whether rows with them exist and match. */
 		if (rec.event_id != r->upper + 1 ||
 		    reader_rec_may_match(r, &rec))
-			r->need_sql = true;
+			reader_need_sql(r);
 		r->upper = rec.event_id;
 	}
 	return n > 0;
@@ -331,13 +381,43 @@ reader_query_once(litebus_reader *r, size_t *count)
 	return LITEBUS_OK;
 }
 
+/* D7: a page of n rows left ids unaccounted for below its first row (or
+ * in all of (cursor, upper]): were they pruned?  Reads pruned_through,
+ * waiting out locks (D6).  *expired_end is where the lost range ends, or
+ * 0 if nothing was lost. */
+static int
+reader_check_pruned(litebus_reader *r, size_t n, int timeout_ms,
+		    int64_t *expired_end)
+{
+	int64_t lo = r->sql_from > reader_after(r->cursor)
+			 ? r->sql_from
+			 : reader_after(r->cursor);
+	int64_t hi = n > 0 ? r->rows[0].event_id - 1 : r->upper;
+	struct reader_busy busy;
+	int64_t through;
+	int rc;
+
+	*expired_end = 0;
+	if (hi < lo)
+		return LITEBUS_OK; /* the page starts where it should */
+	reader_busy_init(&busy, r, timeout_ms);
+	do
+		rc = lb_outbox_read_pruned(r->db, r->sub.ch->name, &through);
+	while (rc != LITEBUS_OK && reader_busy_retry(&busy, rc));
+	if (rc != LITEBUS_OK || through < lo)
+		return rc;
+	*expired_end = through < hi ? through : hi;
+	return LITEBUS_OK;
+}
+
 /* One catch-up query over (cursor, upper], waiting out other connections'
- * locks (D6).  On error the buffer is empty and cursor/upper/need_sql are
- * unchanged, so the call can be retried. */
+ * locks (D6), and D7's check.  On error the buffer is empty and
+ * cursor/upper/need_sql are unchanged, so the call can be retried. */
 static int
 reader_query(litebus_reader *r, int timeout_ms)
 {
 	struct reader_busy busy;
+	int64_t expired_end;
 	size_t n;
 	int rc;
 
@@ -347,8 +427,21 @@ reader_query(litebus_reader *r, int timeout_ms)
 	do
 		rc = reader_query_once(r, &n);
 	while (rc != LITEBUS_OK && reader_busy_retry(&busy, rc));
-	if (rc != LITEBUS_OK)
+	if (rc == LITEBUS_OK)
+		rc = reader_check_pruned(r, n, timeout_ms, &expired_end);
+	if (rc != LITEBUS_OK) {
+		r->arena_len = 0;
 		return rc;
+	}
+	if (expired_end != 0) {
+		/* D7.  With an empty page the rest of (cursor, upper] is
+		 * proven empty too (need_sql becomes false below): the next
+		 * call moves cursor on to upper. */
+		r->expired_first = r->cursor + 1;
+		r->expired_last = expired_end;
+		r->expired_pending = true;
+		r->cursor = expired_end;
+	}
 	r->count = n;
 	if (n < r->batch) {
 		r->end_cursor = r->upper; /* the range is exhausted (D2) */
@@ -356,7 +449,7 @@ reader_query(litebus_reader *r, int timeout_ms)
 	} else {
 		r->end_cursor = r->rows[n - 1].event_id;
 	}
-	if (n == 0)
+	if (n == 0 && !r->expired_pending)
 		r->cursor = r->end_cursor;
 	return LITEBUS_OK;
 }
@@ -504,6 +597,7 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 	r->cursor = after_event_id == LITEBUS_FROM_NOW ? now : after_event_id;
 	r->upper = r->cursor > now ? r->cursor : now;
 	r->need_sql = r->upper > r->cursor;
+	r->sql_from = reader_after(r->cursor); /* nothing known yet (D7) */
 	*out = r;
 	return LITEBUS_OK;
 }
@@ -525,6 +619,10 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 	for (;;) {
 		bool closed, progress;
 
+		if (r->expired_pending) { /* D7: once, before the page */
+			r->expired_pending = false;
+			return LITEBUS_EXPIRED;
+		}
 		if (r->next < r->count) {
 			reader_deliver(r, row);
 			return LITEBUS_OK;
@@ -549,6 +647,21 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 		if (rc != LITEBUS_OK)
 			return rc;
 	}
+}
+
+int
+litebus_reader_expired(const litebus_reader *r, int64_t *first, int64_t *last)
+{
+	if (first != NULL)
+		*first = 0;
+	if (last != NULL)
+		*last = 0;
+	if (r == NULL || first == NULL || last == NULL)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_reader_expired: NULL argument");
+	*first = r->expired_first;
+	*last = r->expired_last;
+	return LITEBUS_OK;
 }
 
 int64_t

@@ -38,6 +38,19 @@ struct lb_stats {
 	 * SQLITE_BUSY (fetch_add), and the extended code of the latest. */
 	_Atomic uint64_t ckpt_errors;
 	_Atomic int ckpt_last_error;
+	/* Pruning (retention.c), internal (litebus_stats does not show
+	 * them): the pruning jobs that committed having deleted rows (one
+	 * transaction each, or a share of one with the application's jobs)
+	 * and the rows they deleted, counted by the thread that ran
+	 * litebus_exec (the pruner or litebus_prune's caller: fetch_add);
+	 * the pruner's passes over the policies, and its pruning jobs that
+	 * failed (retried at the next pass), with the status of the
+	 * latest. */
+	_Atomic uint64_t prune_chunks;
+	_Atomic uint64_t pruned_rows;
+	_Atomic uint64_t prune_passes;
+	_Atomic uint64_t prune_errors;
+	_Atomic int prune_last_error;
 	/* Mirror of the writer's queue length, stored under its lock. */
 	_Atomic uint64_t queued;
 };

@@ -1322,6 +1322,215 @@ filtered_reader_delivers_a_row_committed_by_another_writer(void **state)
 	litebus_reader_close(r);
 }
 
+/* ------------------------------------------------------------------ */
+/* LITEBUS_EXPIRED (reader.c, D7)                                       */
+
+/* The next call must return EXPIRED with exactly [first, last]. */
+static void
+expect_expired(litebus_reader *r, int64_t first, int64_t last)
+{
+	litebus_row row;
+	int64_t a = -1, b = -1;
+	int rc;
+
+	memset(&row, 0xab, sizeof row);
+	rc = litebus_reader_next(r, &row, FX_WAIT_MS);
+	if (rc != LITEBUS_EXPIRED)
+		fail_msg("expected EXPIRED [%lld, %lld], got %s",
+			 (long long)first, (long long)last,
+			 litebus_errname(rc));
+	/* "*row is untouched" */
+	assert_int_equal(row.event_id, (int64_t)0xababababababababLL);
+	assert_int_equal(litebus_reader_expired(r, &a, &b), LITEBUS_OK);
+	if (a != first || b != last)
+		fail_msg("expired [%lld, %lld], expected [%lld, %lld]",
+			 (long long)a, (long long)b, (long long)first,
+			 (long long)last);
+	/* "the cursor moves to the end of that range" */
+	assert_int_equal(litebus_reader_cursor(r), last);
+}
+
+static void
+prune_before(litebus *bus, int channel, int64_t before)
+{
+	int rc = litebus_prune(bus, channel, before);
+
+	if (rc != LITEBUS_OK)
+		fail_msg("litebus_prune: %s: %s", litebus_errname(rc),
+			 litebus_last_errmsg());
+}
+
+/* Header, litebus_reader_next: "Returns LITEBUS_EXPIRED when rows the
+ * reader had not read yet were pruned ... litebus_reader_expired() gives
+ * the exact range of event_ids lost, the cursor moves to the end of that
+ * range, and the next call continues with the oldest retained row." */
+static void
+reader_far_behind_a_prune_gets_expired_with_the_exact_range_once(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_reader *r;
+	int64_t a = -1, b = -1;
+
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
+	/* "Before any EXPIRED, 0 and 0." */
+	assert_int_equal(litebus_reader_expired(r, &a, &b), LITEBUS_OK);
+	assert_int_equal(a, 0);
+	assert_int_equal(b, 0);
+	commit_in_jobs(f->bus, LITEBUS_COMPLETION, 40, 10, NULL); /* laps */
+	for (int64_t id = 1; id <= 5; id++)
+		fx_expect_row(r, id);
+	prune_before(f->bus, LITEBUS_COMPLETION, 31);
+	/* 1..5 came from one page of (0, 40]: the reader had read rows
+	 * 6..40 before they were pruned, and delivers them. */
+	for (int64_t id = 6; id <= 40; id++)
+		fx_expect_row(r, id);
+	fx_expect_no_row(r);
+	litebus_reader_close(r);
+
+	/* A reader that had not fetched them yet loses them. */
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, 20, NULL);
+	expect_expired(r, 21, 30);
+	for (int64_t id = 31; id <= 40; id++)
+		fx_expect_row(r, id);
+	fx_expect_no_row(r);
+	/* Once per loss. */
+	assert_int_equal(litebus_reader_expired(r, &a, &b), LITEBUS_OK);
+	assert_int_equal(a, 21);
+	assert_int_equal(b, 30);
+	litebus_reader_close(r);
+}
+
+/* Header: "a reader opened with a cursor below the oldest retained row
+ * gets it on its first call." */
+static void
+reader_opened_below_the_oldest_row_gets_expired_first(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_reader *r;
+
+	commit_batch(f->bus, LITEBUS_COMPLETION, 20, NULL);
+	prune_before(f->bus, LITEBUS_COMPLETION, 11);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
+	expect_expired(r, 1, 10);
+	fx_expect_row(r, 11);
+	litebus_reader_close(r);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, 3, NULL);
+	expect_expired(r, 4, 10);
+	fx_expect_row(r, 11);
+	litebus_reader_close(r);
+	/* At the edge: nothing lost. */
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, 10, NULL);
+	fx_expect_row(r, 11);
+	litebus_reader_close(r);
+}
+
+/* Everything pruned: the page is empty, the loss is still told. */
+static void
+reader_whose_every_row_was_pruned_gets_expired_then_waits(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_reader *r;
+
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
+	commit_batch(f->bus, LITEBUS_COMPLETION, 12, NULL);
+	prune_before(f->bus, LITEBUS_COMPLETION, 100);
+	expect_expired(r, 1, 12);
+	fx_expect_no_row(r);
+	assert_int_equal(litebus_reader_cursor(r), 12);
+	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 13);
+	fx_expect_row(r, 13);
+	litebus_reader_close(r);
+}
+
+/* Header, litebus_reader_expired: "ids in it that ... did not match are
+ * included". */
+static void
+filtered_reader_gets_expired_for_a_pruned_range(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_filter flt = {.any_partition = 0, .partition_key = 14};
+	litebus_reader *r;
+
+	/* Event i (0-based) has partition_key i: id 15 is partition 14. */
+	commit_batch(f->bus, LITEBUS_COMPLETION, 20, NULL);
+	prune_before(f->bus, LITEBUS_COMPLETION, 11);
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   &flt);
+	expect_expired(r, 1, 10);
+	fx_expect_row(r, 15);
+	fx_expect_no_row(r);
+	assert_int_equal(litebus_reader_cursor(r), 20);
+	litebus_reader_close(r);
+	/* Pruned rows at or below the cursor are not a loss. */
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, 12, &flt);
+	fx_expect_row(r, 15);
+	fx_expect_no_row(r);
+	litebus_reader_close(r);
+}
+
+/* A live filtered reader: the ring showed it rows it cannot match; their
+ * pruning is no loss to it (D7: [cursor + 1, sql_from) is not asked). */
+static void
+live_filtered_reader_is_not_told_of_rows_it_could_not_match(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_filter flt = {.any_partition = 0, .partition_key = 7};
+	struct fx_emit other = {
+	    .channel = LITEBUS_COMPLETION, .count = 5, .partition_key = 100};
+	struct fx_emit mine = {.channel = LITEBUS_COMPLETION,
+			       .partition_key = 7};
+	litebus_reader *r;
+
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, &flt);
+	fx_commit(f->bus, &other); /* ids 1-5, partition 100 */
+	fx_commit(f->bus, &mine);  /* id 6, partition 7 */
+	prune_before(f->bus, LITEBUS_COMPLETION, 6);
+	fx_expect_row(r, 6);
+	fx_expect_no_row(r);
+	litebus_reader_close(r);
+}
+
+/* Header: "Rows a job deletes itself are not "pruned": readers do not see
+ * them and are not told". */
+static void
+rows_a_job_deleted_are_not_reported_expired(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_reader *r;
+
+	commit_batch(f->bus, LITEBUS_COMPLETION, 10, NULL);
+	fx_sql_run_at(f->path, "DELETE FROM litebus_outbox_completion WHERE "
+			       "event_id BETWEEN 1 AND 4");
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
+	fx_expect_row(r, 5);
+	litebus_reader_close(r);
+	/* A prune below the cursor of a reader tells it nothing. */
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, 6, NULL);
+	prune_before(f->bus, LITEBUS_COMPLETION, 7);
+	fx_expect_row(r, 7);
+	litebus_reader_close(r);
+}
+
+/* Header: "Returns OK, or EINVAL for NULL." */
+static void
+reader_expired_with_null_is_einval(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_reader *r;
+	int64_t a, b;
+
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_START,
+			   NULL);
+	assert_int_equal(litebus_reader_expired(NULL, &a, &b), LITEBUS_EINVAL);
+	assert_int_equal(litebus_reader_expired(r, NULL, &b), LITEBUS_EINVAL);
+	assert_int_equal(litebus_reader_expired(r, &a, NULL), LITEBUS_EINVAL);
+	litebus_reader_close(r);
+}
+
 int
 main(void)
 {
@@ -1356,6 +1565,13 @@ main(void)
 	    FX_TEST_TINY(reader_on_an_unknown_channel_is_enochannel),
 	    FX_TEST_TINY(reader_open_after_close_is_eclosed),
 	    FX_TEST_TINY(filtered_reader_delivers_a_row_committed_by_another_writer),
+	    FX_TEST_TINY(reader_far_behind_a_prune_gets_expired_with_the_exact_range_once),
+	    FX_TEST_TINY(reader_opened_below_the_oldest_row_gets_expired_first),
+	    FX_TEST_TINY(reader_whose_every_row_was_pruned_gets_expired_then_waits),
+	    FX_TEST_TINY(filtered_reader_gets_expired_for_a_pruned_range),
+	    FX_TEST_TINY(live_filtered_reader_is_not_told_of_rows_it_could_not_match),
+	    FX_TEST_TINY(rows_a_job_deleted_are_not_reported_expired),
+	    FX_TEST_TINY(reader_expired_with_null_is_einval),
 	};
 
 	return cmocka_run_group_tests_name("reader", tests, NULL, NULL);
