@@ -941,9 +941,11 @@ LITEBUS_API int litebus_consumer_fd(litebus_consumer *c);
  * waits for it).  event_id must not be beyond what this handle has passed
  * (litebus_consumer_cursor()); an id at or below the position acknowledged
  * so far changes nothing.
- * Returns OK; EINVAL (NULL, event_id beyond the cursor), ECLOSED (the
- * bus is closed: the ack is not recorded), EAGAIN (the writer's queue is
- * full: retry), EFORKED.
+ * If the transaction that was to record it fails, the next ack or flush
+ * records it (flush reports such a failure).
+ * Returns OK; EINVAL (NULL, event_id < 1 or beyond the cursor), ECLOSED
+ * (the bus is closed: the ack is not recorded), EAGAIN (the writer's
+ * queue is full: the ack is not recorded; retry), EFORKED.
  * Thread-safety: the consumer's thread.  Blocking: never.
  */
 LITEBUS_API int litebus_consumer_ack(litebus_consumer *c, int64_t event_id);
@@ -981,7 +983,10 @@ LITEBUS_API int64_t litebus_consumer_cursor(const litebus_consumer *c);
  * litebus_consumer_close - make pending acks durable (as flush, but on the
  * writer thread it only queues them), release the name for the next open,
  * and free.  NULL is a no-op.  Acks that could not be recorded (the bus
- * closed first) are lost: the rows are delivered again after reopening.
+ * closed first) are lost: the rows are delivered again after reopening;
+ * the name then stays held by this process (other processes get
+ * LITEBUS_EINUSE) until an open in this process takes it over or the
+ * process exits, so close consumers before their bus.
  * Thread-safety: the consumer's thread.  Blocking: as flush.
  */
 LITEBUS_API void litebus_consumer_close(litebus_consumer *c);
@@ -1001,8 +1006,8 @@ typedef struct litebus_consumer_info {
 
 /*
  * litebus_consumer_stats_get - this consumer's durable position and lag,
- * read from the database now.  Returns OK, EINVAL, EFORKED or a storage
- * error.  Thread-safety: the consumer's thread.  Blocking: a short read.
+ * read from the database now.  Returns OK, EINVAL, ENOMEM, EFORKED or a
+ * storage error.  Thread-safety: the consumer's thread.  Blocking: a short read.
  */
 LITEBUS_API int litebus_consumer_stats_get(litebus_consumer *c,
 					   litebus_consumer_info *info);
@@ -1012,7 +1017,8 @@ LITEBUS_API int litebus_consumer_stats_get(litebus_consumer *c,
  * channel of the bus with channel == -1), ordered by channel and name:
  * up to `cap` of them into out[] and the total in *count (so cap == 0
  * with out == NULL counts them).
- * Returns OK; EINVAL, ENOCHANNEL, ECLOSED, EFORKED, or a storage error.
+ * Returns OK; EINVAL (NULL, channel < -1), ENOCHANNEL, ECLOSED, ENOMEM,
+ * EFORKED, or a storage error.
  * Thread-safety: any thread.  Blocking: a short read.
  */
 LITEBUS_API int litebus_consumer_list(litebus *bus, int channel,
