@@ -374,8 +374,9 @@ static const char outbox_base_sql[] =
     "WITHOUT ROWID;"
     /* Schema version 2: durable consumers (consumer.c) and the prefix of
      * each channel that retention pruned (retention.c, reader.c D7).
-     * `channel` and `name` are the channel's name as the file spells it
-     * (O4). */
+     * A channel is keyed by lb_outbox_state_key(): its name in lower
+     * case, since channel names are unique ignoring case and the bus may
+     * spell one differently from the file (O4). */
     "CREATE TABLE IF NOT EXISTS main.litebus_consumer("
     "channel TEXT NOT NULL, name TEXT NOT NULL, "
     "position INTEGER NOT NULL, acked_at_ms INTEGER NOT NULL, "
