@@ -979,16 +979,6 @@ a_held_or_failed_restart_is_retried_and_the_file_truncated_after(void **state)
 	plain_close(&p);
 }
 
-static int
-foreign_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	(void)db;
-	(void)name;
-	(void)frames;
-	(*(int *)arg)++;
-	return SQLITE_OK;
-}
-
 /* Contract ("What a job may do"): "Put back when the job returns: ...
  * the commit, rollback, update and WAL hooks ... A job that replaced
  * litebus's commit or WAL hook fails" - lb_ckpt_rehook() tells the
@@ -1009,7 +999,7 @@ rehook_detects_a_replaced_wal_hook_and_puts_litebus_s_back(void **state)
 		plain_open(f, &p, modes[m]);
 		assert_true(lb_ckpt_rehook(p.ck, p.db));
 
-		sqlite3_wal_hook(p.db, foreign_wal_hook, &foreign_calls);
+		sqlite3_wal_hook(p.db, fx_counting_wal_hook, &foreign_calls);
 		plain_exec(p.db, "INSERT INTO t VALUES(1)");
 		assert_int_equal(foreign_calls, 1);
 		assert_false(lb_ckpt_rehook(p.ck, p.db));
