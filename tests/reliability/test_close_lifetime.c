@@ -37,24 +37,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static litebus *
-open_path(const char *path)
-{
-	litebus_options o;
-	litebus *bus;
-	int rc;
-
-	litebus_options_init(&o);
-	o.ring_capacity = 8;
-	o.path = path;
-	rc = litebus_open(&o, &bus);
-	if (rc != LITEBUS_OK)
-		fail_msg("litebus_open(%s): %s: %s",
-			 path != NULL ? path : "(memory)", litebus_errname(rc),
-			 litebus_last_errmsg());
-	return bus;
-}
-
 static void
 assert_eclosed(int rc, const char *call)
 {
@@ -115,7 +97,7 @@ every_call_on_a_file_bus_after_its_last_close_is_eclosed(void **state)
 static void
 every_call_on_an_in_memory_bus_after_its_close_is_eclosed(void **state)
 {
-	litebus *bus = open_path(NULL);
+	litebus *bus = fx_open_path(NULL, NULL);
 
 	(void)state;
 	commit_events(bus, LITEBUS_COMPLETION, 3, NULL);
@@ -163,12 +145,12 @@ a_close_beyond_the_opens_is_eclosed_and_touches_no_new_bus(void **state)
 {
 	struct bus_fixture *f = *state;
 	litebus *old = f->bus;
-	litebus *again = open_path(f->path);
+	litebus *again = fx_open_path(f->path, NULL);
 
 	assert_ptr_equal(again, old);
 	assert_int_equal(litebus_close(old), LITEBUS_OK);
 	assert_int_equal(litebus_close(old), LITEBUS_OK); /* the last */
-	f->bus = open_path(f->path); /* a new bus on the same file */
+	f->bus = fx_open_path(f->path, NULL); /* a new bus on the same file */
 	assert_ptr_not_equal(f->bus, old);
 	assert_eclosed(litebus_close(old), "close");
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL); /* still open */
@@ -191,7 +173,7 @@ static void
 a_job_may_close_an_open_of_its_bus_but_not_the_last_one(void **state)
 {
 	struct bus_fixture *f = *state;
-	litebus *again = open_path(f->path);
+	litebus *again = fx_open_path(f->path, NULL);
 
 	assert_ptr_equal(again, f->bus);
 	assert_int_equal(litebus_exec(f->bus, job_close, again), LITEBUS_OK);
@@ -255,7 +237,7 @@ done_close(int status, void *arg)
 static void
 the_last_close_from_a_done_callback_is_edeadlk_in_memory_too(void **state)
 {
-	litebus *bus = open_path(NULL);
+	litebus *bus = fx_open_path(NULL, NULL);
 	struct done_close d = {bus, 1};
 
 	(void)state;
@@ -302,20 +284,6 @@ job_opens_during_close(litebus_tx *tx, void *arg)
 	return 0;
 }
 
-struct closer {
-	litebus *bus;
-	int rc;
-};
-
-static void *
-closer_main(void *arg)
-{
-	struct closer *c = arg;
-
-	c->rc = litebus_close(c->bus);
-	return NULL;
-}
-
 /* Contract: "... litebus_open() of the bus's file while its last close is
  * under way" returns EDEADLK from the writer thread; by another name of
  * the file too. */
@@ -325,7 +293,7 @@ a_job_opening_its_file_while_the_last_close_runs_is_edeadlk(void **state)
 	struct bus_fixture *f = *state;
 	char alias[400];
 	struct open_during_close o = {f->bus, {f->path, alias}, {1, 1}, false};
-	struct closer c = {f->bus, 1};
+	struct fx_closer c = {f->bus, 1};
 	struct timespec until;
 	pthread_t t;
 	int rc;
@@ -335,7 +303,7 @@ a_job_opening_its_file_while_the_last_close_runs_is_edeadlk(void **state)
 	assert_int_equal(
 	    litebus_submit(f->bus, job_opens_during_close, &o, NULL, NULL),
 	    LITEBUS_OK);
-	assert_int_equal(pthread_create(&t, NULL, closer_main, &c), 0);
+	assert_int_equal(pthread_create(&t, NULL, fx_closer_main, &c), 0);
 	f->bus = NULL; /* the closer's now */
 	until = fx_realtime_in(2 * FX_WAIT_MS);
 	rc = pthread_timedjoin_np(t, NULL, &until);
@@ -347,7 +315,7 @@ a_job_opening_its_file_while_the_last_close_runs_is_edeadlk(void **state)
 	assert_int_equal(o.rc[0], LITEBUS_EDEADLK);
 	assert_int_equal(o.rc[1], LITEBUS_EDEADLK);
 	/* The file opens normally afterwards. */
-	f->bus = open_path(f->path);
+	f->bus = fx_open_path(f->path, NULL);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL);
 }
 
@@ -500,7 +468,7 @@ calls_racing_the_last_close_return_ok_or_eclosed_and_nothing_else(void **state)
 		struct fx_barrier start;
 		struct worker w[WORKERS];
 		pthread_t t[WORKERS];
-		litebus *bus = open_path(round % 2 ? f->path : NULL);
+		litebus *bus = fx_open_path(round % 2 ? f->path : NULL, NULL);
 
 		fx_barrier_init(&start, WORKERS + 1);
 		for (int i = 0; i < WORKERS; i++) {
@@ -668,7 +636,7 @@ a_call_preempted_before_its_reference_resumes_after_close_into_eclosed(
 		pthread_t t;
 		int rc;
 
-		p.bus = open_path(kind % 2 ? f->path : NULL);
+		p.bus = fx_open_path(kind % 2 ? f->path : NULL, NULL);
 		atomic_store(&seam.parked, 0);
 		atomic_store(&seam.release, 0);
 		assert_int_equal(pthread_create(&t, NULL, parked_main, &p), 0);

@@ -175,21 +175,12 @@ cmp_i64(const void *a, const void *b)
 static size_t
 table_ids(const char *path, int64_t *ids, size_t cap, bool *app_matches)
 {
+	size_t n = fx_outbox_ids(path, "completion", ids, cap);
 	sqlite3 *db;
 	sqlite3_stmt *st;
-	size_t n = 0;
 
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
 			 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT event_id FROM "
-					    "litebus_outbox_completion ORDER "
-					    "BY event_id",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW && n < cap)
-		ids[n++] = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	assert_int_equal(sqlite3_prepare_v2(
 			     db,
 			     "SELECT (SELECT count(*) FROM app WHERE event_id "

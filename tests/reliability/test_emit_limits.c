@@ -20,7 +20,6 @@
  */
 #include "fixture.h"
 
-#include <ctype.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -76,32 +75,13 @@ long_string(size_t len, char c)
 	return s;
 }
 
-/* Does `msg` contain `n` as a whole decimal number? */
-static bool
-msg_has_number(const char *msg, unsigned long long n)
-{
-	char digits[32];
-	size_t len;
-
-	snprintf(digits, sizeof digits, "%llu", n);
-	len = strlen(digits);
-	for (const char *p = strstr(msg, digits); p != NULL;
-	     p = strstr(p + 1, digits)) {
-		bool starts = p == msg || !isdigit((unsigned char)p[-1]);
-		bool ends = !isdigit((unsigned char)p[len]);
-		if (starts && ends)
-			return true;
-	}
-	return false;
-}
-
 /* The message of an ETOOBIG names the field, its size and the limit. */
 static void
 assert_names(const char *msg, const char *field, unsigned long long size,
 	     unsigned long long limit)
 {
-	if (strstr(msg, field) == NULL || !msg_has_number(msg, size) ||
-	    !msg_has_number(msg, limit))
+	if (strstr(msg, field) == NULL || !fx_msg_has_number(msg, size) ||
+	    !fx_msg_has_number(msg, limit))
 		fail_msg("ETOOBIG message should name '%s', its size %llu and "
 			 "the limit %llu: \"%s\"",
 			 field, size, limit, msg);
@@ -534,7 +514,7 @@ each_field_exactly_at_the_limit_is_refused_as_the_row_around_it(void **state)
 				 field_names[fld], LOW_LIMIT, LOW_LIMIT,
 				 litebus_errname(j.big_rc));
 		if (strstr(j.big_msg, "row") == NULL ||
-		    !msg_has_number(j.big_msg, LOW_LIMIT))
+		    !fx_msg_has_number(j.big_msg, LOW_LIMIT))
 			fail_msg("%s at the limit: the message should name the "
 				 "row and the limit: \"%s\"",
 				 field_names[fld], j.big_msg);
@@ -603,7 +583,7 @@ a_row_exactly_at_the_limit_is_stored_whole_and_one_byte_more_is_refused(
 	assert_int_equal(over.rc, LITEBUS_ETOOBIG);
 	assert_int_equal(over.id, ID_UNTOUCHED);
 	if (strstr(over.msg, "row") == NULL ||
-	    !msg_has_number(over.msg, LOW_LIMIT))
+	    !fx_msg_has_number(over.msg, LOW_LIMIT))
 		fail_msg("the message should name the row and the limit: "
 			 "\"%s\"",
 			 over.msg);
@@ -650,7 +630,7 @@ a_row_over_the_limit_of_fields_under_it_is_refused_and_nothing_appended(
 				 what[i], part, LOW_LIMIT,
 				 litebus_errname(j.big_rc));
 		if (strstr(j.big_msg, "row") == NULL ||
-		    !msg_has_number(j.big_msg, LOW_LIMIT))
+		    !fx_msg_has_number(j.big_msg, LOW_LIMIT))
 			fail_msg("%s: the message should name the row and the "
 				 "limit: \"%s\"",
 				 what[i], j.big_msg);
@@ -854,45 +834,10 @@ a_failing_job_that_leaves_the_limit_lowered_commits_nothing_and_the_limit_is_bac
 	unwatch(&w);
 }
 
-static int
-block_job(litebus_tx *tx, void *arg)
-{
-	struct fx_barrier *b = arg;
-
-	(void)tx;
-	fx_barrier_wait(b); /* the writer is busy: the test queues a batch */
-	fx_barrier_wait(b);
-	return 0;
-}
-
-struct exec_thread_arg {
-	litebus *bus;
-	litebus_job_fn fn;
-	void *arg;
-	int rc;
-};
-
-static void *
-exec_thread(void *p)
-{
-	struct exec_thread_arg *a = p;
-
-	a->rc = litebus_exec(a->bus, a->fn, a->arg);
-	return NULL;
-}
-
 static void
 probe_done(int status, void *arg)
 {
 	*(int *)arg = status;
-}
-
-static int
-noop_job(litebus_tx *tx, void *arg)
-{
-	(void)tx;
-	(void)arg;
-	return 0;
 }
 
 /* Contract, "What a job may do": limits are "Put back when the job
@@ -905,15 +850,15 @@ a_job_in_the_same_batch_sees_the_original_length_limit(void **state)
 	struct limit_probe lowering = {LOW_LIMIT, 0, -1, 0, 0};
 	struct limit_probe after = {-1, 0, -1, 0, 0};
 	int lowering_status = -99, after_status = -99;
-	struct exec_thread_arg blocker;
+	struct fx_exec blocker;
 	struct fx_barrier b;
 	litebus_stats st0, st1;
 	pthread_t t;
 
 	fx_barrier_init(&b, 2);
-	blocker = (struct exec_thread_arg){f->bus, block_job, &b, -1};
-	assert_int_equal(pthread_create(&t, NULL, exec_thread, &blocker), 0);
-	fx_barrier_wait(&b); /* the writer is inside block_job */
+	blocker = (struct fx_exec){f->bus, fx_block_job, &b, -1};
+	assert_int_equal(pthread_create(&t, NULL, fx_exec_main, &blocker), 0);
+	fx_barrier_wait(&b); /* the writer is inside fx_block_job */
 	assert_int_equal(litebus_stats_get(f->bus, &st0), LITEBUS_OK);
 	assert_int_equal(litebus_submit(f->bus, limit_probe_fn, &lowering,
 					probe_done, &lowering_status),
@@ -925,7 +870,7 @@ a_job_in_the_same_batch_sees_the_original_length_limit(void **state)
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_int_equal(blocker.rc, 0);
 	/* exec queues behind the two, so when it returns they are done. */
-	assert_int_equal(litebus_exec(f->bus, noop_job, NULL), 0);
+	assert_int_equal(litebus_exec(f->bus, fx_noop_job, NULL), 0);
 	assert_int_equal(litebus_stats_get(f->bus, &st1), LITEBUS_OK);
 	fx_barrier_destroy(&b);
 

@@ -19,7 +19,6 @@
 #include "fixture.h"
 #include "role.h"
 
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,16 +42,6 @@ static const char test_writer_role;
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
-
-static bool
-fd_is_readable(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int n = poll(&p, 1, 0);
-
-	assert_true(n >= 0);
-	return n == 1 && (p.revents & POLLIN) != 0;
-}
 
 /* The eventfd's count, read (and so drained) directly. */
 static uint64_t
@@ -98,16 +86,6 @@ channel_teardown(void **state)
 
 /* The writer's side of one record: publish, then wake (once per batch). */
 static void
-publish_one(struct lb_channel *ch)
-{
-	struct lb_rec rec;
-
-	memset(&rec, 0, sizeof rec);
-	rec.event_id = lb_channel_published_id(ch) + 1;
-	lb_channel_publish(ch, &rec);
-}
-
-static void
 waiter_open(struct lb_channel *ch, struct lb_fd_waiter *w)
 {
 	memset(w, 0, sizeof *w);
@@ -143,18 +121,18 @@ a_late_wake_up_for_a_record_already_read_leaves_the_fd_unreadable(void **state)
 
 	waiter_open(ch, &w);
 	lb_channel_fd_arm(ch, &w, 1); /* recv found nothing at position 1 */
-	assert_false(fd_is_readable(w.fd));
-	publish_one(ch);	      /* the writer publishes position 1 */
+	assert_false(fx_fd_readable(w.fd, 0));
+	fx_channel_publish_one(ch);	      /* the writer publishes position 1 */
 	lb_channel_fd_arm(ch, &w, 2); /* the owner read it; nothing at 2 */
 	lb_channel_wake(ch);	      /* the writer's wake-up comes late */
-	if (fd_is_readable(w.fd))
+	if (fx_fd_readable(w.fd, 0))
 		fail_msg("the fd is readable after the owner read everything "
 			 "and re-armed: the late wake-up for position 1 was "
 			 "written");
 	/* And the next record still wakes it (no lost wake-up). */
-	publish_one(ch);
+	fx_channel_publish_one(ch);
 	lb_channel_wake(ch);
-	assert_true(fd_is_readable(w.fd));
+	assert_true(fx_fd_readable(w.fd, 0));
 	assert_int_equal(fd_count(w.fd), 1);
 	waiter_close(ch, &w);
 }
@@ -170,13 +148,13 @@ repeated_idle_calls_while_a_wake_up_is_late_leave_the_fd_unreadable(
 
 	waiter_open(ch, &w);
 	lb_channel_fd_arm(ch, &w, 1);
-	publish_one(ch);
+	fx_channel_publish_one(ch);
 	for (int i = 0; i < 3; i++) {
 		lb_channel_fd_arm(ch, &w, 2);
-		assert_false(fd_is_readable(w.fd));
+		assert_false(fx_fd_readable(w.fd, 0));
 	}
 	lb_channel_wake(ch);
-	assert_false(fd_is_readable(w.fd));
+	assert_false(fx_fd_readable(w.fd, 0));
 	assert_int_equal(atomic_load(&ch->armed_fds), 1); /* still owed */
 	waiter_close(ch, &w);
 	assert_int_equal(atomic_load(&ch->armed_fds), 0);
@@ -194,9 +172,9 @@ a_record_published_just_before_arming_makes_the_fd_readable_once(void **state)
 
 	waiter_open(ch, &w);
 	lb_channel_fd_arm(ch, &w, 1);
-	publish_one(ch);
+	fx_channel_publish_one(ch);
 	lb_channel_fd_arm(ch, &w, 1); /* still nothing read at 1: re-armed */
-	assert_true(fd_is_readable(w.fd));
+	assert_true(fx_fd_readable(w.fd, 0));
 	lb_channel_wake(ch);
 	assert_int_equal(fd_count(w.fd), 1);
 	assert_int_equal(atomic_load(&ch->armed_fds), 0);
@@ -213,14 +191,14 @@ a_wake_up_below_the_armed_position_writes_nothing(void **state)
 
 	waiter_open(ch, &w);
 	lb_channel_fd_arm(ch, &w, 3);
-	publish_one(ch);
+	fx_channel_publish_one(ch);
 	lb_channel_wake(ch);
-	publish_one(ch);
+	fx_channel_publish_one(ch);
 	lb_channel_wake(ch);
-	assert_false(fd_is_readable(w.fd));
-	publish_one(ch);
+	assert_false(fx_fd_readable(w.fd, 0));
+	fx_channel_publish_one(ch);
 	lb_channel_wake(ch);
-	assert_true(fd_is_readable(w.fd));
+	assert_true(fx_fd_readable(w.fd, 0));
 	assert_int_equal(fd_count(w.fd), 1);
 	waiter_close(ch, &w);
 }
@@ -234,9 +212,9 @@ close_makes_an_fd_armed_beyond_the_head_readable(void **state)
 
 	waiter_open(ch, &w);
 	lb_channel_fd_arm(ch, &w, 5);
-	assert_false(fd_is_readable(w.fd));
+	assert_false(fx_fd_readable(w.fd, 0));
 	lb_channel_close(ch);
-	assert_true(fd_is_readable(w.fd));
+	assert_true(fx_fd_readable(w.fd, 0));
 	assert_int_equal(atomic_load(&ch->armed_fds), 0);
 	waiter_close(ch, &w);
 }
@@ -324,22 +302,6 @@ struct owner {
 	bool quiet_readable; /* readable in the quiet period at the end */
 };
 
-/* Wait until the fd is readable or wait_ms pass (level-triggered). */
-static bool
-loop_wait(enum loop_kind kind, int ep, int fd, int wait_ms)
-{
-	if (kind == LOOP_POLL) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-
-		return poll(&p, 1, wait_ms) == 1 && (p.revents & POLLIN) != 0;
-	} else {
-		struct epoll_event ev;
-
-		return epoll_wait(ep, &ev, 1, wait_ms) == 1 &&
-		       (ev.events & EPOLLIN) != 0;
-	}
-}
-
 static void
 owner_got(struct owner *o, int64_t id, int64_t *last)
 {
@@ -368,17 +330,13 @@ owner_main(void *arg)
 		o->bad_rc = fd;
 		return NULL;
 	}
-	if (o->kind == LOOP_EPOLL) {
-		struct epoll_event ev = {.events = EPOLLIN};
-
-		ep = epoll_create1(EPOLL_CLOEXEC);
-		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-			o->bad_rc = LITEBUS_EINVAL;
-			return NULL;
-		}
+	/* ep stays -1 for LOOP_POLL: fx_fd_wait() then polls. */
+	if (o->kind == LOOP_EPOLL && (ep = fx_epoll_watch(fd)) < 0) {
+		o->bad_rc = LITEBUS_EINVAL;
+		return NULL;
 	}
 	while (o->received < TRICKLE_EVENTS && fx_now_ms() < o->deadline_ms) {
-		(void)loop_wait(o->kind, ep, fd, 1);
+		(void)fx_fd_wait(fd, ep, 1);
 		while ((rc = handle_take(&o->h, &id)) == LITEBUS_OK)
 			owner_got(o, id, &last);
 		if (rc != LITEBUS_TIMEOUT) {
@@ -386,7 +344,7 @@ owner_main(void *arg)
 			break;
 		}
 		o->rounds++;
-		if (loop_wait(o->kind, ep, fd, 0)) {
+		if (fx_fd_wait(fd, ep, 0)) {
 			rc = handle_take(&o->h, &id);
 			if (rc == LITEBUS_TIMEOUT)
 				o->stale++;
@@ -402,7 +360,7 @@ owner_main(void *arg)
 		rc = handle_take(&o->h, &id);
 		if (rc != LITEBUS_TIMEOUT)
 			o->bad_rc = rc;
-		o->quiet_readable = loop_wait(o->kind, ep, fd, 0);
+		o->quiet_readable = fx_fd_wait(fd, ep, 0);
 	}
 	if (ep >= 0)
 		close(ep);
@@ -520,19 +478,19 @@ after_timeout_only_a_commit_on_the_channel_makes_the_fd_readable(void **state)
 			 LITEBUS_OK);
 	fd = litebus_sub_fd(sub);
 	assert_true(fd >= 0);
-	assert_true(fd_is_readable(fd)); /* starts readable */
+	assert_true(fx_fd_readable(fd, 0)); /* starts readable */
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	for (int i = 0; i < 5; i++) {
 		commit_events(f->bus, LITEBUS_LEASE_HISTORY, 1, NULL);
 		assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
-		assert_false(fd_is_readable(fd));
+		assert_false(fx_fd_readable(fd, 0));
 	}
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, NULL);
-	assert_true(fd_is_readable(fd));
+	assert_true(fx_fd_readable(fd, 0));
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_OK);
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	litebus_unsubscribe(sub);
 }
 

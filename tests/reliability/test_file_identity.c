@@ -34,41 +34,10 @@
 
 /* ThreadSanitizer: the bind-mount child starts litebus threads after
  * fork(), which it supports once told so. */
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifdef TEST_TSAN
-const char *__tsan_default_options(void);
-const char *
-__tsan_default_options(void)
-{
-	return "die_after_fork=0";
-}
-#endif
+FX_TSAN_ALLOW_FORK();
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
-
-static litebus *
-open_path(const char *path)
-{
-	litebus_options o;
-	litebus *bus;
-	int rc;
-
-	litebus_options_init(&o);
-	o.ring_capacity = 8;
-	o.path = path;
-	rc = litebus_open(&o, &bus);
-	if (rc != LITEBUS_OK)
-		fail_msg("litebus_open(%s): %s: %s", path, litebus_errname(rc),
-			 litebus_last_errmsg());
-	return bus;
-}
 
 /* A job through `through` commits (no EIO) and a subscriber attached
  * through `watch` sees exactly its event.  0, or a short description of
@@ -133,7 +102,7 @@ a_hard_link_to_an_open_file_returns_the_same_bus(void **state)
 
 	snprintf(other, sizeof other, "%s/hardlink.db", f->dir);
 	assert_int_equal(link(f->path, other), 0);
-	b = open_path(other);
+	b = fx_open_path(other, NULL);
 	assert_one_bus(f->bus, b);
 	assert_int_equal(litebus_close(b), LITEBUS_OK);
 	assert_one_bus(f->bus, f->bus); /* one open is left */
@@ -149,11 +118,11 @@ a_file_opened_by_its_hard_link_first_is_found_by_its_first_name(void **state)
 
 	snprintf(first, sizeof first, "%s/first.db", f->dir);
 	snprintf(second, sizeof second, "%s/second.db", f->dir);
-	a = open_path(first);
+	a = fx_open_path(first, NULL);
 	assert_int_equal(litebus_close(a), LITEBUS_OK); /* the file exists */
 	assert_int_equal(link(first, second), 0);
-	a = open_path(second);
-	b = open_path(first);
+	a = fx_open_path(second, NULL);
+	b = fx_open_path(first, NULL);
 	assert_one_bus(a, b);
 	assert_int_equal(litebus_close(b), LITEBUS_OK);
 	assert_int_equal(litebus_close(a), LITEBUS_OK);
@@ -168,7 +137,7 @@ a_symbolic_link_to_an_open_file_returns_the_same_bus(void **state)
 
 	snprintf(other, sizeof other, "%s/symlink.db", f->dir);
 	assert_int_equal(symlink(f->path, other), 0);
-	b = open_path(other);
+	b = fx_open_path(other, NULL);
 	assert_one_bus(f->bus, b);
 	assert_int_equal(litebus_close(b), LITEBUS_OK);
 }
@@ -222,7 +191,7 @@ proc_self_paths_to_an_open_file_return_the_same_bus(void **state)
 	snprintf(paths[1], sizeof paths[1], "/proc/self/root%s", f->path);
 	snprintf(paths[2], sizeof paths[2], "/proc/self/cwd/test.db");
 	for (int i = 0; i < 3; i++) {
-		litebus *b = open_path(paths[i]);
+		litebus *b = fx_open_path(paths[i], NULL);
 
 		if (b != f->bus) {
 			assert_int_equal(chdir(cwd), 0);
@@ -340,7 +309,7 @@ a_file_renamed_while_open_keeps_every_commit_after_close(void **state)
 	 * replayed into a new file of that name. */
 	snprintf(wal, sizeof wal, "%s-wal", f->path);
 	assert_true(stat(wal, &st) != 0 || st.st_size == 0);
-	b = open_path(moved);
+	b = fx_open_path(moved, NULL);
 	commit_events(b, LITEBUS_COMPLETION, 1, next);
 	assert_true(next[0] > after_rename[0]);
 	assert_int_equal(litebus_close(b), LITEBUS_OK);
@@ -484,7 +453,7 @@ a_job_exec_through_another_name_of_its_file_is_edeadlk(void **state)
 
 	snprintf(other, sizeof other, "%s/hardlink.db", f->dir);
 	assert_int_equal(link(f->path, other), 0);
-	b = open_path(other);
+	b = fx_open_path(other, NULL);
 	assert_int_equal(litebus_exec(f->bus, job_exec_through_alias, b),
 			 LITEBUS_EDEADLK);
 	assert_int_equal(litebus_close(b), LITEBUS_OK);
@@ -507,7 +476,7 @@ after_the_last_close_another_name_opens_a_new_bus(void **state)
 					     LITEBUS_FROM_START, NULL, &r),
 			 LITEBUS_OK);
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
-	b = open_path(other);
+	b = fx_open_path(other, NULL);
 	assert_one_bus(b, b);
 	f->bus = b; /* the teardown closes it */
 	litebus_reader_close(r);
@@ -613,7 +582,7 @@ a_file_replaced_while_it_is_being_opened_is_ecantopen(void **state)
 	assert_null(bus);
 	assert_non_null(strstr(litebus_last_errmsg(), "changed"));
 	/* Nothing was left registered: the file opens normally now. */
-	f->bus = open_path(f->path);
+	f->bus = fx_open_path(f->path, NULL);
 	assert_one_bus(f->bus, f->bus);
 }
 
@@ -650,7 +619,7 @@ a_new_name_that_becomes_an_open_file_while_opening_is_ecantopen(void **state)
 	assert_null(bus);
 	assert_non_null(strstr(litebus_last_errmsg(), "changed"));
 	/* Now that it exists, the name finds the open bus. */
-	bus = open_path(other);
+	bus = fx_open_path(other, NULL);
 	assert_one_bus(f->bus, bus);
 	assert_int_equal(litebus_close(bus), LITEBUS_OK);
 }

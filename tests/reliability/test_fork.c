@@ -43,21 +43,7 @@
 
 /* ThreadSanitizer: children here start litebus threads after fork(),
  * which it supports once told so. */
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#ifdef TEST_TSAN
-const char *__tsan_default_options(void);
-const char *
-__tsan_default_options(void)
-{
-	return "die_after_fork=0";
-}
-#endif
+FX_TSAN_ALLOW_FORK();
 
 /* ------------------------------------------------------------------ */
 /* Children                                                            */
@@ -179,24 +165,15 @@ assert_child_ok(pid_t pid)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static int
-job_nothing(litebus_tx *tx, void *arg)
-{
-	(void)tx;
-	(void)arg;
-	return 0;
-}
-
+/* A bus on `path` as the fixture's: 8-slot rings, inline checkpoints. */
 static int
 open_at(const char *path, litebus **out)
 {
 	litebus_options o;
 
-	litebus_options_init(&o);
-	o.ring_capacity = 8;
+	fx_options_tiny(&o);
 	o.checkpoint_mode = LITEBUS_CHECKPOINT_INLINE;
-	o.path = path;
-	return litebus_open(&o, out);
+	return fx_open_at(path, &o, out);
 }
 
 /* The fixture's bus, reopened with inline checkpoints. */
@@ -355,7 +332,7 @@ check_inherited(const struct inherited *h, int base)
 	CHILD_CHECK(litebus_exec(h->bus, fx_emit_one_job, &id) == LITEBUS_EFORKED,
 		    base + 0);
 	CHILD_CHECK(errmsg_mentions_fork(), base + 1);
-	CHILD_CHECK(litebus_submit(h->bus, job_nothing, NULL, NULL, NULL) ==
+	CHILD_CHECK(litebus_submit(h->bus, fx_noop_job, NULL, NULL, NULL) ==
 			LITEBUS_EFORKED,
 		    base + 2);
 	CHILD_CHECK(litebus_subscribe(h->bus, LITEBUS_COMPLETION, &sub) ==
@@ -598,7 +575,7 @@ child_of_a_job(void *arg)
 	 * EFORKED, not EDEADLK, and nothing waits. */
 	CHILD_CHECK(litebus_exec(j->bus, fx_emit_one_job, &id) == LITEBUS_EFORKED,
 		    10);
-	CHILD_CHECK(litebus_submit(j->bus, job_nothing, NULL, NULL, NULL) ==
+	CHILD_CHECK(litebus_submit(j->bus, fx_noop_job, NULL, NULL, NULL) ==
 			LITEBUS_EFORKED,
 		    11);
 	CHILD_CHECK(litebus_close(j->bus) == LITEBUS_EFORKED, 12);
@@ -655,7 +632,7 @@ a_child_forked_by_a_job_gets_eforked_and_can_open_new_buses(void **state)
 /* ------------------------------------------------------------------ */
 /* Forks while other threads are inside SQLite                         */
 
-#if defined(__SANITIZE_ADDRESS__) || defined(TEST_TSAN)
+#if defined(__SANITIZE_ADDRESS__) || defined(FX_TSAN)
 #define TEST_SANITIZED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -847,7 +824,7 @@ child_of_a_busy_registry(void *arg)
 	CHILD_CHECK(open_at(c->path, &bus) == LITEBUS_EFORKED, 10);
 	snprintf(path, sizeof path, "%s/fresh-%ld.db", c->dir, (long)getpid());
 	CHILD_CHECK(open_at(path, &bus) == LITEBUS_OK, 11);
-	CHILD_CHECK(litebus_exec(bus, job_nothing, NULL) == 0, 12);
+	CHILD_CHECK(litebus_exec(bus, fx_noop_job, NULL) == 0, 12);
 	CHILD_CHECK(litebus_close(bus) == LITEBUS_OK, 13);
 	return 0;
 }
@@ -935,20 +912,6 @@ gate_open(struct gate *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
-struct closer {
-	litebus *bus;
-	int rc;
-};
-
-static void *
-closer_main(void *arg)
-{
-	struct closer *c = arg;
-
-	c->rc = litebus_close(c->bus);
-	return NULL;
-}
-
 struct opener {
 	const char *path;
 	litebus *bus;
@@ -989,7 +952,7 @@ a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter(
 	struct bus_fixture *f = *state;
 	struct gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
 			 false};
-	struct closer cl = {f->bus, 1};
+	struct fx_closer cl = {f->bus, 1};
 	struct opener op = {f->path, NULL, 1, 0};
 	struct churn_child cc = {f->dir, f->path};
 	const char *why = NULL;
@@ -1002,7 +965,7 @@ a_fork_while_a_thread_waits_for_a_closing_bus_leaves_no_phantom_waiter(
 	assert_int_equal(
 	    litebus_submit(f->bus, job_waits_for_gate, &g, NULL, NULL),
 	    LITEBUS_OK);
-	assert_int_equal(pthread_create(&tc, NULL, closer_main, &cl), 0);
+	assert_int_equal(pthread_create(&tc, NULL, fx_closer_main, &cl), 0);
 	/* From here on no assertion until both threads are joined: they use
 	 * this frame. */
 	deadline = fx_now_ms() + FX_WAIT_MS;

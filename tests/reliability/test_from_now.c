@@ -158,19 +158,6 @@ from_now_opened_while_a_big_batch_is_published_skips_the_whole_batch(
 	big_batch_race(f->bus);
 }
 
-static int
-memory_bus_with_default_rings(void **state)
-{
-	struct bus_fixture *f = calloc(1, sizeof *f);
-
-	assert_non_null(f);
-	litebus_options_init(&f->opts);
-	assert_null(f->opts.path);
-	assert_int_equal(litebus_open(&f->opts, &f->bus), LITEBUS_OK);
-	*state = f;
-	return 0;
-}
-
 /* The same on an in-memory database. */
 static void
 in_memory_from_now_opened_while_a_big_batch_is_published_skips_the_batch(
@@ -442,7 +429,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    FX_TEST_DEFAULT(from_now_opened_while_a_big_batch_is_published_skips_the_whole_batch),
-	    FX_TEST_WITH(in_memory_from_now_opened_while_a_big_batch_is_published_skips_the_batch, memory_bus_with_default_rings),
+	    FX_TEST_WITH(in_memory_from_now_opened_while_a_big_batch_is_published_skips_the_batch, bus_in_memory),
 	    FX_TEST_DEFAULT(from_now_skips_rows_another_connection_committed_before_open),
 	    FX_TEST_DEFAULT(from_start_delivers_rows_another_connection_committed_before_open),
 	    FX_TEST_DEFAULT(from_now_starts_after_the_high_water_mark_of_pruned_rows),

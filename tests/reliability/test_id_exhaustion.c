@@ -21,7 +21,6 @@
  */
 #include "fixture.h"
 
-#include <ctype.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -88,24 +87,6 @@ reopen(struct bus_fixture *f)
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
 	f->bus = NULL;
 	fx_open(f);
-}
-
-/* Does `msg` contain `n` as a whole decimal number? */
-static bool
-msg_has_number(const char *msg, long long n)
-{
-	char digits[32];
-	size_t len;
-
-	snprintf(digits, sizeof digits, "%lld", n);
-	len = strlen(digits);
-	for (const char *p = strstr(msg, digits); p != NULL;
-	     p = strstr(p + 1, digits)) {
-		bool starts = p == msg || !isdigit((unsigned char)p[-1]);
-		if (starts && !isdigit((unsigned char)p[len]))
-			return true;
-	}
-	return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -248,7 +229,7 @@ one_job_gets_the_last_ids_then_enospc_and_commits_what_it_got(void **state)
 	assert_int_equal(j.rc[2], LITEBUS_ENOSPC);
 	assert_int_equal(j.id[2], ID_UNTOUCHED);
 	if (strstr(j.msg[2], "completion") == NULL ||
-	    !msg_has_number(j.msg[2], INT64_MAX))
+	    !fx_msg_has_number(j.msg[2], INT64_MAX))
 		fail_msg("ENOSPC should name the channel and INT64_MAX: \"%s\"",
 			 j.msg[2]);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 3);

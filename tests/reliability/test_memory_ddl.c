@@ -83,19 +83,6 @@ sq_install(void)
 /* ------------------------------------------------------------------ */
 /* Fixtures and helpers                                                */
 
-static int
-memory_bus(void **state)
-{
-	struct bus_fixture *f = calloc(1, sizeof *f);
-
-	assert_non_null(f);
-	litebus_options_init(&f->opts);
-	assert_null(f->opts.path);
-	assert_int_equal(litebus_open(&f->opts, &f->bus), LITEBUS_OK);
-	*state = f;
-	return 0;
-}
-
 /* An in-memory bus whose busy timeout is short: what a reader does once
  * it runs out is seen quickly. */
 static int
@@ -354,14 +341,6 @@ static void
 file_jobs_running_ddl_never_fail_beside_readers(void **state)
 {
 	run_ddl_workload(*state, true);
-}
-
-static int
-job_nothing(litebus_tx *tx, void *arg)
-{
-	(void)tx;
-	(void)arg;
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -625,7 +604,7 @@ a_reader_on_the_writer_thread_never_waits_for_a_lock(void **state)
 	w.reader = fx_reader_open(f->bus, LITEBUS_COMPLETION,
 				  LITEBUS_FROM_START, NULL);
 	atomic_init(&w.step, 0);
-	assert_int_equal(litebus_submit(f->bus, job_nothing, NULL,
+	assert_int_equal(litebus_submit(f->bus, fx_noop_job, NULL,
 					done_read_while_locked, &w),
 			 LITEBUS_OK);
 	assert_true(wait_step(&w.step, 1));
@@ -705,7 +684,7 @@ in_memory_readers_catch_up_while_a_job_holds_its_transaction(void **state)
 	/* Nothing waited for the job (far below busy_timeout_ms). */
 	assert_true(fx_mono_ns() - t0 < 2000000000u);
 	atomic_store(&j.step, 2);
-	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
+	assert_int_equal(litebus_exec(f->bus, fx_noop_job, NULL), 0);
 	assert_false(j.timed_out);
 	commit_events(f->bus, LITEBUS_COMPLETION, 1, &next);
 	fx_expect_row(r, next);
@@ -1057,18 +1036,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    FX_TEST_WITH(in_memory_jobs_creating_and_dropping_a_table_never_fail_beside_readers, memory_bus),
-	    FX_TEST_WITH(in_memory_jobs_running_every_kind_of_ddl_never_fail_beside_readers, memory_bus),
+	    FX_TEST_WITH(in_memory_jobs_creating_and_dropping_a_table_never_fail_beside_readers, bus_in_memory),
+	    FX_TEST_WITH(in_memory_jobs_running_every_kind_of_ddl_never_fail_beside_readers, bus_in_memory),
 	    FX_TEST_DEFAULT(file_jobs_running_ddl_never_fail_beside_readers),
 	    FX_TEST_WITH(in_memory_reader_gives_up_after_busy_timeout_with_its_cursor_unchanged, memory_bus_with_short_busy_timeout),
 	    FX_TEST_WITH(in_memory_reader_waits_for_its_timeout_when_longer_than_busy_timeout, memory_bus_with_short_busy_timeout),
 	    FX_TEST_WITH(in_memory_reader_with_minus_one_keeps_retrying_past_busy_timeout, memory_bus_with_short_busy_timeout),
-	    FX_TEST_WITH(in_memory_reader_open_waits_out_a_held_lock, memory_bus),
+	    FX_TEST_WITH(in_memory_reader_open_waits_out_a_held_lock, bus_in_memory),
 	    FX_TEST_WITH(in_memory_reader_open_fails_with_ebusy_after_busy_timeout, memory_bus_with_short_busy_timeout),
-	    FX_TEST_WITH(a_reader_on_the_writer_thread_never_waits_for_a_lock, memory_bus),
-	    FX_TEST_WITH(in_memory_readers_catch_up_while_a_job_holds_its_transaction, memory_bus),
-	    FX_TEST_WITH(in_memory_readers_wait_out_a_job_that_spills_its_cache, memory_bus),
-	    FX_TEST_WITH(in_memory_commits_wait_for_readers_in_the_middle_of_a_read, memory_bus),
+	    FX_TEST_WITH(a_reader_on_the_writer_thread_never_waits_for_a_lock, bus_in_memory),
+	    FX_TEST_WITH(in_memory_readers_catch_up_while_a_job_holds_its_transaction, bus_in_memory),
+	    FX_TEST_WITH(in_memory_readers_wait_out_a_job_that_spills_its_cache, bus_in_memory),
+	    FX_TEST_WITH(in_memory_commits_wait_for_readers_in_the_middle_of_a_read, bus_in_memory),
 	    FX_TEST_DEFAULT(a_lock_refused_once_anywhere_in_a_catch_up_is_retried),
 	    cmocka_unit_test(
 		a_lapped_in_memory_reader_never_waits_for_a_large_running_job),

@@ -89,30 +89,6 @@ run_script(litebus *bus, struct script *s, int want)
 /* The three views that must agree.                                   */
 
 static size_t
-table_ids(const char *path, int64_t *ids)
-{
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	size_t n = 0;
-
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
-			 SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-					    "SELECT event_id FROM "
-					    "litebus_outbox_completion ORDER "
-					    "BY event_id",
-					    -1, &st, NULL),
-			 SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		assert_true(n < MAX_IDS);
-		ids[n++] = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return n;
-}
-
-static size_t
 sub_ids(litebus_sub *sub, int64_t *ids)
 {
 	litebus_event ev;
@@ -159,7 +135,7 @@ struct views {
 static void
 assert_views_agree(struct bus_fixture *f, litebus_sub *sub, struct views *v)
 {
-	v->ntable = table_ids(f->path, v->table);
+	v->ntable = fx_outbox_ids(f->path, "completion", v->table, MAX_IDS);
 	v->nsub = sub_ids(sub, v->sub);
 	v->nreader = reader_ids(f->bus, v->reader);
 	for (size_t i = 1; i < v->ntable; i++)

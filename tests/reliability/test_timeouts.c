@@ -25,14 +25,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static int
-job_nothing(litebus_tx *tx, void *arg)
-{
-	(void)tx;
-	(void)arg;
-	return 0;
-}
-
 /* A thread that commits one event once the test's thread sleeps on the
  * channel, so that a call with timeout -1 (or a long one) has something
  * to wake for.  If that call has not returned FX_WAIT_MS later, it
@@ -445,10 +437,10 @@ waits_inside_a_done_callback_are_edeadlk_and_timeout_zero_works(void **state)
 
 	prepare_on_writer(f, &w);
 	assert_int_equal(
-	    litebus_submit(f->bus, job_nothing, NULL, done_calls_on_writer, &w),
+	    litebus_submit(f->bus, fx_noop_job, NULL, done_calls_on_writer, &w),
 	    LITEBUS_OK);
 	/* Queued behind it: once this returns, the callback has run. */
-	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
+	assert_int_equal(litebus_exec(f->bus, fx_noop_job, NULL), 0);
 	check_on_writer(&w);
 	litebus_reader_close(w.reader);
 	litebus_unsubscribe(w.sub);

@@ -10,7 +10,6 @@
  */
 #include "fixture.h"
 
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,21 +124,6 @@ owner_take(struct owner *o, int64_t *last)
 	return rc;
 }
 
-static bool
-owner_wait(struct owner *o, int ep, int fd, int wait_ms)
-{
-	if (!o->use_epoll) {
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-
-		return poll(&p, 1, wait_ms) == 1 && (p.revents & POLLIN) != 0;
-	} else {
-		struct epoll_event ev;
-
-		return epoll_wait(ep, &ev, 1, wait_ms) == 1 &&
-		       (ev.events & EPOLLIN) != 0;
-	}
-}
-
 static void *
 owner_main(void *arg)
 {
@@ -155,14 +138,10 @@ owner_main(void *arg)
 		o->bad_rc = fd;
 		return NULL;
 	}
-	if (o->use_epoll) {
-		struct epoll_event ev = {.events = EPOLLIN};
-
-		ep = epoll_create1(EPOLL_CLOEXEC);
-		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-			o->bad_rc = LITEBUS_EINVAL;
-			return NULL;
-		}
+	/* ep stays -1 without epoll: fx_fd_wait() then polls. */
+	if (o->use_epoll && (ep = fx_epoll_watch(fd)) < 0) {
+		o->bad_rc = LITEBUS_EINVAL;
+		return NULL;
 	}
 	for (;;) {
 		int64_t expect = atomic_load(&o->expect);
@@ -174,7 +153,7 @@ owner_main(void *arg)
 		if (deadline != 0 && fx_now_ms() > deadline)
 			break; /* reported as missing events */
 		/* A server's timer: wake every millisecond, readable or not. */
-		(void)owner_wait(o, ep, fd, 1);
+		(void)fx_fd_wait(fd, ep, 1);
 		while ((rc = owner_take(o, &last)) == LITEBUS_OK ||
 		       rc == LITEBUS_LAGGED)
 			;
@@ -183,7 +162,7 @@ owner_main(void *arg)
 			break;
 		}
 		o->rounds++;
-		if (owner_wait(o, ep, fd, 0)) {
+		if (fx_fd_wait(fd, ep, 0)) {
 			rc = owner_take(o, &last);
 			if (rc == LITEBUS_TIMEOUT)
 				o->stale++;

@@ -1,10 +1,13 @@
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 #include "fixture.h"
 
-#include "wait.h" /* the library's clocks: include it from here only */
+#include "channel.h" /* fx_channel_publish_one */
+#include "wait.h"    /* the library's clocks: include it from here only */
 
 #include <errno.h>
+#include <ctype.h>
 #include <ftw.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +89,39 @@ fx_open(struct bus_fixture *f)
 			 litebus_errname(rc), litebus_last_errmsg());
 }
 
+void
+fx_options_tiny(litebus_options *o)
+{
+	litebus_options_init(o);
+	o->ring_capacity = 8;
+}
+
+int
+fx_open_at(const char *path, const litebus_options *base, litebus **out)
+{
+	litebus_options o;
+
+	if (base != NULL)
+		o = *base;
+	else
+		fx_options_tiny(&o);
+	o.path = path;
+	return litebus_open(&o, out);
+}
+
+litebus *
+fx_open_path(const char *path, const litebus_options *base)
+{
+	litebus *bus = NULL;
+	int rc = fx_open_at(path, base, &bus);
+
+	if (rc != LITEBUS_OK)
+		fail_msg("litebus_open(%s): %s: %s",
+			 path != NULL ? path : "(memory)", litebus_errname(rc),
+			 litebus_last_errmsg());
+	return bus;
+}
+
 static int
 fx_setup(void **state, uint32_t ring)
 {
@@ -119,6 +156,19 @@ tmpdir_setup(void **state)
 	assert_non_null(f);
 	fx_make_dir(f);
 	litebus_options_init(&f->opts);
+	*state = f;
+	return 0;
+}
+
+int
+bus_in_memory(void **state)
+{
+	struct bus_fixture *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	litebus_options_init(&f->opts);
+	assert_null(f->opts.path);
+	assert_int_equal(litebus_open(&f->opts, &f->bus), LITEBUS_OK);
 	*state = f;
 	return 0;
 }
@@ -192,6 +242,43 @@ fx_emit_one_job(litebus_tx *tx, void *arg)
 	struct fx_emit e = {.channel = LITEBUS_COMPLETION, .ids = arg};
 
 	return fx_emit_job(tx, &e);
+}
+
+int
+fx_noop_job(litebus_tx *tx, void *arg)
+{
+	(void)tx;
+	(void)arg;
+	return 0;
+}
+
+int
+fx_block_job(litebus_tx *tx, void *arg)
+{
+	struct fx_barrier *b = arg;
+
+	(void)tx;
+	fx_barrier_wait(b); /* the writer is busy: the test queues a batch */
+	fx_barrier_wait(b);
+	return 0;
+}
+
+void *
+fx_exec_main(void *arg)
+{
+	struct fx_exec *x = arg;
+
+	x->rc = litebus_exec(x->bus, x->fn, x->arg);
+	return NULL;
+}
+
+void *
+fx_closer_main(void *arg)
+{
+	struct fx_closer *c = arg;
+
+	c->rc = litebus_close(c->bus);
+	return NULL;
 }
 
 void
@@ -276,6 +363,95 @@ fx_count_rows(const char *path, const char *channel_name)
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return n;
+}
+
+size_t
+fx_outbox_ids(const char *path, const char *channel_name, int64_t *ids,
+	      size_t cap)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char sql[200];
+	size_t n = 0;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+			 SQLITE_OK);
+	snprintf(sql, sizeof sql,
+		 "SELECT event_id FROM litebus_outbox_%s ORDER BY event_id",
+		 channel_name);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		assert_true(n < cap);
+		ids[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+bool
+fx_msg_has_number(const char *msg, unsigned long long n)
+{
+	char digits[32];
+	size_t len;
+
+	snprintf(digits, sizeof digits, "%llu", n);
+	len = strlen(digits);
+	for (const char *p = strstr(msg, digits); p != NULL;
+	     p = strstr(p + 1, digits)) {
+		bool starts = p == msg || !isdigit((unsigned char)p[-1]);
+		if (starts && !isdigit((unsigned char)p[len]))
+			return true;
+	}
+	return false;
+}
+
+bool
+fx_fd_readable(int fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int n = poll(&p, 1, timeout_ms);
+
+	assert_true(n >= 0);
+	return n == 1 && (p.revents & POLLIN) != 0;
+}
+
+bool
+fx_fd_wait(int fd, int ep, int wait_ms)
+{
+	if (ep < 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		return poll(&p, 1, wait_ms) == 1 && (p.revents & POLLIN) != 0;
+	} else {
+		struct epoll_event ev;
+
+		return epoll_wait(ep, &ev, 1, wait_ms) == 1 &&
+		       (ev.events & EPOLLIN) != 0;
+	}
+}
+
+int
+fx_epoll_watch(int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		close(ep);
+		ep = -1;
+	}
+	return ep;
+}
+
+void
+fx_channel_publish_one(struct lb_channel *ch)
+{
+	struct lb_rec rec;
+
+	memset(&rec, 0, sizeof rec);
+	rec.event_id = lb_channel_published_id(ch) + 1;
+	lb_channel_publish(ch, &rec);
 }
 
 void
@@ -392,4 +568,14 @@ fx_sql_int_at(const char *path, const char *sql)
 
 	assert_int_equal(sqlite3_close(db), SQLITE_OK);
 	return v;
+}
+
+int
+fx_counting_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)db;
+	(void)name;
+	(void)frames;
+	(*(int *)arg)++;
+	return SQLITE_OK;
 }

@@ -53,12 +53,52 @@ int tmpdir_setup(void **state);
 #define FX_TEST_WITH(fn, setup)                                                \
 	cmocka_unit_test_setup_teardown(fn, setup, bus_teardown)
 
+/* An in-memory bus (opts.path NULL) with default options. */
+int bus_in_memory(void **state);
+
 /* Make a temporary directory into f->dir and set f->path. */
 void fx_make_dir(struct bus_fixture *f);
 /* Remove f->dir and everything in it. */
 void fx_remove_dir(struct bus_fixture *f);
 /* Open (or reopen) f->bus on f->path with f->opts. */
 void fx_open(struct bus_fixture *f);
+
+/* Default options with 8-slot rings (as bus_with_tiny_rings). */
+void fx_options_tiny(litebus_options *o);
+/* Open a bus on `path` (NULL: in memory) with `base` options (NULL:
+ * fx_options_tiny) and return litebus_open's status; fails no test, so a
+ * forked child may call it. */
+int fx_open_at(const char *path, const litebus_options *base,
+	       litebus **out);
+/* The same, failing the test with the error if the bus does not open. */
+litebus *fx_open_path(const char *path, const litebus_options *base);
+
+/*
+ * FX_TSAN_ALLOW_FORK() defines __tsan_default_options() to return
+ * "die_after_fork=0" in a ThreadSanitizer build (and nothing otherwise):
+ * a program whose forked children start litebus threads puts it once at
+ * file scope.  It is a macro, not part of fixture.c, because the hook
+ * may be defined only once per program and must not change the programs
+ * that do not fork.  FX_TSAN is defined in a ThreadSanitizer build.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define FX_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FX_TSAN 1
+#endif
+#endif
+#ifdef FX_TSAN
+#define FX_TSAN_ALLOW_FORK()                                                   \
+	const char *__tsan_default_options(void);                              \
+	const char *__tsan_default_options(void)                               \
+	{                                                                      \
+		return "die_after_fork=0";                                     \
+	}                                                                      \
+	struct fx_tsan_allow_fork_semicolon
+#else
+#define FX_TSAN_ALLOW_FORK() struct fx_tsan_allow_fork_semicolon
+#endif
 
 /*
  * The "emit N events" job.  fx_emit_job(tx, e) emits e->count events on
@@ -88,6 +128,31 @@ int fx_emit_job(litebus_tx *tx, void *arg);
  * *(int64_t *)arg unless arg is NULL. */
 int fx_emit_one_job(litebus_tx *tx, void *arg);
 
+/* A job that does nothing and returns 0. */
+int fx_noop_job(litebus_tx *tx, void *arg);
+/* A job that holds the writer: it waits twice on the fx_barrier `arg`
+ * (of 2), so the test knows the writer is inside the job after its first
+ * wait and lets the job return with its second; returns 0. */
+int fx_block_job(litebus_tx *tx, void *arg);
+
+/* A thread that runs one litebus_exec: start fx_exec_main(&x) with
+ * pthread_create; x.rc holds exec's result once the thread is joined. */
+struct fx_exec {
+	litebus *bus;
+	litebus_job_fn fn;
+	void *arg;
+	int rc;
+};
+void *fx_exec_main(void *arg);
+
+/* A thread that runs one litebus_close: c.rc holds its result once the
+ * thread is joined. */
+struct fx_closer {
+	litebus *bus;
+	int rc;
+};
+void *fx_closer_main(void *arg);
+
 /* Exec fx_emit_job(e); the job must return 0 or the test fails with the
  * status and the bus's message. */
 void fx_commit(litebus *bus, struct fx_emit *e);
@@ -111,6 +176,31 @@ int64_t fx_file_len(const char *path);
 /* Number of rows in the channel's outbox table, read through a separate
  * connection. */
 int64_t fx_count_rows(const char *path, const char *channel_name);
+
+/* The event_ids of the channel's outbox table in order, read through a
+ * read-only connection of its own, into ids[]; the count.  Fails the test
+ * if there are more than cap. */
+size_t fx_outbox_ids(const char *path, const char *channel_name,
+		     int64_t *ids, size_t cap);
+
+/* Does `msg` contain `n` as a whole decimal number? */
+bool fx_msg_has_number(const char *msg, unsigned long long n);
+
+/* Is `fd` readable within timeout_ms (0 polls)?  Fails the test if poll()
+ * fails, so only for the test's own thread. */
+bool fx_fd_readable(int fd, int timeout_ms);
+/* Wait until `fd` is readable or wait_ms pass, level-triggered: through
+ * the epoll instance `ep` (which watches fd for EPOLLIN) if ep >= 0, else
+ * with poll().  False on an error too: any thread may call it. */
+bool fx_fd_wait(int fd, int ep, int wait_ms);
+/* A new epoll instance watching `fd` for EPOLLIN (level-triggered), or
+ * -1 on an error; the caller closes it. */
+int fx_epoll_watch(int fd);
+
+/* The writer's side of one record on an internal channel (channel.h):
+ * publish a zeroed record whose event_id follows the last published. */
+struct lb_channel;
+void fx_channel_publish_one(struct lb_channel *ch);
 
 /* The library's clocks (lib/wait.h; the one place tests include it).
  * fx_now_ms and fx_mono_ns: monotonic; fx_wall_ms: the wall clock that
@@ -152,5 +242,8 @@ void fx_sql_run(sqlite3 *db, const char *sql);
 int64_t fx_sql_int(sqlite3 *db, const char *sql);
 void fx_sql_run_at(const char *path, const char *sql);
 int64_t fx_sql_int_at(const char *path, const char *sql);
+/* A WAL hook (sqlite3_wal_hook) that counts its calls in *(int *)arg. */
+int fx_counting_wal_hook(void *arg, sqlite3 *db, const char *name,
+			 int frames);
 
 #endif

@@ -5,7 +5,6 @@
 #include "fixture.h"
 
 #include <limits.h>
-#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <sys/stat.h>
@@ -53,29 +52,6 @@ assert_open_einval(const litebus_options *o, const char *msg_part)
 	if (msg_part != NULL && strstr(litebus_last_errmsg(), msg_part) == NULL)
 		fail_msg("message \"%s\" does not mention \"%s\"",
 			 litebus_last_errmsg(), msg_part);
-}
-
-static litebus *
-open_path(const char *path, const litebus_options *base)
-{
-	litebus_options o = *base;
-	litebus *bus = NULL;
-	int rc;
-
-	o.path = path;
-	rc = litebus_open(&o, &bus);
-	if (rc != LITEBUS_OK)
-		fail_msg("litebus_open(%s): %s: %s", path, litebus_errname(rc),
-			 litebus_last_errmsg());
-	return bus;
-}
-
-static bool
-fd_is_readable(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN) != 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -364,7 +340,7 @@ static void
 opening_the_same_file_twice_returns_the_same_bus(void **state)
 {
 	struct bus_fixture *f = *state;
-	litebus *again = open_path(f->path, &f->opts);
+	litebus *again = fx_open_path(f->path, &f->opts);
 
 	assert_ptr_equal(again, f->bus);
 	assert_int_equal(litebus_close(again), LITEBUS_OK);
@@ -375,8 +351,8 @@ static void
 the_bus_keeps_working_until_its_last_close(void **state)
 {
 	struct bus_fixture *f = *state;
-	litebus *b2 = open_path(f->path, &f->opts);
-	litebus *b3 = open_path(f->path, &f->opts);
+	litebus *b2 = fx_open_path(f->path, &f->opts);
+	litebus *b3 = fx_open_path(f->path, &f->opts);
 	litebus_sub *sub;
 	litebus_event ev;
 
@@ -417,7 +393,7 @@ another_spelling_of_the_same_path_returns_the_same_bus(void **state)
 	snprintf(paths[5], sizeof paths[5], "%s/here/./here//test.db",
 		 f->dir);
 	for (int i = 0; i < 6; i++) {
-		b[i] = open_path(paths[i], &f->opts);
+		b[i] = fx_open_path(paths[i], &f->opts);
 		if (b[i] != f->bus)
 			fail_msg("%s opened another bus", paths[i]);
 	}
@@ -438,8 +414,8 @@ a_new_file_opened_through_a_symlinked_directory_is_one_bus(void **state)
 	assert_int_equal(symlink(".", link_dir), 0);
 	snprintf(via_link, sizeof via_link, "%s/new.db", link_dir);
 	snprintf(direct, sizeof direct, "%s/new.db", f->dir);
-	a = open_path(via_link, &f->opts);
-	b = open_path(direct, &f->opts);
+	a = fx_open_path(via_link, &f->opts);
+	b = fx_open_path(direct, &f->opts);
 	assert_ptr_equal(a, b);
 	assert_int_equal(litebus_close(b), LITEBUS_OK);
 	assert_bus_works(a);
@@ -456,11 +432,11 @@ a_relative_and_an_absolute_path_to_one_file_are_one_bus(void **state)
 
 	assert_non_null(getcwd(cwd, sizeof cwd));
 	assert_int_equal(chdir(f->dir), 0);
-	a = open_path("test.db", &f->opts);
-	b = open_path("./test.db", &f->opts);
+	a = fx_open_path("test.db", &f->opts);
+	b = fx_open_path("./test.db", &f->opts);
 	assert_int_equal(chdir(cwd), 0);
 	assert_ptr_equal(a, b);
-	assert_ptr_equal(open_path(f->path, &f->opts), a);
+	assert_ptr_equal(fx_open_path(f->path, &f->opts), a);
 	assert_int_equal(litebus_close(a), LITEBUS_OK);
 	assert_int_equal(litebus_close(a), LITEBUS_OK);
 	assert_bus_works(a); /* opened from another directory, still here */
@@ -479,9 +455,9 @@ a_new_file_created_through_a_dangling_symlink_is_one_bus(void **state)
 	snprintf(link_path, sizeof link_path, "%s/link.db", f->dir);
 	snprintf(real_path, sizeof real_path, "%s/real.db", f->dir);
 	assert_int_equal(symlink("real.db", link_path), 0);
-	a = open_path(link_path, &f->opts);
-	b = open_path(link_path, &f->opts);
-	c = open_path(real_path, &f->opts);
+	a = fx_open_path(link_path, &f->opts);
+	b = fx_open_path(link_path, &f->opts);
+	c = fx_open_path(real_path, &f->opts);
 	assert_ptr_equal(a, b);
 	assert_ptr_equal(a, c);
 	assert_int_equal(litebus_close(c), LITEBUS_OK);
@@ -512,13 +488,13 @@ a_second_open_asking_for_a_channel_the_bus_lacks_is_einval(void **state)
 
 	o.channels = subset;
 	o.ring_capacity = 64; /* ignored */
-	again = open_path(f->path, &o);
+	again = fx_open_path(f->path, &o);
 	assert_ptr_equal(again, f->bus);
 	assert_int_equal(litebus_channel_count(again),
 			 LITEBUS_BUILTIN_CHANNELS + 2);
 	assert_int_equal(litebus_close(again), LITEBUS_OK);
 	o.channels = NULL;
-	again = open_path(f->path, &o);
+	again = fx_open_path(f->path, &o);
 	assert_ptr_equal(again, f->bus);
 	assert_int_equal(litebus_close(again), LITEBUS_OK);
 	assert_bus_works(f->bus);
@@ -863,8 +839,8 @@ a_subscriber_and_a_reader_outliving_close_drain_then_report_closed(
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_CLOSED);
 	assert_int_equal(litebus_reader_next(r, &row, -1), LITEBUS_CLOSED);
 	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_CLOSED);
-	assert_true(fd_is_readable(sfd, 0));
-	assert_true(fd_is_readable(rfd, 0));
+	assert_true(fx_fd_readable(sfd, 0));
+	assert_true(fx_fd_readable(rfd, 0));
 	assert_int_equal(litebus_sub_stats_get(sub, &ss), LITEBUS_OK);
 	assert_int_equal(ss.received, 3);
 	assert_int_equal(litebus_reader_stats_get(r, &rs), LITEBUS_OK);

@@ -11,7 +11,6 @@
 #include "fixture.h"
 #include "role.h"
 
-#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -92,16 +91,6 @@ channel_teardown(void **state)
 {
 	channel_free(*state);
 	return 0;
-}
-
-static void
-publish_one(struct lb_channel *ch)
-{
-	struct lb_rec rec;
-
-	memset(&rec, 0, sizeof rec);
-	rec.event_id = lb_channel_published_id(ch) + 1;
-	lb_channel_publish(ch, &rec);
 }
 
 struct waiter {
@@ -191,8 +180,8 @@ wait_returns_at_once_when_the_position_is_already_published(void **state)
 	struct lb_channel *ch = *state;
 	uint64_t t0;
 
-	publish_one(ch);
-	publish_one(ch);
+	fx_channel_publish_one(ch);
+	fx_channel_publish_one(ch);
 	t0 = fx_mono_ns();
 	/* The deadline is far away: returning at all means it did not
 	 * sleep until it. */
@@ -227,7 +216,7 @@ sleeping_waiters_are_woken_by_publish_and_wake_from_another_thread(void **state)
 
 	start_waiters(ch, &start, w, t, 3, 1);
 	wait_until_sleeping(ch, 3);
-	publish_one(ch);
+	fx_channel_publish_one(ch);
 	lb_channel_wake(ch);
 	join_waiters(&start, w, t, 3);
 	for (unsigned i = 0; i < 3; i++) {
@@ -328,7 +317,7 @@ no_wake_up_is_lost_when_publish_races_with_a_sleeper(void **state)
 		jitter = jitter * 1103515245u + 12345u;
 		for (uint32_t spin = (jitter >> 16) % 1024u; spin > 0; spin--)
 			lb_cpu_relax();
-		publish_one(ch);
+		fx_channel_publish_one(ch);
 		lb_channel_wake(ch);
 		/* The sleeper acknowledges each round before the next, so
 		 * every round starts with it about to sleep.  Bounded by its
@@ -349,15 +338,6 @@ no_wake_up_is_lost_when_publish_races_with_a_sleeper(void **state)
 /* ------------------------------------------------------------------ */
 /* fd waiters (C4)                                                      */
 
-static bool
-fd_is_readable(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	assert_true(poll(&p, 1, 0) >= 0);
-	return (p.revents & POLLIN) != 0;
-}
-
 static void
 fd_waiter_init(struct lb_fd_waiter *w)
 {
@@ -377,13 +357,13 @@ an_armed_fd_turns_readable_at_the_next_publish_and_wake(void **state)
 
 	fd_waiter_init(&w);
 	lb_channel_fd_register(ch, &w);
-	assert_true(fd_is_readable(w.fd));
+	assert_true(fx_fd_readable(w.fd, 0));
 	lb_channel_fd_arm(ch, &w, 1);
-	assert_false(fd_is_readable(w.fd));
-	publish_one(ch);
-	assert_false(fd_is_readable(w.fd)); /* wake comes per batch */
+	assert_false(fx_fd_readable(w.fd, 0));
+	fx_channel_publish_one(ch);
+	assert_false(fx_fd_readable(w.fd, 0)); /* wake comes per batch */
 	lb_channel_wake(ch);
-	assert_true(fd_is_readable(w.fd));
+	assert_true(fx_fd_readable(w.fd, 0));
 	assert_int_equal(atomic_load(&w.armed), 0);
 	assert_int_equal(atomic_load(&ch->armed_fds), 0);
 	lb_channel_fd_unregister(ch, &w);
@@ -400,9 +380,9 @@ arming_for_a_position_already_published_leaves_the_fd_readable(void **state)
 
 	fd_waiter_init(&w);
 	lb_channel_fd_register(ch, &w);
-	publish_one(ch);
+	fx_channel_publish_one(ch);
 	lb_channel_fd_arm(ch, &w, 1);
-	assert_true(fd_is_readable(w.fd));
+	assert_true(fx_fd_readable(w.fd, 0));
 	assert_int_equal(atomic_load(&ch->armed_fds), 0);
 	lb_channel_fd_unregister(ch, &w);
 	close(w.fd);
@@ -421,13 +401,13 @@ close_makes_every_registered_fd_readable(void **state)
 	lb_channel_fd_register(ch, &armed);
 	lb_channel_fd_register(ch, &idle);
 	lb_channel_fd_arm(ch, &armed, 1);
-	assert_false(fd_is_readable(armed.fd));
+	assert_false(fx_fd_readable(armed.fd, 0));
 	lb_channel_close(ch);
-	assert_true(fd_is_readable(armed.fd));
-	assert_true(fd_is_readable(idle.fd));
+	assert_true(fx_fd_readable(armed.fd, 0));
+	assert_true(fx_fd_readable(idle.fd, 0));
 	/* Arming after close leaves it readable: CLOSED is waiting. */
 	lb_channel_fd_arm(ch, &idle, 1);
-	assert_true(fd_is_readable(idle.fd));
+	assert_true(fx_fd_readable(idle.fd, 0));
 	lb_channel_fd_unregister(ch, &armed);
 	lb_channel_fd_unregister(ch, &idle);
 	assert_int_equal(atomic_load(&ch->armed_fds), 0);

@@ -150,16 +150,6 @@ the_wal_restarts_instead_of_growing_with_every_commit(void **state)
  * false ... for NULL" (lb_ckpt_finish_due), and lb_ckpt_rehook with
  * ck == NULL (an in-memory database) "removes any hook and returns
  * true". */
-static int
-counting_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	(void)db;
-	(void)name;
-	(void)frames;
-	(*(int *)arg)++;
-	return SQLITE_OK;
-}
-
 static void
 null_checkpointer_calls_are_no_ops_and_rehook_removes_any_hook(
     void **state)
@@ -177,7 +167,7 @@ null_checkpointer_calls_are_no_ops_and_rehook_removes_any_hook(
 
 	db = fx_sql_open(f->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
 	fx_sql_run(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(x)");
-	sqlite3_wal_hook(db, counting_wal_hook, &calls);
+	sqlite3_wal_hook(db, fx_counting_wal_hook, &calls);
 	fx_sql_run(db, "INSERT INTO t VALUES(1)");
 	assert_int_equal(calls, 1);
 	assert_true(lb_ckpt_rehook(NULL, db));

@@ -7,7 +7,6 @@
 
 #include "bus.h" /* to see when a reader sleeps (channel sleepers) */
 
-#include <poll.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <sqlite3.h>
@@ -80,16 +79,6 @@ wait_until_a_reader_sleeps(litebus *bus, int channel)
 				 channel);
 		sched_yield();
 	}
-}
-
-static bool
-fd_is_readable(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int n = poll(&p, 1, timeout_ms);
-
-	assert_true(n >= 0);
-	return n == 1 && (p.revents & POLLIN) != 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -907,14 +896,6 @@ in_memory_reader_never_sees_the_rows_of_a_running_job(void **state)
 	fx_barrier_destroy(&b);
 }
 
-static int
-job_nothing(litebus_tx *tx, void *arg)
-{
-	(void)tx;
-	(void)arg;
-	return 0;
-}
-
 /* A job may prune the outbox (litebus_tx_db + DELETE).  If it rolls back,
  * the rows were never gone: a reader catching up while the job runs must
  * still deliver every one of them. */
@@ -957,7 +938,7 @@ rolled_back_delete_scenario(struct bus_fixture *f)
 	fx_barrier_wait(&b);
 	/* Queued behind the job: once it returns, the job is over (and
 	 * has left the barrier, which may then be destroyed). */
-	assert_int_equal(litebus_exec(f->bus, job_nothing, NULL), 0);
+	assert_int_equal(litebus_exec(f->bus, fx_noop_job, NULL), 0);
 	for (int i = got; i < 20; i++)
 		fx_expect_row(r, ids[i]);
 	fx_expect_no_row(r);
@@ -1159,32 +1140,32 @@ reader_fd_is_level_triggered_like_the_subscriber_fd(void **state)
 	fd = litebus_reader_fd(r);
 	assert_true(fd >= 0);
 	assert_int_equal(litebus_reader_fd(r), fd); /* one fd per reader */
-	assert_true(fd_is_readable(fd, 0));	    /* starts readable */
+	assert_true(fx_fd_readable(fd, 0));	    /* starts readable */
 	fx_expect_no_row(r);
-	assert_false(fd_is_readable(fd, 0));
+	assert_false(fx_fd_readable(fd, 0));
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 2, ids);
-	assert_true(fd_is_readable(fd, FX_WAIT_MS));
-	assert_true(fd_is_readable(fd, 0)); /* level: still readable */
+	assert_true(fx_fd_readable(fd, FX_WAIT_MS));
+	assert_true(fx_fd_readable(fd, 0)); /* level: still readable */
 	fx_expect_row(r, ids[0]);
-	assert_true(fd_is_readable(fd, 0));
+	assert_true(fx_fd_readable(fd, 0));
 	fx_expect_row(r, ids[1]);
-	assert_true(fd_is_readable(fd, 0)); /* no TIMEOUT yet */
+	assert_true(fx_fd_readable(fd, 0)); /* no TIMEOUT yet */
 	fx_expect_no_row(r);
-	assert_false(fd_is_readable(fd, 0));
+	assert_false(fx_fd_readable(fd, 0));
 
 	/* Lapped while armed: readable, and every row is still there. */
 	commit_events(f->bus, LITEBUS_COMPLETION, 20, ids);
-	assert_true(fd_is_readable(fd, FX_WAIT_MS));
+	assert_true(fx_fd_readable(fd, FX_WAIT_MS));
 	for (int i = 0; i < 20; i++)
 		fx_expect_row(r, ids[i]);
 	fx_expect_no_row(r);
-	assert_false(fd_is_readable(fd, 0));
+	assert_false(fx_fd_readable(fd, 0));
 
 	/* Close makes it readable for the CLOSED status. */
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
 	f->bus = NULL;
-	assert_true(fd_is_readable(fd, FX_WAIT_MS));
+	assert_true(fx_fd_readable(fd, FX_WAIT_MS));
 	assert_int_equal(litebus_reader_next(r, &row, 0), LITEBUS_CLOSED);
 	litebus_reader_close(r);
 }

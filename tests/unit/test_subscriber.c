@@ -67,15 +67,6 @@ expect_event(litebus_sub *sub, int64_t id)
 	assert_int_equal(ev.event_id, id);
 }
 
-static bool
-fd_is_readable(int fd)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-
-	assert_true(poll(&p, 1, 0) >= 0);
-	return (p.revents & POLLIN) != 0;
-}
-
 static int
 sub_fd(litebus_sub *sub)
 {
@@ -690,7 +681,7 @@ the_fd_is_the_same_on_every_call_and_starts_readable(void **state)
 	int fd = sub_fd(sub);
 
 	assert_int_equal(sub_fd(sub), fd);
-	assert_true(fd_is_readable(fd));
+	assert_true(fx_fd_readable(fd, 0));
 	litebus_unsubscribe(sub);
 }
 
@@ -705,20 +696,20 @@ the_fd_stays_readable_until_a_recv_finds_nothing(void **state)
 	litebus_event ev;
 
 	expect_recv(sub, 0, LITEBUS_TIMEOUT, &ev);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	commit_events(f->bus, CH, 3, NULL);
-	assert_true(fd_is_readable(fd));
+	assert_true(fx_fd_readable(fd, 0));
 	for (int i = 0; i < 3; i++) {
 		expect_recv(sub, 0, LITEBUS_OK, &ev);
 		/* Read some, or all: still readable until a recv says
 		 * TIMEOUT. */
-		assert_true(fd_is_readable(fd));
+		assert_true(fx_fd_readable(fd, 0));
 	}
 	expect_recv(sub, 0, LITEBUS_TIMEOUT, &ev);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	/* Polling again changes nothing. */
 	expect_recv(sub, 0, LITEBUS_TIMEOUT, &ev);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	litebus_unsubscribe(sub);
 }
 
@@ -733,9 +724,9 @@ the_fd_turns_readable_again_at_the_next_commit(void **state)
 
 	for (int round = 0; round < 3; round++) {
 		expect_recv(sub, 0, LITEBUS_TIMEOUT, &ev);
-		assert_false(fd_is_readable(fd));
+		assert_false(fx_fd_readable(fd, 0));
 		commit_events(f->bus, CH, 1, NULL);
-		assert_true(fd_is_readable(fd));
+		assert_true(fx_fd_readable(fd, 0));
 		expect_recv(sub, 0, LITEBUS_OK, &ev);
 	}
 	litebus_unsubscribe(sub);
@@ -752,9 +743,9 @@ a_recv_that_waits_then_times_out_also_turns_the_fd_unreadable(void **state)
 	litebus_event ev;
 
 	expect_recv(sub, 5, LITEBUS_TIMEOUT, &ev);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	commit_events(f->bus, CH, 1, NULL);
-	assert_true(fd_is_readable(fd));
+	assert_true(fx_fd_readable(fd, 0));
 	litebus_unsubscribe(sub);
 }
 
@@ -769,7 +760,7 @@ commits_on_other_channels_leave_the_fd_unreadable(void **state)
 
 	expect_recv(sub, 0, LITEBUS_TIMEOUT, &ev);
 	commit_events(f->bus, LITEBUS_LEASE_HISTORY, 2, NULL);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	litebus_unsubscribe(sub);
 }
 
@@ -783,13 +774,13 @@ the_fd_turns_readable_when_the_bus_closes(void **state)
 	litebus_event ev;
 
 	expect_recv(sub, 0, LITEBUS_TIMEOUT, &ev);
-	assert_false(fd_is_readable(fd));
+	assert_false(fx_fd_readable(fd, 0));
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
 	f->bus = NULL;
-	assert_true(fd_is_readable(fd));
+	assert_true(fx_fd_readable(fd, 0));
 	expect_recv(sub, 0, LITEBUS_CLOSED, &ev);
 	/* CLOSED stays waiting: the fd stays readable. */
-	assert_true(fd_is_readable(fd));
+	assert_true(fx_fd_readable(fd, 0));
 	litebus_unsubscribe(sub);
 }
 

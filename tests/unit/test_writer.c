@@ -119,39 +119,12 @@ batch_job_done(int status, void *arg)
 	j->done_calls++;
 }
 
-static int
-block_job(litebus_tx *tx, void *arg)
-{
-	struct fx_barrier *b = arg;
-
-	(void)tx;
-	fx_barrier_wait(b); /* writer is busy: the test queues a batch */
-	fx_barrier_wait(b);
-	return 0;
-}
-
-struct exec_thread_arg {
-	litebus *bus;
-	litebus_job_fn fn;
-	void *arg;
-	int rc;
-};
-
-static void *
-exec_thread(void *p)
-{
-	struct exec_thread_arg *a = p;
-
-	a->rc = litebus_exec(a->bus, a->fn, a->arg);
-	return NULL;
-}
-
 static void
 one_failing_job_in_a_batch_rolls_back_alone(void **state)
 {
 	struct bus_fixture *f = *state;
 	struct fx_barrier b;
-	struct exec_thread_arg blocker;
+	struct fx_exec blocker;
 	struct batch_job jobs[9] = {{0}};
 	pthread_t t;
 	litebus_sub *sub;
@@ -162,9 +135,9 @@ one_failing_job_in_a_batch_rolls_back_alone(void **state)
 			 LITEBUS_OK);
 	assert_int_equal(litebus_stats_get(f->bus, &st0), LITEBUS_OK);
 	fx_barrier_init(&b, 2);
-	blocker = (struct exec_thread_arg){f->bus, block_job, &b, -1};
-	assert_int_equal(pthread_create(&t, NULL, exec_thread, &blocker), 0);
-	fx_barrier_wait(&b); /* the writer is inside block_job */
+	blocker = (struct fx_exec){f->bus, fx_block_job, &b, -1};
+	assert_int_equal(pthread_create(&t, NULL, fx_exec_main, &blocker), 0);
+	fx_barrier_wait(&b); /* the writer is inside fx_block_job */
 	for (int i = 0; i < 9; i++) {
 		jobs[i].fail = i == 4;
 		jobs[i].status = -99;
@@ -870,14 +843,6 @@ job_leak_tx(litebus_tx *tx, void *arg)
 	return 0;
 }
 
-static int
-td_job_nothing(litebus_tx *tx, void *arg)
-{
-	(void)tx;
-	(void)arg;
-	return 0;
-}
-
 static void *
 prober_main(void *arg)
 {
@@ -901,7 +866,7 @@ tx_db_on_another_thread_returns_null_without_a_race(void **state)
 	assert_int_equal(pthread_create(&t, NULL, prober_main, &non_null), 0);
 	/* The writer flips tx->active around every job meanwhile. */
 	for (int i = 0; i < 2000; i++)
-		assert_int_equal(litebus_exec(f->bus, td_job_nothing, NULL), 0);
+		assert_int_equal(litebus_exec(f->bus, fx_noop_job, NULL), 0);
 	atomic_store_explicit(&td_stop, 1, memory_order_relaxed);
 	pthread_join(t, NULL);
 	assert_int_equal(non_null, 0);
