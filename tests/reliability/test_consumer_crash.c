@@ -56,18 +56,6 @@ rounds(void)
 	return n > 0 ? n : 6;
 }
 
-static int
-schema_job(litebus_tx *tx, void *arg)
-{
-	(void)arg;
-	return sqlite3_exec(litebus_tx_db(tx),
-			    "CREATE TABLE IF NOT EXISTS effects(event_id "
-			    "INTEGER NOT NULL)",
-			    NULL, NULL, NULL) == SQLITE_OK
-		   ? 0
-		   : JOB_FAILED;
-}
-
 struct apply {
 	litebus_consumer *c;
 	int64_t event_id;
@@ -250,7 +238,9 @@ static void
 preload(struct bus_fixture *f)
 {
 	fx_open(f);
-	assert_int_equal(litebus_exec(f->bus, schema_job, NULL), 0);
+	assert_int_equal(fx_exec_sql(f->bus, "CREATE TABLE IF NOT EXISTS "
+					     "effects(event_id INTEGER NOT NULL)"),
+			 0);
 	for (int i = 0; i < PRELOAD; i += 500)
 		commit_batch(f->bus, CH, 500, NULL);
 	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);

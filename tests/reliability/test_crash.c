@@ -68,18 +68,6 @@ child_job_fn(litebus_tx *tx, void *arg)
 	return 0;
 }
 
-static int
-child_schema_fn(litebus_tx *tx, void *arg)
-{
-	(void)arg;
-	return sqlite3_exec(litebus_tx_db(tx),
-			    "CREATE TABLE IF NOT EXISTS app(event_id INTEGER "
-			    "PRIMARY KEY)",
-			    NULL, NULL, NULL) == SQLITE_OK
-		   ? 0
-		   : -1000;
-}
-
 struct child_ctx {
 	litebus *bus;
 	int fd;
@@ -115,7 +103,8 @@ child_main(const char *path, int durability, int fd, unsigned seed)
 	o.durability = durability;
 	if (litebus_open(&o, &bus) != LITEBUS_OK)
 		_exit(2);
-	if (litebus_exec(bus, child_schema_fn, NULL) != 0)
+	if (fx_exec_sql(bus, "CREATE TABLE IF NOT EXISTS app(event_id INTEGER "
+			     "PRIMARY KEY)") != 0)
 		_exit(2);
 	/* Tell the parent we are running. */
 	int64_t zero = 0;

@@ -232,16 +232,6 @@ from_start_delivers_rows_another_connection_committed_before_open(void **state)
 /* "... the table's newest event_id, or its deletion high-water mark if
  * higher": rows pruned before the reader opened still count as
  * committed before it. */
-static int
-job_prune(litebus_tx *tx, void *arg)
-{
-	(void)arg;
-	return sqlite3_exec(litebus_tx_db(tx),
-			    "DELETE FROM litebus_outbox_completion", NULL, NULL,
-			    NULL) == SQLITE_OK
-		   ? 0
-		   : -1000;
-}
 
 static void
 from_now_starts_after_the_high_water_mark_of_pruned_rows(void **state)
@@ -251,7 +241,8 @@ from_now_starts_after_the_high_water_mark_of_pruned_rows(void **state)
 	int64_t ids[5], next;
 
 	commit_events(f->bus, LITEBUS_COMPLETION, 5, ids);
-	assert_int_equal(litebus_exec(f->bus, job_prune, NULL), 0);
+	assert_int_equal(
+	    fx_exec_sql(f->bus, "DELETE FROM litebus_outbox_completion"), 0);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 0);
 	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
 	assert_int_equal(litebus_reader_cursor(r), ids[4]);

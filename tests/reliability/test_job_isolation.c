@@ -117,26 +117,9 @@ run_batch(litebus *bus, struct batch *b)
 }
 
 static int
-job_sql(litebus_tx *tx, void *arg)
-{
-	const char *sql = arg;
-
-	return sqlite3_exec(litebus_tx_db(tx), sql, NULL, NULL, NULL) ==
-		       SQLITE_OK
-		   ? 0
-		   : JOB_FAILED;
-}
-
-static int
 exec_sql(litebus *bus, const char *sql)
 {
-	char *copy = strdup(sql);
-	int rc;
-
-	assert_non_null(copy);
-	rc = litebus_exec(bus, job_sql, copy);
-	free(copy);
-	return rc;
+	return fx_exec_sql(bus, sql);
 }
 
 static void

@@ -579,3 +579,19 @@ fx_counting_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	(*(int *)arg)++;
 	return SQLITE_OK;
 }
+
+int
+fx_sql_job(litebus_tx *tx, void *sql)
+{
+	return sqlite3_exec(litebus_tx_db(tx), sql, NULL, NULL, NULL) ==
+		       SQLITE_OK
+		   ? 0
+		   : JOB_FAILED;
+}
+
+int
+fx_exec_sql(litebus *bus, const char *sql)
+{
+	/* fx_sql_job only reads the string. */
+	return litebus_exec(bus, fx_sql_job, (void *)(uintptr_t)sql);
+}

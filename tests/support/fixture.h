@@ -130,6 +130,11 @@ int fx_emit_one_job(litebus_tx *tx, void *arg);
 
 /* A job that does nothing and returns 0. */
 int fx_noop_job(litebus_tx *tx, void *arg);
+/* A job that runs `arg` (a NUL-terminated SQL string) on litebus_tx_db():
+ * 0, or JOB_FAILED if sqlite3_exec failed. */
+int fx_sql_job(litebus_tx *tx, void *sql);
+/* Run `sql` as one job (litebus_exec with fx_sql_job); its status. */
+int fx_exec_sql(litebus *bus, const char *sql);
 /* A job that holds the writer: it waits twice on the fx_barrier `arg`
  * (of 2), so the test knows the writer is inside the job after its first
  * wait and lets the job return with its second; returns 0. */

@@ -319,17 +319,6 @@ apply_job(litebus_tx *tx, void *arg)
 	return a->fail ? JOB_FAILED : 0;
 }
 
-static int
-create_effects_job(litebus_tx *tx, void *arg)
-{
-	(void)arg;
-	return sqlite3_exec(litebus_tx_db(tx),
-			    "CREATE TABLE effects(event_id INTEGER)", NULL,
-			    NULL, NULL) == SQLITE_OK
-		   ? 0
-		   : JOB_FAILED;
-}
-
 /* Contract: "litebus_consumer_ack_tx - inside a job: move the consumer's
  * position to event_id in the job's own transaction, so that it commits
  * if and only if the job commits." */
@@ -341,7 +330,8 @@ ack_tx_commits_with_its_job_and_rolls_back_with_it(void **state)
 	litebus_consumer *c;
 	struct apply a;
 
-	assert_int_equal(litebus_exec(f->bus, create_effects_job, NULL), 0);
+	assert_int_equal(
+	    fx_exec_sql(f->bus, "CREATE TABLE effects(event_id INTEGER)"), 0);
 	commit_events(f->bus, CH, 3, ids);
 	c = cons_open(f->bus, CH, "tx", LITEBUS_FROM_START);
 	expect_next(c, ids[0]);
@@ -853,25 +843,15 @@ consume_all(litebus *bus)
 }
 /* --- end README example --- */
 
-static int
-create_totals_job(litebus_tx *tx, void *arg)
-{
-	(void)arg;
-	return sqlite3_exec(litebus_tx_db(tx),
-			    "CREATE TABLE totals(k INTEGER PRIMARY KEY, n "
-			    "INTEGER NOT NULL)",
-			    NULL, NULL, NULL) == SQLITE_OK
-		   ? 0
-		   : JOB_FAILED;
-}
-
 /* README, "Durable consumers": the consume-process-ack example. */
 static void
 the_readme_example_applies_each_event_once_across_runs(void **state)
 {
 	struct bus_fixture *f = *state;
 
-	assert_int_equal(litebus_exec(f->bus, create_totals_job, NULL), 0);
+	assert_int_equal(fx_exec_sql(f->bus, "CREATE TABLE totals(k INTEGER "
+					     "PRIMARY KEY, n INTEGER NOT NULL)"),
+			 0);
 	commit_events(f->bus, CH, 10, NULL); /* partition_key = i */
 	assert_int_equal(consume_all(f->bus), LITEBUS_OK);
 	commit_events(f->bus, CH, 5, NULL);
