@@ -140,8 +140,10 @@ litebus *bench_open_bus(const char *path, int durability,
 void bench_bus_options(litebus_options *o, const char *path, int durability,
 		       uint32_t ring_capacity);
 litebus *bench_open_bus_opts(const litebus_options *o);
-/* Commit `rows` (a multiple of 1000) events on "bench" in jobs of 1000,
- * keys BENCH_KEY(0, 0..rows-1); exits on failure. */
+/* Commit `rows` (a multiple of BENCH_FILL_PER_JOB) events on "bench" in
+ * jobs of BENCH_FILL_PER_JOB, keys BENCH_KEY(0, 0..rows-1); exits on
+ * failure. */
+#define BENCH_FILL_PER_JOB 1000u
 void bench_fill(litebus *bus, uint64_t rows);
 /* A job that emits one event: arg is (void *)(uintptr_t)key. */
 int bench_emit_job(litebus_tx *tx, void *arg);

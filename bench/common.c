@@ -360,8 +360,6 @@ bench_emit_job(litebus_tx *tx, void *arg)
 	return litebus_emit(tx, BENCH_CHANNEL_ID, &rec, NULL);
 }
 
-#define BENCH_FILL_PER_JOB 1000u
-
 /* One job of bench_fill: BENCH_FILL_PER_JOB events from key seq `arg`. */
 static int
 bench_fill_job(litebus_tx *tx, void *arg)

@@ -178,13 +178,13 @@ consumer_settle(void *h, int64_t last_id, char *why, size_t why_len)
 	if (rc == LITEBUS_OK)
 		rc = litebus_consumer_stats_get(h, &info);
 	if (rc != LITEBUS_OK) {
-		snprintf(why, why_len, "consumer: flush/stats: %s (%s)",
+		snprintf(why, why_len, "flush/stats: %s (%s)",
 			 litebus_errname(rc), litebus_last_errmsg());
 		return false;
 	}
 	if (info.position != last_id || info.lag != 0) {
 		snprintf(why, why_len,
-			 "consumer: durable position %lld (lag %lld) after "
+			 "durable position %lld (lag %lld) after "
 			 "flush, last delivered %lld",
 			 (long long)info.position, (long long)info.lag,
 			 (long long)last_id);
@@ -218,6 +218,7 @@ struct live_cfg {
 	bool submit; /* up to INFLIGHT jobs in flight per producer */
 	const litebus_retention *retention; /* NULL: none */
 	uint32_t prune_interval_ms;	    /* with retention */
+	uint32_t prune_batch_rows;	    /* 0: the default */
 	uint64_t backlog; /* rows committed before the producers start */
 	const struct follower_ops *follow; /* NULL: none */
 	/* The main thread's step while the producers commit. */
@@ -479,6 +480,8 @@ live_once(const struct live_cfg *cfg, const char *path, struct live_out *out)
 	o.retention = cfg->retention;
 	if (cfg->prune_interval_ms > 0)
 		o.prune_interval_ms = cfg->prune_interval_ms;
+	if (cfg->prune_batch_rows > 0)
+		o.prune_batch_rows = cfg->prune_batch_rows;
 	run.bus = bench_open_bus_opts(&o);
 	bench_fill(run.bus, cfg->backlog);
 
@@ -831,26 +834,18 @@ prune_plain_delete(const char *path, uint64_t rows, int64_t *deleted)
 	return (double)rows / bench_secs(t);
 }
 
-void
-scenario_prune(void)
+/* One prune configuration: prune_batch_rows = batch. */
+static void
+prune_config(uint64_t rows, uint32_t batch)
 {
-	uint64_t rows = bench_cfg.quick ? 20000 : 200000;
 	struct bench_result *r = res_new("prune");
-	litebus_options dflt;
 
-	litebus_options_init(&dflt);
-	res_note("prune: litebus_prune of a backlog of %llu rows "
-		 "(prune_batch_rows %u) while one exec producer commits, vs "
-		 "the same producer for as long with no prune; p99_x_none = "
-		 "producer's exec p99 with prune / without; delete_rows_s = "
-		 "one plain DELETE of the same rows in one transaction "
-		 "(ceiling, stalls every commit meanwhile)",
-		 (unsigned long long)rows, dflt.prune_batch_rows);
 	res_cfg(r, "rows", "%llu", (unsigned long long)rows);
-	res_cfg(r, "batch", "%u", dflt.prune_batch_rows);
+	res_cfg(r, "batch", "%u", batch);
 	for (int rep = 0; rep < bench_cfg.reps; rep++) {
 		struct live_cfg cfg = {
 		    .producers = 1,
+		    .prune_batch_rows = batch,
 		    .backlog = rows,
 		    .during = live_prune,
 		    .prune_before = (int64_t)rows + 1,
@@ -863,11 +858,12 @@ scenario_prune(void)
 		bench_db_path(path, sizeof path, "prune");
 		live_once(&cfg, path, &with);
 		bench_db_remove(path);
-		res_check(r, "prune_table", with.table_lo == cfg.prune_before,
+		/* The whole backlog is gone, and not one row more. */
+		res_check(r, "prune_table", with.table_lo == (int64_t)rows + 1,
 			  "with prune: the table starts at id %lld, not "
-			  "%lld",
+			  "%llu",
 			  (long long)with.table_lo,
-			  (long long)cfg.prune_before);
+			  (unsigned long long)rows + 1);
 		add_checks(r, "prune", &with);
 
 		/* The same producer, as long as the prune took. */
@@ -890,6 +886,9 @@ scenario_prune(void)
 		res_val(r, "delete_rows_s", 0, del_s);
 		res_val(r, "pct_delete", 1,
 			100 * (double)rows / with.during_s / del_s);
+		/* The plain DELETE's transaction: how long it would stall
+		 * every commit. */
+		res_val(r, "delete_stall_ms", 1, 1e3 * (double)rows / del_s);
 		res_val(r, "prune_p50_us", 1, lat_us(&with, false, 0.50));
 		res_val(r, "none_p50_us", 1, lat_us(&none, false, 0.50));
 		res_val(r, "prune_p99_us", 1, lat_us(&with, false, 0.99));
@@ -900,8 +899,29 @@ scenario_prune(void)
 		res_val(r, "prune_ev_s", 0, with.ev_s);
 		res_val(r, "none_ev_s", 0, none.ev_s);
 		res_ratio(r, "x_none", 3, with.ev_s, none.ev_s);
+		/* Jobs other than the fill's and the producer's. */
 		res_val(r, "chunks", 0,
-			(double)(with.st.jobs - with.events - rows / 1000));
+			(double)(with.st.jobs - with.events -
+				 rows / BENCH_FILL_PER_JOB));
 	}
 	res_emit(r);
+}
+
+void
+scenario_prune(void)
+{
+	uint64_t rows = bench_cfg.quick ? 20000 : 200000;
+	litebus_options dflt;
+
+	litebus_options_init(&dflt);
+	res_note("prune: litebus_prune of a backlog of %llu rows (batch = "
+		 "prune_batch_rows; %u is the default) while one exec "
+		 "producer commits, vs the same producer for as long with no "
+		 "prune; p99_x_none = the producer's exec p99 with prune / "
+		 "without; delete_rows_s = one plain DELETE of the same rows "
+		 "in one transaction (ceiling), which would stall every "
+		 "commit for delete_stall_ms",
+		 (unsigned long long)rows, dflt.prune_batch_rows);
+	prune_config(rows, dflt.prune_batch_rows);
+	prune_config(rows, 100);
 }
