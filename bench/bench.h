@@ -135,6 +135,16 @@ int64_t bench_wall_ms(void);
  * on failure. */
 litebus *bench_open_bus(const char *path, int durability,
 			uint32_t ring_capacity);
+/* The options bench_open_bus uses (channel "bench" only), to change some
+ * before bench_open_bus_opts (which exits on failure, like it). */
+void bench_bus_options(litebus_options *o, const char *path, int durability,
+		       uint32_t ring_capacity);
+litebus *bench_open_bus_opts(const litebus_options *o);
+/* Commit `rows` (a multiple of BENCH_FILL_PER_JOB) events on "bench" in
+ * jobs of BENCH_FILL_PER_JOB, keys BENCH_KEY(0, 0..rows-1); exits on
+ * failure. */
+#define BENCH_FILL_PER_JOB 1000u
+void bench_fill(litebus *bus, uint64_t rows);
 /* A job that emits one event: arg is (void *)(uintptr_t)key. */
 int bench_emit_job(litebus_tx *tx, void *arg);
 /* Exit with litebus's message for a failed call. */
@@ -154,8 +164,7 @@ void bench_litebus_check(int rc, const char *what);
 /* An oracle for one run of nprod producers; exits if memory runs out. */
 struct oracle *bench_oracle(uint32_t nprod);
 /* Its reader or subscriber number i ("reader 3"); exits likewise. */
-struct oracle_consumer *bench_consumer(struct oracle *o, bool is_reader,
-				       int i);
+struct oracle_consumer *bench_consumer(struct oracle *o, bool is_reader, int i);
 /* One delivered event, and its subject checked against its key; subject
  * is the full subject (rows) or the prefix (ring events), subject_len
  * the full length. */
@@ -200,5 +209,8 @@ void scenario_commit(void);
 void scenario_latency(void);
 void scenario_catchup(void);
 void scenario_fanout(void);
+void scenario_retention(void);
+void scenario_consumer(void);
+void scenario_prune(void);
 
 #endif

@@ -314,25 +314,40 @@ bench_litebus_check(int rc, const char *what)
 	exit(2);
 }
 
-litebus *
-bench_open_bus(const char *path, int durability, uint32_t ring_capacity)
+void
+bench_bus_options(litebus_options *o, const char *path, int durability,
+		  uint32_t ring_capacity)
 {
 	static const char *const channels[] = {BENCH_CHANNEL, NULL};
-	litebus_options o;
+
+	litebus_options_init(o);
+	o->path = path;
+	o->durability = durability;
+	o->ring_capacity = ring_capacity;
+	o->channels = channels;
+}
+
+litebus *
+bench_open_bus_opts(const litebus_options *o)
+{
 	litebus *bus = NULL;
 
-	litebus_options_init(&o);
-	o.path = path;
-	o.durability = durability;
-	o.ring_capacity = ring_capacity;
-	o.channels = channels;
-	bench_litebus_check(litebus_open(&o, &bus), "litebus_open");
+	bench_litebus_check(litebus_open(o, &bus), "litebus_open");
 	if (litebus_channel_id(bus, BENCH_CHANNEL) != BENCH_CHANNEL_ID) {
 		fprintf(stderr, "litebus-bench: channel %s is not id %d\n",
 			BENCH_CHANNEL, BENCH_CHANNEL_ID);
 		exit(2);
 	}
 	return bus;
+}
+
+litebus *
+bench_open_bus(const char *path, int durability, uint32_t ring_capacity)
+{
+	litebus_options o;
+
+	bench_bus_options(&o, path, durability, ring_capacity);
+	return bench_open_bus_opts(&o);
 }
 
 int
@@ -343,6 +358,34 @@ bench_emit_job(litebus_tx *tx, void *arg)
 
 	bench_record(&rec, subject, (uint64_t)(uintptr_t)arg);
 	return litebus_emit(tx, BENCH_CHANNEL_ID, &rec, NULL);
+}
+
+/* One job of bench_fill: BENCH_FILL_PER_JOB events from key seq `arg`. */
+static int
+bench_fill_job(litebus_tx *tx, void *arg)
+{
+	uint64_t first = (uint64_t)(uintptr_t)arg;
+	unsigned char subject[BENCH_SUBJECT_LEN];
+	litebus_record rec;
+
+	for (uint64_t i = first; i < first + BENCH_FILL_PER_JOB; i++) {
+		int rc;
+
+		bench_record(&rec, subject, BENCH_KEY(0, i));
+		rc = litebus_emit(tx, BENCH_CHANNEL_ID, &rec, NULL);
+		if (rc != LITEBUS_OK)
+			return rc;
+	}
+	return 0;
+}
+
+void
+bench_fill(litebus *bus, uint64_t rows)
+{
+	for (uint64_t i = 0; i < rows; i += BENCH_FILL_PER_JOB)
+		bench_litebus_check(
+		    litebus_exec(bus, bench_fill_job, (void *)(uintptr_t)i),
+		    "filling the outbox");
 }
 
 /* ------------------------------------------------------------------ */

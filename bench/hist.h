@@ -67,6 +67,17 @@ hist_add(struct hist *h, uint64_t v)
 		h->max = v;
 }
 
+/* Add every value recorded in *from to *into (same thread as both). */
+static inline void
+hist_merge(struct hist *into, const struct hist *from)
+{
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		into->count[i] += from->count[i];
+	into->n += from->n;
+	if (from->max > into->max)
+		into->max = from->max;
+}
+
 /* The q-quantile (0 < q <= 1): the smallest bucket edge at or above
  * ceil(q * n) recorded values; 0 for an empty histogram. */
 static inline uint64_t

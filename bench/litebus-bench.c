@@ -3,7 +3,8 @@
  * in the same run.
  *
  * usage: litebus-bench [--quick] [--json FILE] [--reps N]
- *                      ring|commit|latency|catchup|fanout|all ...
+ *                      ring|commit|latency|catchup|fanout|
+ *                      retention|consumer|prune|all ...
  *
  * Every scenario prints one line per configuration to stdout: the
  * configuration, the medians over the repetitions of litebus's figures,
@@ -26,9 +27,10 @@ static const struct {
 	const char *name;
 	void (*run)(void);
 } scenarios[] = {
-    {"ring", scenario_ring},	   {"commit", scenario_commit},
-    {"latency", scenario_latency}, {"catchup", scenario_catchup},
-    {"fanout", scenario_fanout},
+    {"ring", scenario_ring},	     {"commit", scenario_commit},
+    {"latency", scenario_latency},   {"catchup", scenario_catchup},
+    {"fanout", scenario_fanout},     {"retention", scenario_retention},
+    {"consumer", scenario_consumer}, {"prune", scenario_prune},
 };
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
@@ -36,7 +38,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: litebus-bench [--quick] [--json FILE] [--reps N] "
-		   "ring|commit|latency|catchup|fanout|all ...\n");
+		   "ring|commit|latency|catchup|fanout|\n"
+		   "       retention|consumer|prune|all ...\n");
 }
 
 int

@@ -17,35 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define FILL_PER_JOB 1000u
-
-static int
-fill_job(litebus_tx *tx, void *arg)
-{
-	uint64_t first = (uint64_t)(uintptr_t)arg;
-	unsigned char subject[BENCH_SUBJECT_LEN];
-	litebus_record rec;
-
-	for (uint64_t i = first; i < first + FILL_PER_JOB; i++) {
-		int rc;
-
-		bench_record(&rec, subject, BENCH_KEY(0, i));
-		rc = litebus_emit(tx, BENCH_CHANNEL_ID, &rec, NULL);
-		if (rc != LITEBUS_OK)
-			return rc;
-	}
-	return 0;
-}
-
 static void
 catchup_fill(const char *path, uint64_t rows)
 {
 	litebus *bus = bench_open_bus(path, LITEBUS_DURABILITY_NORMAL, 4096);
 
-	for (uint64_t i = 0; i < rows; i += FILL_PER_JOB)
-		bench_litebus_check(
-		    litebus_exec(bus, fill_job, (void *)(uintptr_t)i),
-		    "filling the outbox");
+	bench_fill(bus, rows);
 	litebus_close(bus);
 }
 
