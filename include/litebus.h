@@ -803,12 +803,17 @@ LITEBUS_API int litebus_reader_expired(const litebus_reader *r, int64_t *first,
 
 /*
  * litebus_channel_head - the channel's range as the database holds it
- * now: *head, the newest event_id committed on the channel (by this bus or
- * any other connection to the file; deleted rows count), and *oldest, the
- * oldest event_id still retained.  Rows oldest..head may be read (ids a job
- * undid leave gaps).  A channel that never committed anything gives 0 and
- * 0; one whose every row was pruned gives oldest == head + 1.  A consumer's
- * lag is head - its position.
+ * now.  *head is the channel's high-water mark: the largest event_id a
+ * committed transaction handed out on the channel, by this bus or any
+ * other connection to the file - including ids whose rows were deleted
+ * since, pruned, or deleted by the job that emitted them (no id up to head
+ * is ever handed out again).  *oldest is the oldest event_id whose row is
+ * still retained, or 0 when no row is: the rows that may be read have ids
+ * in oldest..head (ids a job undid leave gaps).  A channel that never
+ * committed anything gives 0 and 0; one whose every row was pruned gives
+ * head > 0 and oldest 0.  A consumer's lag is head - its position; a
+ * consumer can pass ids that carry no row by acknowledging its cursor
+ * (litebus_consumer_cursor()).
  * Returns OK; EINVAL (NULL), ENOCHANNEL, ECLOSED, EFORKED, or
  * ECANTOPEN/EBUSY/ESQLITE (the read failed).
  * Thread-safety: any thread.  Blocking: a short read on a connection of

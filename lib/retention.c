@@ -567,7 +567,7 @@ lb_retention_prune(struct lb_retention *rt, int channel,
 }
 
 /* The head and the oldest row in one read transaction, so that the two
- * agree (oldest <= head + 1). */
+ * agree (oldest <= head, or oldest == 0). */
 static int
 head_read(sqlite3 *db, const char *name, int64_t *head, int64_t *oldest)
 {
@@ -624,8 +624,8 @@ lb_retention_read_head(const struct lb_dbname *dbn, const char *name,
 	(void)sqlite3_close_v2(db);
 	if (rc != LITEBUS_OK)
 		return rc;
-	if (o == 0 && h != 0)
-		o = h + 1; /* every row pruned (or deleted) */
+	/* o == 0: no row retained (never any, or every one pruned or
+	 * deleted).  Not head + 1, which does not exist for INT64_MAX. */
 	*head = h;
 	*oldest = o;
 	return LITEBUS_OK;

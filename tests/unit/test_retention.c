@@ -320,7 +320,7 @@ prune_deletes_below_before_event_id_but_not_past_a_consumer(void **state)
 			 LITEBUS_OK);
 	head_of(f->bus, LITEBUS_COMPLETION, &h, &o);
 	assert_int_equal(h, 20);
-	assert_int_equal(o, 21);
+	assert_int_equal(o, 0); /* no row retained */
 	assert_int_equal(pruned_through(f->path, "completion"), 20);
 	assert_int_equal(fx_commit_one(f->bus, LITEBUS_COMPLETION), 21);
 	/* Forward only: a smaller bound changes nothing. */
@@ -442,7 +442,7 @@ close_stops_a_busy_pruner(void **state)
 /* litebus_channel_head                                                */
 
 /* Header: "A channel that never committed anything gives 0 and 0; one
- * whose every row was pruned gives oldest == head + 1." */
+ * whose every row was pruned gives head > 0 and oldest 0." */
 static void
 channel_head_gives_the_range_the_database_holds(void **state)
 {
@@ -465,7 +465,7 @@ channel_head_gives_the_range_the_database_holds(void **state)
 			 LITEBUS_OK);
 	head_of(f->bus, LITEBUS_COMPLETION, &h, &o);
 	assert_int_equal(h, 7);
-	assert_int_equal(o, 8);
+	assert_int_equal(o, 0);
 	/* Other channels are their own. */
 	head_of(f->bus, LITEBUS_STREAM_FRAME, &h, &o);
 	assert_int_equal(h, 0);
@@ -493,6 +493,71 @@ channel_head_sees_other_connections_and_deleted_rows(void **state)
 	head_of(f->bus, LITEBUS_COMPLETION, &h, &o);
 	assert_int_equal(h, 9);
 	assert_int_equal(o, 1);
+}
+
+/* Header: *head is the high-water mark, "including ids whose rows were
+ * ... deleted by the job that emitted them"; "*oldest is ... 0 when no
+ * row is" - also when head is INT64_MAX, where head + 1 does not exist
+ * (found by an attack: oldest wrapped to INT64_MIN). */
+static int
+emit_two_and_delete_them(litebus_tx *tx, void *arg)
+{
+	int rc = fx_emit_job(tx, &(struct fx_emit){
+				     .channel = LITEBUS_COMPLETION,
+				     .count = 2,
+				 });
+
+	(void)arg;
+	if (rc != 0)
+		return rc;
+	return fx_sql_job(
+	    tx, (void *)(uintptr_t) "DELETE FROM litebus_outbox_completion");
+}
+
+static void
+channel_head_counts_undone_ids_and_never_overflows_at_int64_max(void **state)
+{
+	struct bus_fixture *f = *state;
+	litebus_consumer *c;
+	int64_t h = -1, o = -1;
+
+	/* An emit whose row the job deleted: the id is spent. */
+	assert_int_equal(litebus_exec(f->bus, emit_two_and_delete_them, NULL),
+			 0);
+	head_of(f->bus, LITEBUS_COMPLETION, &h, &o);
+	assert_int_equal(h, 2);
+	assert_int_equal(o, 0);
+	/* A consumer passes ids that carry no row by acking its cursor. */
+	assert_int_equal(litebus_consumer_open(f->bus, LITEBUS_COMPLETION,
+					       "gaps", LITEBUS_FROM_START, NULL,
+					       &c),
+			 LITEBUS_OK);
+	{
+		litebus_row row;
+		litebus_consumer_info info;
+
+		assert_int_equal(litebus_consumer_next(c, &row, 0),
+				 LITEBUS_TIMEOUT);
+		assert_int_equal(litebus_consumer_cursor(c), 2);
+		assert_int_equal(litebus_consumer_ack(c, 2), LITEBUS_OK);
+		assert_int_equal(litebus_consumer_flush(c), LITEBUS_OK);
+		assert_int_equal(litebus_consumer_stats_get(c, &info),
+				 LITEBUS_OK);
+		assert_int_equal(info.lag, 0);
+	}
+	litebus_consumer_close(c);
+
+	/* The channel's ids end at INT64_MAX, and every row is gone. */
+	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	f->bus = NULL;
+	fx_sql_run_at(f->path, "UPDATE main.litebus_channel SET high_water = "
+			       "9223372036854775805 WHERE name = 'completion'");
+	fx_open(f);
+	assert_int_equal(litebus_exec(f->bus, emit_two_and_delete_them, NULL),
+			 0);
+	head_of(f->bus, LITEBUS_COMPLETION, &h, &o);
+	assert_int_equal(h, INT64_MAX);
+	assert_int_equal(o, 0);
 }
 
 /* Header: "Returns OK; EINVAL (NULL), ENOCHANNEL, ECLOSED". */
@@ -707,6 +772,8 @@ main(void)
 	    FX_TEST_TMPDIR(prune_on_the_writer_thread_is_edeadlk),
 	    FX_TEST_TMPDIR(close_stops_a_busy_pruner),
 	    FX_TEST_TINY(channel_head_gives_the_range_the_database_holds),
+	    FX_TEST_TINY(
+		channel_head_counts_undone_ids_and_never_overflows_at_int64_max),
 	    FX_TEST_TINY(channel_head_sees_other_connections_and_deleted_rows),
 	    FX_TEST_TINY(channel_head_refuses_misuse),
 	    cmocka_unit_test(channel_head_and_prune_work_in_memory),
