@@ -439,37 +439,15 @@ cons_sql_get(struct lb_outbox *ob, const struct cons_key *k, bool *found,
 	return rc;
 }
 
-/* Move the position forward to `position` (K3). */
+/* Run the keyed statement `which` (?1 channel key, ?2 name) with the
+ * integers vals[0..n) bound to ?3, ?4, ...; `what` names it in errors. */
 static int
-cons_sql_ack(struct lb_outbox *ob, const struct cons_key *k, int64_t position,
-	     int64_t now_ms)
+cons_sql_keyed(struct lb_outbox *ob, enum lb_own_sql which,
+	       const struct cons_key *k, const int64_t *vals, int n,
+	       const char *what)
 {
 	sqlite3_stmt *st;
-	int rc, src;
-
-	LB_ASSERT_ON_WRITER_THREAD();
-	rc = lb_outbox_own(ob, LB_SQL_CONSUMER_ACK, &st);
-	if (rc == LITEBUS_OK)
-		rc = cons_bind_key(ob, st, k);
-	if (rc != LITEBUS_OK)
-		return rc;
-	src = sqlite3_bind_int64(st, 3, position);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(st, 4, now_ms);
-	if (src != SQLITE_OK) {
-		(void)sqlite3_clear_bindings(st);
-		return lb_err_sqlite(ob->db, src, "binding an ack");
-	}
-	return cons_step_done(ob, st, "recording a consumer's position");
-}
-
-/* HOLD or RELEASE with the holder h. */
-static int
-cons_sql_holder(struct lb_outbox *ob, enum lb_own_sql which,
-		const struct cons_key *k, struct cons_holder h)
-{
-	sqlite3_stmt *st;
-	int rc, src;
+	int rc, src = SQLITE_OK;
 
 	LB_ASSERT_ON_WRITER_THREAD();
 	rc = lb_outbox_own(ob, which, &st);
@@ -477,15 +455,34 @@ cons_sql_holder(struct lb_outbox *ob, enum lb_own_sql which,
 		rc = cons_bind_key(ob, st, k);
 	if (rc != LITEBUS_OK)
 		return rc;
-	src = sqlite3_bind_int64(st, 3, h.pid);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(st, 4, h.start);
+	for (int i = 0; i < n && src == SQLITE_OK; i++)
+		src = sqlite3_bind_int64(st, 3 + i, vals[i]);
 	if (src != SQLITE_OK) {
 		(void)sqlite3_clear_bindings(st);
-		return lb_err_sqlite(ob->db, src,
-				     "binding a consumer's holder");
+		return lb_err_sqlite(ob->db, src, what);
 	}
-	return cons_step_done(ob, st,
+	return cons_step_done(ob, st, what);
+}
+
+/* Move the position forward to `position` (K3). */
+static int
+cons_sql_ack(struct lb_outbox *ob, const struct cons_key *k, int64_t position,
+	     int64_t now_ms)
+{
+	const int64_t v[] = {position, now_ms};
+
+	return cons_sql_keyed(ob, LB_SQL_CONSUMER_ACK, k, v, 2,
+			      "recording a consumer's position");
+}
+
+/* HOLD or RELEASE with the holder h. */
+static int
+cons_sql_holder(struct lb_outbox *ob, enum lb_own_sql which,
+		const struct cons_key *k, struct cons_holder h)
+{
+	const int64_t v[] = {h.pid, h.start};
+
+	return cons_sql_keyed(ob, which, k, v, 2,
 			      which == LB_SQL_CONSUMER_HOLD
 				  ? "claiming a consumer"
 				  : "releasing a consumer");
@@ -495,42 +492,17 @@ static int
 cons_sql_insert(struct lb_outbox *ob, const struct cons_key *k,
 		int64_t position, int64_t now_ms, struct cons_holder h)
 {
-	sqlite3_stmt *st;
-	int rc, src;
+	const int64_t v[] = {position, now_ms, h.pid, h.start};
 
-	LB_ASSERT_ON_WRITER_THREAD();
-	rc = lb_outbox_own(ob, LB_SQL_CONSUMER_INSERT, &st);
-	if (rc == LITEBUS_OK)
-		rc = cons_bind_key(ob, st, k);
-	if (rc != LITEBUS_OK)
-		return rc;
-	src = sqlite3_bind_int64(st, 3, position);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(st, 4, now_ms);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(st, 5, h.pid);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_int64(st, 6, h.start);
-	if (src != SQLITE_OK) {
-		(void)sqlite3_clear_bindings(st);
-		return lb_err_sqlite(ob->db, src, "binding a new consumer");
-	}
-	return cons_step_done(ob, st, "creating a consumer");
+	return cons_sql_keyed(ob, LB_SQL_CONSUMER_INSERT, k, v, 4,
+			      "creating a consumer");
 }
 
 static int
 cons_sql_delete(struct lb_outbox *ob, const struct cons_key *k)
 {
-	sqlite3_stmt *st;
-	int rc;
-
-	LB_ASSERT_ON_WRITER_THREAD();
-	rc = lb_outbox_own(ob, LB_SQL_CONSUMER_DELETE, &st);
-	if (rc == LITEBUS_OK)
-		rc = cons_bind_key(ob, st, k);
-	if (rc != LITEBUS_OK)
-		return rc;
-	return cons_step_done(ob, st, "deleting a consumer");
+	return cons_sql_keyed(ob, LB_SQL_CONSUMER_DELETE, k, NULL, 0,
+			      "deleting a consumer");
 }
 
 /* ------------------------------------------------------------------ */

@@ -1958,33 +1958,52 @@ lb_outbox_range_row(sqlite3 *db, sqlite3_stmt *st, struct lb_outbox_row *row)
 	return rc;
 }
 
+/* One short read of a single integer: `sql` with `text` bound to ?1
+ * (unless NULL); *out is the first column of the first row, or 0 if there
+ * is none.  Finalizing ends the read transaction at once. */
+static int
+outbox_read_int(sqlite3 *db, const char *sql, const char *text, int64_t *out,
+		const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*out = 0;
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK && text != NULL)
+		rc = sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*out = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		} else if (rc == SQLITE_DONE) {
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, what);
+	return LITEBUS_OK;
+}
+
 int
 lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head)
 {
 	char sql[SQL_MAX];
-	sqlite3_stmt *st = NULL;
-	int rc;
 
 	/* The same expression as the writer's next_id (above): the largest
-	 * id the table holds, or its deletion high-water mark if higher. */
+	 * id the table holds, or its deletion high-water mark if higher.
+	 * The mark's row is spelled as the file spells the channel (O4),
+	 * which may differ from channel_name in case. */
 	snprintf(sql, sizeof sql,
 		 "SELECT max(coalesce((SELECT max(event_id) FROM "
 		 "main.\"litebus_outbox_%s\"), 0), coalesce((SELECT "
-		 "high_water FROM main.litebus_channel WHERE name = '%s'), 0))",
+		 "high_water FROM main.litebus_channel WHERE name = '%s' "
+		 "COLLATE NOCASE), 0))",
 		 channel_name, channel_name);
-	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*head = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		}
-	}
-	/* Finalizing ends the read transaction at once. */
-	sqlite3_finalize(st);
-	if (rc != SQLITE_OK)
-		return lb_err_sqlite(db, rc, "reading the newest event_id");
-	return LITEBUS_OK;
+	return outbox_read_int(db, sql, NULL, head,
+			       "reading the newest event_id");
 }
 
 /* ------------------------------------------------------------------ */
@@ -2114,56 +2133,23 @@ int
 lb_outbox_read_pruned(sqlite3 *db, const char *channel_name, int64_t *through)
 {
 	char key[LITEBUS_CHANNEL_NAME_MAX + 1];
-	sqlite3_stmt *st = NULL;
-	int rc;
 
 	lb_outbox_state_key(key, channel_name);
-	*through = 0;
-	rc = sqlite3_prepare_v2(db, own_sql[LB_SQL_PRUNED_GET], -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*through = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		} else if (rc == SQLITE_DONE) {
-			rc = SQLITE_OK;
-		}
-	}
-	/* Finalizing ends the read transaction at once. */
-	sqlite3_finalize(st);
-	if (rc != SQLITE_OK)
-		return lb_err_sqlite(db, rc, "reading the pruned prefix");
-	return LITEBUS_OK;
+	return outbox_read_int(db, own_sql[LB_SQL_PRUNED_GET], key, through,
+			       "reading the pruned prefix");
 }
 
 int
 lb_outbox_read_oldest(sqlite3 *db, const char *channel_name, int64_t *oldest)
 {
 	char sql[SQL_MAX];
-	sqlite3_stmt *st = NULL;
-	int rc;
 
-	*oldest = 0;
 	snprintf(sql, sizeof sql,
 		 "SELECT event_id FROM main.\"litebus_outbox_%s\" "
 		 "ORDER BY event_id LIMIT 1",
 		 channel_name);
-	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*oldest = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		} else if (rc == SQLITE_DONE) {
-			rc = SQLITE_OK;
-		}
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_OK)
-		return lb_err_sqlite(db, rc, "reading the oldest event_id");
-	return LITEBUS_OK;
+	return outbox_read_int(db, sql, NULL, oldest,
+			       "reading the oldest event_id");
 }
 
 int

@@ -379,6 +379,37 @@ a_policy_names_a_custom_channel_ignoring_case(void **state)
 	assert_int_equal(pruned_through(f->path, "orders"), 9);
 }
 
+/* litebus_channel_head: "*head is the channel's high-water mark" - also
+ * when the bus spells the channel in another case than the file does
+ * (the mark's row keeps the file's spelling, O4). */
+static void
+channel_head_finds_the_mark_of_a_channel_spelled_in_another_case(
+    void **state)
+{
+	struct bus_fixture *f = *state;
+	static const char *const upper[] = {"Orders", NULL};
+	static const char *const lower[] = {"orders", NULL};
+	int64_t h = -1, o = -1;
+	int id;
+
+	litebus_options_init(&f->opts);
+	f->opts.channels = upper;
+	fx_open(f);
+	id = litebus_channel_id(f->bus, "Orders");
+	assert_true(id >= 0);
+	commit_batch(f->bus, id, 5, NULL);
+	assert_int_equal(fx_exec_sql(f->bus, "DELETE FROM litebus_outbox_Orders"),
+			 0);
+	assert_int_equal(litebus_close(f->bus), LITEBUS_OK);
+	f->opts.channels = lower;
+	fx_open(f);
+	id = litebus_channel_id(f->bus, "orders");
+	assert_true(id >= 0);
+	head_of(f->bus, id, &h, &o);
+	assert_int_equal(h, 5);
+	assert_int_equal(o, 0);
+}
+
 /* P4: the pruner is stopped by close, whatever it is doing; and errors
  * of litebus_prune. */
 static void
@@ -768,6 +799,8 @@ main(void)
 		prune_deletes_below_before_event_id_but_not_past_a_consumer),
 	    FX_TEST_TMPDIR(a_backlog_is_pruned_in_chunks_of_prune_batch_rows),
 	    FX_TEST_TMPDIR(a_policy_names_a_custom_channel_ignoring_case),
+	    FX_TEST_TMPDIR(
+		channel_head_finds_the_mark_of_a_channel_spelled_in_another_case),
 	    FX_TEST_TMPDIR(prune_refuses_misuse),
 	    FX_TEST_TMPDIR(prune_on_the_writer_thread_is_edeadlk),
 	    FX_TEST_TMPDIR(close_stops_a_busy_pruner),
