@@ -171,6 +171,13 @@ extern "C" {
 #define LITEBUS_VERSION_NUMBER                                                 \
 	(LITEBUS_VERSION_MAJOR * 10000 + LITEBUS_VERSION_MINOR * 100 +         \
 	 LITEBUS_VERSION_PATCH)
+/* The same version as a string literal, "MAJOR.MINOR.PATCH" ("0.1.0"). */
+#define LITEBUS_VERSION_STR_(x) #x
+#define LITEBUS_VERSION_XSTR_(x) LITEBUS_VERSION_STR_(x)
+#define LITEBUS_VERSION_STRING                                                 \
+	LITEBUS_VERSION_XSTR_(LITEBUS_VERSION_MAJOR) "."                       \
+	LITEBUS_VERSION_XSTR_(LITEBUS_VERSION_MINOR) "."                       \
+	LITEBUS_VERSION_XSTR_(LITEBUS_VERSION_PATCH)
 
 #if defined(_WIN32)
 #define LITEBUS_API
@@ -275,6 +282,15 @@ LITEBUS_API int litebus_last_sqlite_code(void);
  * Thread-safety: any thread.  Blocking: never.
  */
 LITEBUS_API int litebus_version_number(void);
+
+/*
+ * litebus_version_string - the version of the library actually loaded as
+ * "MAJOR.MINOR.PATCH", such as "0.1.0": LITEBUS_VERSION_STRING of the
+ * library, made of the same numbers as litebus_version_number().  Returns
+ * a static string, never NULL; the caller must not free it.
+ * Thread-safety: any thread.  Blocking: never.
+ */
+LITEBUS_API const char *litebus_version_string(void);
 
 /* ---------------------------------------------------------------- */
 /* Channels                                                          */

@@ -1,6 +1,6 @@
 /*
- * errors.c - the error table, litebus_strerror(), and per-thread error
- * text.
+ * errors.c - the error table, litebus_strerror(), per-thread error
+ * text, and the run-time version.
  *
  * The codes come from the single list LITEBUS_ERRORS in litebus.h, so a
  * code cannot exist without its message.  The detail of a failure (which
@@ -65,6 +65,12 @@ int
 litebus_version_number(void)
 {
 	return LITEBUS_VERSION_NUMBER;
+}
+
+const char *
+litebus_version_string(void)
+{
+	return LITEBUS_VERSION_STRING;
 }
 
 void

@@ -1,7 +1,7 @@
 /*
  * test_errors.c - the status codes (lib/errors.c): one message and one
  * name per code, the per-thread error text and SQLite code, and the
- * run-time version number.
+ * run-time version number and string.
  */
 #include "fixture.h"
 
@@ -154,6 +154,36 @@ the_run_time_version_matches_the_header(void **state)
 			     LITEBUS_VERSION_PATCH);
 }
 
+/* litebus_version_string(): "the version of the library actually loaded as
+ * "MAJOR.MINOR.PATCH" ... made of the same numbers as
+ * litebus_version_number()". */
+static void
+the_version_string_is_the_header_numbers_joined_by_dots(void **state)
+{
+	char expected[64];
+	int n;
+	int major = -1, minor = -1, patch = -1;
+	char end;
+
+	(void)state;
+	n = snprintf(expected, sizeof expected, "%d.%d.%d",
+		     LITEBUS_VERSION_MAJOR, LITEBUS_VERSION_MINOR,
+		     LITEBUS_VERSION_PATCH);
+	assert_true(n > 0 && (size_t)n < sizeof expected);
+	assert_non_null(litebus_version_string());
+	assert_string_equal(litebus_version_string(), expected);
+	assert_string_equal(LITEBUS_VERSION_STRING, expected);
+	/* Static: the same pointer every time. */
+	assert_ptr_equal(litebus_version_string(), litebus_version_string());
+
+	/* And it agrees with the run-time number. */
+	assert_int_equal(sscanf(litebus_version_string(), "%d.%d.%d%c", &major,
+				&minor, &patch, &end),
+			 3);
+	assert_int_equal(major * 10000 + minor * 100 + patch,
+			 litebus_version_number());
+}
+
 /* ------------------------------------------------------------------ */
 /* Per-thread error state                                               */
 
@@ -302,6 +332,8 @@ main(void)
 	    cmocka_unit_test(
 		unknown_values_give_unknown_status_and_a_question_mark),
 	    cmocka_unit_test(the_run_time_version_matches_the_header),
+	    cmocka_unit_test(
+		the_version_string_is_the_header_numbers_joined_by_dots),
 	    cmocka_unit_test(
 		a_thread_that_saw_no_error_has_an_empty_message_and_no_sqlite_code),
 	    FX_TEST_TINY(the_message_describes_the_last_error_on_this_thread),
