@@ -5,6 +5,7 @@
  * usage: litebus-bench [--quick] [--json FILE] [--reps N]
  *                      ring|commit|latency|catchup|fanout|
  *                      retention|consumer|prune|all ...
+ *        litebus-bench --help | --version
  *
  * Every scenario prints one line per configuration to stdout: the
  * configuration, the medians over the repetitions of litebus's figures,
@@ -39,7 +40,31 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: litebus-bench [--quick] [--json FILE] [--reps N] "
 		   "ring|commit|latency|catchup|fanout|\n"
-		   "       retention|consumer|prune|all ...\n");
+		   "       retention|consumer|prune|all ...\n"
+		   "       litebus-bench --help | --version\n"
+		   "\n"
+		   "  --quick      shorter runs, one repetition unless --reps\n"
+		   "  --json FILE  also write one JSON object per "
+		   "configuration to FILE\n"
+		   "  --reps N     repetitions per configuration, 1..32 "
+		   "(default 3)\n"
+		   "  -h, --help   print this text and exit\n"
+		   "  --version    print the versions of litebus-bench, the "
+		   "litebus library\n"
+		   "               and SQLite it runs with, and exit\n"
+		   "\n"
+		   "Exit status: 0 every check passed, 1 a check failed, 2 "
+		   "usage or setup\nerror.  See bench/README.md.\n");
+}
+
+/* "litebus-bench 0.1.0 (library 0.1.0, SQLite 3.40.1)": the version the
+ * bench was built as, then the libraries actually loaded. */
+static void
+print_version(void)
+{
+	printf("litebus-bench %s (library %s, SQLite %s)\n",
+	       LITEBUS_VERSION_STRING, litebus_version_string(),
+	       sqlite3_libversion());
 }
 
 int
@@ -73,6 +98,10 @@ main(int argc, char **argv)
 		}
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
+			return 0;
+		}
+		if (strcmp(a, "--version") == 0) {
+			print_version();
 			return 0;
 		}
 		for (size_t s = 0; s < NSCENARIOS; s++)

@@ -4,6 +4,7 @@
  */
 #include "demo.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ usage(FILE *f)
 		"usage: litebus-demo [--db PATH | --memory] [--seconds N] "
 		"[--producers N]\n"
 		"                    [--ring SLOTS] [--full] [--keep]\n"
+		"       litebus-demo --help | --version\n"
 		"\n"
 		"Runs litebus for a few seconds with producers, readers and "
 		"subscribers,\n"
@@ -30,11 +32,25 @@ usage(FILE *f)
 		"%u)\n"
 		"  --full         durability FULL (fsync every commit)\n"
 		"  --keep         keep the temporary directory\n"
+		"  -h, --help     print this text and exit\n"
+		"  --version      print the versions of litebus-demo, the "
+		"litebus library\n"
+		"                 and SQLite it runs with, and exit\n"
 		"\n"
 		"Exit status: 0 all checks passed, 1 a check failed, 2 usage "
 		"or setup error.\n",
 		DEMO_SECONDS_DEFAULT, DEMO_PRODUCERS_DEFAULT,
 		DEMO_PRODUCERS_MAX, DEMO_RING_DEFAULT);
+}
+
+/* "litebus-demo 0.1.0 (library 0.1.0, SQLite 3.40.1)": the version the
+ * demo was built as, then the libraries actually loaded. */
+static void
+print_version(void)
+{
+	printf("litebus-demo %s (library %s, SQLite %s)\n",
+	       LITEBUS_VERSION_STRING, litebus_version_string(),
+	       sqlite3_libversion());
 }
 
 static bool
@@ -58,7 +74,8 @@ option_takes_value(const char *a)
 	       strcmp(a, "--producers") == 0 || strcmp(a, "--ring") == 0;
 }
 
-/* Returns 0, 1 for --help, or 2 for a usage error (printed). */
+/* Returns 0, 1 for --help or --version (printed), or 2 for a usage error
+ * (printed). */
 int
 parse_args(int argc, char **argv, struct demo_opts *o)
 {
@@ -82,6 +99,9 @@ parse_args(int argc, char **argv, struct demo_opts *o)
 		}
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
+			return 1;
+		} else if (strcmp(a, "--version") == 0) {
+			print_version();
 			return 1;
 		} else if (strcmp(a, "--memory") == 0) {
 			o->memory = true;
