@@ -4,15 +4,21 @@
 usage: tools/bench-plot.py [--png] BENCH.json [OUTDIR]
 
 Writes two SVG files (PNG with --png) into OUTDIR (default: the JSON
-file's directory):
+file's directory; created if it does not exist), and prints their paths:
   commit.svg   committed events/s vs producers, S=4 readers, for normal
                and full durability: litebus (submit256 and exec), the naive
                bus and the ceiling, medians with min..max bars.
   latency.svg  latency percentiles (p50, p99, p99.9, max) at 1k and 10k
                events/s for each path (ack, sub, reader): litebus vs naive.
 
-Needs only the Python standard library and gnuplot (apt-get install
-gnuplot-nox).
+Needs only the Python standard library and gnuplot (on Debian:
+apt-get install gnuplot-nox).  Image bytes only ever go to files: gnuplot
+draws into a temporary directory and its standard output is captured, and
+the finished files are then moved into OUTDIR.
+
+Exit status: 0 plots written; 1 nothing to plot, or gnuplot failed;
+2 usage error, unreadable JSON, gnuplot not installed, or OUTDIR cannot be
+created.
 """
 import json
 import os
@@ -133,8 +139,54 @@ unset multiplot
 """
 
 
-def gnuplot(script):
-    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+class PlotError(Exception):
+    """A failure to report in one line, with the exit status to use."""
+
+    def __init__(self, msg, status):
+        super().__init__(msg)
+        self.status = status
+
+
+def gnuplot(script, tmp, name, outdir):
+    """Run gnuplot on `script`, which draws into tmp/name, then move the
+    file to outdir/name.  gnuplot's standard output is captured, never
+    passed through: if it could not open its output file it would write
+    the image there instead, and image bytes do not belong on a terminal.
+    Returns the final path."""
+    drawn = os.path.join(tmp, name)
+    try:
+        proc = subprocess.run(["gnuplot"], input=script.encode(),
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    except OSError as e:
+        raise PlotError("cannot run gnuplot: %s" % e.strerror, 2)
+    err = proc.stderr.decode(errors="replace").strip()
+    detail = ":\n" + err if err else ""
+    if proc.returncode != 0:
+        raise PlotError("gnuplot failed drawing %s (exit status %d)%s"
+                        % (name, proc.returncode, detail), 1)
+    if not os.path.isfile(drawn) or os.path.getsize(drawn) == 0:
+        raise PlotError("gnuplot exited without drawing %s%s"
+                        % (name, detail), 1)
+    out = os.path.join(outdir, name)
+    try:
+        shutil.move(drawn, out)
+    except OSError as e:
+        raise PlotError("cannot write %s: %s" % (out, e.strerror), 2)
+    return out
+
+
+def make_outdir(outdir):
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise PlotError("output folder %s exists and is not a folder"
+                        % outdir, 2)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        raise PlotError("cannot create output folder %s: %s"
+                        % (outdir, e.strerror), 2)
+    if not os.access(outdir, os.W_OK | os.X_OK):
+        raise PlotError("cannot write into output folder %s" % outdir, 2)
 
 
 TERMINALS = {
@@ -145,45 +197,64 @@ TERMINALS = {
 }
 
 
-def main(argv):
+def plot(argv):
     fmt = "svg"
     if len(argv) > 1 and argv[1] == "--png":
         fmt = "png"
         argv = argv[:1] + argv[2:]
-    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+    if len(argv) == 2 and argv[1] in ("-h", "--help"):
+        sys.stdout.write(__doc__)
+        return 0
+    if len(argv) < 2 or len(argv) > 3 or argv[1].startswith("-"):
         sys.stderr.write(__doc__)
         return 2
-    results = load(argv[1])
+    try:
+        results = load(argv[1])
+    except OSError as e:
+        raise PlotError("cannot read %s: %s" % (argv[1], e.strerror), 2)
+    except ValueError as e:
+        raise PlotError("%s is not litebus-bench --json output: %s"
+                        % (argv[1], e), 2)
+    if not isinstance(results, list):
+        raise PlotError("%s is not litebus-bench --json output "
+                        "(expected a JSON array)" % argv[1], 2)
     outdir = argv[2] if len(argv) > 2 else (os.path.dirname(argv[1]) or ".")
     if shutil.which("gnuplot") is None:
-        sys.stderr.write("bench-plot: gnuplot not found "
-                         "(apt-get install gnuplot-nox)\n")
-        return 1
+        raise PlotError("gnuplot not found; it draws the plots "
+                        "(on Debian: apt-get install gnuplot-nox)", 2)
     tmp = tempfile.mkdtemp(prefix="bench-plot-")
     try:
         made = []
         n = sum(write_commit_data(results, tmp, d)[1] for d in ("normal", "full"))
+        has_latency = bool(find(results, "latency"))
+        if n == 0 and not has_latency:
+            raise PlotError("no commit or latency results in %s" % argv[1], 1)
+        make_outdir(outdir)
         if n > 0:
-            out = os.path.join(outdir, "commit." + fmt)
-            gnuplot(GNUPLOT_COMMIT % {"out": out, "tmp": tmp,
-                                      "terminal": TERMINALS[fmt]})
-            made.append(out)
-        if find(results, "latency"):
+            name = "commit." + fmt
+            made.append(gnuplot(GNUPLOT_COMMIT % {
+                "out": os.path.join(tmp, name), "tmp": tmp,
+                "terminal": TERMINALS[fmt]}, tmp, name, outdir))
+        if has_latency:
             for rate in (1000, 10000):
                 write_latency_data(results, tmp, rate)
-            out = os.path.join(outdir, "latency." + fmt)
-            gnuplot(GNUPLOT_LATENCY % {"out": out, "tmp": tmp,
-                                       "terminal": TERMINALS[fmt]})
-            made.append(out)
+            name = "latency." + fmt
+            made.append(gnuplot(GNUPLOT_LATENCY % {
+                "out": os.path.join(tmp, name), "tmp": tmp,
+                "terminal": TERMINALS[fmt]}, tmp, name, outdir))
         for m in made:
             print(m)
-        if not made:
-            sys.stderr.write("bench-plot: no commit or latency results in %s\n"
-                             % argv[1])
-            return 1
     finally:
-        shutil.rmtree(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def main(argv):
+    try:
+        return plot(argv)
+    except PlotError as e:
+        sys.stderr.write("bench-plot: %s\n" % e)
+        return e.status
 
 
 if __name__ == "__main__":
