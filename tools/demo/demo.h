@@ -196,7 +196,8 @@ demo_request_stop(struct demo *d)
 /* ------------------------------------------------------------------ */
 /* What each file gives the others                                     */
 
-/* cli.c: returns 0, 1 for --help, or 2 for a usage error (printed). */
+/* cli.c: returns 0, 1 for --help or --version, or 2 for a usage error
+ * (printed). */
 int parse_args(int argc, char **argv, struct demo_opts *o);
 
 /* orders.c: the jobs and the producer threads. */
