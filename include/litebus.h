@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * litebus.h - an in-process event bus with a durable SQLite outbox.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errors.c - the error table, litebus_strerror(), and per-thread error
  * text.

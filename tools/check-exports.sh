@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # check-exports.sh LIBRARY - fail if the shared library exports a dynamic
 # symbol whose name does not start with litebus_.
 #
