@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baseline_naive.c - the naive bus (see baseline_naive.h), and the naive
  * bus as a contender (contender.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baseline_naive.h - the naive bus: what a careful C programmer writes in
  * an afternoon.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baseline_ring.c - mutex + condvar broadcast ring (see baseline_ring.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * baseline_ring.h - the ring baseline: a mutex + condition variable
  * broadcast ring with per-subscriber cursors and overwrite-oldest.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.h - what the scenarios of litebus-bench share: clocks, the
  * temporary directory, the one row shape every contender writes, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_checkpoint - where should WAL checkpoints run?
  *

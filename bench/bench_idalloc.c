@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench_idalloc - how should the writer allocate event_ids?
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ceiling.c - the physical limits on this machine, measured beside
  * litebus in the same run (see baseline_naive.h).

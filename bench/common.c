@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * common.c - clocks, draining consumers, the temporary directory, the row
  * shape, consumer checks and the report of litebus-bench (see bench.h).

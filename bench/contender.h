@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * contender.h - the buses that the end-to-end scenarios (commit, fanout,
  * latency) measure, each as a table of operations, so that a scenario runs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * contender_litebus.c - litebus as a contender (contender.h): one job per
  * event (bench_emit_job), litebus_exec or litebus_submit; readers are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hist.h - a log-bucketed latency histogram (nanoseconds).
  *

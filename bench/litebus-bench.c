@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * litebus-bench - litebus against its baseline and its ceiling, measured
  * in the same run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scenario_catchup.c - a reader that starts N events behind (1,000,000;
  * 100,000 with --quick): rows/s until it has caught up, against the plain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scenario_commit.c - end to end: producers commit events while readers
  * and subscribers follow live (`commit`), and how the writer's commit

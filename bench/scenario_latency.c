@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scenario_latency.c - latency at a fixed offered load, litebus against
  * the naive bus.

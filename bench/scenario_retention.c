@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scenario_retention.c - what keeping a bus for a year costs (issue 9):
  * retention pruning during the run (`retention`), a durable consumer that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * scenario_ring.c - the broadcast ring alone, litebus's against the ring
  * baseline (baseline_ring.h).

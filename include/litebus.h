@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * litebus.h - an in-process event bus with a durable SQLite outbox.
  *
@@ -179,12 +180,32 @@ extern "C" {
 	LITEBUS_VERSION_XSTR_(LITEBUS_VERSION_MINOR) "."                       \
 	LITEBUS_VERSION_XSTR_(LITEBUS_VERSION_PATCH)
 
+/*
+ * LITEBUS_API marks every public declaration, and may be defined before
+ * this header is included.  The definition applies to the code compiled
+ * with it:
+ *   - Building litebus as its own library (CMake, liblitebus.so/.a): leave
+ *     it alone.  litebus builds with hidden visibility, so the mark is what
+ *     exports each function; defined empty there, liblitebus.so would
+ *     export nothing.
+ *   - Compiling litebus's sources into a shared object of your own: define
+ *     it empty and compile with -fvisibility=hidden, and every litebus_*
+ *     stays hidden inside your object.
+ *   - Linking the installed liblitebus.a into a shared object of your own:
+ *     the archive's functions were compiled with default visibility, and
+ *     your definition of LITEBUS_API does not change that (empty: no
+ *     effect; visibility("hidden"): hides only the functions you call).
+ *     Link with -Wl,--exclude-libs,liblitebus.a instead (GNU ld, gold and
+ *     lld), and your object exports none of them.
+ */
+#ifndef LITEBUS_API
 #if defined(_WIN32)
 #define LITEBUS_API
 #elif defined(__GNUC__)
 #define LITEBUS_API __attribute__((visibility("default")))
 #else
 #define LITEBUS_API
+#endif
 #endif
 
 typedef struct sqlite3 sqlite3;

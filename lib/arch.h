@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * arch.h - what litebus assumes of the machine, checked at compile time.
  */

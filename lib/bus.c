@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bus.c - litebus_open/close; owns and wires the rest.
  *

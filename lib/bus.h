@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bus.h - the bus object: what litebus_open() builds and every handle
  * points to.

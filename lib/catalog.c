@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * catalog.c - the built-in channels as data, and the rules for names and
  * event types.

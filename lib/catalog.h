@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * catalog.h - the built-in channels as data, and the rules for names and
  * event types.  No state, no threads: any thread, any time.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * channel.c - channel -> ring; published high-water mark; waiters and
  * wake-ups.  (Names and event types are data: catalog.c.)

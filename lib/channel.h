@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * channel.h - a named channel: its ring, its published high-water mark,
  * and the wake-ups of those waiting on it.

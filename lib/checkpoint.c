@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * checkpoint.c - WAL checkpoints off the commit path, and the WAL bound.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * checkpoint.h - WAL checkpoints off the commit path, and the WAL bound.
  */

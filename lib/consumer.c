@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * consumer.c - durable named consumers: a reader whose position lives in
  * the database, under (channel, name).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errors.c - the error table, litebus_strerror(), per-thread error
  * text, and the run-time version.

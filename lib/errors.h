@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * errors.h - status codes, SQLite result mapping, per-thread error text.
  */

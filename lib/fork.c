@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fork.c - the fork generation (fork.h; invariants F1-F4 in bus.c, which
  * installs the fork handlers).

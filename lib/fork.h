@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fork.h - which process made a handle: the fork generation (F1, bus.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * jobs.c - the job, the job queue, and the hand-off between callers and
  * the writer thread.

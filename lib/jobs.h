@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * jobs.h - the job, the job queue, and the hand-off between the threads
  * that call litebus_exec/litebus_submit and the writer thread.

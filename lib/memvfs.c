@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memvfs.c - in-memory databases: SQLite's memdb VFS with the locks of a
  * rollback-journal file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memvfs.h - in-memory databases: memdb with the locks of a
  * rollback-journal file (see memvfs.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * outbox.h - the outbox schema and every SQL statement litebus runs.
  *

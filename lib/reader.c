@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * reader.c - cursor-resume readers: catch-up from the outbox, then the
  * ring.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * record.h - the ring record: what the writer publishes per committed row,
  * and the filter hints a reader checks without touching SQLite.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * retention.h - retention policies, the pruner thread, litebus_prune and
  * litebus_channel_head.

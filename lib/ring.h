@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.h - one channel's broadcast ring: one writer, any number of readers.
  */

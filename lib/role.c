@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * role.c - which bus's writer the calling thread is (role.h).
  *

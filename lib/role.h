@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * role.h - thread roles, written down and asserted.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * subscriber.c - ring cursor, lap detection, wake-ups, eventfd.
  *

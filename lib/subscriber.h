@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * subscriber.h - a cursor into one channel's ring: lap detection,
  * wake-ups, eventfd.  Readers (reader.c) embed one.

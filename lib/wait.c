@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait.c - futex sleeping and clocks (see wait.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * wait.h - sleeping on a 32-bit word, and clocks.
  *

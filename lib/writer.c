@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * writer.c - the writer thread: job queue in, transactions, publish.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * writer.h - the writer thread: jobs in, transactions, publish.
  */

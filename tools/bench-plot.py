@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench-plot.py - plot litebus-bench --json output with gnuplot.
 
 usage: tools/bench-plot.py [--png] BENCH.json [OUTDIR]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # check-includes.sh - the include graph of lib/ has no cycle, and the
 # layering rules of README "Repository layout" hold:
 #   - outbox (storage) includes nothing that carries a ring or a futex word

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * make_schema_v1.c - writes tests/data/schema_v1.db, a database made by
  * litebus 0.1 (schema version 1), for tests/unit/test_retention.c's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_open.c - libFuzzer target: open a mutated database file with
  * litebus, read every channel with a reader, commit one job, close.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_seed.c - write a small litebus database to argv[1], as a seed for
  * fuzz_open's corpus: a few events on every built-in channel.

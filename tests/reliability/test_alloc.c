@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_alloc.c - allocation failures: ENOMEM reaches the caller, and
  * nothing is lost, invented or leaked.

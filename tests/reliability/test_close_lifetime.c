@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_close_lifetime.c - a bus handle against litebus_close() (litebus.h,
  * the overlap table; bus.c, B1-B3), and calls from the writer thread that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_consumer_crash.c - durable consumers across SIGKILL.
  *

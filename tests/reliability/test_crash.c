@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_crash.c - crash recovery: a process killed with SIGKILL loses no
  * acknowledged event, and a reader resumes from its cursor with no gap and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_emit_limits.c - litebus_emit() against SQLite's length limit.
  *

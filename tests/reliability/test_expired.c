@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_expired.c - pruning while readers follow: every row each reader
  * was owed is either delivered or reported in a LITEBUS_EXPIRED range,

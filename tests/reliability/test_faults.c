@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_faults.c - storage faults injected for real (tests/support/faultvfs)
  * never lose, duplicate or invent an event.

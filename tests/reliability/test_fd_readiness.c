@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fd_readiness.c - the pollable fds of subscribers and readers never
  * stay readable with nothing to read (channel.c, C4).

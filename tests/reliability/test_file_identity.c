@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_file_identity.c - one bus per file, whatever the name it is opened
  * by (bus.c, B4).

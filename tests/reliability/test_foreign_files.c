@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_foreign_files.c - which files litebus_open writes to, and which
  * litebus_* objects it accepts in them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fork.c - what survives fork() (litebus.h, "fork()"; bus.c, F1-F3).
  *

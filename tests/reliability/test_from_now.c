@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_from_now.c - LITEBUS_FROM_NOW starts after what the database has
  * committed, not after what this process has published so far (reader.c,

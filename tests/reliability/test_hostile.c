@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_hostile.c - hostile database files: truncated, corrupted, or with
  * outbox tables of the wrong shape.  (Files of other applications and

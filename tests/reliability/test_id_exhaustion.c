@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_id_exhaustion.c - event_ids and high-water marks read from the
  * file, at and beyond the end of int64_t.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_job_isolation.c - issue 7, class 3: one job cannot hurt its batch
  * mates or the bus, whatever SQL or SQLite C API it uses on

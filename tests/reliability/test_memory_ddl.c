@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_memory_ddl.c - an in-memory bus under jobs that run DDL, and the
  * readers' waits for other connections' locks (reader.c, D6).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_publish_what_commits.c - issue 7, class 1: what is published is
  * exactly what the COMMIT made durable.

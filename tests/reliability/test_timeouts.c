@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_timeouts.c - the one timeout rule of litebus_recv() and
  * litebus_reader_next(): below -1 is EINVAL, -1 waits forever, 0 never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_wal_bound.c - the WAL bound, measured on the -wal file under
  * unbroken load (checkpoint.c).

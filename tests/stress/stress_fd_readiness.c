@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_fd_readiness.c - for LITEBUS_STRESS_SECONDS (default 20), several
  * threads commit trickles and bursts on two channels while subscribers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_retention.c - steady load with retention on: the database file
  * and the WAL stop growing, and readers following see every row exactly

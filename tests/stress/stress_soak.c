@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_soak.c - minutes of producers, readers and subscribers on tiny
  * and large rings, checking the invariants, not timings.

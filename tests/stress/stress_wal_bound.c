@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stress_wal_bound.c - the WAL bound under the loads of issue 7, with
  * the default options, measured on the -wal file.

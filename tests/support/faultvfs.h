@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * faultvfs.h - a fault-injecting SQLite VFS for tests.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fixture.h - the shared test harness: a bus on a fresh temporary
  * database, the registration macros, the one "emit N events" job, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * oracle.h - the one "exactly once, in order" oracle of the tests, the
  * benchmark and the demo.

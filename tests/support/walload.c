@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * walload.c - the WAL-load harness (walload.h): producers, readers,
  * scanners and the -wal monitor, and the checks a load ends with.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * walload.h - the WAL-load harness: a load that never pauses, and a
  * monitor that measures the -wal file against the WAL bound.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * workload.h - the fixed workload of the fault and allocation sweeps, and
  * the invariants checked after each run.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_bus.c - litebus_open/close: options, channels, one bus per file,
  * in-memory buses, statistics, handles that outlive the bus.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_catalog.c - the built-in channels as data (lib/catalog.c): channel
  * name rules and the event types each channel accepts.

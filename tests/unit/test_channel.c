@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_channel.c - channels (lib/channel.c): the wake-ups of those
  * waiting on a channel (C3, C4).  Names and event types: test_catalog.c.

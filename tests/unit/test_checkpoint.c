@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_checkpoint.c - lib/checkpoint.c: WAL checkpoints off the commit
  * path, in both modes, and the calls that must be no-ops.

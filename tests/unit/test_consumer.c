@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_consumer.c - durable consumers (lib/consumer.c): where a new and an
  * existing consumer start, resume after close at the last durable ack,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_errors.c - the status codes (lib/errors.c): one message and one
  * name per code, the per-thread error text and SQLite code, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_jobs.c - the job queue and the caller <-> writer hand-off
  * (lib/jobs.c, J1-J3), without a bus: the test's threads play the callers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_outbox.c - the outbox schema and the database file, through the
  * public API and through a second, plain SQLite connection: event_ids are

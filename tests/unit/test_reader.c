@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_reader.c - cursor-resume readers: where they start, exactly-once
  * delivery in event_id order through any lag, filters, row contents,

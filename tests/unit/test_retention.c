@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_retention.c - lib/retention.c: retention options, the pruner
  * (max_age_ms, max_rows, hard and soft against durable consumers'

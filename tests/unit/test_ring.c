@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_ring.c - one channel's broadcast ring (lib/ring.c): positions,
  * wrap-around, lap detection by the slot stamp, the filter hash, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_subscriber.c - subscribers (lib/subscriber.c) through the public
  * API: what a subscriber sees, exact lag accounting with 8-slot rings

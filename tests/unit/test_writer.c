@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_writer.c - the writer thread: jobs, group commit, publish after
  * commit, completion, misuse from and around jobs.

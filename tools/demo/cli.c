@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * cli.c - litebus-demo's command line: options, their defaults and
  * limits, and the usage text.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * consumers.c - the demo's readers and subscribers: a fast reader per
  * channel, a slow one that stalls so its ring laps it, a subscriber

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo.h - what the parts of litebus-demo share: its settings, the run's
  * state (struct demo), consumers, orders, and the calls each file offers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * litebus-demo - a live demonstration of litebus, checked as it runs.
  * (main.c: setup, the run and shutdown; demo.h lists the other files.)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * orders.c - the workload: the job of one order (a row in `orders` and
  * events on four channels, in one transaction; every DEMO_ABORT_EVERY-th

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * progress.c - the terminal: the live progress line, redrawn in place on
  * a terminal (a line a second otherwise), and error messages, which end

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * verify.c - what the demo checks at the end and the summary it prints:
  * the tables counted through SQLite, the bus's counters, and every
