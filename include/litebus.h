@@ -317,7 +317,12 @@ LITEBUS_API const char *litebus_version_string(void);
 /* Channels                                                          */
 
 /* Built-in channels; their ids are fixed.  Channels declared in
- * litebus_options.channels get ids LITEBUS_BUILTIN_CHANNELS, ... in order. */
+ * litebus_options.channels get ids LITEBUS_BUILTIN_CHANNELS, ... in the
+ * order of that list, at every open: ids are positions, not stored in the
+ * file.  Reopening with the channels in another order renumbers them, and
+ * a channel the file holds but the options do not declare cannot be
+ * reached through this bus.  Look ids up by name (litebus_channel_id())
+ * rather than keeping them across opens. */
 enum litebus_builtin_channel {
 	LITEBUS_LEASE_HISTORY = 0,   /* acquired renewed reclaimed revoked */
 	LITEBUS_COMPLETION = 1,      /* success failed cancelled expired skipped */
@@ -368,7 +373,10 @@ typedef struct litebus_options {
 	 * the memdb VFS).  Default NULL. */
 	const char *path;
 	/* Slots in each channel's ring: a power of two in
-	 * [LITEBUS_RING_MIN, LITEBUS_RING_MAX].  Default 4096. */
+	 * [LITEBUS_RING_MIN, LITEBUS_RING_MAX].  Default 4096.  One batch
+	 * publishes up to max_batch x (events per job) records at once; a
+	 * ring at least twice that lets a subscriber that reads between
+	 * batches keep up without LAGGED.  Each slot is 64 bytes. */
 	uint32_t ring_capacity;
 	/* LITEBUS_DURABILITY_NORMAL (default) or LITEBUS_DURABILITY_FULL. */
 	int durability;
@@ -572,7 +580,14 @@ LITEBUS_API int litebus_channel_count(litebus *bus);
  * write outbox tables except through litebus_emit().  It may delete
  * outbox rows (pruning); rows deleted before a reader reaches them are not
  * delivered.  It may call litebus_emit(), litebus_submit(), and SQLite on
- * litebus_tx_db() as "What a job may do" above says.
+ * litebus_tx_db() as "What a job may do" above says.  Statements it
+ * prepares on litebus_tx_db() may be kept and reused by later jobs of the
+ * same bus; finalize them (from a job) before the bus's last close:
+ * litebus closes its connection with sqlite3_close_v2(), which keeps a
+ * connection with unfinalized statements, and their memory, until they
+ * are finalized - and after the close nothing can finalize them.  A job written in C++ must not let an
+ * exception escape it: it would unwind through litebus's C frames on
+ * the writer thread (undefined behaviour; the bus cannot recover).
  */
 typedef int (*litebus_job_fn)(litebus_tx *tx, void *arg);
 
@@ -604,7 +619,10 @@ LITEBUS_API int litebus_exec(litebus *bus, litebus_job_fn fn, void *arg);
  * writer thread (done may be NULL), even if the bus closes meanwhile: jobs
  * queued before close still run.  On an error return (EINVAL, ECLOSED,
  * EAGAIN, ENOMEM, EFORKED) neither fn nor done will ever be called.
- * The bus borrows arg and done_arg until done has returned.
+ * The bus borrows arg and done_arg until done has returned; with done ==
+ * NULL, until fn has returned for the last time (a job may be called
+ * more than once, see above), which the caller can only learn by other
+ * means - pass a done callback when arg must be freed.
  * Thread-safety: any thread, including the writer (a job or a callback
  * may submit further jobs).  Blocking: never.
  */
@@ -715,8 +733,13 @@ LITEBUS_API uint64_t litebus_sub_skipped(const litebus_sub *sub);
  * litebus_recv() call finds nothing to return, and readable again when an
  * event is published.  After litebus_recv() returned TIMEOUT, the fd is
  * readable only once something was published or the bus closed: an
- * epoll loop never spins on it through a quiet period.  Do not read, write or close it.  Created on the
- * first call and owned by the subscriber.
+ * epoll loop never spins on it through a quiet period.  It is an eventfd,
+ * made with O_CLOEXEC and O_NONBLOCK; do not read, write or close it.
+ * Created on the first call and owned by the subscriber: it is closed by
+ * litebus_unsubscribe(), so remove it from an epoll set first.  With
+ * EPOLLET, call litebus_recv() until it returns LITEBUS_TIMEOUT (or
+ * CLOSED) after each wake-up: the fd turns readable again only after a
+ * call found nothing.
  * Returns the fd (>= 0), or EINVAL or ENOMEM (no fd could be made).
  * Thread-safety: the subscriber's thread.  Blocking: never.
  */
