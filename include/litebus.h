@@ -443,7 +443,79 @@ typedef struct litebus_options {
 	/* How often retention is applied, in milliseconds (>= 1).  Default
 	 * 1000. */
 	uint32_t prune_interval_ms;
+	/* Non-zero: open an existing litebus file for reading only - for
+	 * tools and for followers in another process (see "Read-only
+	 * buses" below).  Default 0. */
+	int read_only;
+	/* How the bus notices commits that other connections make to the
+	 * file (another process's bus, a tool): LITEBUS_WATCH_AUTO
+	 * (default), LITEBUS_WATCH_POLL or LITEBUS_WATCH_OFF; see "Commits
+	 * made elsewhere" below.  Ignored for in-memory databases. */
+	int watch;
+	/* LITEBUS_WATCH_POLL: how often PRAGMA data_version is read, in
+	 * milliseconds (1..60000).  LITEBUS_WATCH_AUTO: the backstop poll
+	 * behind inotify.  Default 1000. */
+	uint32_t watch_interval_ms;
 } litebus_options;
+
+/* See litebus_options.watch. */
+#define LITEBUS_WATCH_AUTO 0
+#define LITEBUS_WATCH_POLL 1
+#define LITEBUS_WATCH_OFF 2
+
+/*
+ * Commits made elsewhere
+ * ----------------------
+ * Readers and durable consumers deliver every committed row of their
+ * channel, whoever committed it: this bus, or any other connection to the
+ * same file - another process's bus (read-write), a job of a bus that
+ * shares nothing with this one, or a tool.  Rows this bus commits wake
+ * them through the ring, as always.  Rows committed elsewhere are noticed
+ * by one watcher thread per bus (file databases only), which runs only
+ * while at least one reader or consumer is open on the bus:
+ *  - LITEBUS_WATCH_AUTO: inotify(7) on the file's directory reports every
+ *    write to its -wal file; the watcher then reads PRAGMA data_version
+ *    and, if another connection committed, each watched channel's head,
+ *    and wakes the readers of the channels that moved.  Typical delay
+ *    from the other process's COMMIT to the reader holding the row: well
+ *    under 1 ms (figures in bench/README.md, scenario "xproc").  As a
+ *    backstop (a file system without inotify, a full inotify queue) it
+ *    also polls every watch_interval_ms; if inotify cannot be used at
+ *    all it polls every min(watch_interval_ms, 5) ms instead.
+ *  - LITEBUS_WATCH_POLL: polls PRAGMA data_version every
+ *    watch_interval_ms (about 2 us a poll), for file systems where
+ *    inotify is not reliable.
+ *  - LITEBUS_WATCH_OFF: no watcher.  Rows committed elsewhere are still
+ *    delivered, exactly once and in order, but only once this bus
+ *    publishes something on the channel or the reader is reopened.
+ * Subscribers (litebus_sub) see only this bus's own commits: the ring
+ * carries what this bus's writer published, nothing else.
+ *
+ * Read-only buses
+ * ---------------
+ * With options.read_only the bus never writes to the file: no writer
+ * thread, no schema change, no migration, no checkpoint, no retention.
+ * The file must exist and be a litebus file of the current schema version
+ * (an older one is ESCHEMA until a read-write open has migrated it; a
+ * missing file is ECANTOPEN; anything else as for a read-write open).
+ * The bus has every channel the file holds: the built-in ones (ids as
+ * usual), then those named in options.channels (in that order; each
+ * must exist in the file: ENOCHANNEL otherwise), then the file's others
+ * in order of their names - litebus_channel_count()/_name() list them.
+ * Readers, litebus_channel_head(), litebus_consumer_list(),
+ * litebus_stats_get() and litebus_metrics_format() work; litebus_exec(),
+ * litebus_submit(), litebus_prune(), litebus_subscribe() (nothing is ever
+ * published), litebus_consumer_open() (positions are writes) and
+ * litebus_consumer_delete() return LITEBUS_EREADONLY.
+ * SQLite's WAL mode needs two files beside the database for any reader:
+ * "<db>-wal" and "<db>-shm".  While another process has the file open they
+ * exist, and a read-only bus needs read access to the database and
+ * read-write access to them.  When they do not exist, SQLite creates them,
+ * which needs a writable directory; in a read-only directory the open then
+ * fails with LITEBUS_ECANTOPEN (or EREADONLY), unless the file was left
+ * with no WAL content - then copy it elsewhere, or open it read-write
+ * once where it can be written.
+ */
 
 /*
  * Retention: a per-channel policy, applied by a litebus thread every
@@ -1159,6 +1231,37 @@ typedef struct litebus_reader_stats {
  */
 LITEBUS_API int litebus_reader_stats_get(const litebus_reader *r,
 					 litebus_reader_stats *st);
+
+/* ---------------------------------------------------------------- */
+/* Metrics export                                                    */
+
+#define LITEBUS_METRICS_JSON 0	     /* one JSON object */
+#define LITEBUS_METRICS_PROMETHEUS 1 /* Prometheus text exposition format
+					0.0.4, for a /metrics endpoint */
+
+/*
+ * litebus_metrics_format - the bus's statistics and what the file holds,
+ * as text: the counters of litebus_stats; per channel the events
+ * published by this bus, head and oldest id (litebus_channel_head), and
+ * subscriber laps; histograms of jobs per batch and of commit duration;
+ * the -wal file's size; checkpoints run; per durable consumer its
+ * position and lag; the schema version.  Every metric is named and
+ * described in the output itself (Prometheus # HELP and # TYPE lines;
+ * the JSON keys are the same names).  Units: seconds and bytes, as
+ * Prometheus's conventions ask; ids and counts are plain numbers.
+ * *text is NUL-terminated, *len (if not NULL) its length without the NUL;
+ * the caller owns *text and frees it with litebus_free().
+ * Returns OK; EINVAL (NULL, unknown format), ENOMEM, ECLOSED, EFORKED, or
+ * a storage error (reading heads and consumers from the file).
+ * Thread-safety: any thread.  Blocking: short reads on a connection of
+ * its own (never waits for jobs).
+ */
+LITEBUS_API int litebus_metrics_format(litebus *bus, int format, char **text,
+				       size_t *len);
+
+/* litebus_free - free memory that litebus allocated for the caller
+ * (litebus_metrics_format's text).  NULL is a no-op.  Any thread. */
+LITEBUS_API void litebus_free(void *p);
 
 #ifdef __cplusplus
 }
