@@ -519,6 +519,9 @@ struct pm {
 	char err[256];
 };
 
+static bool pm_fail(struct pm *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static bool
 pm_fail(struct pm *p, int line, const char *fmt, ...)
 {
