@@ -104,6 +104,9 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 	atomic_init(&ch->wake_word, 0);
 	atomic_init(&ch->sleepers, 0);
 	atomic_init(&ch->armed_fds, 0);
+	atomic_init(&ch->published_count, 0);
+	atomic_init(&ch->sub_lags, 0);
+	atomic_init(&ch->sub_skipped, 0);
 	pthread_mutex_init(&ch->fd_lock, NULL);
 	ch->fd_waiters = NULL;
 	return 0;
@@ -138,6 +141,40 @@ lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
 	atomic_store_explicit(&ch->published_id, rec->event_id,
 			      memory_order_release);
 	lb_ring_publish(&ch->ring, rec);
+	/* A count for metrics; one writer, so load + store (stats.h). */
+	atomic_store_explicit(
+	    &ch->published_count,
+	    atomic_load_explicit(&ch->published_count, memory_order_relaxed) +
+		1,
+	    memory_order_relaxed);
+}
+
+void
+lb_channel_count_lap(struct lb_channel *ch, uint64_t skipped)
+{
+	/* Relaxed: counts for metrics that order nothing (stats.h). */
+	atomic_fetch_add_explicit(&ch->sub_lags, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ch->sub_skipped, skipped,
+				  memory_order_relaxed);
+}
+
+uint64_t
+lb_channel_published_count(const struct lb_channel *ch)
+{
+	/* Relaxed: a count; see lb_channel_publish. */
+	return atomic_load_explicit(&ch->published_count, memory_order_relaxed);
+}
+
+uint64_t
+lb_channel_sub_lags(const struct lb_channel *ch)
+{
+	return atomic_load_explicit(&ch->sub_lags, memory_order_relaxed);
+}
+
+uint64_t
+lb_channel_sub_skipped(const struct lb_channel *ch)
+{
+	return atomic_load_explicit(&ch->sub_skipped, memory_order_relaxed);
 }
 
 void

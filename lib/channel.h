@@ -62,6 +62,10 @@ struct lb_channel {
 	_Atomic uint32_t followers;
 	/* 1 once the writer has published its last record (C2). */
 	_Atomic uint32_t closed;
+	/* Records this bus published on the channel (metrics).  Written by
+	 * the writer only (load + store), read with relaxed loads: a count
+	 * that orders nothing. */
+	_Atomic uint64_t published_count;
 
 	/* Sleepers (C3).  On their own line: subscribers write them. */
 	alignas(LB_CACHELINE) _Atomic uint32_t wake_word;
@@ -69,6 +73,11 @@ struct lb_channel {
 	_Atomic uint32_t armed_fds;
 	pthread_mutex_t fd_lock;
 	struct lb_fd_waiter *fd_waiters; /* under fd_lock */
+	/* LAGGED returned by this channel's subscribers, and the records
+	 * those laps skipped (metrics).  Any subscriber's thread
+	 * (fetch_add), relaxed: counts that order nothing. */
+	_Atomic uint64_t sub_lags;
+	_Atomic uint64_t sub_skipped;
 };
 
 /* 0, or -1 if out of memory.  published_id and committed_id start at
@@ -94,6 +103,13 @@ void lb_channel_close(struct lb_channel *ch);
 void lb_channel_set_committed(struct lb_channel *ch, int64_t id);
 /* Any thread.  Largest committed event_id known to this process (C5). */
 int64_t lb_channel_committed_id(const struct lb_channel *ch);
+
+/* A subscriber's thread: it returned LAGGED, `skipped` records lost. */
+void lb_channel_count_lap(struct lb_channel *ch, uint64_t skipped);
+/* Any thread: the metrics counters (relaxed, each exact by itself). */
+uint64_t lb_channel_published_count(const struct lb_channel *ch);
+uint64_t lb_channel_sub_lags(const struct lb_channel *ch);
+uint64_t lb_channel_sub_skipped(const struct lb_channel *ch);
 
 /* Any thread.  Largest published event_id; acquire. */
 int64_t lb_channel_published_id(const struct lb_channel *ch);

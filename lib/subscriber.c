@@ -249,6 +249,7 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 			lb_stat_add(&s->bus->stats.sub_lags, 1);
 			lb_stat_add(&s->bus->stats.sub_skipped,
 				    s->last_skipped);
+			lb_channel_count_lap(s->ch, s->last_skipped);
 			return LITEBUS_LAGGED;
 		case LB_POLL_EMPTY:
 			break;

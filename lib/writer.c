@@ -472,6 +472,23 @@ writer_publish(struct lb_writer *w)
 	w->npub = 0;
 }
 
+/* The batch-size histogram (stats.h): one observation per transaction
+ * begun, as `batches` counts them, of the jobs it takes (those of
+ * jobs[0, n) not settled yet). */
+static void
+writer_record_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
+{
+	uint64_t count = 0;
+
+	LB_ASSERT_ON_WRITER(w);
+	for (size_t i = 0; i < n; i++)
+		if (!jobs[i]->settled)
+			count++;
+	lb_hist_add_w(w->cfg.stats->batch_jobs, LB_HIST_BATCH_N,
+		      &w->cfg.stats->batch_jobs_sum, lb_hist_batch_bound,
+		      count);
+}
+
 /* Run jobs [0, n) in as few transactions as their fates allow, then
  * complete them all in queue order (W2, W3). */
 static void
@@ -493,6 +510,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 		if (first == n)
 			break;
 		lb_stat_add_w(&cfg->stats->batches, 1);
+		writer_record_batch(w, jobs + first, n - first);
 		w->batch_ms = lb_wall_ms();
 		rc = writer_begin(w);
 		if (rc != LITEBUS_OK) {
@@ -525,9 +543,16 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 		}
 		rc = writer_collect(w);
 		if (rc == LITEBUS_OK) {
+			uint64_t t0 = lb_mono_ns();
+
 			writer_commit_seq(w); /* W8: odd */
 			rc = writer_retry(w, lb_outbox_commit, "committing");
-			if (rc != LITEBUS_OK)
+			if (rc == LITEBUS_OK)
+				lb_hist_add_w(
+				    cfg->stats->commit_ns, LB_HIST_COMMIT_N,
+				    &cfg->stats->commit_ns_sum,
+				    lb_hist_commit_bound_ns, lb_mono_ns() - t0);
+			else
 				writer_commit_seq(w); /* W8: even again */
 		}
 		if (rc != LITEBUS_OK) {
