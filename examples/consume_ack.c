@@ -104,7 +104,9 @@ open_bus(const struct settings *set, litebus **bus, int *channel)
 static int
 sql_job(litebus_tx *tx, void *arg)
 {
-	return sqlite3_exec(litebus_tx_db(tx), arg, NULL, NULL, NULL) ==
+	const char *sql = arg;
+
+	return sqlite3_exec(litebus_tx_db(tx), sql, NULL, NULL, NULL) ==
 		       SQLITE_OK
 		   ? 0
 		   : -1000;
@@ -140,14 +142,15 @@ place_order(litebus_tx *tx, void *arg)
 static int
 shop(const struct settings *set)
 {
+	static char schema[] =
+	    "CREATE TABLE orders(id INTEGER PRIMARY KEY, amount);"
+	    "CREATE TABLE applied(event_id, order_id, amount);";
 	litebus *bus;
 	int ch, rc = 0;
 
 	if (open_bus(set, &bus, &ch) != 0)
 		return 1;
-	rc = litebus_exec(bus, sql_job,
-			  "CREATE TABLE orders(id INTEGER PRIMARY KEY, amount);"
-			  "CREATE TABLE applied(event_id, order_id, amount);");
+	rc = litebus_exec(bus, sql_job, schema);
 	for (int64_t i = 1; rc == 0 && i <= set->orders; i++) {
 		struct order_job j = {ch, i};
 		rc = litebus_exec(bus, place_order, &j);

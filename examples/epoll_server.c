@@ -564,7 +564,7 @@ static int
 parse_args(int argc, char **argv, struct settings *set)
 {
 	*set = (struct settings){.rows = 10000, .ring = 64};
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		char *end = NULL;
@@ -589,7 +589,6 @@ parse_args(int argc, char **argv, struct settings *set)
 			usage(stderr);
 			return -1;
 		}
-		i++;
 	}
 	return 0;
 }

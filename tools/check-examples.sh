@@ -113,6 +113,7 @@ linkage() {
 # epoll DIR: a server, a fast client and a stalled one.
 epoll() {
 	log=$1/server.out
+	: >"$log" # exists before the loop below reads it
 	"$1/epoll_server" --port 0 --rows $ROWS --clients 2 --sndbuf 4096 \
 		>"$log" 2>&1 &
 	server_pid=$!
