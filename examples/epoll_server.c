@@ -122,6 +122,7 @@ struct client {
 	 * freed after the batch. */
 	bool gone;
 	struct client *next_gone;
+	struct client *prev, *next; /* the server's list of live clients */
 };
 
 struct server {
@@ -129,8 +130,9 @@ struct server {
 	litebus *bus;
 	int channel;
 	int epfd;
-	int connected, left; /* clients so far */
-	struct client *gone; /* dropped, to free after this batch */
+	int connected, left;	/* clients so far */
+	struct client *clients; /* connected */
+	struct client *gone;	/* dropped, to free after this batch */
 	bool failed;
 	pthread_t producer;
 	bool producer_started;
@@ -266,6 +268,12 @@ client_drop(struct server *s, struct client *c, bool error)
 		error = true;
 	if (close(c->sock) != 0)
 		error = true;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	c->gone = true;
 	c->next_gone = s->gone;
 	s->gone = c;
@@ -449,6 +457,10 @@ accept_clients(struct server *s, int listener)
 			s->failed = true;
 			continue;
 		}
+		c->next = s->clients;
+		if (c->next)
+			c->next->prev = c;
+		s->clients = c;
 		if (epoll_add(s, fd, EPOLLIN | EPOLLRDHUP, &c->sock_src) != 0 ||
 		    epoll_add(s, c->reader_fd, EPOLLIN, &c->reader_src) != 0) {
 			s->failed = true;
@@ -530,6 +542,8 @@ serve(struct server *s, int listener, int sigfd)
 				break;
 			case SRC_SIGNAL:
 				printf("epoll_server: signal, leaving\n");
+				while (s->clients != NULL)
+					client_drop(s, s->clients, false);
 				free_gone(s);
 				return 0;
 			case SRC_READER:
@@ -642,9 +656,9 @@ main(int argc, char **argv)
 	    serve(&s, listener, sigfd) != 0)
 		s.failed = true;
 
-	/* Shutdown: stop and join the producer, then close the bus (readers
-	 * may outlive the bus; clients still connected after a signal are
-	 * simply dropped with the process). */
+	/* Shutdown: stop and join the producer, then close the bus.  (The
+	 * readers are closed already; readers may outlive their bus, but
+	 * they must be closed all the same.) */
 	atomic_store_explicit(&s.stop, true, memory_order_relaxed);
 	if (s.producer_started) {
 		pthread_join(s.producer, NULL);
