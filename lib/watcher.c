@@ -332,7 +332,9 @@ watcher_read_heads(struct lb_watcher *w, bool *settled)
 	return LITEBUS_OK;
 }
 
-static void
+/* Returns true if data_version had moved (or the check failed: it is
+ * repeated anyway), false if nothing new is visible yet (X6). */
+static bool
 watcher_check(struct lb_watcher *w)
 {
 	bool settled = true;
@@ -346,7 +348,7 @@ watcher_check(struct lb_watcher *w)
 		rc = lb_outbox_step_int(w->db, w->version, &version,
 					"reading data_version");
 	if (rc == LITEBUS_OK && w->version_known && version == w->last_version)
-		return;		/* nobody else committed (yet: X6) */
+		return false;	/* nobody else committed (yet: X6) */
 	w->follow_until_ns = 0; /* X6: it became visible */
 	if (rc == LITEBUS_OK) {
 		watcher_count(&w->head_reads);
@@ -356,13 +358,14 @@ watcher_check(struct lb_watcher *w)
 		/* X5: the thread's error text is of no use to anyone. */
 		watcher_count(&w->errors);
 		w->retry = true;
-		return;
+		return true;
 	}
 	w->retry = !settled;
 	if (!settled)
-		return; /* X1: last_version stays; checked again soon */
+		return true; /* X1: last_version stays; checked again soon */
 	w->last_version = version; /* X1: only once the heads were read */
 	w->version_known = true;
+	return true;
 }
 
 /* How long to sleep in ppoll(), in ns: UINT64_MAX (no timeout) without
@@ -384,8 +387,8 @@ watcher_timeout_ns(const struct lb_watcher *w, bool following)
 	return ns;
 }
 
-/* X6: an inotify event led to a check; if data_version did not move,
- * schedule the next follow-up check. */
+/* X6: a check found data_version where it was: if an inotify event led to
+ * it, or follow-ups are under way, schedule the next one. */
 static void
 watcher_follow_up(struct lb_watcher *w, bool from_inotify, uint64_t now)
 {
@@ -447,8 +450,8 @@ watcher_main(void *arg)
 			if (since < LB_WATCH_MIN_GAP_NS)
 				lb_sleep_ns(LB_WATCH_MIN_GAP_NS - since);
 		}
-		watcher_check(w);
-		watcher_follow_up(w, wal_written, lb_mono_ns());
+		if (!watcher_check(w))
+			watcher_follow_up(w, wal_written, lb_mono_ns());
 	}
 	return NULL;
 }
