@@ -166,7 +166,9 @@ static void
 model_sort(struct model *m, int ch)
 {
 	if (!m->sorted[ch]) {
-		qsort(m->ev[ch].v, m->ev[ch].n, sizeof(struct mev), mev_cmp);
+		if (m->ev[ch].n > 1)
+			qsort(m->ev[ch].v, m->ev[ch].n, sizeof(struct mev),
+			      mev_cmp);
 		m->sorted[ch] = true;
 	}
 }
