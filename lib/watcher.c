@@ -189,14 +189,20 @@ watcher_inotify_read(struct lb_watcher *w)
 			continue;
 		if (n <= 0)
 			break; /* EAGAIN: drained */
-		for (char *p = buf; p < buf + n;) {
-			const struct inotify_event *ev =
-			    (const struct inotify_event *)p;
+		for (const char *p = buf;
+		     p + sizeof(struct inotify_event) <= buf + n;) {
+			struct inotify_event ev;
+			const char *name = p + sizeof ev;
 
-			if ((ev->mask & IN_Q_OVERFLOW) != 0 ||
-			    (ev->len > 0 && strcmp(ev->name, w->wal_name) == 0))
+			/* Copied out: the buffer is only char-aligned for
+			 * the compiler. */
+			memcpy(&ev, p, sizeof ev);
+			if ((ev.mask & IN_Q_OVERFLOW) != 0 ||
+			    (ev.len > 0 &&
+			     strncmp(name, w->wal_name, ev.len) == 0 &&
+			     strlen(w->wal_name) < ev.len))
 				hit = true;
-			p += sizeof *ev + ev->len;
+			p += sizeof ev + ev.len;
 		}
 	}
 	return hit;
