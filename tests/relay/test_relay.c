@@ -585,15 +585,97 @@ retention_while_redis_is_down_prunes_nothing_unshipped(void **state)
 
 	/* Once shipped, retention may prune them; a consumer of the test
 	 * keeps them for check_stream. */
-	assert_int_equal(litebus_consumer_open(t->f.bus, t->ch, "keep", 0,
-					       NULL, &keep),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_consumer_open(t->f.bus, t->ch, "keep", 0, NULL, &keep),
+	    LITEBUS_OK);
 	redis_server_start(&t->rs); /* on the port the relay tries */
 	c = redis_admin(&t->rs);
 	wait_relayed(r, head);
 	litebus_relay_stop(r);
 	assert_int_equal(check_stream(t->f.bus, t->ch, c, KEY), 300);
 	litebus_consumer_close(keep);
+	redisFree(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* The other side: examples/redis_consumer                             */
+
+static pid_t
+spawn_consumer(const char *log, int port, const char *idle_exit)
+{
+	char p[16];
+	const char *argv[] = {
+	    LB_REDIS_CONSUMER, "--stream", KEY,		 "--log", log,
+	    "--port",	       p,	   "--block-ms", "100",	  "--idle-exit",
+	    idle_exit,	       NULL};
+	pid_t pid;
+
+	(void)snprintf(p, sizeof p, "%d", port);
+	assert_int_equal(posix_spawn(&pid, LB_REDIS_CONSUMER, NULL, NULL,
+				     (char *const *)argv, environ),
+			 0);
+	return pid;
+}
+
+/* examples/redis_consumer.c: "processes every event exactly once, across
+ * its own crashes and restarts" by remembering the last entry id it
+ * handled (XREAD BLOCK ... STREAMS key <last id>). */
+static void
+remote_consumer_killed_and_restarted_handles_each_entry_once(void **state)
+{
+	struct relay_fixture *t = *state;
+	litebus_relay_options o;
+	litebus_relay *r;
+	redisContext *c;
+	redisReply *all;
+	char log[400], line[256];
+	unsigned seed = (unsigned)time(NULL) ^ 0x5bd1e995u;
+	size_t at = 0;
+	FILE *f;
+	int st;
+	pid_t pid;
+
+	open_bus(t, NULL);
+	redis_server_start(&t->rs);
+	c = redis_admin(&t->rs);
+	(void)snprintf(log, sizeof log, "%s/handled.log", t->f.dir);
+	relay_options(&o, &t->rs);
+	assert_int_equal(litebus_relay_start(t->f.bus, channels, &o, &r),
+			 LITEBUS_OK);
+	for (int round = 0; round < 4; round++) {
+		struct timespec ts = {0, (long)(rand_r(&seed) % 30) * 1000000};
+
+		pid = spawn_consumer(log, t->rs.port, "-1");
+		commit_rows(t->f.bus, t->ch, 500); /* while it reads */
+		(void)nanosleep(&ts, NULL);	   /* the moment of the crash */
+		reap(pid, SIGKILL, false);
+	}
+	wait_relayed(r, head_of(t->f.bus, t->ch));
+	litebus_relay_stop(r);
+	pid = spawn_consumer(log, t->rs.port, "300");
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(check_stream(t->f.bus, t->ch, c, KEY), 2000);
+
+	/* The log names every entry of the stream once, in order. */
+	all = redisCommand(c, "XRANGE %s - +", KEY);
+	assert_non_null(all);
+	assert_int_equal(all->elements, 2000);
+	f = fopen(log, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f) != NULL) {
+		line[strcspn(line, " ")] = '\0';
+		if (at >= all->elements)
+			fail_msg("the log has %s after the last entry", line);
+		if (strcmp(line, all->element[at]->element[0]->str) != 0)
+			fail_msg("line %zu of the log is %s, the entry is %s",
+				 at + 1, line,
+				 all->element[at]->element[0]->str);
+		at++;
+	}
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(at, all->elements);
+	freeReplyObject(all);
 	redisFree(c);
 }
 
@@ -625,6 +707,9 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(
 		retention_while_redis_is_down_prunes_nothing_unshipped, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(
+		remote_consumer_killed_and_restarted_handles_each_entry_once,
+		setup, teardown),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "--relay-child") == 0)
