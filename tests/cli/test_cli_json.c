@@ -68,6 +68,9 @@ every_control_character_quote_and_backslash_is_escaped(void **state)
 	s = escaped("", 0);
 	assert_string_equal(s, "\"\"");
 	free(s);
+	s = escaped(NULL, 0); /* an empty payload comes back as NULL */
+	assert_string_equal(s, "\"\"");
+	free(s);
 }
 
 /* "U+007F and U+2028/U+2029 escaped too" ... "valid UTF-8 in gives valid

@@ -169,6 +169,10 @@ json_string(struct jbuf *b, const void *p, size_t n)
 	const unsigned char *s = p;
 	size_t run = 0; /* start of the bytes copied as they are */
 
+	if (n == 0) { /* p may be NULL: no arithmetic on it */
+		jbuf_add(b, "\"\"", 2);
+		return;
+	}
 	jbuf_add(b, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = s[i];
