@@ -174,6 +174,12 @@ def test_version_help_and_exit_codes(tmp):
         check("Exit status" in out, "%s --help lists no exit status" % c)
         lb(c, want=2)  # no DB
         lb(c, "x.db", "--no-such-option", want=2)
+    man = os.path.join(os.path.dirname(LITEBUS), "..", "share", "man",
+                       "man1", "litebus.1")
+    with open(man) as f:
+        page = f.read()
+    check(".TH LITEBUS 1" in page and ".SH EXIT STATUS" in page,
+          "the installed man page %s" % man)
     lb(want=2)
     lb("frobnicate", want=2)
     lb("tail", "x.db", "orders", "--from", "0", want=2)
@@ -221,9 +227,10 @@ def test_tail_follow_across_processes(tmp):
     --json` delivers every committed row exactly once, in order."""
     db = filled(tmp)
     before = table(db, "orders")
+    # --from the next id, not --from-now: no race with the first commit.
     tail = subprocess.Popen([LITEBUS, "tail", db, "orders", "--follow", "--json",
-                             "--from-now"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                             "--from", str(before[-1][0] + 1)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     got = []
     pending = [b""]
 
