@@ -219,6 +219,19 @@ def test_tail(tmp):
                     table(db, "orders", "event_id >= 30"), "orders")
     check(lb("tail", db, "orders", "--from-now") == "", "--from-now printed rows")
     lb("tail", db, "no_such_channel", want=1)
+    # Text columns that are not UTF-8 (another program wrote them): the
+    # output is still JSON, with U+FFFD in their place.
+    odd = os.path.join(tmp, "odd.db")
+    copy_db(db, odd)
+    con = sqlite3.connect(odd)
+    con.execute("INSERT INTO litebus_outbox_orders(event_id, partition_key, "
+                "event_type, namespace, occurred_at_ms, committed_at_ms) "
+                "VALUES(1000, 0, 'placed', CAST(X'FF41' AS TEXT), 0, 0)")
+    con.commit()
+    con.close()
+    last = json_lines(lb("tail", odd, "orders", "--json", "--from", "1000"))
+    check(len(last) == 1 and last[0]["namespace"] == "\ufffdA",
+          "non-UTF-8 namespace: %r" % last)
 
 
 def test_tail_follow_across_processes(tmp):

@@ -98,8 +98,41 @@ del_and_line_separators_are_escaped_other_utf8_is_kept(void **state)
 	free(s);
 	/* An E2 at the very end is not read past. */
 	s = escaped("\xe2\x80", 2);
-	assert_string_equal(s, "\"\xe2\x80\"");
+	assert_string_equal(s, "\"\\ufffd\\ufffd\"");
 	free(s);
+}
+
+/* "Bytes that are not valid UTF-8 become U+FFFD (one per byte): the
+ * output is always valid JSON" (J2) */
+static void
+invalid_utf8_becomes_replacement_characters(void **state)
+{
+	uint32_t x = 12345;
+	unsigned char in[16];
+	char *s;
+
+	(void)state;
+	s = escaped("a\xff" "b\xc0\x80\xed\xa0\x80\xc3\xa9", 10);
+	assert_string_equal(s, "\"a\\ufffdb\\ufffd\\ufffd\\ufffd\\ufffd"
+			       "\\ufffd\xc3\xa9\"");
+	free(s);
+	/* Random bytes: the output is valid UTF-8 without a raw control
+	 * character, and valid input comes out with only escapes added. */
+	for (int round = 0; round < 20000; round++) {
+		size_t n = (size_t)(round % (int)sizeof in);
+
+		for (size_t i = 0; i < n; i++) {
+			x = x * 1103515245u + 12345u;
+			in[i] = (unsigned char)(x >> 16);
+			if (round % 3 == 0)
+				in[i] &= 0x7F;
+		}
+		s = escaped(in, n);
+		assert_true(utf8_valid(s, strlen(s)));
+		for (const char *p = s; *p != '\0'; p++)
+			assert_true((unsigned char)*p >= 0x20);
+		free(s);
+	}
 }
 
 /* "well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
@@ -297,6 +330,7 @@ main(void)
 		every_control_character_quote_and_backslash_is_escaped),
 	    cmocka_unit_test(
 		del_and_line_separators_are_escaped_other_utf8_is_kept),
+	    cmocka_unit_test(invalid_utf8_becomes_replacement_characters),
 	    cmocka_unit_test(utf8_validation_follows_rfc_3629),
 	    cmocka_unit_test(
 		every_scalar_value_is_valid_utf8_and_no_surrogate_is),

@@ -11,8 +11,10 @@
  *   J1  jbuf data is NUL-terminated whenever len > 0 or cap > 0, and
  *       len < cap; after an allocation failure nothing more is appended.
  *   J2  json_string() writes no byte below 0x20, no unescaped '"' or '\\',
- *       and no byte that was not in its input except escapes: so valid
- *       UTF-8 in gives valid UTF-8 out, on a single line.
+ *       and only valid UTF-8: a byte of its input that starts no valid
+ *       sequence becomes the escape \\ufffd (lossy: fields that must keep
+ *       their bytes are checked with utf8_valid() and sent as base64).
+ *       So its output is always valid JSON, on a single line.
  *   J3  base64_add() writes exactly base64_len(n) bytes from the RFC 4648
  *       alphabet, padded with '='.
  *
@@ -117,48 +119,51 @@ jbuf_addf(struct jbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-/* RFC 3629, section 4: the well-formed byte sequences. */
+/* RFC 3629, section 4: the length of the well-formed sequence at s[0]
+ * (n > 0 bytes available), or 0 if there is none. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+	size_t more;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		more = 1;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		more = 2;
+		if (c == 0xE0)
+			lo = 0xA0; /* overlong */
+		else if (c == 0xED)
+			hi = 0x9F; /* surrogates */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		more = 3;
+		if (c == 0xF0)
+			lo = 0x90; /* overlong */
+		else if (c == 0xF4)
+			hi = 0x8F; /* above U+10FFFF */
+	} else {
+		return 0; /* 80..C1, F5..FF */
+	}
+	if (more > n - 1)
+		return 0; /* truncated */
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t k = 2; k <= more; k++)
+		if (s[k] < 0x80 || s[k] > 0xBF)
+			return 0;
+	return more + 1;
+}
+
 bool
 utf8_valid(const void *p, size_t n)
 {
 	const unsigned char *s = p;
-	size_t i = 0;
 
-	while (i < n) {
-		unsigned char c = s[i];
-		unsigned char lo = 0x80, hi = 0xBF;
-		size_t more;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			more = 1;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			more = 2;
-			if (c == 0xE0)
-				lo = 0xA0; /* overlong */
-			else if (c == 0xED)
-				hi = 0x9F; /* surrogates */
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			more = 3;
-			if (c == 0xF0)
-				lo = 0x90; /* overlong */
-			else if (c == 0xF4)
-				hi = 0x8F; /* above U+10FFFF */
-		} else {
-			return false; /* 80..C1, F5..FF */
-		}
-		if (more > n - i - 1)
-			return false; /* truncated */
-		if (s[i + 1] < lo || s[i + 1] > hi)
+	for (size_t i = 0, len; i < n; i += len)
+		if ((len = utf8_seq(s + i, n - i)) == 0)
 			return false;
-		for (size_t k = 2; k <= more; k++)
-			if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-				return false;
-		i += more + 1;
-	}
 	return true;
 }
 
@@ -204,6 +209,18 @@ json_string(struct jbuf *b, const void *p, size_t n)
 			       6);
 			elen = 6;
 			skip = 3;
+		} else if (c >= 0x80) {
+			/* J2: a valid sequence is copied whole; a byte that
+			 * starts none becomes U+FFFD. */
+			skip = utf8_seq(s + i, n - i);
+			if (skip == 0) {
+				memcpy(esc, "\\ufffd", 6);
+				elen = 6;
+				skip = 1;
+			} else {
+				i += skip - 1;
+				continue;
+			}
 		}
 		if (elen == 0)
 			continue;

@@ -33,10 +33,12 @@ void jbuf_addf(struct jbuf *b, const char *fmt, ...)
  * surrogates, nothing above U+10FFFF).  NUL bytes are valid UTF-8. */
 bool utf8_valid(const void *p, size_t n);
 
-/* Append p[0..n), which must be valid UTF-8, as a JSON string with its
- * quotes (RFC 8259): '"', '\\' and every control character U+0000..U+001F
- * escaped, U+007F and U+2028/U+2029 escaped too so the output is safe in a
- * line-oriented pipe and in JavaScript. */
+/* Append p[0..n) as a JSON string with its quotes (RFC 8259): '"', '\\'
+ * and every control character U+0000..U+001F escaped, U+007F and
+ * U+2028/U+2029 escaped too so the output is safe in a line-oriented pipe
+ * and in JavaScript.  Bytes that are not valid UTF-8 become U+FFFD (one
+ * per byte): the output is always valid JSON, but such input is not kept
+ * byte for byte - check utf8_valid() first where that matters. */
 void json_string(struct jbuf *b, const void *p, size_t n);
 /* The same for a NUL-terminated string; NULL gives the literal null. */
 void json_cstring(struct jbuf *b, const char *s);
