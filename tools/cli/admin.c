@@ -404,10 +404,8 @@ cli_prune(int argc, char **argv)
 		rc = cli_file_read(db, path, &f);
 	if (rc == CLI_EXIT_OK)
 		rc = cli_bus_open(&f, false, &bus); /* A1 */
-	if (rc != CLI_EXIT_OK) {
-		sqlite3_close(db);
-		return rc;
-	}
+	if (rc != CLI_EXIT_OK)
+		return cli_db_close(db, rc);
 	cli_catch_signals();
 	ch = cli_channel(bus, chan);
 	if (ch < 0) {
@@ -450,8 +448,7 @@ cli_prune(int argc, char **argv)
 out:
 	if (litebus_close(bus) != LITEBUS_OK && rc == CLI_EXIT_OK)
 		rc = CLI_EXIT_ERROR;
-	sqlite3_close(db);
-	return rc;
+	return cli_db_close(db, rc);
 }
 
 /* ------------------------------------------------------------------ */
@@ -951,7 +948,8 @@ cli_check(int argc, char **argv)
 		check_consumers(&c, &f, heads);
 	}
 	cli_progress_end();
-	sqlite3_close(c.db);
+	if (cli_db_close(c.db, CLI_EXIT_OK) != CLI_EXIT_OK)
+		return CLI_EXIT_ERROR;
 	if (cli_stop) {
 		printf("interrupted\n");
 		return CLI_EXIT_ERROR;

@@ -51,6 +51,10 @@ int cli_db_open(const char *path, sqlite3 **db);
 /* Read the channel list and the schema version of an open connection.
  * Returns an exit code: ERROR if the file has no litebus schema. */
 int cli_file_read(sqlite3 *db, const char *path, struct cli_file *f);
+/* Close a connection from cli_db_open; every statement was finalized, so
+ * a failure is a bug of the tool: reported, and ERROR returned (else
+ * rc unchanged). */
+int cli_db_close(sqlite3 *db, int rc);
 /* Both, closing the connection. */
 int cli_file_load(const char *path, struct cli_file *f);
 /* A channel name is safe to put in SQL: [A-Za-z0-9_], 1..48 bytes, not

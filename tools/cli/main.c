@@ -114,7 +114,9 @@ main(int argc, char **argv)
 		if (strcmp(argv[1], cmds[i].name) == 0) {
 			int rc = cmds[i].fn(argc - 1, argv + 1);
 
-			if (fflush(stdout) != 0 && rc == CLI_EXIT_OK) {
+			/* A failed printf leaves the error flag set. */
+			if ((fflush(stdout) != 0 || ferror(stdout)) &&
+			    rc == CLI_EXIT_OK) {
 				cli_err("writing the output: %s",
 					strerror(errno));
 				rc = CLI_EXIT_ERROR;
@@ -299,6 +301,16 @@ cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 }
 
 int
+cli_db_close(sqlite3 *db, int rc)
+{
+	if (sqlite3_close(db) != SQLITE_OK) {
+		cli_err("closing the database: %s", sqlite3_errmsg(db));
+		return CLI_EXIT_ERROR;
+	}
+	return rc;
+}
+
+int
 cli_file_load(const char *path, struct cli_file *f)
 {
 	sqlite3 *db;
@@ -307,11 +319,7 @@ cli_file_load(const char *path, struct cli_file *f)
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	rc = cli_file_read(db, path, f);
-	if (sqlite3_close(db) != SQLITE_OK && rc == CLI_EXIT_OK) {
-		cli_err("%s: closing: %s", path, sqlite3_errmsg(db));
-		rc = CLI_EXIT_ERROR;
-	}
-	return rc;
+	return cli_db_close(db, rc);
 }
 
 /* ------------------------------------------------------------------ */

@@ -355,8 +355,7 @@ cli_stat(int argc, char **argv)
 		rc = flags[1] ? stat_prometheus(bus)
 			      : stat_report(bus, db, &f, flags[0]);
 	litebus_close(bus);
-	sqlite3_close(db);
-	return rc;
+	return cli_db_close(db, rc);
 }
 
 int
