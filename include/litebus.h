@@ -1251,8 +1251,49 @@ LITEBUS_API int litebus_reader_stats_get(const litebus_reader *r,
  * Prometheus's conventions ask; ids and counts are plain numbers.
  * *text is NUL-terminated, *len (if not NULL) its length without the NUL;
  * the caller owns *text and frees it with litebus_free().
+ *
+ * The metrics (c counter, g gauge, h histogram; labels in braces):
+ *   litebus_batches_total, _commits_total, _jobs_total,
+ *   _jobs_failed_total, _events_total, _busy_retries_total,
+ *   _subscriber_lags_total, _subscriber_skipped_events_total,
+ *   _reader_lags_total, _checkpoints_total (c): litebus_stats's fields;
+ *   litebus_queued_jobs (g): litebus_stats.queued.
+ *   litebus_checkpoints_forced_total, _checkpoints_held_total,
+ *   _checkpoint_errors_total (c): RESTART checkpoints of the WAL bound
+ *   that succeeded / gave up; checkpoints that failed.
+ *   litebus_pruned_rows_total (c): rows retention and litebus_prune
+ *   deleted.
+ *   litebus_batch_jobs (h): jobs per transaction begun (buckets 1, 2, 4,
+ *   ..., 1024; _count is litebus_stats.batches).
+ *   litebus_commit_duration_seconds (h): how long each COMMIT took,
+ *   waits for other connections' locks included (buckets 10 us .. 10 s;
+ *   _count is litebus_stats.commits).
+ *   litebus_wal_size_bytes (g): the -wal file's size (0 in memory or
+ *   when there is none); litebus_schema_version (g).
+ *   litebus_channel_published_events_total{channel} (c): events this
+ *   bus published; litebus_channel_head_id{channel},
+ *   litebus_channel_oldest_id{channel} (g): as litebus_channel_head();
+ *   litebus_channel_subscriber_lags_total{channel},
+ *   litebus_channel_subscriber_skipped_events_total{channel} (c).
+ *   litebus_consumer_position_id{channel,consumer},
+ *   litebus_consumer_lag_ids{channel,consumer} (head - position),
+ *   litebus_consumer_last_ack_timestamp_seconds{channel,consumer},
+ *   litebus_consumer_open{channel,consumer} (g): as
+ *   litebus_consumer_list().
+ * On a bus that runs no writer (options.read_only) the writer's
+ * counters and the histograms are 0; the file's figures are read all
+ * the same.
+ * Prometheus label values are escaped as the format asks (backslash,
+ * double quote, line feed); JSON strings as JSON asks.  Bytes of a name
+ * that are not well-formed UTF-8 come out as U+FFFD.  JSON shape: one
+ * object; a metric without labels is a number, a labelled one an array
+ * of {"channel": ..., ["consumer": ...,] "value": ...}, a histogram
+ * {"buckets": [{"le": bound, "count": cumulative}, ...], "count": n,
+ * "sum": s}.  Heads, oldest ids and the schema version are one snapshot
+ * of the file; the consumers another (each lag is of one moment).
  * Returns OK; EINVAL (NULL, unknown format), ENOMEM, ECLOSED, EFORKED, or
- * a storage error (reading heads and consumers from the file).
+ * a storage error (reading heads and consumers from the file; EIO if the
+ * -wal file cannot be examined).
  * Thread-safety: any thread.  Blocking: short reads on a connection of
  * its own (never waits for jobs).
  */

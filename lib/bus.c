@@ -97,6 +97,8 @@
 #include "jobs.h"
 #include "memvfs.h"
 #include "retention.h"
+#include "role.h"
+#include "watcher.h"
 #include "writer.h"
 
 #include <errno.h>
@@ -138,6 +140,9 @@ litebus_options_init(litebus_options *o)
 	o->retention = NULL;
 	o->prune_batch_rows = 1000;
 	o->prune_interval_ms = 1000;
+	o->read_only = 0;
+	o->watch = LITEBUS_WATCH_AUTO;
+	o->watch_interval_ms = 1000;
 }
 
 /* ------------------------------------------------------------------ */
@@ -302,6 +307,8 @@ bus_release(litebus *bus)
 {
 	lb_retention_free(bus->retention); /* stopped before the writer */
 	bus->retention = NULL;
+	lb_watcher_free(bus->watcher); /* stopped by the last close */
+	bus->watcher = NULL;
 	lb_writer_free(bus->writer);
 	bus->writer = NULL;
 	if (bus->has_jobs) {
@@ -371,6 +378,27 @@ lb_bus_unref(litebus *bus)
 							memory_order_relaxed));
 	if ((next & LB_REFS_DEAD) != 0)
 		bus_bury(bus);
+}
+
+int
+lb_bus_readonly_err(const char *call)
+{
+	return lb_err_set(LITEBUS_EREADONLY,
+			  "%s: the bus was opened read-only "
+			  "(litebus_options.read_only)",
+			  call);
+}
+
+void
+lb_bus_follow(litebus *bus, struct lb_channel *ch)
+{
+	lb_watcher_follow(bus->watcher, ch);
+}
+
+void
+lb_bus_unfollow(litebus *bus, struct lb_channel *ch)
+{
+	lb_watcher_unfollow(bus->watcher, ch);
 }
 
 struct lb_channel *
@@ -523,6 +551,26 @@ bus_check_options(const litebus_options *o, int *nextra)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_open: checkpoint_pages must be "
 				  ">= 1");
+	if (o->watch != LITEBUS_WATCH_AUTO && o->watch != LITEBUS_WATCH_POLL &&
+	    o->watch != LITEBUS_WATCH_OFF)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_open: unknown watch mode %d",
+				  o->watch);
+	if (o->watch_interval_ms < 1 || o->watch_interval_ms > 60000)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_open: watch_interval_ms %u is not "
+				  "in [1, 60000]",
+				  o->watch_interval_ms);
+	if (o->read_only && bus_is_memory_path(o->path))
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_open: an in-memory database cannot "
+				  "be opened read-only (it would be a new, "
+				  "empty one)");
+	if (o->read_only && o->retention != NULL &&
+	    o->retention[0].channel != NULL)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_open: a read-only bus cannot apply "
+				  "a retention policy (pruning writes)");
 	for (const char *const *c = o->channels; c != NULL && *c != NULL;
 	     c++, n++) {
 		if (!lb_catalog_name_ok(*c))
@@ -607,22 +655,21 @@ bus_make_dbname(litebus *bus, const char *path)
 	return LITEBUS_OK;
 }
 
+/* The bus's channels: names[i] for channel i. */
 static int
-bus_make_channels(litebus *bus, const litebus_options *o, int nextra)
+bus_make_channels(litebus *bus, const char *const *names, int n,
+		  uint32_t ring_capacity)
 {
-	bus->nchannels = LITEBUS_BUILTIN_CHANNELS + nextra;
+	bus->nchannels = n;
 	for (int i = 0; i < bus->nchannels; i++) {
-		const char *name =
-		    i < LITEBUS_BUILTIN_CHANNELS
-			? lb_catalog_builtin_name(i)
-			: o->channels[i - LITEBUS_BUILTIN_CHANNELS];
+		const char *name = names[i];
 		struct lb_channel *ch = aligned_alloc(
 		    LB_CACHELINE, (sizeof *ch + LB_CACHELINE - 1) &
 				      ~(size_t)(LB_CACHELINE - 1));
 
 		bus->channels[i] = ch;
 		if (ch == NULL ||
-		    lb_channel_init(ch, i, name, o->ring_capacity, 0) != 0) {
+		    lb_channel_init(ch, i, name, ring_capacity, 0) != 0) {
 			free(ch);
 			bus->channels[i] = NULL;
 			return lb_err_set(LITEBUS_ENOMEM,
@@ -650,8 +697,75 @@ bus_share(litebus *bus, const litebus_options *o)
 	return LITEBUS_OK;
 }
 
-/* Build a bus and start its writer; takes ownership of canon (NULL for
- * in-memory).  Does not register it. */
+/* The channels of a read-write bus: the built-in ones, then the
+ * options'. */
+static int
+bus_make_rw_channels(litebus *bus, const litebus_options *o, int nextra)
+{
+	const char *names[LITEBUS_MAX_CHANNELS];
+	int n = LITEBUS_BUILTIN_CHANNELS + nextra;
+
+	for (int i = 0; i < n; i++)
+		names[i] = i < LITEBUS_BUILTIN_CHANNELS
+			       ? lb_catalog_builtin_name(i)
+			       : o->channels[i - LITEBUS_BUILTIN_CHANNELS];
+	return bus_make_channels(bus, names, n, o->ring_capacity);
+}
+
+/* The channels of a read-only bus: what the file holds (outbox.c).  Its
+ * rings are never published to: the smallest size will do. */
+static int
+bus_make_ro_channels(litebus *bus, const litebus_options *o)
+{
+	char names[LITEBUS_MAX_CHANNELS][LITEBUS_CHANNEL_NAME_MAX + 1];
+	const char *ptrs[LITEBUS_MAX_CHANNELS];
+	int n, rc;
+
+	rc = lb_outbox_inspect_readonly(&bus->dbn, o->channels, names, &n);
+	if (rc != LITEBUS_OK)
+		return rc;
+	for (int i = 0; i < n; i++)
+		ptrs[i] = names[i];
+	return bus_make_channels(bus, ptrs, n, LITEBUS_RING_MIN);
+}
+
+/* The watcher of a file bus (watcher.c), unless the options turn it
+ * off. */
+static int
+bus_start_watcher(litebus *bus)
+{
+	if (bus->dbn.is_memory || bus->opts.watch == LITEBUS_WATCH_OFF)
+		return LITEBUS_OK;
+	return lb_watcher_start(
+	    &(struct lb_watcher_config){
+		.dbn = &bus->dbn,
+		.channels = bus->channels,
+		.nchannels = bus->nchannels,
+		.mode = bus->opts.watch,
+		.interval_ms = bus->opts.watch_interval_ms,
+		.commit_seq = &bus->commit_seq,
+	    },
+	    &bus->watcher);
+}
+
+/* A read-only bus has no writer: its last close closes the channels (C2)
+ * in the writer's stead, after the watcher stopped. */
+static void
+bus_close_ro_channels(litebus *bus)
+{
+	const void *role = lb_role_writer();
+
+	/* This thread may be another bus's writer: it gets that role
+	 * back. */
+	lb_role_set_writer(bus);
+	for (int i = 0; i < bus->nchannels; i++)
+		lb_channel_close(bus->channels[i]);
+	lb_role_set_writer(role);
+}
+
+/* Build a bus and start its writer (none for a read-only bus) and its
+ * watcher; takes ownership of canon (NULL for in-memory).  Does not
+ * register it. */
 static int
 bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 {
@@ -676,12 +790,20 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 	bus->canon_path = canon;
 	bus->fork_gen = lb_fork_now(); /* F1 */
 	atomic_init(&bus->refs, 1);
+	atomic_init(&bus->commit_seq, 0);
 	bus->open_count = 1;
 	rc = bus_make_dbname(bus, o->path);
 	if (rc == LITEBUS_OK)
-		rc = bus_make_channels(bus, o, nextra);
+		rc = o->read_only ? bus_make_ro_channels(bus, o)
+				  : bus_make_rw_channels(bus, o, nextra);
+	if (rc == LITEBUS_OK && o->read_only)
+		rc = bus_start_watcher(bus);
 	if (rc != LITEBUS_OK)
 		goto fail;
+	if (o->read_only) {
+		*out = bus;
+		return LITEBUS_OK;
+	}
 	rc = lb_jobq_init(&bus->jobs, o->max_queue, &bus->stats.queued);
 	if (rc != LITEBUS_OK)
 		goto fail;
@@ -696,6 +818,7 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 		.stats = &bus->stats,
 		.jobs = &bus->jobs,
 		.fork_gen = bus->fork_gen,
+		.commit_seq = &bus->commit_seq,
 	    },
 	    &bus->writer);
 	if (rc == LITEBUS_OK && bus->dbn.is_memory)
@@ -727,7 +850,10 @@ bus_create(const litebus_options *o, int nextra, char *canon, litebus **out)
 		    &bus->retention);
 	if (rc == LITEBUS_OK)
 		rc = lb_retention_start(bus->retention);
+	if (rc == LITEBUS_OK)
+		rc = bus_start_watcher(bus);
 	if (rc != LITEBUS_OK) {
+		lb_retention_stop(bus->retention);
 		if (bus->writer != NULL)
 			lb_writer_stop(bus->writer);
 		goto fail;
@@ -757,13 +883,14 @@ bus_identity(const char *path, struct stat *st, bool *exists)
 			  "litebus_open: %s: %s", path, strerror(errno));
 }
 
-/* The registered bus of this identity that is open or closing (B2, B4),
- * or NULL.  Under registry_lock. */
+/* The registered bus of this identity and mode (read-only or not) that
+ * is open or closing (B2, B4), or NULL.  Under registry_lock. */
 static litebus *
-bus_registered(dev_t dev, ino_t ino)
+bus_registered(dev_t dev, ino_t ino, bool read_only)
 {
 	for (litebus *b = registry; b != NULL; b = b->next_open)
 		if (b->dev == dev && b->ino == ino &&
+		    lb_bus_read_only(b) == read_only &&
 		    (b->open_count > 0 || b->closing))
 			return b;
 	return NULL;
@@ -861,7 +988,16 @@ again:
 			       "litebus_open: %s is not a regular file", canon);
 		goto out_free;
 	}
-	b = existed ? bus_registered(before.st_dev, before.st_ino) : NULL;
+	if (!existed && o->read_only) {
+		rc = lb_err_set(LITEBUS_ECANTOPEN,
+				"litebus_open: %s does not exist (a read-only "
+				"open does not create it)",
+				canon);
+		goto out_free;
+	}
+	b = existed ? bus_registered(before.st_dev, before.st_ino,
+				     o->read_only != 0)
+		    : NULL;
 	rc = bus_check_names(b, canon, existed ? &before : NULL);
 	if (rc != LITEBUS_OK)
 		goto out_free;
@@ -915,7 +1051,8 @@ again:
 				"process when this process was forked",
 				bus->canon_path);
 	else if (rc == LITEBUS_OK && !existed &&
-		 bus_registered(after.st_dev, after.st_ino) != NULL)
+		 bus_registered(after.st_dev, after.st_ino,
+				o->read_only != 0) != NULL)
 		rc = lb_err_set(LITEBUS_ECANTOPEN,
 				"litebus_open: %s: the file changed while it "
 				"was being opened (it is now a file this "
@@ -924,6 +1061,7 @@ again:
 	if (rc != LITEBUS_OK) {
 		/* Undo: nobody else has seen this bus; its writer ran no
 		 * job but perhaps the pruner's. */
+		lb_watcher_stop(bus->watcher);
 		lb_retention_stop(bus->retention);
 		lb_writer_stop(bus->writer);
 		bus_release(bus);
@@ -1014,6 +1152,12 @@ litebus_close(litebus *bus)
 	 * (retention.c, P4); its exec calls get ECLOSED from here on. */
 	lb_retention_stop(bus->retention);
 	lb_writer_stop(bus->writer);
+	/* After the writer: its last publishes still wake readers through
+	 * the ring; rows committed elsewhere from here on are not waited
+	 * for (readers report CLOSED once they drained the ring). */
+	lb_watcher_stop(bus->watcher);
+	if (lb_bus_read_only(bus))
+		bus_close_ro_channels(bus);
 	pthread_mutex_lock(&registry_lock);
 	bus->closing = false; /* B2: closed, registered until buried */
 	pthread_cond_broadcast(&registry_cond);
@@ -1046,6 +1190,10 @@ litebus_exec(litebus *bus, litebus_job_fn fn, void *arg)
 	lb_job_init_exec(&j, fn, arg);
 	if (!lb_bus_tryref(bus, "litebus_exec")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
+	if (lb_bus_read_only(bus)) {
+		lb_bus_unref(bus);
+		return lb_bus_readonly_err("litebus_exec");
+	}
 	rc = lb_jobq_push(&bus->jobs, &j);
 	if (rc == LITEBUS_OK)
 		rc = lb_job_wait(&j);
@@ -1071,6 +1219,11 @@ litebus_submit(litebus *bus, litebus_job_fn fn, void *arg, litebus_done_fn done,
 	if (!lb_bus_tryref(bus, "litebus_submit")) { /* B1: keeps the bus */
 		lb_job_free(j);
 		return LITEBUS_ECLOSED;
+	}
+	if (lb_bus_read_only(bus)) {
+		lb_bus_unref(bus);
+		lb_job_free(j);
+		return lb_bus_readonly_err("litebus_submit");
 	}
 	rc = lb_jobq_push(&bus->jobs, j);
 	lb_bus_unref(bus);
@@ -1100,7 +1253,9 @@ litebus_prune(litebus *bus, int channel, int64_t before_event_id)
 				  "waits for pruning jobs of its own");
 	if (!lb_bus_tryref(bus, "litebus_prune")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
-	if (lb_bus_channel(bus, channel) == NULL)
+	if (lb_bus_read_only(bus))
+		rc = lb_bus_readonly_err("litebus_prune");
+	else if (lb_bus_channel(bus, channel) == NULL)
 		rc = lb_err_set(LITEBUS_ENOCHANNEL,
 				"litebus_prune: no channel %d", channel);
 	else

@@ -39,6 +39,10 @@ struct litebus {
 	int nchannels;
 	struct lb_channel *channels[LITEBUS_MAX_CHANNELS];
 	struct lb_writer *writer;
+	/* Commits made by other connections (watcher.c); NULL for in-memory
+	 * buses and LITEBUS_WATCH_OFF.  Stopped by the last close, freed
+	 * when the bus is buried (readers unfollow until then). */
+	struct lb_watcher *watcher;
 	/* Retention policies and the pruner thread (retention.c). */
 	struct lb_retention *retention;
 	/* In-memory databases only: a connection held until the bus is
@@ -73,6 +77,9 @@ struct litebus {
 	bool has_jobs;
 
 	struct lb_stats stats;
+	/* The writer's commit sequence (writer.c, W8), read by the watcher
+	 * (X3). */
+	_Atomic uint64_t commit_seq;
 };
 
 /* Was `bus` (or the subscriber or reader that points to it) made by
@@ -105,6 +112,22 @@ void lb_bus_unref(litebus *bus);
  * thread's error set (in memory: always OK).  Before opening another
  * connection by that path. */
 int lb_bus_check_file(litebus *bus, const char *call);
+
+/* A read-only bus (litebus_options.read_only): no writer, no jobs queue,
+ * no retention.  Safe on a tombstone (opts stays). */
+static inline bool
+lb_bus_read_only(const struct litebus *bus)
+{
+	return bus->opts.read_only != 0;
+}
+
+/* EREADONLY, with the thread's error naming `call`. */
+int lb_bus_readonly_err(const char *call);
+
+/* A reader or consumer starts / stops following `ch` (watcher.c, X2).
+ * The caller holds a reference. */
+void lb_bus_follow(litebus *bus, struct lb_channel *ch);
+void lb_bus_unfollow(litebus *bus, struct lb_channel *ch);
 
 /* The channel for an id, or NULL.  The caller holds a reference. */
 struct lb_channel *lb_bus_channel(litebus *bus, int channel);

@@ -60,6 +60,20 @@
  *           only when no waiter is.
  *       (d) Clearing `armed` is the decision to write, so the eventfd is
  *           written at most once per arming, plus once at close.
+ *   C6  file_head: rows committed to the table that the ring may never
+ *       carry (another connection's).  Only the bus's watcher thread
+ *       raises it (watcher.c), to an id it read from a committed snapshot
+ *       of the table, so every id up to it was committed before the store
+ *       (release; readers load it with acquire).  It never decreases.
+ *       After raising it the watcher wakes exactly as lb_channel_wake()
+ *       does, with file_head in place of the ring's head: a seq_cst fence,
+ *       then sleepers and armed_fds.  A sleeper (lb_channel_wait) or an
+ *       armed fd (lb_channel_fd_arm) that has taken file_head up to
+ *       `seen` into account checks file_head > seen after its own fence,
+ *       so C3's and C4 c's arguments hold for it unchanged; the fd is
+ *       written under fd_lock (C4 a) when head >= pos or file_head >
+ *       seen_file.  wake_word is bumped by the writer and the watcher
+ *       both: an atomic add, and each bump only means "look again".
  */
 #include "channel.h"
 
@@ -84,10 +98,15 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 		return -1;
 	atomic_init(&ch->published_id, published_id);
 	atomic_init(&ch->committed_id, published_id);
+	atomic_init(&ch->file_head, 0);
+	atomic_init(&ch->followers, 0);
 	atomic_init(&ch->closed, 0);
 	atomic_init(&ch->wake_word, 0);
 	atomic_init(&ch->sleepers, 0);
 	atomic_init(&ch->armed_fds, 0);
+	atomic_init(&ch->published_count, 0);
+	atomic_init(&ch->sub_lags, 0);
+	atomic_init(&ch->sub_skipped, 0);
 	pthread_mutex_init(&ch->fd_lock, NULL);
 	ch->fd_waiters = NULL;
 	return 0;
@@ -122,6 +141,40 @@ lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec)
 	atomic_store_explicit(&ch->published_id, rec->event_id,
 			      memory_order_release);
 	lb_ring_publish(&ch->ring, rec);
+	/* A count for metrics; one writer, so load + store (stats.h). */
+	atomic_store_explicit(
+	    &ch->published_count,
+	    atomic_load_explicit(&ch->published_count, memory_order_relaxed) +
+		1,
+	    memory_order_relaxed);
+}
+
+void
+lb_channel_count_lap(struct lb_channel *ch, uint64_t skipped)
+{
+	/* Relaxed: counts for metrics that order nothing (stats.h). */
+	atomic_fetch_add_explicit(&ch->sub_lags, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ch->sub_skipped, skipped,
+				  memory_order_relaxed);
+}
+
+uint64_t
+lb_channel_published_count(const struct lb_channel *ch)
+{
+	/* Relaxed: a count; see lb_channel_publish. */
+	return atomic_load_explicit(&ch->published_count, memory_order_relaxed);
+}
+
+uint64_t
+lb_channel_sub_lags(const struct lb_channel *ch)
+{
+	return atomic_load_explicit(&ch->sub_lags, memory_order_relaxed);
+}
+
+uint64_t
+lb_channel_sub_skipped(const struct lb_channel *ch)
+{
+	return atomic_load_explicit(&ch->sub_skipped, memory_order_relaxed);
 }
 
 void
@@ -199,23 +252,27 @@ channel_fd_fire(struct lb_channel *ch, struct lb_fd_waiter *w)
 	channel_eventfd_signal(w->fd);
 }
 
-/* Writer (or close).  Write to every armed waiter whose position the ring
- * has reached, or to all if `all` (C4 a). */
+/* Writer, watcher (C6) or close.  Write to every armed waiter whose
+ * position the ring has reached or whose seen_file file_head has passed,
+ * or to all if `all` (C4 a). */
 static void
 channel_wake_fds(struct lb_channel *ch, bool all)
 {
 	uint64_t head;
+	int64_t file_head;
 
 	pthread_mutex_lock(&ch->fd_lock);
 	/* Loaded under the lock, after the head stores of this batch (our
 	 * own), so a waiter that re-armed for a later position while we
 	 * were on the way here is compared with its new pos (C4 b). */
 	head = lb_ring_head(&ch->ring);
+	file_head = lb_channel_file_head(ch);
 	for (struct lb_fd_waiter *w = ch->fd_waiters; w != NULL; w = w->next) {
 		bool armed =
 		    atomic_load_explicit(&w->armed, memory_order_relaxed) == 1;
 
-		if (armed && (all || head >= w->pos))
+		if (armed &&
+		    (all || head >= w->pos || file_head > w->seen_file))
 			channel_fd_fire(ch, w);
 		else if (all)
 			channel_eventfd_signal(w->fd);
@@ -244,6 +301,35 @@ lb_channel_wake(struct lb_channel *ch)
 		channel_wake_fds(ch, false);
 }
 
+bool
+lb_channel_raise_file_head(struct lb_channel *ch, int64_t id)
+{
+	/* Relaxed load: the watcher is the only thread that stores it. */
+	if (atomic_load_explicit(&ch->file_head, memory_order_relaxed) >= id)
+		return false;
+	/* C6.  Release pairs with the acquire in lb_channel_file_head(). */
+	atomic_store_explicit(&ch->file_head, id, memory_order_release);
+	/* C6 = C3/C4 c with file_head for head: the fence orders the store
+	 * above before the loads of sleepers and armed_fds, and pairs with
+	 * the fences in lb_channel_wait() and lb_channel_fd_arm(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&ch->sleepers, memory_order_relaxed) != 0) {
+		atomic_fetch_add_explicit(&ch->wake_word, 1,
+					  memory_order_release);
+		lb_futex_wake_all(&ch->wake_word);
+	}
+	if (atomic_load_explicit(&ch->armed_fds, memory_order_relaxed) != 0)
+		channel_wake_fds(ch, false);
+	return true;
+}
+
+int64_t
+lb_channel_file_head(const struct lb_channel *ch)
+{
+	/* C6: pairs with the release store in lb_channel_raise_file_head(). */
+	return atomic_load_explicit(&ch->file_head, memory_order_acquire);
+}
+
 void
 lb_channel_close(struct lb_channel *ch)
 {
@@ -262,7 +348,8 @@ lb_channel_close(struct lb_channel *ch)
 }
 
 void
-lb_channel_wait(struct lb_channel *ch, uint64_t pos, uint64_t deadline_ns)
+lb_channel_wait(struct lb_channel *ch, uint64_t pos, int64_t seen_file,
+		uint64_t deadline_ns)
 {
 	uint32_t word;
 
@@ -273,7 +360,8 @@ lb_channel_wait(struct lb_channel *ch, uint64_t pos, uint64_t deadline_ns)
 	 * read the bumped word, the head check below sees the new head. */
 	word = atomic_load_explicit(&ch->wake_word, memory_order_acquire);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (lb_ring_head(&ch->ring) < pos && !lb_channel_is_closed(ch))
+	if (lb_ring_head(&ch->ring) < pos &&
+	    lb_channel_file_head(ch) <= seen_file && !lb_channel_is_closed(ch))
 		lb_futex_wait(&ch->wake_word, word, deadline_ns);
 	/* Relaxed: a stale count only costs the writer one needless wake
 	 * system call; it orders nothing. */
@@ -316,7 +404,8 @@ lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w)
 }
 
 void
-lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w, uint64_t pos)
+lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w, uint64_t pos,
+		  int64_t seen_file)
 {
 	pthread_mutex_lock(&ch->fd_lock);
 	if (atomic_load_explicit(&w->armed, memory_order_relaxed) == 0) {
@@ -335,11 +424,13 @@ lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w, uint64_t pos)
 	 * but the owner may have read on since; the writer must compare
 	 * with the new position. */
 	w->pos = pos;
+	w->seen_file = seen_file;
 	/* C4 c: orders the increment above (or the one of the arming still
 	 * in force) before the head load.  Pairs with the fence in
 	 * lb_channel_wake(). */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (lb_ring_head(&ch->ring) >= pos || lb_channel_is_closed(ch))
+	if (lb_ring_head(&ch->ring) >= pos ||
+	    lb_channel_file_head(ch) > seen_file || lb_channel_is_closed(ch))
 		channel_fd_fire(ch, w);
 	pthread_mutex_unlock(&ch->fd_lock);
 }

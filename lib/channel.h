@@ -28,6 +28,10 @@ struct lb_fd_waiter {
 	 * head >= pos.  Under fd_lock (written by the owner, read by the
 	 * writer). */
 	uint64_t pos;
+	/* The file_head the owner has taken into account (C6): the write is
+	 * owed too once file_head > seen_file.  INT64_MAX for subscribers,
+	 * which do not follow file_head.  Under fd_lock, like pos. */
+	int64_t seen_file;
 	int fd; /* eventfd, owned by the embedding subscriber */
 	bool registered;
 	struct lb_fd_waiter *prev, *next; /* under the channel's fd_lock */
@@ -49,8 +53,19 @@ struct lb_channel {
 	 * record of the batch is published, so it may run ahead of
 	 * published_id. */
 	_Atomic int64_t committed_id;
+	/* The largest event_id the bus's watcher found committed in the
+	 * table above committed_id (C6, in channel.c): rows another
+	 * connection committed.  Written by the watcher thread only. */
+	_Atomic int64_t file_head;
+	/* Readers and consumers open on the channel: the watcher reads the
+	 * table heads of these channels only (watcher.c, X2). */
+	_Atomic uint32_t followers;
 	/* 1 once the writer has published its last record (C2). */
 	_Atomic uint32_t closed;
+	/* Records this bus published on the channel (metrics).  Written by
+	 * the writer only (load + store), read with relaxed loads: a count
+	 * that orders nothing. */
+	_Atomic uint64_t published_count;
 
 	/* Sleepers (C3).  On their own line: subscribers write them. */
 	alignas(LB_CACHELINE) _Atomic uint32_t wake_word;
@@ -58,6 +73,11 @@ struct lb_channel {
 	_Atomic uint32_t armed_fds;
 	pthread_mutex_t fd_lock;
 	struct lb_fd_waiter *fd_waiters; /* under fd_lock */
+	/* LAGGED returned by this channel's subscribers, and the records
+	 * those laps skipped (metrics).  Any subscriber's thread
+	 * (fetch_add), relaxed: counts that order nothing. */
+	_Atomic uint64_t sub_lags;
+	_Atomic uint64_t sub_skipped;
 };
 
 /* 0, or -1 if out of memory.  published_id and committed_id start at
@@ -84,24 +104,42 @@ void lb_channel_set_committed(struct lb_channel *ch, int64_t id);
 /* Any thread.  Largest committed event_id known to this process (C5). */
 int64_t lb_channel_committed_id(const struct lb_channel *ch);
 
+/* A subscriber's thread: it returned LAGGED, `skipped` records lost. */
+void lb_channel_count_lap(struct lb_channel *ch, uint64_t skipped);
+/* Any thread: the metrics counters (relaxed, each exact by itself). */
+uint64_t lb_channel_published_count(const struct lb_channel *ch);
+uint64_t lb_channel_sub_lags(const struct lb_channel *ch);
+uint64_t lb_channel_sub_skipped(const struct lb_channel *ch);
+
 /* Any thread.  Largest published event_id; acquire. */
 int64_t lb_channel_published_id(const struct lb_channel *ch);
 bool lb_channel_is_closed(const struct lb_channel *ch);
 
-/* Any thread: sleep until the ring's head reaches `pos`, the channel
- * closes, or the deadline passes.  May return early; callers re-check. */
-void lb_channel_wait(struct lb_channel *ch, uint64_t pos, uint64_t deadline_ns);
+/* The watcher thread: rows up to `id` were found committed in the table
+ * (by another connection, or by this bus's writer before it set
+ * committed_id).  Raises file_head if `id` is above it and wakes whoever
+ * waits on the channel (C6).  Returns true if it raised it. */
+bool lb_channel_raise_file_head(struct lb_channel *ch, int64_t id);
+/* Any thread.  file_head (C6); acquire. */
+int64_t lb_channel_file_head(const struct lb_channel *ch);
+
+/* Any thread: sleep until the ring's head reaches `pos`, file_head rises
+ * above `seen_file` (C6; INT64_MAX: never), the channel closes, or the
+ * deadline passes.  May return early; callers re-check. */
+void lb_channel_wait(struct lb_channel *ch, uint64_t pos, int64_t seen_file,
+		     uint64_t deadline_ns);
 
 /* fd waiters: register/unregister (any thread, takes fd_lock). */
 void lb_channel_fd_register(struct lb_channel *ch, struct lb_fd_waiter *w);
 void lb_channel_fd_unregister(struct lb_channel *ch, struct lb_fd_waiter *w);
-/* Arm `w` after its owner found nothing to read at ring position `pos`:
- * under fd_lock, drain the eventfd (unless still armed from an earlier
- * call), arm it for `pos`, then re-check; if the ring reached `pos` or
- * the channel closed meanwhile, make the fd readable again (C4).  On
- * return the fd is readable only if something at or after `pos` was
- * published, or the channel closed.  Owner's thread. */
+/* Arm `w` after its owner found nothing to read at ring position `pos`
+ * and had taken file_head up to `seen_file` into account: under fd_lock,
+ * drain the eventfd (unless still armed from an earlier call), arm it,
+ * then re-check; if the ring reached `pos`, file_head rose above
+ * `seen_file` or the channel closed meanwhile, make the fd readable
+ * again (C4, C6).  On return the fd is readable only if one of those
+ * happened.  Owner's thread. */
 void lb_channel_fd_arm(struct lb_channel *ch, struct lb_fd_waiter *w,
-		       uint64_t pos);
+		       uint64_t pos, int64_t seen_file);
 
 #endif

@@ -732,7 +732,9 @@ litebus_consumer_open(litebus *bus, int channel, const char *name,
 				  "write)");
 	if (!lb_bus_tryref(bus, "litebus_consumer_open")) /* B1 */
 		return LITEBUS_ECLOSED;
-	rc = consumer_open(bus, channel, name, start, f, out);
+	rc = lb_bus_read_only(bus) /* positions are writes */
+		 ? lb_bus_readonly_err("litebus_consumer_open")
+		 : consumer_open(bus, channel, name, start, f, out);
 	lb_bus_unref(bus);
 	return rc;
 }
@@ -1246,6 +1248,10 @@ litebus_consumer_delete(litebus *bus, int channel, const char *name)
 		return lb_fork_err("litebus_consumer_delete");
 	if (!lb_bus_tryref(bus, "litebus_consumer_delete")) /* B1 */
 		return LITEBUS_ECLOSED;
+	if (lb_bus_read_only(bus)) {
+		lb_bus_unref(bus);
+		return lb_bus_readonly_err("litebus_consumer_delete");
+	}
 	ch = lb_bus_channel(bus, channel);
 	if (ch == NULL) {
 		lb_bus_unref(bus);

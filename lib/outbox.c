@@ -1226,6 +1226,197 @@ fail:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Read-only buses                                                     */
+
+/* Append the file's channels that are not yet in chans[0..*n-1] (every
+ * outbox table with a valid channel name), ordered by name. */
+static int
+outbox_readonly_others(sqlite3 *db, const struct outbox_file *f,
+		       struct lb_chan_spec *chans,
+		       char names[][LITEBUS_CHANNEL_NAME_MAX + 1], int *n)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+
+	rc = sqlite3_prepare_v2(
+	    db,
+	    "SELECT substr(name, 16) FROM main.sqlite_schema "
+	    "WHERE type = 'table' AND lower(substr(name, 1, "
+	    "15)) = 'litebus_outbox_' ORDER BY lower(name)",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, "reading the database schema");
+	rc = LITEBUS_OK;
+	while (rc == LITEBUS_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+
+		/* Tables with other names are refused by the comparison
+		 * (outbox_check_objects) that follows. */
+		if (s == NULL || !lb_catalog_name_ok(s) ||
+		    outbox_find_channel(chans, *n, s) >= 0)
+			continue;
+		if (*n == LITEBUS_MAX_CHANNELS) {
+			rc = lb_err_set(LITEBUS_EINVAL,
+					"opening %s read-only: the file has "
+					"more than %d channels, the most one "
+					"bus can hold",
+					f->path, LITEBUS_MAX_CHANNELS);
+			break;
+		}
+		snprintf(names[*n], sizeof names[*n], "%s", s);
+		chans[*n] =
+		    (struct lb_chan_spec){.name = names[*n], .types = NULL};
+		(*n)++;
+	}
+	if (rc == LITEBUS_OK && step != SQLITE_DONE)
+		rc = lb_err_sqlite(db, step, "reading the database schema");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Inside the read transaction of lb_outbox_inspect_readonly. */
+static int
+outbox_inspect_readonly_txn(sqlite3 *db, struct outbox_file *f,
+			    const char *const *want,
+			    char names[][LITEBUS_CHANNEL_NAME_MAX + 1], int *n)
+{
+	struct lb_chan_spec chans[LITEBUS_MAX_CHANNELS];
+	int rc;
+
+	rc = outbox_inspect(db, f);
+	if (rc != LITEBUS_OK)
+		return rc;
+	if (f->application_id != (uint32_t)LITEBUS_APPLICATION_ID) {
+		if (f->application_id == 0 && f->has_meta)
+			return lb_err_set(LITEBUS_ESCHEMA,
+					  "opening %s read-only: the file was "
+					  "made by an older litebus and is not "
+					  "migrated yet; open it read-write "
+					  "once",
+					  f->path);
+		if (f->application_id == 0)
+			return lb_err_set(LITEBUS_EFOREIGN,
+					  "opening %s read-only: not a litebus "
+					  "database (%s)",
+					  f->path,
+					  f->nobjects == 0
+					      ? "it is empty"
+					      : "it has no litebus schema");
+		return outbox_check_owner(f, false); /* EFOREIGN */
+	}
+	rc = outbox_check_encoding(f);
+	if (rc == LITEBUS_OK && !f->has_meta)
+		rc = lb_err_set(LITEBUS_ESCHEMA,
+				"opening %s read-only: marked as litebus's "
+				"but without litebus_meta",
+				f->path);
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_version(db, f);
+	if (rc == LITEBUS_OK && f->version != LB_SCHEMA_VERSION)
+		rc = lb_err_set(LITEBUS_ESCHEMA,
+				"opening %s read-only: litebus schema version "
+				"%lld is older than this library's %d; open "
+				"it read-write once to migrate it",
+				f->path, (long long)f->version,
+				LB_SCHEMA_VERSION);
+	if (rc != LITEBUS_OK)
+		return rc;
+	/* Pass 1 of outbox_file_channels gives each channel the file's
+	 * spelling (O4); a wanted channel without a table gets none. */
+	*n = 0;
+	for (int i = 0; i < LITEBUS_BUILTIN_CHANNELS; i++, (*n)++) {
+		snprintf(names[*n], sizeof names[*n], "%s",
+			 lb_catalog_builtin_name(i));
+		chans[*n] = (struct lb_chan_spec){
+		    .name = names[*n], .types = lb_catalog_builtin_types(i)};
+	}
+	for (const char *const *w = want; w != NULL && *w != NULL; w++) {
+		if (!lb_catalog_name_ok(*w))
+			return lb_err_set(LITEBUS_EINVAL,
+					  "litebus_open: invalid channel name "
+					  "'%.64s'",
+					  *w);
+		if (outbox_find_channel(chans, *n, *w) >= 0)
+			continue; /* built in, or named twice */
+		if (*n == LITEBUS_MAX_CHANNELS)
+			return lb_err_set(LITEBUS_EINVAL,
+					  "litebus_open: more than %d "
+					  "channels",
+					  LITEBUS_MAX_CHANNELS);
+		snprintf(names[*n], sizeof names[*n], "%s", *w);
+		chans[*n] =
+		    (struct lb_chan_spec){.name = names[*n], .types = NULL};
+		(*n)++;
+	}
+	memset(f->name, 0, sizeof f->name);
+	rc = outbox_file_channels(db, f, chans, *n, NULL);
+	for (int i = 0; rc == LITEBUS_OK && i < *n; i++)
+		if (f->name[i][0] == '\0')
+			rc = i < LITEBUS_BUILTIN_CHANNELS
+				 ? lb_err_set(LITEBUS_ESCHEMA,
+					      "opening %s read-only: built-in "
+					      "channel %s has no table",
+					      f->path, chans[i].name)
+				 : lb_err_set(LITEBUS_ENOCHANNEL,
+					      "opening %s read-only: the file "
+					      "has no channel '%s'",
+					      f->path, chans[i].name);
+	if (rc == LITEBUS_OK)
+		rc = outbox_readonly_others(db, f, chans, names, n);
+	/* O2 and O3, with every channel of the file open. */
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_objects(db, f, chans, *n);
+	if (rc == LITEBUS_OK)
+		rc = outbox_check_channel_rows(db, f);
+	for (int i = 0; rc == LITEBUS_OK && i < *n; i++)
+		snprintf(names[i], sizeof names[i], "%s", f->name[i]);
+	return rc;
+}
+
+int
+lb_outbox_inspect_readonly(
+    const struct lb_dbname *dbn, const char *const *want,
+    char names[LITEBUS_MAX_CHANNELS][LITEBUS_CHANNEL_NAME_MAX + 1], int *n)
+{
+	struct outbox_file file;
+	sqlite3 *db = NULL;
+	int rc;
+
+	memset(&file, 0, sizeof file);
+	file.path = dbn->name;
+	*n = 0;
+	rc = sqlite3_open_v2(dbn->name, &db,
+			     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+				 dbn->extra_flags,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(db, rc, "opening the database read-only");
+		sqlite3_close_v2(db);
+		return rc;
+	}
+	rc = lb_outbox_harden(db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(db, 5000);
+	if (rc != SQLITE_OK) {
+		rc = lb_err_sqlite(db, rc, "configuring the connection");
+		sqlite3_close_v2(db);
+		return rc;
+	}
+	/* One snapshot for every check. */
+	rc = outbox_exec(db, "BEGIN", "beginning a read transaction");
+	if (rc == LITEBUS_OK)
+		rc = outbox_inspect_readonly_txn(db, &file, want, names, n);
+	/* A read transaction: ending it cannot lose anything, and closing
+	 * the connection ends it as well. */
+	if (!sqlite3_get_autocommit(db))
+		(void)sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close_v2(db);
+	if (rc != LITEBUS_OK)
+		*n = 0;
+	return rc;
+}
+
 void
 lb_outbox_close(struct lb_outbox *ob)
 {
@@ -1988,23 +2179,78 @@ outbox_read_int(sqlite3 *db, const char *sql, const char *text, int64_t *out,
 	return LITEBUS_OK;
 }
 
-int
-lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head)
+/* The same expression as the writer's next_id (above): the largest id
+ * the table holds, or its deletion high-water mark if higher.  The mark's
+ * row is spelled as the file spells the channel (O4), which may differ
+ * from channel_name in case. */
+static void
+outbox_head_sql(char *sql, size_t len, const char *channel_name)
 {
-	char sql[SQL_MAX];
-
-	/* The same expression as the writer's next_id (above): the largest
-	 * id the table holds, or its deletion high-water mark if higher.
-	 * The mark's row is spelled as the file spells the channel (O4),
-	 * which may differ from channel_name in case. */
-	snprintf(sql, sizeof sql,
+	snprintf(sql, len,
 		 "SELECT max(coalesce((SELECT max(event_id) FROM "
 		 "main.\"litebus_outbox_%s\"), 0), coalesce((SELECT "
 		 "high_water FROM main.litebus_channel WHERE name = '%s' "
 		 "COLLATE NOCASE), 0))",
 		 channel_name, channel_name);
+}
+
+int
+lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head)
+{
+	char sql[SQL_MAX];
+
+	outbox_head_sql(sql, sizeof sql, channel_name);
 	return outbox_read_int(db, sql, NULL, head,
 			       "reading the newest event_id");
+}
+
+int
+lb_outbox_prepare_head(sqlite3 *db, const char *channel_name,
+		       sqlite3_stmt **out)
+{
+	char sql[SQL_MAX];
+
+	outbox_head_sql(sql, sizeof sql, channel_name);
+	return outbox_prepare(db, sql, out);
+}
+
+int
+lb_outbox_prepare_data_version(sqlite3 *db, sqlite3_stmt **out)
+{
+	return outbox_prepare(db, "PRAGMA main.data_version", out);
+}
+
+int
+lb_outbox_step_int(sqlite3 *db, sqlite3_stmt *st, int64_t *out,
+		   const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	*out = 0;
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	/* The step's error, if any, is the one to report; reset repeats
+	 * it. */
+	(void)sqlite3_reset(st);
+	if (rc != SQLITE_OK)
+		return lb_err_sqlite(db, rc, what);
+	return LITEBUS_OK;
+}
+
+int
+lb_outbox_read_begin(sqlite3 *db)
+{
+	return outbox_exec(db, "BEGIN", "beginning a read transaction");
+}
+
+int
+lb_outbox_read_end(sqlite3 *db)
+{
+	return outbox_exec(db, "COMMIT", "ending a read transaction");
 }
 
 /* ------------------------------------------------------------------ */

@@ -171,6 +171,19 @@ bool lb_outbox_job_lost(const struct lb_outbox *ob);
  * job must then be rolled back. */
 int lb_outbox_after_job(struct lb_outbox *ob);
 
+/* A read-only bus's open (litebus.h, "Read-only buses"): check, with a
+ * read-only connection and without writing anything, that the file is a
+ * litebus file of exactly LB_SCHEMA_VERSION whose litebus objects are all
+ * litebus's (O2, O3), and list its channels as the file spells them: the
+ * built-in ones, then `want` (NULL-terminated, may be NULL; each must be
+ * in the file: ENOCHANNEL), then the file's others ordered by name.
+ * Fills names[0..*n-1].  Litebus status; ECANTOPEN for a missing file,
+ * EFOREIGN for a file that is not litebus's, ESCHEMA for another schema
+ * version or foreign litebus_* objects. */
+int lb_outbox_inspect_readonly(
+    const struct lb_dbname *dbn, const char *const *want,
+    char names[LITEBUS_MAX_CHANNELS][LITEBUS_CHANNEL_NAME_MAX + 1], int *n);
+
 /* Open a read-only connection to the database for a reader. */
 int lb_outbox_open_reader(const struct lb_dbname *dbn, sqlite3 **out);
 /* A reader's range query: the rows with after < event_id <= upto, in
@@ -227,6 +240,19 @@ int lb_outbox_range_row(sqlite3 *db, sqlite3_stmt *st,
  * Returns a litebus status; EBUSY means SQLITE_BUSY or SQLITE_LOCKED, and
  * may be retried. */
 int lb_outbox_read_head(sqlite3 *db, const char *channel_name, int64_t *head);
+/* The same read as a statement to keep (the watcher's), and PRAGMA
+ * data_version; step either with lb_outbox_step_int.  Litebus statuses. */
+int lb_outbox_prepare_head(sqlite3 *db, const char *channel_name,
+			   sqlite3_stmt **out);
+int lb_outbox_prepare_data_version(sqlite3 *db, sqlite3_stmt **out);
+/* Step a statement that returns one integer, then reset it.  Litebus
+ * status; EBUSY for SQLITE_BUSY/LOCKED (may be retried). */
+int lb_outbox_step_int(sqlite3 *db, sqlite3_stmt *st, int64_t *out,
+		       const char *what);
+/* Begin and end a read transaction on a reader's connection (several
+ * reads from one snapshot).  Litebus statuses. */
+int lb_outbox_read_begin(sqlite3 *db);
+int lb_outbox_read_end(sqlite3 *db);
 
 /* Writer: litebus's own statement `which` (prepared on first use;
  * borrowed: reset it after use, never finalize it).  Litebus status. */

@@ -89,6 +89,19 @@
  *       all above P(S1) (a prefix is gone), so only the gap below the
  *       first row can hold pruned ids.  A job's own DELETE raises no P:
  *       its gaps are never reported.
+ *   D8  Rows another connection committed never reach this bus's ring.
+ *       The bus's watcher (watcher.c) raises the channel's file_head to
+ *       the table's head when it finds such rows (C6, in channel.c); every
+ *       id up to file_head was committed before it was raised.  Each call
+ *       takes file_head after draining the ring: above upper, it extends
+ *       (cursor, upper] with need_sql set, as a LAGGED does (D3), so D2
+ *       still holds and the table supplies the rows; ring records at or
+ *       below the new upper are skipped as covered (D1).  upper then
+ *       becomes the subscriber's seen_file, so a wait ends, and the fd
+ *       turns readable, only once the watcher raises file_head above
+ *       what the reader covers.  The reader counts as one of the
+ *       channel's followers from open to close, which is what makes the
+ *       watcher look at the channel at all.
  */
 #include "bus.h"
 #include "errors.h"
@@ -262,6 +275,26 @@ reader_drain_ring(litebus_reader *r)
 		r->upper = rec.event_id;
 	}
 	return n > 0;
+}
+
+/* D8: what the watcher found committed by other connections.  Returns
+ * true if it extended (cursor, upper]. */
+static bool
+reader_take_file_head(litebus_reader *r)
+{
+	int64_t fh = lb_channel_file_head(r->sub.ch);
+	bool extended = fh > r->upper;
+
+	if (extended) {
+		reader_need_sql(r);
+		r->upper = fh;
+	}
+	/* Everything up to upper is covered already: a raise to an id at
+	 * or below it (the watcher saw this bus's own rows before the
+	 * writer stored committed_id, X3) must not end a wait or make the
+	 * fd readable with nothing new to read. */
+	r->sub.seen_file = r->upper;
+	return extended;
 }
 
 /* ------------------------------------------------------------------ */
@@ -582,8 +615,12 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 		return lb_err_set(LITEBUS_ENOMEM,
 				  "litebus_reader_open: out of memory");
 	}
-	/* D1: attach first, then learn what was committed before. */
+	/* D1: attach first, then learn what was committed before; D8: a
+	 * follower from here on, so the watcher reports later commits made
+	 * elsewhere. */
 	lb_sub_init(&r->sub, bus, ch);
+	r->sub.seen_file = lb_channel_file_head(ch);
+	lb_bus_follow(bus, ch);
 	now = lb_channel_published_id(ch);
 	id = lb_channel_committed_id(ch);
 	if (id > now)
@@ -632,6 +669,8 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 		 * below sees everything ever published (C2). */
 		closed = lb_channel_is_closed(r->sub.ch);
 		progress = reader_drain_ring(r);
+		if (reader_take_file_head(r)) /* D8 */
+			progress = true;
 		if (r->upper > r->cursor) {
 			if (r->need_sql) {
 				rc = reader_query(r, timeout_ms);
@@ -703,6 +742,7 @@ litebus_reader_close(litebus_reader *r)
 		return;
 	sqlite3_finalize(r->range);
 	sqlite3_close_v2(r->db);
+	lb_bus_unfollow(r->sub.bus, r->sub.ch);
 	lb_sub_fini(&r->sub);
 	free(r->rows);
 	free(r->arena);

@@ -7,13 +7,53 @@
  * snapshot is promised).  Writer-only counters are bumped with a relaxed
  * load and store (one writer, no read-modify-write needed); counters that
  * subscribers or readers bump use fetch_add.
+ *
+ * Two histograms, recorded by the writer at each transaction (writer.c)
+ * and read by litebus_metrics_format (metrics.c): jobs per transaction
+ * and COMMIT duration.  Each has fixed bucket bounds (below), one
+ * non-cumulative counter per bucket plus one past the last bound, and a
+ * sum.  Why relaxed is enough: every word has a single writer (the writer
+ * thread, load + store), each word is a monotonic count that orders no
+ * other memory, and the reader makes its output self-consistent from the
+ * very values it loaded - the cumulative buckets and _count are sums of
+ * the same loads, so _count equals the +Inf bucket and buckets never
+ * decrease along `le` whatever the writer does meanwhile.  Only _sum may
+ * be a few observations ahead of or behind the buckets (it is loaded
+ * separately); Prometheus asks no more of a scrape.  A thread that
+ * waited for a job (litebus_exec) sees the words its transaction
+ * recorded: the writer stores them before it completes the job, and the
+ * completion is a release that exec's wake-up acquires (jobs.c).
  */
 #ifndef LB_STATS_H
 #define LB_STATS_H
 
 #include "arch.h"
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* Bucket upper bounds (inclusive, as Prometheus's `le`): jobs per
+ * transaction 1, 2, 4, ..., 1024; COMMIT duration from 10 us to 10 s. */
+#define LB_HIST_BATCH_N 11
+#define LB_HIST_COMMIT_N 19
+
+static inline uint64_t
+lb_hist_batch_bound(size_t i)
+{
+	return (uint64_t)1 << i;
+}
+
+static inline uint64_t
+lb_hist_commit_bound_ns(size_t i)
+{
+	static const uint64_t bound_ns[LB_HIST_COMMIT_N] = {
+	    10000,	25000,	    50000,	100000,	    250000,
+	    500000,	1000000,    2500000,	5000000,    10000000,
+	    25000000,	50000000,   100000000,	250000000,  500000000,
+	    1000000000, 2500000000, 5000000000, 10000000000};
+
+	return bound_ns[i];
+}
 
 struct lb_stats {
 	/* Writer thread only. */
@@ -54,6 +94,11 @@ struct lb_stats {
 	_Atomic int prune_last_error;
 	/* Mirror of the writer's queue length, stored under its lock. */
 	_Atomic uint64_t queued;
+	/* The histograms (see the top of this file).  Writer thread only. */
+	alignas(LB_CACHELINE) _Atomic uint64_t batch_jobs[LB_HIST_BATCH_N + 1];
+	_Atomic uint64_t batch_jobs_sum;
+	_Atomic uint64_t commit_ns[LB_HIST_COMMIT_N + 1];
+	_Atomic uint64_t commit_ns_sum;
 };
 
 /* Writer-only increment: one writer, so load + store suffices. */
@@ -63,6 +108,20 @@ lb_stat_add_w(_Atomic uint64_t *c, uint64_t n)
 	atomic_store_explicit(c,
 			      atomic_load_explicit(c, memory_order_relaxed) + n,
 			      memory_order_relaxed);
+}
+
+/* Writer-only: one observation into a histogram of n buckets (bucket n
+ * counts what lies above the last bound). */
+static inline void
+lb_hist_add_w(_Atomic uint64_t *buckets, size_t n, _Atomic uint64_t *sum,
+	      uint64_t (*bound)(size_t), uint64_t v)
+{
+	size_t i = 0;
+
+	while (i < n && v > bound(i))
+		i++;
+	lb_stat_add_w(&buckets[i], 1);
+	lb_stat_add_w(sum, v);
 }
 
 /* Any-thread increment. */

@@ -51,7 +51,9 @@ lb_sub_init(struct litebus_sub *s, struct litebus *bus, struct lb_channel *ch)
 	s->bus = bus;
 	s->ch = ch;
 	s->pos = lb_ring_head(&ch->ring) + 1; /* S1 */
+	s->seen_file = INT64_MAX;
 	s->fdw.fd = -1;
+	s->fdw.seen_file = INT64_MAX;
 	atomic_init(&s->fdw.armed, 0);
 }
 
@@ -92,14 +94,14 @@ lb_sub_poll(struct litebus_sub *s, struct lb_rec *rec)
 void
 lb_sub_wait(struct litebus_sub *s, uint64_t deadline_ns)
 {
-	lb_channel_wait(s->ch, s->pos, deadline_ns);
+	lb_channel_wait(s->ch, s->pos, s->seen_file, deadline_ns);
 }
 
 void
 lb_sub_idle(struct litebus_sub *s)
 {
 	if (s->fdw.fd >= 0)
-		lb_channel_fd_arm(s->ch, &s->fdw, s->pos);
+		lb_channel_fd_arm(s->ch, &s->fdw, s->pos, s->seen_file);
 }
 
 int
@@ -178,6 +180,10 @@ litebus_subscribe(litebus *bus, int channel, litebus_sub **out)
 		return lb_fork_err("litebus_subscribe");
 	if (!lb_bus_tryref(bus, "litebus_subscribe")) /* B1: keeps the bus */
 		return LITEBUS_ECLOSED;
+	if (lb_bus_read_only(bus)) { /* its rings are never published to */
+		lb_bus_unref(bus);
+		return lb_bus_readonly_err("litebus_subscribe");
+	}
 	ch = lb_bus_channel(bus, channel);
 	if (ch == NULL) {
 		lb_bus_unref(bus);
@@ -243,6 +249,7 @@ litebus_recv(litebus_sub *s, litebus_event *ev, int timeout_ms)
 			lb_stat_add(&s->bus->stats.sub_lags, 1);
 			lb_stat_add(&s->bus->stats.sub_skipped,
 				    s->last_skipped);
+			lb_channel_count_lap(s->ch, s->last_skipped);
 			return LITEBUS_LAGGED;
 		case LB_POLL_EMPTY:
 			break;

@@ -19,6 +19,10 @@ struct litebus_sub {
 	struct lb_channel *ch;
 	uint64_t pos; /* next ring position to read */
 	uint64_t last_skipped;
+	/* The channel's file_head this handle has taken into account (C6);
+	 * its waits end when file_head rises above it.  INT64_MAX for a
+	 * plain subscriber (the ring is all it reads); readers set it. */
+	int64_t seen_file;
 	litebus_sub_stats stats;
 	struct lb_fd_waiter fdw; /* fdw.fd < 0 until an fd is asked for */
 };

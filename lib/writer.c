@@ -63,6 +63,11 @@
  *       that had succeeded, and those after it) run in a new
  *       transaction.  Each such loss settles one job, so a batch of n
  *       jobs runs at most n transactions of that kind.
+ *   W8  commit_seq is odd exactly from right before a batch's COMMIT
+ *       until its committed ids are stored (C5) or the COMMIT failed.
+ *       The watcher (watcher.c, X3) uses it to tell this writer's rows
+ *       from other connections': seen even after it read a snapshot, the
+ *       committed ids loaded next cover every row of ours in it.
  */
 #include "writer.h"
 
@@ -425,6 +430,19 @@ writer_collect(struct lb_writer *w)
 	return LITEBUS_OK;
 }
 
+/* W8: one step of commit_seq: to odd right before COMMIT, back to even
+ * once the committed ids are stored (or the COMMIT failed).  seq_cst: the
+ * odd value is ordered before COMMIT makes the rows visible (SQLite
+ * publishes a commit in the -shm behind a full memory barrier,
+ * sqlite3OsShmBarrier), so a watcher that read those rows and then loads
+ * commit_seq sees it odd - or even and the committed ids stored (release
+ * of the even step, after the stores). */
+static void
+writer_commit_seq(struct lb_writer *w)
+{
+	atomic_fetch_add_explicit(w->cfg.commit_seq, 1, memory_order_seq_cst);
+}
+
 static void
 writer_publish(struct lb_writer *w)
 {
@@ -440,6 +458,7 @@ writer_publish(struct lb_writer *w)
 		if (w->touched[c])
 			lb_channel_set_committed(cfg->channels[c],
 						 w->last_id[c]);
+	writer_commit_seq(w); /* W8: the commit is over */
 	for (size_t i = 0; i < w->npub; i++)
 		lb_channel_publish(cfg->channels[w->pub[i].channel],
 				   &w->pub[i].rec);
@@ -451,6 +470,23 @@ writer_publish(struct lb_writer *w)
 	}
 	lb_stat_add_w(&cfg->stats->events, w->npub);
 	w->npub = 0;
+}
+
+/* The batch-size histogram (stats.h): one observation per transaction
+ * begun, as `batches` counts them, of the jobs it takes (those of
+ * jobs[0, n) not settled yet). */
+static void
+writer_record_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
+{
+	uint64_t count = 0;
+
+	LB_ASSERT_ON_WRITER(w);
+	for (size_t i = 0; i < n; i++)
+		if (!jobs[i]->settled)
+			count++;
+	lb_hist_add_w(w->cfg.stats->batch_jobs, LB_HIST_BATCH_N,
+		      &w->cfg.stats->batch_jobs_sum, lb_hist_batch_bound,
+		      count);
 }
 
 /* Run jobs [0, n) in as few transactions as their fates allow, then
@@ -474,6 +510,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 		if (first == n)
 			break;
 		lb_stat_add_w(&cfg->stats->batches, 1);
+		writer_record_batch(w, jobs + first, n - first);
 		w->batch_ms = lb_wall_ms();
 		rc = writer_begin(w);
 		if (rc != LITEBUS_OK) {
@@ -505,8 +542,19 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			continue;
 		}
 		rc = writer_collect(w);
-		if (rc == LITEBUS_OK)
+		if (rc == LITEBUS_OK) {
+			uint64_t t0 = lb_mono_ns();
+
+			writer_commit_seq(w); /* W8: odd */
 			rc = writer_retry(w, lb_outbox_commit, "committing");
+			if (rc == LITEBUS_OK)
+				lb_hist_add_w(
+				    cfg->stats->commit_ns, LB_HIST_COMMIT_N,
+				    &cfg->stats->commit_ns_sum,
+				    lb_hist_commit_bound_ns, lb_mono_ns() - t0);
+			else
+				writer_commit_seq(w); /* W8: even again */
+		}
 		if (rc != LITEBUS_OK) {
 			writer_abandon(w);
 			writer_fail_unsettled(jobs + first, end - first, rc);
@@ -674,6 +722,8 @@ fail:
 void
 lb_writer_stop(struct lb_writer *w)
 {
+	if (w == NULL) /* a read-only bus has none */
+		return;
 	LB_ASSERT_NOT_WRITER_OF(w->cfg.owner); /* it joins that thread */
 	lb_jobq_close(w->cfg.jobs);
 	pthread_join(w->thread, NULL);

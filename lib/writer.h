@@ -31,6 +31,9 @@ struct lb_writer_config {
 	struct lb_stats *stats;
 	struct lb_jobq *jobs; /* the writer takes jobs from here */
 	uint32_t fork_gen;    /* the owner's (fork.h) */
+	/* W8: odd while a COMMIT of the writer is under way and its
+	 * committed ids are not stored yet (watcher.c, X3). */
+	_Atomic uint64_t *commit_seq;
 };
 
 /* Open the write connection (schema, statements), read the channels'
@@ -40,7 +43,7 @@ struct lb_writer_config {
 int lb_writer_start(const struct lb_writer_config *cfg, struct lb_writer **out);
 
 /* Close the job queue, let the queued jobs run, publish, close every
- * channel and join the thread.  Not on the writer thread. */
+ * channel and join the thread.  Not on the writer thread.  NULL: no-op. */
 void lb_writer_stop(struct lb_writer *w);
 void lb_writer_free(struct lb_writer *w);
 

@@ -121,10 +121,10 @@ a_late_wake_up_for_a_record_already_read_leaves_the_fd_unreadable(void **state)
 	struct lb_fd_waiter w;
 
 	waiter_open(ch, &w);
-	lb_channel_fd_arm(ch, &w, 1); /* recv found nothing at position 1 */
+	lb_channel_fd_arm(ch, &w, 1, INT64_MAX); /* recv found nothing at position 1 */
 	assert_false(fx_fd_readable(w.fd, 0));
 	fx_channel_publish_one(ch);	      /* the writer publishes position 1 */
-	lb_channel_fd_arm(ch, &w, 2); /* the owner read it; nothing at 2 */
+	lb_channel_fd_arm(ch, &w, 2, INT64_MAX); /* the owner read it; nothing at 2 */
 	lb_channel_wake(ch);	      /* the writer's wake-up comes late */
 	if (fx_fd_readable(w.fd, 0))
 		fail_msg("the fd is readable after the owner read everything "
@@ -148,10 +148,10 @@ repeated_idle_calls_while_a_wake_up_is_late_leave_the_fd_unreadable(
 	struct lb_fd_waiter w;
 
 	waiter_open(ch, &w);
-	lb_channel_fd_arm(ch, &w, 1);
+	lb_channel_fd_arm(ch, &w, 1, INT64_MAX);
 	fx_channel_publish_one(ch);
 	for (int i = 0; i < 3; i++) {
-		lb_channel_fd_arm(ch, &w, 2);
+		lb_channel_fd_arm(ch, &w, 2, INT64_MAX);
 		assert_false(fx_fd_readable(w.fd, 0));
 	}
 	lb_channel_wake(ch);
@@ -172,9 +172,9 @@ a_record_published_just_before_arming_makes_the_fd_readable_once(void **state)
 	struct lb_fd_waiter w;
 
 	waiter_open(ch, &w);
-	lb_channel_fd_arm(ch, &w, 1);
+	lb_channel_fd_arm(ch, &w, 1, INT64_MAX);
 	fx_channel_publish_one(ch);
-	lb_channel_fd_arm(ch, &w, 1); /* still nothing read at 1: re-armed */
+	lb_channel_fd_arm(ch, &w, 1, INT64_MAX); /* still nothing read at 1: re-armed */
 	assert_true(fx_fd_readable(w.fd, 0));
 	lb_channel_wake(ch);
 	assert_int_equal(fd_count(w.fd), 1);
@@ -191,7 +191,7 @@ a_wake_up_below_the_armed_position_writes_nothing(void **state)
 	struct lb_fd_waiter w;
 
 	waiter_open(ch, &w);
-	lb_channel_fd_arm(ch, &w, 3);
+	lb_channel_fd_arm(ch, &w, 3, INT64_MAX);
 	fx_channel_publish_one(ch);
 	lb_channel_wake(ch);
 	fx_channel_publish_one(ch);
@@ -212,7 +212,7 @@ close_makes_an_fd_armed_beyond_the_head_readable(void **state)
 	struct lb_fd_waiter w;
 
 	waiter_open(ch, &w);
-	lb_channel_fd_arm(ch, &w, 5);
+	lb_channel_fd_arm(ch, &w, 5, INT64_MAX);
 	assert_false(fx_fd_readable(w.fd, 0));
 	lb_channel_close(ch);
 	assert_true(fx_fd_readable(w.fd, 0));

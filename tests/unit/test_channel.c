@@ -115,7 +115,7 @@ waiter_main(void *p)
 	fx_barrier_wait(w->start);
 	while (lb_ring_head(&w->ch->ring) < w->pos &&
 	       !lb_channel_is_closed(w->ch) && fx_mono_ns() < w->deadline_ns)
-		lb_channel_wait(w->ch, w->pos, w->deadline_ns);
+		lb_channel_wait(w->ch, w->pos, INT64_MAX, w->deadline_ns);
 	w->in_time = fx_mono_ns() < w->deadline_ns;
 	w->reached = lb_ring_head(&w->ch->ring) >= w->pos;
 	w->closed = lb_channel_is_closed(w->ch);
@@ -186,7 +186,7 @@ wait_returns_at_once_when_the_position_is_already_published(void **state)
 	t0 = fx_mono_ns();
 	/* The deadline is far away: returning at all means it did not
 	 * sleep until it. */
-	lb_channel_wait(ch, 2, t0 + (uint64_t)FX_WAIT_MS * 1000000u);
+	lb_channel_wait(ch, 2, INT64_MAX, t0 + (uint64_t)FX_WAIT_MS * 1000000u);
 	assert_true(fx_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
 	assert_int_equal(atomic_load(&ch->sleepers), 0);
 }
@@ -200,7 +200,7 @@ wait_returns_by_its_deadline_when_nothing_is_published(void **state)
 
 	/* May return early (callers re-check): loop as they do. */
 	while (fx_mono_ns() < deadline)
-		lb_channel_wait(ch, 1, deadline);
+		lb_channel_wait(ch, 1, INT64_MAX, deadline);
 	assert_int_equal(lb_ring_head(&ch->ring), 0);
 	assert_int_equal(atomic_load(&ch->sleepers), 0);
 }
@@ -255,7 +255,7 @@ wait_returns_at_once_on_a_closed_channel(void **state)
 	lb_channel_close(ch);
 	assert_true(lb_channel_is_closed(ch));
 	t0 = fx_mono_ns();
-	lb_channel_wait(ch, 1, UINT64_MAX); /* no deadline at all */
+	lb_channel_wait(ch, 1, INT64_MAX, UINT64_MAX); /* no deadline at all */
 	assert_true(fx_mono_ns() - t0 < (uint64_t)FX_WAIT_MS * 1000000u);
 }
 
@@ -282,7 +282,7 @@ ping_pong_sleeper(void *p)
 
 		while (lb_ring_head(&pp->ch->ring) < pos &&
 		       fx_mono_ns() < deadline)
-			lb_channel_wait(pp->ch, pos, deadline);
+			lb_channel_wait(pp->ch, pos, INT64_MAX, deadline);
 		/* Only a wake-up that never came lets the deadline pass. */
 		if (fx_mono_ns() >= deadline) {
 			pp->late = true;
@@ -359,7 +359,7 @@ an_armed_fd_turns_readable_at_the_next_publish_and_wake(void **state)
 	fd_waiter_init(&w);
 	lb_channel_fd_register(ch, &w);
 	assert_true(fx_fd_readable(w.fd, 0));
-	lb_channel_fd_arm(ch, &w, 1);
+	lb_channel_fd_arm(ch, &w, 1, INT64_MAX);
 	assert_false(fx_fd_readable(w.fd, 0));
 	fx_channel_publish_one(ch);
 	assert_false(fx_fd_readable(w.fd, 0)); /* wake comes per batch */
@@ -382,7 +382,7 @@ arming_for_a_position_already_published_leaves_the_fd_readable(void **state)
 	fd_waiter_init(&w);
 	lb_channel_fd_register(ch, &w);
 	fx_channel_publish_one(ch);
-	lb_channel_fd_arm(ch, &w, 1);
+	lb_channel_fd_arm(ch, &w, 1, INT64_MAX);
 	assert_true(fx_fd_readable(w.fd, 0));
 	assert_int_equal(atomic_load(&ch->armed_fds), 0);
 	lb_channel_fd_unregister(ch, &w);
@@ -401,13 +401,13 @@ close_makes_every_registered_fd_readable(void **state)
 	fd_waiter_init(&idle);
 	lb_channel_fd_register(ch, &armed);
 	lb_channel_fd_register(ch, &idle);
-	lb_channel_fd_arm(ch, &armed, 1);
+	lb_channel_fd_arm(ch, &armed, 1, INT64_MAX);
 	assert_false(fx_fd_readable(armed.fd, 0));
 	lb_channel_close(ch);
 	assert_true(fx_fd_readable(armed.fd, 0));
 	assert_true(fx_fd_readable(idle.fd, 0));
 	/* Arming after close leaves it readable: CLOSED is waiting. */
-	lb_channel_fd_arm(ch, &idle, 1);
+	lb_channel_fd_arm(ch, &idle, 1, INT64_MAX);
 	assert_true(fx_fd_readable(idle.fd, 0));
 	lb_channel_fd_unregister(ch, &armed);
 	lb_channel_fd_unregister(ch, &idle);
