@@ -9,9 +9,9 @@
  *   cli_writer fill DB N          N rows on "orders", N/2 on completion;
  *                                 consumer "billing" of orders acked at
  *                                 N/2, "idle" of completion at 0
- *   cli_writer run DB FIRST N     rows k = FIRST.., one job each, on
- *                                 "orders"; prints "k event_id" once
- *                                 each job has committed
+ *   cli_writer run DB FIRST N     rows k = FIRST.., one job each, all
+ *                                 submitted at once, on "orders"; prints
+ *                                 "k event_id" once each job committed
  *   cli_writer hold DB CH NAME    opens consumer NAME of CH, prints
  *                                 "open", closes it at EOF on stdin
  *
@@ -173,28 +173,57 @@ emit_seq(litebus_tx *tx, void *arg)
 	return litebus_emit(tx, j->channel, &rec, &j->id);
 }
 
+/* Done-callback, writer thread: the job committed (status 0). */
+static void
+seq_done(int status, void *arg)
+{
+	const struct seq_job *j = arg;
+
+	if (status == 0) {
+		printf("%lld %lld\n", j->k, (long long)j->id);
+		fflush(stdout);
+	} else {
+		fprintf(stderr, "cli_writer run: job %lld: %d\n", j->k, status);
+	}
+}
+
+static int
+nothing(litebus_tx *tx, void *arg)
+{
+	(void)tx;
+	(void)arg;
+	return 0;
+}
+
+/* Every job is submitted at once, so the writer commits batches back to
+ * back and a SIGKILL lands anywhere in one, not between two execs. */
 static int
 run(const char *path, long long first, long long n)
 {
+	struct seq_job *jobs = calloc((size_t)n, sizeof *jobs);
 	litebus *bus;
-	int rc = open_bus(path, &bus);
-	struct seq_job j;
+	int rc, orders;
 
-	if (rc != LITEBUS_OK)
+	if (jobs == NULL || open_bus(path, &bus) != LITEBUS_OK) {
+		free(jobs);
 		return 1;
-	j.channel = litebus_channel_id(bus, "orders");
-	for (long long k = first; k < first + n && rc == LITEBUS_OK; k++) {
-		j.k = k;
-		rc = litebus_exec(bus, emit_seq, &j);
-		if (rc == LITEBUS_OK) {
-			printf("%lld %lld\n", k, (long long)j.id);
-			fflush(stdout);
-		}
 	}
+	orders = litebus_channel_id(bus, "orders");
+	rc = LITEBUS_OK;
+	for (long long i = 0; i < n && rc == LITEBUS_OK; i++) {
+		jobs[i].channel = orders;
+		jobs[i].k = first + i;
+		rc =
+		    litebus_submit(bus, emit_seq, &jobs[i], seq_done, &jobs[i]);
+	}
+	/* Jobs run in order: when this one has committed, all have. */
+	if (rc == LITEBUS_OK)
+		rc = litebus_exec(bus, nothing, NULL);
 	if (rc != LITEBUS_OK)
 		fprintf(stderr, "cli_writer run: %d %s\n", rc,
 			litebus_last_errmsg());
 	litebus_close(bus);
+	free(jobs);
 	return rc == LITEBUS_OK ? 0 : 1;
 }
 

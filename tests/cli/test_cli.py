@@ -244,28 +244,34 @@ def test_tail_follow_across_processes(tmp):
     tail = subprocess.Popen([LITEBUS, "tail", db, "orders", "--follow", "--json",
                              "--from", str(before[-1][0] + 1)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    got = []
-    pending = [b""]
+    # And a filtered one: the odd rows only.
+    odd = subprocess.Popen([LITEBUS, "tail", db, "orders", "--follow", "--json",
+                            "--from", str(before[-1][0] + 1), "--namespace",
+                            "odd"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got, got_odd = [], []
+    pending = {tail: b"", odd: b""}
 
-    def read_until(pred, what):
-        """Parse tail's lines until pred(); every wait has a deadline."""
+    def read_until(proc, rows, pred, what):
+        """Parse proc's lines until pred(); every wait has a deadline."""
         end = time.monotonic() + DEADLINE
         while not pred():
             left = end - time.monotonic()
-            check(left > 0, "deadline: %s; %d rows so far" % (what, len(got)))
-            ready, _, _ = select.select([tail.stdout], [], [], left)
+            check(left > 0, "deadline: %s; %d rows so far" % (what, len(rows)))
+            ready, _, _ = select.select([proc.stdout], [], [], left)
             if not ready:
                 continue
-            chunk = os.read(tail.stdout.fileno(), 65536)
-            check(chunk != b"", "tail ended: %s" % tail.stderr.read())
-            pending[0] += chunk
-            *lines, pending[0] = pending[0].split(b"\n")
-            got.extend(json.loads(line) for line in lines)
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if chunk == b"":
+                raise Fail("tail ended: exit %s, %s" % (
+                    proc.wait(timeout=DEADLINE), proc.stderr.read()))
+            pending[proc] += chunk
+            *lines, pending[proc] = pending[proc].split(b"\n")
+            rows.extend(json.loads(line) for line in lines)
 
     try:
         # The tail is following once a row committed now reaches it.
         writer("run", db, "1", "1")
-        read_until(lambda: len(got) >= 1, "the first row")
+        read_until(tail, got, lambda: len(got) >= 1, "the first row")
         # A writer killed in the middle of its run.
         w = subprocess.Popen([WRITER, "run", db, "2", "100000"],
                              stdout=subprocess.PIPE)
@@ -282,22 +288,33 @@ def test_tail_follow_across_processes(tmp):
         writer("run", db, str(acked + 1), "100")
         rows = table(db, "orders")[len(before):]
         last = rows[-1][0]
-        read_until(lambda: got[-1]["event_id"] >= last, "row %d" % last)
+        read_until(tail, got, lambda: got[-1]["event_id"] >= last,
+                   "row %d" % last)
+        rows_odd = [r for r in rows if r[4] == "odd"]
+        read_until(odd, got_odd, lambda: got_odd and
+                   got_odd[-1]["event_id"] >= rows_odd[-1][0],
+                   "odd row %d" % rows_odd[-1][0])
     finally:
-        tail.send_signal(signal.SIGTERM)
-        try:
-            tail.wait(timeout=DEADLINE)
-        except subprocess.TimeoutExpired:
-            tail.kill()
-            raise
-    check(tail.returncode == 0, "tail exit %d after SIGTERM" % tail.returncode)
-    rest = pending[0] + tail.stdout.read()
-    got += [json.loads(line) for line in rest.splitlines()]
+        for p in (tail, odd):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise
+    for p, rows_p, what in ((tail, got, "tail"), (odd, got_odd, "tail --namespace")):
+        check(p.returncode == 0, "%s exit %d after SIGTERM" % (what, p.returncode))
+        rest = pending[p] + p.stdout.read()
+        rows_p += [json.loads(line) for line in rest.splitlines()]
     # Exactly once, in order: the JSON rows are the table's rows.
     check_json_rows(got, rows, "orders")
+    check_json_rows(got_odd, rows_odd, "orders")
     keys = [r[1] for r in rows]
     check(set(range(1, acked + 101)) <= set(keys),
           "an acknowledged row is missing from the table")
+    print("%d rows followed (%d by the filtered tail); the killed writer had committed %d rows, "
+          "%d of them acknowledged, when SIGKILL came"
+          % (len(got), len(got_odd), len(rows) - 1 - 100, acked - 1))
 
 
 def test_stat(tmp):
