@@ -358,6 +358,19 @@ def test_stat_prometheus(tmp):
         for s in fam.samples:
             check(s.value == s.value, "NaN in %s" % s.name)  # noqa
     check(len(names) == len(families), "a metric family appears twice")
+    # The library's metrics and the file's own agree with the tables.
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in families for s in fam.samples}
+    for name in ("orders", "completion"):
+        rows = table(db, name)
+        key = (("channel", name),)
+        check(samples[("litebus_channel_rows", key)] == len(rows), "rows")
+        check(samples[("litebus_channel_head_id", key)] == rows[-1][0], "head")
+        check(samples[("litebus_channel_oldest_id", key)] == rows[0][0], "oldest")
+    check(samples[("litebus_consumer_lag_ids",
+                   (("channel", "orders"), ("consumer", "billing")))]
+          == N - N // 2, "billing's lag")
+    check(samples[("litebus_schema_version", ())] == 2, "schema version")
     # Every metric line belongs to a family with HELP and TYPE.
     for line in text.splitlines():
         check(line == "" or line.startswith("#") or line.startswith("litebus_"),

@@ -9,7 +9,9 @@
  *       SQLITE_OPEN_READONLY (main.c, T1).
  *   S2  --json prints one JSON document; --prometheus prints the
  *       library's litebus_metrics_format() text unchanged, so a file
- *       scraped with the tool and a server's /metrics agree.
+ *       scraped with the tool and a server's /metrics agree, followed by
+ *       two families only the file gives: litebus_channel_rows and
+ *       litebus_channel_size_bytes.
  *
  * Threads: the main thread only.
  */
@@ -36,7 +38,9 @@ stat_usage(FILE *f)
 		"  --prometheus   Prometheus text exposition format (0.0.4), "
 		"the same text as\n"
 		"                 litebus_metrics_format() gives a server's "
-		"/metrics\n"
+		"/metrics, then\n"
+		"                 litebus_channel_rows and "
+		"litebus_channel_size_bytes\n"
 		"\n"
 		"Exit status: 0 done, 1 runtime error, 2 usage error.\n");
 }
@@ -196,24 +200,59 @@ consumers_get(litebus *bus, litebus_consumer_info **out, size_t *n)
 	return CLI_EXIT_OK;
 }
 
+/* The library's metrics, then what only the file tells (row counts and
+ * sizes per channel), as two more gauge families (S2). */
 static int
-stat_prometheus(litebus *bus)
+stat_prometheus(litebus *bus, sqlite3 *db)
 {
 	char *text = NULL;
 	size_t len = 0;
-	int rc = litebus_metrics_format(bus, LITEBUS_METRICS_PROMETHEUS, &text,
-					&len);
+	struct jbuf b;
+	int n = litebus_channel_count(bus), rc;
 
+	if (n < 0) {
+		cli_lb_err("counting channels", n);
+		return CLI_EXIT_ERROR;
+	}
+	rc = litebus_metrics_format(bus, LITEBUS_METRICS_PROMETHEUS, &text,
+				    &len);
 	if (rc != LITEBUS_OK) {
 		cli_lb_err("formatting the metrics", rc);
 		return CLI_EXIT_ERROR;
 	}
-	if (fwrite(text, 1, len, stdout) != len) {
-		cli_err("writing the output: %s", strerror(errno));
-		rc = CLI_EXIT_ERROR;
-	}
+	jbuf_init(&b);
+	jbuf_add(&b, text, len);
 	litebus_free(text);
-	return rc == LITEBUS_OK ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+	rc = CLI_EXIT_OK;
+	for (int k = 0; k < 2 && rc == CLI_EXIT_OK; k++) {
+		jbuf_adds(&b, k == 0
+				  ? "# HELP litebus_channel_rows Rows the "
+				    "channel's table holds (litebus stat).\n"
+				    "# TYPE litebus_channel_rows gauge\n"
+				  : "# HELP litebus_channel_size_bytes Pages "
+				    "of the channel's table and index "
+				    "(litebus stat).\n"
+				    "# TYPE litebus_channel_size_bytes "
+				    "gauge\n");
+		for (int i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+			const char *name = litebus_channel_name(bus, i);
+			int64_t rows = 0, bytes = -1;
+
+			rc = channel_size(db, name, &rows, &bytes);
+			if (rc != CLI_EXIT_OK || (k == 1 && bytes < 0))
+				continue; /* no dbstat: no sample */
+			/* Channel names are [A-Za-z0-9_]: no label
+			 * escaping is needed (T3). */
+			jbuf_addf(&b, "%s{channel=\"%s\"} %lld\n",
+				  k == 0 ? "litebus_channel_rows"
+					 : "litebus_channel_size_bytes",
+				  name, (long long)(k == 0 ? rows : bytes));
+		}
+	}
+	if (rc == CLI_EXIT_OK && !cli_write(&b))
+		rc = CLI_EXIT_ERROR;
+	jbuf_free(&b);
+	return rc;
 }
 
 static int
@@ -352,7 +391,7 @@ cli_stat(int argc, char **argv)
 	if (rc == CLI_EXIT_OK)
 		rc = cli_bus_open(&f, true, &bus);
 	if (rc == CLI_EXIT_OK)
-		rc = flags[1] ? stat_prometheus(bus)
+		rc = flags[1] ? stat_prometheus(bus, db)
 			      : stat_report(bus, db, &f, flags[0]);
 	litebus_close(bus);
 	return cli_db_close(db, rc);
