@@ -180,6 +180,11 @@ def test_version_help_and_exit_codes(tmp):
         page = f.read()
     check(".TH LITEBUS 1" in page and ".SH EXIT STATUS" in page,
           "the installed man page %s" % man)
+    if shutil.which("groff"):  # groff-base: .ci/run installs it
+        p = subprocess.run(["groff", "-man", "-ww", "-z", man],
+                           capture_output=True, timeout=DEADLINE)
+        check(p.returncode == 0 and p.stdout + p.stderr == b"",
+              "litebus.1 does not format cleanly: %r" % (p.stdout + p.stderr))
     lb(want=2)
     lb("frobnicate", want=2)
     lb("tail", "x.db", "orders", "--from", "0", want=2)
@@ -500,6 +505,19 @@ def test_read_only_commands_do_not_write(tmp):
     lb("check", db)
     check(file_state(db) == h and os.stat(db).st_mtime_ns == m,
           "a read-only command changed the file")
+    # A file of schema version 1: a read-write open would migrate it; the
+    # read-only commands must refuse it (ESCHEMA) and leave it alone.
+    v1 = os.path.join(tmp, "v1.db")
+    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             "..", "data", "schema_v1.db"), v1)
+    h = file_state(v1)
+    lb("tail", v1, "completion", want=1)
+    lb("stat", v1, want=1)
+    lb("channels", v1, want=1)
+    lb("consumers", v1, want=1)
+    out = lb("check", v1, want=3)
+    check("FAIL schema version 1" in out, out)
+    check(file_state(v1) == h, "a read-only command migrated a version 1 file")
 
 
 def test_progress_on_a_terminal_only(tmp):
