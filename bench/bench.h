@@ -213,5 +213,6 @@ void scenario_fanout(void);
 void scenario_retention(void);
 void scenario_consumer(void);
 void scenario_prune(void);
+void scenario_xproc(void);
 
 #endif

@@ -326,6 +326,16 @@ bench_bus_options(litebus_options *o, const char *path, int durability,
 	o->durability = durability;
 	o->ring_capacity = ring_capacity;
 	o->channels = channels;
+	/* LITEBUS_BENCH_WATCH=off|poll: measure what the watcher costs
+	 * (bench/README.md); default: the library's default. */
+	{
+		const char *w = getenv("LITEBUS_BENCH_WATCH");
+
+		if (w != NULL && strcmp(w, "off") == 0)
+			o->watch = LITEBUS_WATCH_OFF;
+		else if (w != NULL && strcmp(w, "poll") == 0)
+			o->watch = LITEBUS_WATCH_POLL;
+	}
 }
 
 litebus *

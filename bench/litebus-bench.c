@@ -5,7 +5,7 @@
  *
  * usage: litebus-bench [--quick] [--json FILE] [--reps N]
  *                      ring|commit|latency|catchup|fanout|
- *                      retention|consumer|prune|all ...
+ *                      retention|consumer|prune|xproc|all ...
  *        litebus-bench --help | --version
  *
  * Every scenario prints one line per configuration to stdout: the
@@ -33,6 +33,7 @@ static const struct {
     {"latency", scenario_latency},   {"catchup", scenario_catchup},
     {"fanout", scenario_fanout},     {"retention", scenario_retention},
     {"consumer", scenario_consumer}, {"prune", scenario_prune},
+    {"xproc", scenario_xproc},
 };
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
@@ -41,7 +42,7 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: litebus-bench [--quick] [--json FILE] [--reps N] "
 		   "ring|commit|latency|catchup|fanout|\n"
-		   "       retention|consumer|prune|all ...\n"
+		   "       retention|consumer|prune|xproc|all ...\n"
 		   "       litebus-bench --help | --version\n"
 		   "\n"
 		   "  --quick      shorter runs, one repetition unless --reps\n"

@@ -57,6 +57,14 @@
  *   X4  Checks are at least LB_WATCH_MIN_GAP_NS apart: under a stream of
  *       -wal writes (this bus's own commits included) the watcher wakes
  *       at most once per gap, whatever the commit rate.
+ *   X6  A -wal write is not yet a commit: SQLite writes the frames, then
+ *       (after an fsync under synchronous=FULL) publishes the commit in
+ *       the -shm, which is memory-mapped and raises no inotify event.  A
+ *       check that an inotify event triggered and that finds data_version
+ *       unchanged is followed by more checks with growing delays (X6's
+ *       constants) until data_version changes or 200 ms have passed, so
+ *       a lone commit is seen within about a millisecond of becoming
+ *       visible, not at the next -wal write or backstop poll.
  *   X5  Errors (a locked or missing file, out of memory) are counted and
  *       the check is repeated LB_WATCH_RETRY_MS later (and X4 apart);
  *       the thread never exits before stop, and never spins.
@@ -79,6 +87,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 /* X4: at most one check per 200 us.  A check with followers costs a
@@ -90,8 +99,14 @@
 #define LB_WATCH_FALLBACK_MS 5u
 /* X3: how long a check waits for a COMMIT of this bus's writer to end. */
 #define LB_WATCH_SETTLE_NS 2000000u
-/* A check that failed or could not settle is repeated after this (ms). */
-#define LB_WATCH_RETRY_MS 1
+/* A check that failed or could not settle is repeated after this. */
+#define LB_WATCH_RETRY_NS 1000000u
+/* X6: after a -wal write with no commit to show for it yet, checks
+ * follow at 100 us, 200 us, 400 us ... (at most 10 ms apart) for 200 ms,
+ * or until data_version changes. */
+#define LB_WATCH_FOLLOW_FIRST_NS 100000u
+#define LB_WATCH_FOLLOW_MAX_NS 10000000u
+#define LB_WATCH_FOLLOW_FOR_NS 200000000u
 
 struct lb_watcher {
 	/* Immutable after start. */
@@ -115,6 +130,9 @@ struct lb_watcher {
 	bool version_known;
 	bool inotify_tried;
 	bool retry; /* the last check must be repeated (X1, X5) */
+	/* X6: follow-up checks after a -wal write: the next one's delay, and
+	 * until when (0: none pending). */
+	uint64_t follow_step_ns, follow_until_ns;
 	uint64_t last_check_ns;
 
 	/* Relaxed counters (lb_watcher_stats). */
@@ -171,14 +189,20 @@ watcher_inotify_read(struct lb_watcher *w)
 			continue;
 		if (n <= 0)
 			break; /* EAGAIN: drained */
-		for (char *p = buf; p < buf + n;) {
-			const struct inotify_event *ev =
-			    (const struct inotify_event *)p;
+		for (const char *p = buf;
+		     p + sizeof(struct inotify_event) <= buf + n;) {
+			struct inotify_event ev;
+			const char *name = p + sizeof ev;
 
-			if ((ev->mask & IN_Q_OVERFLOW) != 0 ||
-			    (ev->len > 0 && strcmp(ev->name, w->wal_name) == 0))
+			/* Copied out: the buffer is only char-aligned for
+			 * the compiler. */
+			memcpy(&ev, p, sizeof ev);
+			if ((ev.mask & IN_Q_OVERFLOW) != 0 ||
+			    (ev.len > 0 &&
+			     strncmp(name, w->wal_name, ev.len) == 0 &&
+			     strlen(w->wal_name) < ev.len))
 				hit = true;
-			p += sizeof *ev + ev->len;
+			p += sizeof ev + ev.len;
 		}
 	}
 	return hit;
@@ -314,7 +338,9 @@ watcher_read_heads(struct lb_watcher *w, bool *settled)
 	return LITEBUS_OK;
 }
 
-static void
+/* Returns true if data_version had moved (or the check failed: it is
+ * repeated anyway), false if nothing new is visible yet (X6). */
+static bool
 watcher_check(struct lb_watcher *w)
 {
 	bool settled = true;
@@ -328,7 +354,8 @@ watcher_check(struct lb_watcher *w)
 		rc = lb_outbox_step_int(w->db, w->version, &version,
 					"reading data_version");
 	if (rc == LITEBUS_OK && w->version_known && version == w->last_version)
-		return; /* nobody else committed */
+		return false;	/* nobody else committed (yet: X6) */
+	w->follow_until_ns = 0; /* X6: it became visible */
 	if (rc == LITEBUS_OK) {
 		watcher_count(&w->head_reads);
 		rc = watcher_read_heads(w, &settled);
@@ -337,29 +364,50 @@ watcher_check(struct lb_watcher *w)
 		/* X5: the thread's error text is of no use to anyone. */
 		watcher_count(&w->errors);
 		w->retry = true;
-		return;
+		return true;
 	}
 	w->retry = !settled;
 	if (!settled)
-		return; /* X1: last_version stays; checked again soon */
+		return true; /* X1: last_version stays; checked again soon */
 	w->last_version = version; /* X1: only once the heads were read */
 	w->version_known = true;
+	return true;
 }
 
-/* How long to sleep in poll(), in ms: -1 without followers. */
-static int
-watcher_timeout(const struct lb_watcher *w, bool following)
+/* How long to sleep in ppoll(), in ns: UINT64_MAX (no timeout) without
+ * followers. */
+static uint64_t
+watcher_timeout_ns(const struct lb_watcher *w, bool following)
 {
-	uint32_t ms = w->cfg.interval_ms;
+	uint64_t ns = (uint64_t)w->cfg.interval_ms * 1000000u;
 
 	if (!following)
-		return -1;
-	if (w->retry && ms > LB_WATCH_RETRY_MS)
-		ms = LB_WATCH_RETRY_MS;
+		return UINT64_MAX;
 	if (w->cfg.mode == LITEBUS_WATCH_AUTO && w->inotify_fd < 0 &&
-	    w->inotify_tried && ms > LB_WATCH_FALLBACK_MS)
-		ms = LB_WATCH_FALLBACK_MS;
-	return (int)ms;
+	    w->inotify_tried && ns > LB_WATCH_FALLBACK_MS * 1000000ull)
+		ns = LB_WATCH_FALLBACK_MS * 1000000ull;
+	if (w->retry && ns > LB_WATCH_RETRY_NS)
+		ns = LB_WATCH_RETRY_NS;
+	if (w->follow_until_ns != 0 && ns > w->follow_step_ns)
+		ns = w->follow_step_ns;
+	return ns;
+}
+
+/* X6: a check found data_version where it was: if an inotify event led to
+ * it, or follow-ups are under way, schedule the next one. */
+static void
+watcher_follow_up(struct lb_watcher *w, bool from_inotify, uint64_t now)
+{
+	if (w->follow_until_ns != 0 && now >= w->follow_until_ns)
+		w->follow_until_ns = 0;
+	if (from_inotify && w->follow_until_ns == 0 && w->version_known) {
+		/* A fresh write: start over. */
+		w->follow_step_ns = LB_WATCH_FOLLOW_FIRST_NS;
+		w->follow_until_ns = now + LB_WATCH_FOLLOW_FOR_NS;
+	} else if (w->follow_until_ns != 0 &&
+		   w->follow_step_ns < LB_WATCH_FOLLOW_MAX_NS) {
+		w->follow_step_ns *= 2;
+	}
 }
 
 static void *
@@ -375,10 +423,13 @@ watcher_main(void *arg)
 		    {.fd = w->kick_fd, .events = POLLIN},
 		    {.fd = following ? w->inotify_fd : -1, .events = POLLIN},
 		};
-		bool due;
+		uint64_t tmo = watcher_timeout_ns(w, following);
+		struct timespec ts = {.tv_sec = (time_t)(tmo / 1000000000u),
+				      .tv_nsec = (long)(tmo % 1000000000u)};
+		bool due, wal_written = false;
 		int n;
 
-		n = poll(p, 2, watcher_timeout(w, following));
+		n = ppoll(p, 2, tmo == UINT64_MAX ? NULL : &ts, NULL);
 		if (n < 0) {
 			/* EINTR, or ENOMEM: sleep one interval, never spin
 			 * (X5). */
@@ -393,7 +444,7 @@ watcher_main(void *arg)
 			due = true; /* a new follower: check at once (X2) */
 		}
 		if ((p[1].revents & POLLIN) != 0 && watcher_inotify_read(w))
-			due = true;
+			due = wal_written = true;
 		if (!due || atomic_load_explicit(&w->following,
 						 memory_order_seq_cst) == 0)
 			continue;
@@ -405,7 +456,8 @@ watcher_main(void *arg)
 			if (since < LB_WATCH_MIN_GAP_NS)
 				lb_sleep_ns(LB_WATCH_MIN_GAP_NS - since);
 		}
-		watcher_check(w);
+		if (!watcher_check(w))
+			watcher_follow_up(w, wal_written, lb_mono_ns());
 	}
 	return NULL;
 }
