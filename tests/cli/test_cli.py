@@ -485,6 +485,14 @@ def test_check(tmp):
     con.close()
     out = lb("check", bad, want=3)
     check("above the channel's head" in out and "FAIL schema version 7" in out, out)
+    # A file litebus 0.1 wrote, migrated by a read-write open: clean.
+    v1 = os.path.join(tmp, "v1.db")
+    shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             "..", "data", "schema_v1.db"), v1)
+    writer("run", v1, "1", "1")
+    out = lb("check", v1)
+    check("PASS schema version 2" in out and "channel orders: ids 1..5, "
+          "high-water mark 2" in out, out)
     # Not a database at all: a runtime error or a failed check, not 0.
     junk = os.path.join(tmp, "junk.db")
     with open(junk, "wb") as f:
