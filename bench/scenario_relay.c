@@ -14,7 +14,7 @@
  *              in flight (litebus_submit, one event per job) for T
  *              seconds, no relay: commit rate C0 (submit256_ev_s).
  *  throughput  the same load with the relay running in this process
- *              (default options: window 512): the commit rate C1 while
+ *              (default options: window 1024): the commit rate C1 while
  *              it runs (commit_ev_s), the time until the relay has the
  *              last row in Redis, and from it the relay's rate R = rows /
  *              that time (relay_ev_s); relay_vs_submit256 = R / C0 (the

@@ -820,7 +820,7 @@ litebus_relay_options_init(litebus_relay_options *o)
 	o->port = 6379;
 	o->prefix = "litebus";
 	o->consumer = "relay";
-	o->window = 512;
+	o->window = 1024;
 	o->connect_timeout_ms = 2000;
 	o->io_timeout_ms = 5000;
 	o->backoff_min_ms = 100;
