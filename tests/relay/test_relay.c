@@ -491,6 +491,49 @@ wrong_password_is_reported_retried_with_backoff_then_caught_up(void **state)
 	redisFree(c);
 }
 
+/* Header: "Each batch of XADDs is sent as one MULTI/EXEC transaction, so
+ * Redis applies all of it or none of it: a refusal in the middle of a
+ * batch (out of memory, a failover) cannot leave a hole", and "Failures":
+ * out of memory is retried. */
+static void
+out_of_memory_is_retried_and_leaves_no_hole(void **state)
+{
+	struct relay_fixture *t = *state;
+	litebus_relay_options o;
+	litebus_relay_stats st;
+	litebus_relay *r;
+	redisContext *c;
+
+	open_bus(t, NULL);
+	redis_server_start(&t->rs);
+	c = redis_admin(&t->rs);
+	relay_options(&o, &t->rs);
+	o.window = 16;
+	assert_int_equal(litebus_relay_start(t->f.bus, channels, &o, &r),
+			 LITEBUS_OK);
+	commit_rows(t->f.bus, t->ch, 100);
+	wait_relayed(r, head_of(t->f.bus, t->ch));
+	redis_ok(c, "CONFIG SET maxmemory 1"); /* every write refused */
+	commit_rows(t->f.bus, t->ch, 200);
+	for (int i = 0;; i++) {
+		assert_int_equal(litebus_relay_stats_get(r, 0, &st),
+				 LITEBUS_OK);
+		if (strstr(st.last_error, "OOM") != NULL)
+			break;
+		if (i > FX_WAIT_MS)
+			fail_msg("no OOM reported: %s", st.last_error);
+		assert_int_equal(litebus_relay_wait(r, 0, INT64_MAX, 1),
+				 LITEBUS_TIMEOUT);
+	}
+	assert_int_not_equal(st.state, LITEBUS_RELAY_STOPPED);
+	assert_int_equal(redis_stream_last(c, KEY), 100); /* nothing more */
+	redis_ok(c, "CONFIG SET maxmemory 0");
+	wait_relayed(r, head_of(t->f.bus, t->ch));
+	litebus_relay_stop(r);
+	assert_int_equal(check_stream(t->f.bus, t->ch, c, KEY), 300);
+	redisFree(c);
+}
+
 /* Header, "Failures": "Permanent errors stop that channel alone, with
  * state LITEBUS_RELAY_STOPPED and the reason in last_error: the key holds
  * another type (WRONGTYPE)". */
@@ -701,6 +744,8 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(
 		wrong_password_is_reported_retried_with_backoff_then_caught_up,
 		setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		out_of_memory_is_retried_and_leaves_no_hole, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		wrong_type_at_the_key_stops_that_channel_with_a_clear_message,
 		setup, teardown),
