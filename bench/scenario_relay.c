@@ -251,7 +251,7 @@ check_stream(struct bench_result *res, int port, litebus *bus, uint64_t rows)
 }
 
 static litebus_relay *
-relay_start(litebus *bus, int port)
+relay_start(litebus *bus, int port, uint32_t window)
 {
 	static const char *const ch[] = {BENCH_CHANNEL, NULL};
 	litebus_relay_options o;
@@ -259,6 +259,8 @@ relay_start(litebus *bus, int port)
 
 	litebus_relay_options_init(&o);
 	o.port = port;
+	if (window > 0)
+		o.window = window;
 	bench_litebus_check(litebus_relay_start(bus, ch, &o, &r),
 			    "litebus_relay_start");
 	return r;
@@ -353,14 +355,17 @@ emit_id_job(litebus_tx *tx, void *arg)
 }
 
 static void
-relay_config(bool aof)
+relay_config(bool aof, uint32_t window)
 {
 	double secs = bench_cfg.quick ? 0.5 : 3.0;
 	struct bench_result *res = res_new("relay");
 	struct redis rs;
 
 	res_cfg(res, "aof", "%s", aof ? "always" : "no");
-	res_cfg(res, "window", "%s", "default");
+	if (window > 0)
+		res_cfg(res, "window", "%u", window);
+	else
+		res_cfg(res, "window", "%s", "default");
 	if (!redis_start(&rs, aof)) {
 		res_note("relay: redis-server not found or did not start; "
 			 "skipped");
@@ -389,7 +394,7 @@ relay_config(bool aof)
 
 		/* The same with the relay. */
 		bus = fresh_bus();
-		relay = relay_start(bus, rs.port);
+		relay = relay_start(bus, rs.port, window);
 		t0 = bench_now_ns();
 		n = submit_for(bus, secs, relay, &max_lag);
 		t_commit = bench_now_ns() - t0;
@@ -417,7 +422,7 @@ relay_config(bool aof)
 		bus = fresh_bus();
 		bench_fill(bus, backlog);
 		t0 = bench_now_ns();
-		relay = relay_start(bus, rs.port);
+		relay = relay_start(bus, rs.port, window);
 		if (litebus_relay_wait(relay, 0, (int64_t)backlog, 60000) !=
 		    LITEBUS_OK)
 			res_check(res, "caught_up", false,
@@ -439,7 +444,7 @@ relay_config(bool aof)
 		if (commit_ns == NULL || seen_ns == NULL)
 			abort();
 		bus = fresh_bus();
-		relay = relay_start(bus, rs.port);
+		relay = relay_start(bus, rs.port, window);
 		w.port = rs.port;
 		w.rows = lat_rows;
 		w.seen_ns = seen_ns;
@@ -485,6 +490,8 @@ scenario_relay(void)
 		 "it (relay_ev_s = rows / time until the relay had the last "
 		 "in Redis; goal relay_vs_submit256 >= 0.8), then commit -> "
 		 "entry visible to an XREAD BLOCK client, one exec per 2 ms");
-	relay_config(false);
-	relay_config(true);
+	relay_config(false, 0);
+	relay_config(true, 0);
+	/* With appendfsync always a batch costs an fsync: larger ones. */
+	relay_config(true, 4096);
 }
