@@ -164,6 +164,46 @@ steady_load_reaches_the_stream_exactly_once_in_order(void **state)
 	redisFree(c);
 }
 
+/* Header, litebus_relay_options.maxlen: "> 0: every XADD trims with
+ * MAXLEN ~ maxlen (approximately: Redis keeps at least maxlen entries,
+ * trimming whole nodes)"; and "that id survives trimming". */
+static void
+maxlen_trims_the_stream_and_keeps_its_newest_entries(void **state)
+{
+	struct relay_fixture *t = *state;
+	litebus_relay_options o;
+	litebus_relay *r;
+	redisContext *c;
+	redisReply *all;
+	int64_t head;
+
+	open_bus(t, NULL);
+	redis_server_start(&t->rs);
+	c = redis_admin(&t->rs);
+	redis_ok(c, "CONFIG SET stream-node-max-entries 10");
+	relay_options(&o, &t->rs);
+	o.maxlen = 50;
+	o.window = 32;
+	assert_int_equal(litebus_relay_start(t->f.bus, channels, &o, &r),
+			 LITEBUS_OK);
+	commit_rows(t->f.bus, t->ch, 1000);
+	head = head_of(t->f.bus, t->ch);
+	wait_relayed(r, head);
+	litebus_relay_stop(r);
+	assert_int_equal(redis_stream_last(c, KEY), head);
+	all = redisCommand(c, "XRANGE %s - +", KEY);
+	assert_non_null(all);
+	if (all->elements < 50 || all->elements > 100)
+		fail_msg("MAXLEN ~ 50 left %zu entries", all->elements);
+	/* The newest ones, contiguous up to the head. */
+	for (size_t i = 0; i < all->elements; i++)
+		assert_int_equal(
+		    strtoll(all->element[i]->element[0]->str, NULL, 10),
+		    head - (int64_t)(all->elements - 1 - i));
+	freeReplyObject(all);
+	redisFree(c);
+}
+
 /* Header: "at every (re)connection the relay reads the stream's last
  * generated id (XINFO STREAM) and resumes after the larger of the two.
  * A relay killed after XADD and before its ack therefore neither
@@ -728,6 +768,9 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 		steady_load_reaches_the_stream_exactly_once_in_order, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		maxlen_trims_the_stream_and_keeps_its_newest_entries, setup,
 		teardown),
 	    cmocka_unit_test_setup_teardown(
 		durable_position_behind_the_stream_neither_duplicates_nor_skips,
