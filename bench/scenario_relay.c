@@ -7,7 +7,7 @@
  * A redis-server of the benchmark's own (127.0.0.1, a free port, a
  * temporary directory; aof=no: no persistence, aof=always: append-only
  * file with appendfsync always, the setting the relay's guarantee asks
- * for).  Per configuration, four phases on fresh database files, T =
+ * for).  Per configuration, five phases on fresh database files, T =
  * 3 s (0.5 s with --quick):
  *
  *  submit256   the baseline, in the same run: one producer keeps 256 jobs
@@ -28,6 +28,10 @@
  *  catchup     the relay alone on a backlog (50,000 rows, 200,000
  *              without --quick) committed before it starts: its capacity
  *              (catchup_ev_s, and catchup_vs_submit256 = that / C0).
+ *  ceiling     the same rows as XADDs formatted ahead of time, sent by a
+ *              plain hiredis client in MULTI/EXEC batches of the same
+ *              window, one in flight: what Redis and the connection take
+ *              with no litebus at all (ceiling_ev_s; catchup_vs_ceiling).
  *  latency     one exec per 2 ms for T seconds, the relay running, and a
  *              client in XREAD BLOCK on the stream: latency = when the
  *              client got the entry - when litebus_exec returned (its
@@ -354,6 +358,77 @@ emit_id_job(litebus_tx *tx, void *arg)
 	return litebus_emit(tx, BENCH_CHANNEL_ID, &rec, arg);
 }
 
+/* The ceiling: the same entries (the bench row's fields, ids 1..rows),
+ * formatted ahead of time, sent by a plain hiredis client in MULTI/EXEC
+ * batches of `window`, one batch in flight, as fast as Redis takes them:
+ * what Redis and the connection allow, with no litebus at all.  Rows per
+ * second, or 0 on an error. */
+static double
+ceiling_rate(int port, uint64_t rows, uint32_t window)
+{
+	redisContext *c = redis_connect(port);
+	unsigned char subject[BENCH_SUBJECT_LEN];
+	uint64_t t0;
+	bool ok = c != NULL;
+
+	if (window == 0)
+		window = 1024; /* the relay's default */
+	bench_subject(subject, 0);
+	t0 = bench_now_ns();
+	for (uint64_t first = 1; ok && first <= rows; first += window) {
+		uint64_t n =
+		    rows - first + 1 < window ? rows - first + 1 : window;
+		redisReply *rep;
+
+		ok = redisAppendCommand(c, "MULTI") == REDIS_OK;
+		for (uint64_t id = first; ok && id < first + n; id++) {
+			char eid[32], pk[24], ts[24];
+			const char *argv[] = {"XADD",
+					      KEY,
+					      eid,
+					      "partition_key",
+					      pk,
+					      "subject",
+					      (const char *)subject,
+					      "event_type",
+					      BENCH_EVENT_TYPE,
+					      "namespace",
+					      BENCH_NS,
+					      "payload",
+					      (const char *)bench_payload,
+					      "occurred_at_ms",
+					      ts,
+					      "committed_at_ms",
+					      ts};
+			size_t len[17];
+
+			(void)snprintf(eid, sizeof eid, "%llu-0",
+				       (unsigned long long)id);
+			(void)snprintf(pk, sizeof pk, "%llu",
+				       (unsigned long long)id);
+			(void)snprintf(ts, sizeof ts, "%lld",
+				       (long long)bench_wall_ms());
+			for (int a = 0; a < 17; a++)
+				len[a] = strlen(argv[a]);
+			len[6] = BENCH_SUBJECT_LEN;
+			len[12] = BENCH_PAYLOAD_LEN;
+			ok = redisAppendCommandArgv(c, 17, argv, len) ==
+			     REDIS_OK;
+		}
+		ok = ok && redisAppendCommand(c, "EXEC") == REDIS_OK;
+		for (uint64_t k = 0; ok && k < n + 2; k++) {
+			ok = redisGetReply(c, (void **)&rep) == REDIS_OK &&
+			     rep->type != REDIS_REPLY_ERROR;
+			if (rep != NULL)
+				freeReplyObject(rep);
+		}
+	}
+	if (c != NULL)
+		redisFree(c);
+	redis_del(port);
+	return ok ? (double)rows / bench_secs(bench_now_ns() - t0) : 0;
+}
+
 static void
 relay_config(bool aof, uint32_t window)
 {
@@ -384,6 +459,7 @@ relay_config(bool aof, uint32_t window)
 		pthread_t th;
 		struct hist h;
 		uint64_t backlog = bench_cfg.quick ? 50000 : 200000;
+		double catchup, ceiling;
 
 		/* submit256, no relay. */
 		bus = fresh_bus();
@@ -427,14 +503,18 @@ relay_config(bool aof, uint32_t window)
 		    LITEBUS_OK)
 			res_check(res, "caught_up", false,
 				  "the relay did not catch up in 60 s");
-		res_val(res, "catchup_ev_s", 0,
-			(double)backlog / bench_secs(bench_now_ns() - t0));
-		res_ratio(res, "catchup_vs_submit256", 2,
-			  (double)backlog / bench_secs(bench_now_ns() - t0),
-			  c0);
+		catchup = (double)backlog / bench_secs(bench_now_ns() - t0);
+		res_val(res, "catchup_ev_s", 0, catchup);
+		res_ratio(res, "catchup_vs_submit256", 2, catchup, c0);
 		litebus_relay_stop(relay);
 		check_stream(res, rs.port, bus, backlog);
 		close_bus(bus);
+		redis_del(rs.port);
+		ceiling = ceiling_rate(rs.port, backlog, window);
+		res_check(res, "ceiling", ceiling > 0,
+			  "the ceiling's client failed");
+		res_val(res, "ceiling_ev_s", 0, ceiling);
+		res_ratio(res, "catchup_vs_ceiling", 2, catchup, ceiling);
 
 		/* Latency: one exec per 2 ms. */
 		redis_del(rs.port);
