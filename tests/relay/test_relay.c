@@ -140,6 +140,16 @@ steady_load_reaches_the_stream_exactly_once_in_order(void **state)
 	o.window = 64; /* many batches */
 	assert_int_equal(litebus_relay_start(t->f.bus, channels, &o, &r),
 			 LITEBUS_OK);
+	/* Header, litebus_relay_start: "EINUSE (a relay with this consumer
+	 * name runs already on this file)". */
+	{
+		litebus_relay *second = NULL;
+
+		assert_int_equal(
+		    litebus_relay_start(t->f.bus, channels, &o, &second),
+		    LITEBUS_EINUSE);
+		assert_null(second);
+	}
 	commit_rows(t->f.bus, t->ch, 3000); /* while it runs */
 	wait_relayed(r, head_of(t->f.bus, t->ch));
 	assert_int_equal(litebus_relay_stats_get(r, 0, &st), LITEBUS_OK);
