@@ -226,12 +226,14 @@ LITEBUS_API int litebus_relay_wait(litebus_relay *r, int index,
 				   int64_t event_id, int timeout_ms);
 
 /*
- * litebus_relay_stop - stop every channel's thread (a batch in flight is
- * given up to io_timeout_ms for its reply), make the consumers' acks
- * durable, close the consumers and free `r`.  NULL is a no-op.  What was
- * read but not confirmed is relayed by the next start.
+ * litebus_relay_stop - stop every channel's thread (a batch waiting for
+ * its reply is abandoned: the next start finds in the stream what of it
+ * Redis applied), make the consumers' acks durable, close the consumers
+ * and free `r`.  NULL is a no-op.  What was read but not confirmed is
+ * relayed by the next start.
  * Thread-safety: any thread but the bus's writer; once per relay.
- * Blocking: up to about io_timeout_ms, and one write transaction.
+ * Blocking: up to connect_timeout_ms (a connection attempt under way is
+ * not interrupted), and one write transaction.
  */
 LITEBUS_API void litebus_relay_stop(litebus_relay *r);
 

@@ -25,8 +25,8 @@
  *
  * Threads: litebus_relay_start/stats_get/wait/stop on the caller's
  * threads (not the bus's writer); chan_main on each channel's thread.
- * Shared state: `stopping` and each chan's `st`, `oldest_ms` under
- * r->lock, with r->cond signalled whenever a position or a state
+ * Shared state: `stopping` and each chan's `st`, `oldest_ms`, `live_fd`
+ * under r->lock, with r->cond signalled whenever a position or a state
  * changes.  Everything else of a chan (the consumer, the Redis context,
  * the batch, top, acked, backoff) belongs to its thread alone between
  * start and the join in stop.
@@ -62,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +99,8 @@ struct chan {
 	bool connected_once;
 
 	/* Under r->lock. */
+	int live_fd; /* the connection's socket while connected, else -1:
+			stop shuts it down to end a wait for a reply */
 	litebus_relay_stats st;
 	int64_t oldest_ms; /* committed_at_ms of batch[0], 0 when empty */
 };
@@ -382,6 +385,11 @@ static void
 disconnect(struct chan *ch)
 {
 	if (ch->ctx != NULL) {
+		/* Before the close: stop never shuts down a closed (or
+		 * reused) descriptor. */
+		pthread_mutex_lock(&ch->r->lock);
+		ch->live_fd = -1;
+		pthread_mutex_unlock(&ch->r->lock);
 		redisFree(ch->ctx);
 		ch->ctx = NULL;
 	}
@@ -467,6 +475,11 @@ connect_redis(struct chan *ch)
 	if (redisSetTimeout(ch->ctx, ms_tv(o->io_timeout_ms)) != REDIS_OK ||
 	    redisEnableKeepAlive(ch->ctx) != REDIS_OK)
 		return io_failed(ch, "socket options");
+	pthread_mutex_lock(&r->lock);
+	ch->live_fd = ch->ctx->fd;
+	if (r->stopping)
+		(void)shutdown(ch->live_fd, SHUT_RDWR); /* stop came first */
+	pthread_mutex_unlock(&r->lock);
 
 	if (o->password != NULL) {
 		const char *argv[] = {"AUTH", o->password};
@@ -868,6 +881,13 @@ relay_stop_threads(struct litebus_relay *r)
 	pthread_mutex_lock(&r->lock);
 	r->stopping = true;
 	pthread_cond_broadcast(&r->cond);
+	/* Ends a wait for a reply at once (the thread sees an I/O error,
+	 * then `stopping`): what was sent and not confirmed is found in
+	 * the stream by the next start (Y2, Y4).  Failure only means the
+	 * socket is not connected any more. */
+	for (int i = 0; i < r->nchan; i++)
+		if (r->chans[i].live_fd >= 0)
+			(void)shutdown(r->chans[i].live_fd, SHUT_RDWR);
 	pthread_mutex_unlock(&r->lock);
 	/* Wakes the threads in poll(); an eventfd stays readable. */
 	if (eventfd_write(r->stop_fd, 1) != 0)
@@ -943,6 +963,7 @@ litebus_relay_start(litebus *bus, const char *const *channels,
 		r->nchan = i + 1;
 		ch->r = r;
 		ch->index = i;
+		ch->live_fd = -1;
 		if (id < 0) {
 			rc = id;
 			goto fail;

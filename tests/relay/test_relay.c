@@ -483,6 +483,59 @@ redis_paused_for_seconds_loses_and_repeats_nothing(void **state)
 	redisFree(c);
 }
 
+/* Header, litebus_relay_stop: "a batch waiting for its reply is
+ * abandoned: the next start finds in the stream what of it Redis
+ * applied". */
+static void
+stop_does_not_wait_for_a_paused_redis_and_the_restart_loses_nothing(
+    void **state)
+{
+	struct relay_fixture *t = *state;
+	litebus_relay_options o;
+	litebus_relay_stats st;
+	litebus_relay *r;
+	redisContext *c;
+	struct timespec t0, t1;
+	double secs;
+
+	open_bus(t, NULL);
+	redis_server_start(&t->rs);
+	c = redis_admin(&t->rs);
+	relay_options(&o, &t->rs);
+	o.io_timeout_ms = 20000; /* longer than the test's patience */
+	assert_int_equal(litebus_relay_start(t->f.bus, channels, &o, &r),
+			 LITEBUS_OK);
+	commit_rows(t->f.bus, t->ch, 100);
+	wait_relayed(r, head_of(t->f.bus, t->ch));
+	redis_ok(c, "CLIENT PAUSE 3000 WRITE");
+	commit_rows(t->f.bus, t->ch, 50);
+	/* Until the relay holds a batch (sent, or about to be). */
+	for (int i = 0;; i++) {
+		assert_int_equal(litebus_relay_stats_get(r, 0, &st),
+				 LITEBUS_OK);
+		if (st.lag_ms > 0)
+			break;
+		if (i > FX_WAIT_MS)
+			fail_msg("the relay did not read the new rows");
+		assert_int_equal(litebus_relay_wait(r, 0, INT64_MAX, 1),
+				 LITEBUS_TIMEOUT);
+	}
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &t0), 0);
+	litebus_relay_stop(r);
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &t1), 0);
+	secs = (double)(t1.tv_sec - t0.tv_sec) +
+	       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (secs > 1.5)
+		fail_msg("litebus_relay_stop took %.2f s", secs);
+	redis_ok(c, "CLIENT UNPAUSE");
+	assert_int_equal(litebus_relay_start(t->f.bus, channels, &o, &r),
+			 LITEBUS_OK);
+	wait_relayed(r, head_of(t->f.bus, t->ch));
+	litebus_relay_stop(r);
+	assert_int_equal(check_stream(t->f.bus, t->ch, c, KEY), 150);
+	redisFree(c);
+}
+
 /* Header, "Failures": "A wrong password is not permanent: it is reported
  * and retried, so that a password changed on the server is picked up
  * without a restart." and "it never spins". */
@@ -794,6 +847,9 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(
 		redis_paused_for_seconds_loses_and_repeats_nothing, setup,
 		teardown),
+	    cmocka_unit_test_setup_teardown(
+		stop_does_not_wait_for_a_paused_redis_and_the_restart_loses_nothing,
+		setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		wrong_password_is_reported_retried_with_backoff_then_caught_up,
 		setup, teardown),
