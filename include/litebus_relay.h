@@ -159,8 +159,8 @@ typedef struct litebus_relay_stats {
 	/* How long ago the oldest row that the relay has read and Redis has
 	 * not confirmed was committed, in ms; 0 when there is none. */
 	int64_t lag_ms;
-	/* Connections made after the first, and errors met (each reconnect
-	 * follows an error). */
+	/* Connection attempts after the first (each follows an error, so
+	 * reconnects <= errors), and errors met. */
 	uint64_t reconnects;
 	uint64_t errors;
 	/* When the last error happened (ms since the Unix epoch, 0: none)
