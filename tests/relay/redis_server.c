@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -62,10 +63,12 @@ redis_free_port(void)
 static redisContext *
 try_connect(const struct redis_server *s)
 {
-	struct timeval tv = {1, 0};
+	struct timeval tv = {1, 0}, io = {FX_WAIT_MS / 1000, 0};
 	redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
 
-	if (c == NULL || c->err != 0) {
+	/* Every reply has a deadline too: a stalled server fails the test
+	 * instead of hanging it. */
+	if (c == NULL || c->err != 0 || redisSetTimeout(c, io) != REDIS_OK) {
 		if (c != NULL)
 			redisFree(c);
 		return NULL;
@@ -287,6 +290,76 @@ redis_stream_wait(redisContext *c, const char *key, int64_t id, int timeout_ms)
 			fail_msg("XREAD: %s", c->errstr);
 		freeReplyObject(r);
 	}
+}
+
+int
+wait_exit(pid_t pid, int timeout_ms, const char *what)
+{
+	int st;
+
+	for (int waited = 0;; waited++) {
+		struct timespec ts = {0, 1000 * 1000};
+		pid_t got = waitpid(pid, &st, WNOHANG);
+
+		assert_true(got == 0 || got == pid);
+		if (got == pid)
+			return st;
+		if (waited >= timeout_ms) {
+			(void)kill(pid, SIGKILL);
+			(void)waitpid(pid, &st, 0);
+			fail_msg("%s (pid %d) did not exit within %d ms", what,
+				 (int)pid, timeout_ms);
+		}
+		/* A parent learns of an exit through SIGCHLD or waitpid
+		 * only; a handler would be process-wide: a 1 ms poll with a
+		 * deadline. */
+		(void)nanosleep(&ts, NULL);
+	}
+}
+
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static time_t wd_deadline; /* under wd_lock; CLOCK_REALTIME seconds */
+static const char *wd_what;
+static bool wd_started;
+
+static void *
+watchdog_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&wd_lock);
+	for (;;) {
+		struct timespec dl = {wd_deadline, 0};
+
+		if (pthread_cond_timedwait(&wd_cond, &wd_lock, &dl) ==
+			ETIMEDOUT &&
+		    time(NULL) >= wd_deadline) {
+			fprintf(stderr,
+				"watchdog: no progress for the deadline in "
+				"%s: aborting\n",
+				wd_what);
+			abort();
+		}
+	}
+	return NULL;
+}
+
+void
+watchdog_arm(int seconds, const char *what)
+{
+	pthread_t th;
+
+	pthread_mutex_lock(&wd_lock);
+	wd_deadline = time(NULL) + seconds;
+	wd_what = what;
+	if (!wd_started) {
+		wd_started = true;
+		assert_int_equal(pthread_create(&th, NULL, watchdog_main, NULL),
+				 0);
+		assert_int_equal(pthread_detach(th), 0);
+	}
+	pthread_cond_signal(&wd_cond);
+	pthread_mutex_unlock(&wd_lock);
 }
 
 /* ------------------------------------------------------------------ */

@@ -39,6 +39,15 @@ redisContext *redis_admin(const struct redis_server *s);
 /* A command on the admin connection whose reply must not be an error. */
 void redis_ok(redisContext *c, const char *cmd);
 
+/* Wait for `pid` to exit, at most timeout_ms (then SIGKILL it and fail
+ * the test, naming `what`); its wait status. */
+int wait_exit(pid_t pid, int timeout_ms, const char *what);
+
+/* A watchdog thread for the test program: if no call re-arms it within
+ * `seconds`, it prints `what` (the running test) and aborts, so that a
+ * hang shows where it was instead of a bare ctest timeout.  Any thread. */
+void watchdog_arm(int seconds, const char *what);
+
 /* The stream's last generated id (its ms part), 0 if there is no such
  * key, -1 on an error. */
 int64_t redis_stream_last(redisContext *c, const char *key);

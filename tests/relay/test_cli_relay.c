@@ -42,6 +42,8 @@ setup(void **state)
 {
 	struct cli_fixture *t = calloc(1, sizeof *t);
 
+	/* The test in progress is the last "[ RUN ]" line of the output. */
+	watchdog_arm(240, "test_cli_relay");
 	assert_non_null(t);
 	fx_make_dir(&t->f);
 	litebus_options_init(&t->f.opts);
@@ -110,7 +112,7 @@ stop_tool(pid_t pid, int sig)
 
 	if (sig != 0)
 		assert_int_equal(kill(pid, sig), 0);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
+	st = wait_exit(pid, 4 * FX_WAIT_MS, "litebus relay");
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 

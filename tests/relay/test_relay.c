@@ -65,6 +65,8 @@ setup(void **state)
 {
 	struct relay_fixture *t = calloc(1, sizeof *t);
 
+	/* The test in progress is the last "[ RUN ]" line of the output. */
+	watchdog_arm(240, "test_relay");
 	assert_non_null(t);
 	*state = t;
 	return 0;
@@ -323,7 +325,7 @@ reap(pid_t pid, int sig, bool want_clean)
 	int st;
 
 	assert_int_equal(kill(pid, sig), 0);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
+	st = wait_exit(pid, FX_WAIT_MS, "the relay process");
 	if (want_clean && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
 		fail_msg("the relay process failed (status 0x%x)", st);
 }
@@ -799,7 +801,7 @@ remote_consumer_killed_and_restarted_handles_each_entry_once(void **state)
 	wait_relayed(r, head_of(t->f.bus, t->ch));
 	litebus_relay_stop(r);
 	pid = spawn_consumer(log, t->rs.port, "300");
-	assert_int_equal(waitpid(pid, &st, 0), pid);
+	st = wait_exit(pid, 4 * FX_WAIT_MS, "redis_consumer");
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	assert_int_equal(check_stream(t->f.bus, t->ch, c, KEY), 2000);
 
