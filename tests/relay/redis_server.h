@@ -73,7 +73,14 @@ struct relay_rows {
 	int n;
 };
 int relay_rows_job(litebus_tx *tx, void *arg);
-/* Commit `rows` rows in jobs of 1..16 rows (random sizes). */
+/* Commit `rows` rows in jobs of 1..16 rows (random sizes).  A job
+ * refused with LITEBUS_EBUSY (another process - a relay writing its
+ * acks - held the write lock for the whole busy timeout) committed
+ * nothing and is run again.  commit_rows_rc returns LITEBUS_OK or the
+ * first other error (then fewer rows were committed) and asserts nothing,
+ * for threads other than the test's (cmocka's asserts must run on the
+ * test's thread); commit_rows fails the test on an error. */
 void commit_rows(litebus *bus, int channel, int rows);
+int commit_rows_rc(litebus *bus, int channel, int rows);
 
 #endif

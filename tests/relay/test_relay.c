@@ -335,6 +335,7 @@ struct committer {
 	int ch;
 	atomic_bool stop; /* set by the test, read by the thread */
 	int rows;	  /* committed, read after the join */
+	int rc;		  /* the first error, read after the join */
 };
 
 static void *
@@ -344,7 +345,11 @@ committer_main(void *arg)
 
 	/* Acquire: pairs with the release store of the test thread. */
 	while (!atomic_load_explicit(&cm->stop, memory_order_acquire)) {
-		commit_rows(cm->bus, cm->ch, 7);
+		/* No cmocka assert off the test's thread: the error is
+		 * checked after the join. */
+		cm->rc = commit_rows_rc(cm->bus, cm->ch, 7);
+		if (cm->rc != LITEBUS_OK)
+			break;
 		cm->rows += 7;
 	}
 	return NULL;
@@ -396,6 +401,7 @@ relay_sigkilled_at_random_moments_loses_and_repeats_nothing(void **state)
 	/* Release: pairs with the acquire in committer_main. */
 	atomic_store_explicit(&cm.stop, true, memory_order_release);
 	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(cm.rc, LITEBUS_OK);
 	pid = spawn_relay(t->f.path, t->rs.port);
 	if (!redis_stream_wait(c, KEY, head_of(t->f.bus, t->ch),
 			       4 * FX_WAIT_MS))
