@@ -65,7 +65,9 @@
  *
  * Threads: one thread per channel, each with its own Redis connection
  * and its own durable consumer; the calls below may be made from any
- * thread except the bus's writer (a job or a done-callback).
+ * thread except the bus's writer (a job or a done-callback).  Those
+ * threads block SIGPIPE, so a connection Redis closed is an error, not
+ * the end of the process; the application's own threads are untouched.
  */
 #ifndef LITEBUS_RELAY_H
 #define LITEBUS_RELAY_H

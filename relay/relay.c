@@ -47,6 +47,9 @@
  *   Y5  Never a busy loop: a thread waits in poll() for rows, in the
  *       socket for replies (up to io_timeout_ms), or on r->cond for its
  *       backoff; every failed attempt doubles the backoff.
+ *   Y6  No signal reaches the application: the channel threads block
+ *       SIGPIPE (hiredis writes with write(2)), so a dead connection is
+ *       an error return, never the end of the process.
  */
 #include "litebus_relay.h"
 
@@ -56,6 +59,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -775,6 +779,15 @@ chan_main(void *arg)
 	struct litebus_relay *r = ch->r;
 	enum step s = STEP_OK;
 
+	sigset_t no_pipe;
+
+	/* Y6: a write to a connection Redis closed (or stop shut down)
+	 * fails with EPIPE, instead of SIGPIPE killing the process.  The
+	 * signal is thread-directed, so blocking it here is enough; it stays
+	 * pending on this thread and dies with it. */
+	sigemptyset(&no_pipe);
+	sigaddset(&no_pipe, SIGPIPE);
+	(void)pthread_sigmask(SIG_BLOCK, &no_pipe, NULL);
 	ch->backoff_ms = r->o.backoff_min_ms;
 	while (!is_stopping(r)) {
 		if (ch->ctx == NULL) {

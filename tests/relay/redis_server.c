@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -104,13 +105,27 @@ answers_ping(const struct redis_server *s)
 	return ok;
 }
 
+void
+spawn_output_to(posix_spawn_file_actions_t *fa, const char *path)
+{
+	assert_int_equal(posix_spawn_file_actions_init(fa), 0);
+	assert_int_equal(
+	    posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0),
+	    0);
+	assert_int_equal(posix_spawn_file_actions_addopen(
+			     fa, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0644),
+			 0);
+	assert_int_equal(posix_spawn_file_actions_adddup2(fa, 1, 2), 0);
+}
+
 /* Spawn once; true if it answers within the deadline. */
 static bool
 spawn_once(struct redis_server *s)
 {
-	char port[16], log[300];
+	char port[16], log[300], out[300];
 	const char *argv[32];
-	int argc = 0, st;
+	posix_spawn_file_actions_t fa;
+	int argc = 0, st, rc;
 	pid_t pid;
 
 	(void)snprintf(port, sizeof port, "%d", s->port);
@@ -139,9 +154,13 @@ spawn_once(struct redis_server *s)
 		argv[argc++] = s->password;
 	}
 	argv[argc] = NULL;
-	if (posix_spawnp(&pid, LB_REDIS_SERVER, NULL, NULL, (char *const *)argv,
-			 environ) != 0)
-		fail_msg("cannot run %s: %s", LB_REDIS_SERVER, strerror(errno));
+	(void)snprintf(out, sizeof out, "%s/redis.out", s->dir);
+	spawn_output_to(&fa, out);
+	rc = posix_spawnp(&pid, LB_REDIS_SERVER, &fa, NULL, (char *const *)argv,
+			  environ);
+	assert_int_equal(posix_spawn_file_actions_destroy(&fa), 0);
+	if (rc != 0)
+		fail_msg("cannot run %s: %s", LB_REDIS_SERVER, strerror(rc));
 	s->pid = pid;
 	for (int i = 0; i < FX_WAIT_MS / 10; i++) {
 		struct timespec ts = {0, 10 * 1000 * 1000};

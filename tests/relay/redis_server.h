@@ -13,6 +13,7 @@
 #include "litebus.h"
 
 #include <hiredis/hiredis.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -38,6 +39,11 @@ int redis_free_port(void);
 redisContext *redis_admin(const struct redis_server *s);
 /* A command on the admin connection whose reply must not be an error. */
 void redis_ok(redisContext *c, const char *cmd);
+
+/* posix_spawn file actions that send the child's standard output and
+ * error to `path` (appended), so that a child outliving a failed test
+ * never holds ctest's pipe open.  Destroy them after the spawn. */
+void spawn_output_to(posix_spawn_file_actions_t *fa, const char *path);
 
 /* Wait for `pid` to exit, at most timeout_ms (then SIGKILL it and fail
  * the test, naming `what`); its wait status. */

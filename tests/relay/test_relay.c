@@ -40,6 +40,10 @@ extern char **environ;
 static const char *const channels[] = {"orders", "audit", NULL};
 #define KEY "litebus:orders"
 
+/* A child process of the running test (relay or redis_consumer), 0 when
+ * none: teardown kills it if a failed test left it running. */
+static pid_t live_child;
+
 struct relay_fixture {
 	struct bus_fixture f; /* first: bus_teardown frees it */
 	struct redis_server rs;
@@ -76,7 +80,13 @@ static int
 teardown(void **state)
 {
 	struct relay_fixture *t = *state;
+	int st;
 
+	if (live_child != 0) {
+		(void)kill(live_child, SIGKILL);
+		(void)waitpid(live_child, &st, 0);
+		live_child = 0;
+	}
 	redis_server_cleanup(&t->rs);
 	if (t->f.bus != NULL)
 		assert_int_equal(litebus_close(t->f.bus), LITEBUS_OK);
@@ -308,14 +318,19 @@ relay_child_main(const char *db, int port)
 static pid_t
 spawn_relay(const char *db, int port)
 {
-	char p[16];
+	char p[16], out[400];
 	const char *argv[] = {"/proc/self/exe", "--relay-child", db, p, NULL};
+	posix_spawn_file_actions_t fa;
 	pid_t pid;
 
 	(void)snprintf(p, sizeof p, "%d", port);
-	assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL,
+	(void)snprintf(out, sizeof out, "%s-relay.out", db);
+	spawn_output_to(&fa, out);
+	assert_int_equal(posix_spawn(&pid, "/proc/self/exe", &fa, NULL,
 				     (char *const *)argv, environ),
 			 0);
+	assert_int_equal(posix_spawn_file_actions_destroy(&fa), 0);
+	live_child = pid;
 	return pid;
 }
 
@@ -326,6 +341,7 @@ reap(pid_t pid, int sig, bool want_clean)
 
 	assert_int_equal(kill(pid, sig), 0);
 	st = wait_exit(pid, FX_WAIT_MS, "the relay process");
+	live_child = 0;
 	if (want_clean && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
 		fail_msg("the relay process failed (status 0x%x)", st);
 }
@@ -546,6 +562,62 @@ stop_does_not_wait_for_a_paused_redis_and_the_restart_loses_nothing(
 	redisFree(c);
 }
 
+static int
+big_rows_job(litebus_tx *tx, void *arg)
+{
+	static unsigned char payload[256 * 1024];
+	litebus_record rec;
+	int ch = *(const int *)arg;
+
+	memset(&rec, 0, sizeof rec);
+	rec.event_type = "big";
+	rec.payload = payload;
+	rec.payload_len = sizeof payload;
+	for (int i = 0; i < 16; i++) {
+		int rc;
+
+		payload[0] = (unsigned char)i;
+		rc = litebus_emit(tx, ch, &rec, NULL);
+		if (rc != LITEBUS_OK)
+			return rc;
+	}
+	return 0;
+}
+
+/* Header, "Threads": "Those threads block SIGPIPE, so a connection Redis
+ * closed is an error, not the end of the process": Redis drops the
+ * relay's connection, then the relay writes a 4 MiB batch into it. */
+static void
+a_connection_redis_closed_is_an_error_not_a_sigpipe(void **state)
+{
+	struct relay_fixture *t = *state;
+	litebus_relay_options o;
+	litebus_relay_stats st;
+	litebus_relay *r;
+	redisContext *c;
+
+	open_bus(t, NULL);
+	redis_server_start(&t->rs);
+	c = redis_admin(&t->rs);
+	relay_options(&o, &t->rs);
+	assert_int_equal(litebus_relay_start(t->f.bus, channels, &o, &r),
+			 LITEBUS_OK);
+	for (int round = 0; round < 3; round++) {
+		commit_rows(t->f.bus, t->ch, 10);
+		wait_relayed(r, head_of(t->f.bus, t->ch));
+		/* Every connection but this one: the relay's two. */
+		redis_ok(c, "CLIENT KILL TYPE normal SKIPME yes");
+		assert_int_equal(litebus_exec(t->f.bus, big_rows_job, &t->ch),
+				 LITEBUS_OK);
+		wait_relayed(r, head_of(t->f.bus, t->ch));
+	}
+	assert_int_equal(litebus_relay_stats_get(r, 0, &st), LITEBUS_OK);
+	assert_true(st.reconnects >= 3);
+	litebus_relay_stop(r);
+	assert_int_equal(check_stream(t->f.bus, t->ch, c, KEY), 3 * (10 + 16));
+	redisFree(c);
+}
+
 /* Header, "Failures": "A wrong password is not permanent: it is reported
  * and retried, so that a password changed on the server is picked up
  * without a restart." and "it never spins". */
@@ -759,17 +831,22 @@ retention_while_redis_is_down_prunes_nothing_unshipped(void **state)
 static pid_t
 spawn_consumer(const char *log, int port, const char *idle_exit)
 {
-	char p[16];
+	char p[16], out[420];
 	const char *argv[] = {
 	    LB_REDIS_CONSUMER, "--stream", KEY,		 "--log", log,
 	    "--port",	       p,	   "--block-ms", "100",	  "--idle-exit",
 	    idle_exit,	       NULL};
+	posix_spawn_file_actions_t fa;
 	pid_t pid;
 
 	(void)snprintf(p, sizeof p, "%d", port);
-	assert_int_equal(posix_spawn(&pid, LB_REDIS_CONSUMER, NULL, NULL,
+	(void)snprintf(out, sizeof out, "%s.out", log);
+	spawn_output_to(&fa, out);
+	assert_int_equal(posix_spawn(&pid, LB_REDIS_CONSUMER, &fa, NULL,
 				     (char *const *)argv, environ),
 			 0);
+	assert_int_equal(posix_spawn_file_actions_destroy(&fa), 0);
+	live_child = pid;
 	return pid;
 }
 
@@ -810,6 +887,7 @@ remote_consumer_killed_and_restarted_handles_each_entry_once(void **state)
 	litebus_relay_stop(r);
 	pid = spawn_consumer(log, t->rs.port, "300");
 	st = wait_exit(pid, 4 * FX_WAIT_MS, "redis_consumer");
+	live_child = 0;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	assert_int_equal(check_stream(t->f.bus, t->ch, c, KEY), 2000);
 
@@ -860,6 +938,9 @@ main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(
 		stop_does_not_wait_for_a_paused_redis_and_the_restart_loses_nothing,
 		setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		a_connection_redis_closed_is_an_error_not_a_sigpipe, setup,
+		teardown),
 	    cmocka_unit_test_setup_teardown(
 		wrong_password_is_reported_retried_with_backoff_then_caught_up,
 		setup, teardown),
