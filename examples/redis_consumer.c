@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,9 @@ main(int argc, char **argv)
 	}
 	if (s.stream == NULL || s.log == NULL || s.block_ms < 1)
 		return usage();
+	/* A write to a connection Redis closed is an error to retry, not
+	 * the end of the program (hiredis writes with write(2)). */
+	signal(SIGPIPE, SIG_IGN);
 	if (recover(s.log, last, sizeof last) != 0)
 		return 1;
 	fd = open(s.log, O_WRONLY | O_APPEND);
