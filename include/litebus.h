@@ -1263,6 +1263,10 @@ LITEBUS_API int litebus_reader_stats_get(const litebus_reader *r,
  *   that succeeded / gave up; checkpoints that failed.
  *   litebus_pruned_rows_total (c): rows retention and litebus_prune
  *   deleted.
+ *   litebus_watcher_checks_total, _watcher_wakeups_total,
+ *   _watcher_errors_total (c): the watcher of "Commits made elsewhere":
+ *   data_version reads, times it found another connection's rows and
+ *   woke readers, failed checks (retried).  0 without a watcher.
  *   litebus_batch_jobs (h): jobs per transaction begun (buckets 1, 2, 4,
  *   ..., 1024; _count is litebus_stats.batches).
  *   litebus_commit_duration_seconds (h): how long each COMMIT took,

@@ -2242,6 +2242,15 @@ lb_outbox_step_int(sqlite3 *db, sqlite3_stmt *st, int64_t *out,
 }
 
 int
+lb_outbox_read_schema_version(sqlite3 *db, int64_t *version)
+{
+	return outbox_read_int(db,
+			       "SELECT value FROM main.litebus_meta "
+			       "WHERE key = 'schema_version'",
+			       NULL, version, "reading litebus_meta");
+}
+
+int
 lb_outbox_read_begin(sqlite3 *db)
 {
 	return outbox_exec(db, "BEGIN", "beginning a read transaction");

@@ -252,6 +252,8 @@ int lb_outbox_step_int(sqlite3 *db, sqlite3_stmt *st, int64_t *out,
 /* Begin and end a read transaction on a reader's connection (several
  * reads from one snapshot).  Litebus statuses. */
 int lb_outbox_read_begin(sqlite3 *db);
+/* A reader's connection: litebus_meta's schema_version (0 if none). */
+int lb_outbox_read_schema_version(sqlite3 *db, int64_t *version);
 int lb_outbox_read_end(sqlite3 *db);
 
 /* Writer: litebus's own statement `which` (prepared on first use;
