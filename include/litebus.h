@@ -508,13 +508,17 @@ typedef struct litebus_options {
  * published), litebus_consumer_open() (positions are writes) and
  * litebus_consumer_delete() return LITEBUS_EREADONLY.
  * SQLite's WAL mode needs two files beside the database for any reader:
- * "<db>-wal" and "<db>-shm".  While another process has the file open they
- * exist, and a read-only bus needs read access to the database and
- * read-write access to them.  When they do not exist, SQLite creates them,
- * which needs a writable directory; in a read-only directory the open then
- * fails with LITEBUS_ECANTOPEN (or EREADONLY), unless the file was left
- * with no WAL content - then copy it elsewhere, or open it read-write
- * once where it can be written.
+ * "<db>-wal" and "<db>-shm".  While a writer has the file open they exist,
+ * and a read-only bus needs only read access to them and to the database
+ * (SQLite maps a -shm it cannot write read-only).  When nobody has the
+ * file open they usually do not exist and SQLite creates them: in a
+ * directory the process cannot write, litebus_open then fails with
+ * LITEBUS_EREADONLY (SQLite's SQLITE_READONLY_DIRECTORY; copy the file
+ * elsewhere to read it); in a writable one SQLite leaves them behind,
+ * empty, owned by the process's user - open read-only as the user that
+ * owns the database, or a later writer of another user may be refused
+ * the -shm.  (Checked by hand as an unprivileged user, 2026-11-30; the
+ * test suite runs as root, which no permission stops.)
  */
 
 /*

@@ -234,6 +234,28 @@ cli_db_open(const char *path, sqlite3 **out)
 	return CLI_EXIT_OK;
 }
 
+/* Reading litebus's tables failed: a file without them is not litebus's;
+ * anything else (a read-only directory where SQLite must create the
+ * -wal and -shm, a lock, I/O) is said as SQLite says it. */
+static int
+cli_schema_error(sqlite3 *db, const char *path)
+{
+	int code = sqlite3_extended_errcode(db);
+
+	if (code == SQLITE_ERROR)
+		cli_err("%s: not a litebus file (%s)", path,
+			sqlite3_errmsg(db));
+	else if (code == SQLITE_READONLY_DIRECTORY ||
+		 code == SQLITE_READONLY_CANTINIT)
+		cli_err("%s: cannot read it: %s (SQLite must create %s-wal "
+			"and %s-shm beside it unless a writer has the file "
+			"open; see litebus(1), READ-ONLY ACCESS)",
+			path, sqlite3_errmsg(db), path, path);
+	else
+		cli_err("%s: cannot read it: %s", path, sqlite3_errmsg(db));
+	return CLI_EXIT_ERROR;
+}
+
 int
 cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 {
@@ -248,11 +270,8 @@ cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 	    "SELECT value FROM main.litebus_meta WHERE key = "
 	    "'schema_version'",
 	    -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		cli_err("%s: not a litebus file (%s)", path,
-			sqlite3_errmsg(db));
-		return CLI_EXIT_ERROR;
-	}
+	if (rc != SQLITE_OK)
+		return cli_schema_error(db, path);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER)
 		f->schema_version = sqlite3_column_int64(st, 0);
@@ -268,11 +287,8 @@ cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 				"SELECT name FROM main.litebus_channel "
 				"ORDER BY name",
 				-1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		cli_err("%s: not a litebus file (%s)", path,
-			sqlite3_errmsg(db));
-		return CLI_EXIT_ERROR;
-	}
+	if (rc != SQLITE_OK)
+		return cli_schema_error(db, path);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
 
