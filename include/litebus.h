@@ -481,7 +481,10 @@ typedef struct litebus_options {
  *    under 1 ms (figures in bench/README.md, scenario "xproc").  As a
  *    backstop (a file system without inotify, a full inotify queue) it
  *    also polls every watch_interval_ms; if inotify cannot be used at
- *    all it polls every min(watch_interval_ms, 5) ms instead.
+ *    all (fs.inotify.max_user_instances - often 128 per user - used up,
+ *    or no inotify) it polls every min(watch_interval_ms, 5) ms instead.
+ *    The watcher holds an inotify instance, an eventfd and a read-only
+ *    SQLite connection from its first follower until the bus closes.
  *  - LITEBUS_WATCH_POLL: polls PRAGMA data_version every
  *    watch_interval_ms (about 2 us a poll), for file systems where
  *    inotify is not reliable.
