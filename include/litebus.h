@@ -505,6 +505,9 @@ typedef struct litebus_options {
  * usual), then those named in options.channels (in that order; each
  * must exist in the file: ENOCHANNEL otherwise), then the file's others
  * in order of their names - litebus_channel_count()/_name() list them.
+ * A bus holds at most LITEBUS_MAX_CHANNELS: of a file with more (several
+ * read-write opens may each declare others), the ones beyond are left out
+ * unless options.channels names them.
  * Readers, litebus_channel_head(), litebus_consumer_list(),
  * litebus_stats_get() and litebus_metrics_format() work; litebus_exec(),
  * litebus_submit(), litebus_prune(), litebus_subscribe() (nothing is ever

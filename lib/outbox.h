@@ -176,7 +176,8 @@ int lb_outbox_after_job(struct lb_outbox *ob);
  * litebus file of exactly LB_SCHEMA_VERSION whose litebus objects are all
  * litebus's (O2, O3), and list its channels as the file spells them: the
  * built-in ones, then `want` (NULL-terminated, may be NULL; each must be
- * in the file: ENOCHANNEL), then the file's others ordered by name.
+ * in the file: ENOCHANNEL), then the file's others ordered by name, up to
+ * LITEBUS_MAX_CHANNELS in all.
  * Fills names[0..*n-1].  Litebus status; ECANTOPEN for a missing file,
  * EFOREIGN for a file that is not litebus's, ESCHEMA for another schema
  * version or foreign litebus_* objects. */
