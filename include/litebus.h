@@ -554,7 +554,13 @@ typedef struct litebus_retention {
  * litebus_options_init - fill *o with the defaults documented above.
  * Thread-safety: any thread.  Blocking: never.
  */
-LITEBUS_API void litebus_options_init(litebus_options *o);
+LITEBUS_API void litebus_options_init_sized(litebus_options *o, size_t size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_options_init(o)                                                \
+	litebus_options_init_sized((o), sizeof(litebus_options))
+#else
+void litebus_options_init(litebus_options *o);
+#endif
 
 /*
  * litebus_open - open or create the database, switch it to WAL, create or
@@ -595,7 +601,15 @@ LITEBUS_API void litebus_options_init(litebus_options *o);
  * litebus_close().  litebus_open copies everything it keeps from *o.
  * Thread-safety: any thread.  Blocking: opens files and runs schema SQL.
  */
-LITEBUS_API int litebus_open(const litebus_options *o, litebus **out);
+LITEBUS_API int litebus_open_sized(const litebus_options *o, size_t options_size,
+				   size_t retention_size, litebus **out);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_open(o, out)                                                   \
+	litebus_open_sized((o), sizeof(litebus_options),                       \
+			   sizeof(litebus_retention), (out))
+#else
+int litebus_open(const litebus_options *o, litebus **out);
+#endif
 
 /*
  * litebus_close - release one reference taken by litebus_open().  When the
@@ -741,8 +755,17 @@ typedef struct litebus_record {
  * Borrows rec and everything it points to for the duration of the call.
  * Thread-safety: the writer thread, inside the job.  Blocking: SQLite I/O.
  */
-LITEBUS_API int litebus_emit(litebus_tx *tx, int channel,
-			     const litebus_record *rec, int64_t *event_id);
+LITEBUS_API int litebus_emit_sized(litebus_tx *tx, int channel,
+				   const litebus_record *rec, size_t rec_size,
+				   int64_t *event_id);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_emit(tx, channel, rec, event_id)                               \
+	litebus_emit_sized((tx), (channel), (rec), sizeof(litebus_record),     \
+			   (event_id))
+#else
+int litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
+		 int64_t *event_id);
+#endif
 
 /* ---------------------------------------------------------------- */
 /* Subscribers: the raw ring                                         */
@@ -789,8 +812,14 @@ LITEBUS_API int litebus_subscribe(litebus *bus, int channel, litebus_sub **out);
  * Thread-safety: one thread at a time per subscriber.
  * Blocking: up to timeout_ms; sleeps without spinning.
  */
-LITEBUS_API int litebus_recv(litebus_sub *sub, litebus_event *ev,
-			     int timeout_ms);
+LITEBUS_API int litebus_recv_sized(litebus_sub *sub, litebus_event *ev,
+				   size_t ev_size, int timeout_ms);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_recv(sub, ev, timeout_ms)                                      \
+	litebus_recv_sized((sub), (ev), sizeof(litebus_event), (timeout_ms))
+#else
+int litebus_recv(litebus_sub *sub, litebus_event *ev, int timeout_ms);
+#endif
 
 /*
  * litebus_sub_skipped - how many events the last LAGGED skipped (0 before
@@ -859,10 +888,18 @@ typedef struct litebus_row {
  * The caller owns *out and frees it with litebus_reader_close().
  * Thread-safety: any thread.  Blocking: opens a read-only connection.
  */
-LITEBUS_API int litebus_reader_open(litebus *bus, int channel,
-				    int64_t after_event_id,
-				    const litebus_filter *f,
-				    litebus_reader **out);
+LITEBUS_API int litebus_reader_open_sized(litebus *bus, int channel,
+					  int64_t after_event_id,
+					  const litebus_filter *f,
+					  size_t f_size, litebus_reader **out);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_reader_open(bus, channel, after_event_id, f, out)              \
+	litebus_reader_open_sized((bus), (channel), (after_event_id), (f),     \
+				  sizeof(litebus_filter), (out))
+#else
+int litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
+			const litebus_filter *f, litebus_reader **out);
+#endif
 
 /*
  * litebus_reader_next - take the next row of a reader, in event_id order.
@@ -891,8 +928,14 @@ LITEBUS_API int litebus_reader_open(litebus *bus, int channel,
  * Thread-safety: one thread at a time per reader.
  * Blocking: up to timeout_ms.
  */
-LITEBUS_API int litebus_reader_next(litebus_reader *r, litebus_row *row,
-				    int timeout_ms);
+LITEBUS_API int litebus_reader_next_sized(litebus_reader *r, litebus_row *row,
+					  size_t row_size, int timeout_ms);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_reader_next(r, row, timeout_ms)                                \
+	litebus_reader_next_sized((r), (row), sizeof(litebus_row), (timeout_ms))
+#else
+int litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms);
+#endif
 
 /*
  * litebus_reader_cursor - the event_id up to which every matching row has
@@ -1047,18 +1090,37 @@ LITEBUS_API int litebus_prune(litebus *bus, int channel,
  * Thread-safety: any thread but the writer.  Blocking: one write
  * transaction (queued as a job) and opening a read connection.
  */
-LITEBUS_API int litebus_consumer_open(litebus *bus, int channel,
-				      const char *name, int64_t start,
-				      const litebus_filter *f,
-				      litebus_consumer **out);
+LITEBUS_API int litebus_consumer_open_sized(litebus *bus, int channel,
+					    const char *name, int64_t start,
+					    const litebus_filter *f,
+					    size_t f_size,
+					    litebus_consumer **out);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_open(bus, channel, name, start, f, out)               \
+	litebus_consumer_open_sized((bus), (channel), (name), (start), (f),    \
+				    sizeof(litebus_filter), (out))
+#else
+int litebus_consumer_open(litebus *bus, int channel, const char *name,
+			  int64_t start, const litebus_filter *f,
+			  litebus_consumer **out);
+#endif
 
 /*
  * litebus_consumer_next - as litebus_reader_next(), for a consumer.
  * Thread-safety: one thread at a time per consumer.
  * Blocking: up to timeout_ms.
  */
-LITEBUS_API int litebus_consumer_next(litebus_consumer *c, litebus_row *row,
-				      int timeout_ms);
+LITEBUS_API int litebus_consumer_next_sized(litebus_consumer *c,
+					    litebus_row *row, size_t row_size,
+					    int timeout_ms);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_next(c, row, timeout_ms)                              \
+	litebus_consumer_next_sized((c), (row), sizeof(litebus_row),           \
+				    (timeout_ms))
+#else
+int litebus_consumer_next(litebus_consumer *c, litebus_row *row,
+			  int timeout_ms);
+#endif
 
 /*
  * litebus_consumer_expired - as litebus_reader_expired().
@@ -1146,8 +1208,17 @@ typedef struct litebus_consumer_info {
  * read from the database now.  Returns OK, EINVAL, ENOMEM, EFORKED or a
  * storage error.  Thread-safety: the consumer's thread.  Blocking: a short read.
  */
-LITEBUS_API int litebus_consumer_stats_get(litebus_consumer *c,
-					   litebus_consumer_info *info);
+LITEBUS_API int litebus_consumer_stats_get_sized(litebus_consumer *c,
+						 litebus_consumer_info *info,
+						 size_t info_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_stats_get(c, info)                                    \
+	litebus_consumer_stats_get_sized((c), (info),                          \
+					 sizeof(litebus_consumer_info))
+#else
+int litebus_consumer_stats_get(litebus_consumer *c,
+			       litebus_consumer_info *info);
+#endif
 
 /*
  * litebus_consumer_list - the durable consumers of `channel` (or of every
@@ -1158,9 +1229,18 @@ LITEBUS_API int litebus_consumer_stats_get(litebus_consumer *c,
  * EFORKED, or a storage error.
  * Thread-safety: any thread.  Blocking: a short read.
  */
-LITEBUS_API int litebus_consumer_list(litebus *bus, int channel,
-				      litebus_consumer_info *out, size_t cap,
-				      size_t *count);
+LITEBUS_API int litebus_consumer_list_sized(litebus *bus, int channel,
+					    litebus_consumer_info *out,
+					    size_t cap, size_t info_size,
+					    size_t *count);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_list(bus, channel, out, cap, count)                   \
+	litebus_consumer_list_sized((bus), (channel), (out), (cap),            \
+				    sizeof(litebus_consumer_info), (count))
+#else
+int litebus_consumer_list(litebus *bus, int channel, litebus_consumer_info *out,
+			  size_t cap, size_t *count);
+#endif
 
 /*
  * litebus_consumer_delete - forget the durable consumer `name` of
@@ -1198,7 +1278,14 @@ typedef struct litebus_stats {
  * Returns OK, or EINVAL for NULL, ECLOSED after the last close, EFORKED.
  * Thread-safety: any thread.  Blocking: never.
  */
-LITEBUS_API int litebus_stats_get(litebus *bus, litebus_stats *st);
+LITEBUS_API int litebus_stats_get_sized(litebus *bus, litebus_stats *st,
+					size_t st_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_stats_get(bus, st)                                             \
+	litebus_stats_get_sized((bus), (st), sizeof(litebus_stats))
+#else
+int litebus_stats_get(litebus *bus, litebus_stats *st);
+#endif
 
 /* Per-subscriber counters. */
 typedef struct litebus_sub_stats {
@@ -1214,8 +1301,15 @@ typedef struct litebus_sub_stats {
  * Returns OK or EINVAL.  Thread-safety: the subscriber's thread.
  * Blocking: never.
  */
-LITEBUS_API int litebus_sub_stats_get(const litebus_sub *sub,
-				      litebus_sub_stats *st);
+LITEBUS_API int litebus_sub_stats_get_sized(const litebus_sub *sub,
+					    litebus_sub_stats *st,
+					    size_t st_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_sub_stats_get(sub, st)                                         \
+	litebus_sub_stats_get_sized((sub), (st), sizeof(litebus_sub_stats))
+#else
+int litebus_sub_stats_get(const litebus_sub *sub, litebus_sub_stats *st);
+#endif
 
 typedef struct litebus_reader_stats {
 	uint64_t delivered; /* rows returned with OK */
@@ -1229,8 +1323,16 @@ typedef struct litebus_reader_stats {
  * Returns OK or EINVAL.  Thread-safety: the reader's thread.
  * Blocking: never.
  */
-LITEBUS_API int litebus_reader_stats_get(const litebus_reader *r,
-					 litebus_reader_stats *st);
+LITEBUS_API int litebus_reader_stats_get_sized(const litebus_reader *r,
+					       litebus_reader_stats *st,
+					       size_t st_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_reader_stats_get(r, st)                                        \
+	litebus_reader_stats_get_sized((r), (st), sizeof(litebus_reader_stats))
+#else
+int litebus_reader_stats_get(const litebus_reader *r,
+			     litebus_reader_stats *st);
+#endif
 
 /* ---------------------------------------------------------------- */
 /* Metrics export                                                    */
