@@ -149,6 +149,50 @@
  *   reader_close(r)      -            X                  X                   -
  *  close                 C            C                  -                   X
  *
+ * ABI policy
+ * ----------
+ * A program built against this header keeps working, unrebuilt, with any
+ * later liblitebus.so of the same SONAME.  What may change and how:
+ *  - Handles (litebus, litebus_sub, ...) are opaque: their layout is the
+ *    library's own.
+ *  - Plain-data structs the caller allocates (litebus_options,
+ *    litebus_retention, litebus_record, litebus_event, litebus_filter,
+ *    litebus_row, litebus_stats, litebus_sub_stats, litebus_reader_stats,
+ *    litebus_consumer_info) only ever grow at the end, and every call that
+ *    takes one also takes its size: the usual call names are macros that
+ *    pass sizeof as this header lays the struct out (litebus_open(o, out)
+ *    is litebus_open_sized(o, sizeof(litebus_options),
+ *    sizeof(litebus_retention), out)).  The library never reads or
+ *    writes a byte beyond that size - for arrays (the retention list,
+ *    litebus_consumer_list's out[]) the entries are that size apart.
+ *    From an older header, fields the struct lacks take their defaults
+ *    (litebus_options_init()'s; 0 for every other struct - a field added
+ *    later means "as before" when it is 0) and results the struct has no
+ *    room for are not written.  From a newer header on an older library,
+ *    bytes the library does not know must be 0 in what the program
+ *    passes in, or the call fails with LITEBUS_EINVAL (an option is never
+ *    silently ignored), and are set to 0 in what it fills in.  A size
+ *    smaller than the struct's first field is EINVAL.  Later fields are
+ *    added whole, never into what was padding, so each release's struct
+ *    is a prefix of the next.  The _sized functions are the exported
+ *    symbols; take their address, not the macro's.
+ *  - Functions are only added, each in the symbol version of the release
+ *    that added it (LITEBUS_0.1, ...), never removed or changed; status
+ *    codes and constants only added (new codes at the end of
+ *    LITEBUS_ERRORS); callbacks keep their types.
+ *  - SONAME: liblitebus.so.<major>.  While the major version is 0 the
+ *    SONAME is liblitebus.so.0 and the rules above hold across every
+ *    0.x.y release from the first made under this policy (the release
+ *    after 0.1.0; 0.1.0 binaries predate it and must be rebuilt - they
+ *    fail to load, since litebus_open and the other struct-taking calls
+ *    are no longer symbols).  A change the rules do not allow bumps the
+ *    major version, and with it the SONAME, 0 to 1 included.  The source
+ *    API is not frozen while the major version is 0: a minor release may
+ *    deprecate or rename a macro or a default (the CMake package accepts
+ *    0.N.x for a request of 0.N only), never in a way that changes what
+ *    an already built program does.  CI compares the exported ABI with
+ *    the release's baseline (abi/, tools/check-abi.sh).
+ *
  * Status codes
  * ------------
  * Every fallible call returns int: LITEBUS_OK (0), a positive status when a
