@@ -16,9 +16,11 @@
 #   1. abidiff, with those structs' changes suppressed and added symbols
 #      ignored: anything it still reports fails;
 #   2. for each of those structs, the baseline's members (offset, name,
-#      type) must be a prefix of the new members, in order.  Type ids are
-#      abidw's "hash" style, derived from the type's name, so they are the
-#      same in both files.
+#      type) must be a prefix of the new members, in order, and every new
+#      member must start at or beyond the baseline's size: a field put in
+#      what was tail padding would read an old program's padding bytes.
+#      Type ids are abidw's "hash" style, derived from the type's name, so
+#      they are the same in both files.
 #
 # --update writes the library's ABI as the baseline (at a release, or for
 # a deliberate change: see abi/README.md) instead of comparing.
@@ -150,6 +152,11 @@ members() {
 		print off, attr($0, "name"), attr($0, "type-id")
 	}' "$1"
 }
+# size-in-bits of struct $2's first definition in file $1.
+size_bits() {
+	grep -m 1 "<class-decl name='$2' size-in-bits=" "$1" |
+		sed "s/.* size-in-bits='\([0-9]*\)'.*/\1/"
+}
 for s in $SIZED; do
 	members "$base" "$s" >"$tmp/old.$s"
 	members "$tmp/new.abi" "$s" >"$tmp/new.$s"
@@ -164,6 +171,15 @@ for s in $SIZED; do
 		diff "$tmp/old.$s" "$tmp/new.$s" | sed 's/^/  /' >&2 || true
 		status=1
 	fi
+	size=$(size_bits "$base" "$s")
+	tail -n "+$((n + 1))" "$tmp/new.$s" | while read -r off name _type; do
+		if [ "$off" -lt "$size" ]; then
+			echo "check-abi: struct $s: new field $name at bit" \
+				"$off is inside the old size ($size bits):" \
+				"pad up to it first" >&2
+			exit 1
+		fi
+	done || status=1
 done
 
 if [ "$status" -eq 0 ]; then
