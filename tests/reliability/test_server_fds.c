@@ -331,7 +331,11 @@ rss_kib(void)
  * each, on top of what the readers hold. */
 #define COST_SLACK 4
 #define COST_CATCHUP_READERS 20
+#ifdef COST_SANITIZED
+#define COST_CATCHUP_ROWS 2000
+#else
 #define COST_CATCHUP_ROWS 20000
+#endif
 
 /* Opens n readers from the start, reads each to TIMEOUT, makes its fd. */
 static void
