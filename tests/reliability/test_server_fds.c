@@ -191,7 +191,7 @@ emfile_child(const char *dir)
 	int fds[256], n;
 	litebus *bus = NULL, *bus2 = NULL;
 	litebus_reader *r = NULL, *r2 = NULL;
-	litebus_consumer *c = NULL;
+	litebus_consumer *c = NULL, *held = NULL;
 	litebus_sub *sub = NULL;
 	int64_t head, oldest;
 
@@ -204,6 +204,9 @@ emfile_child(const char *dir)
 					&r) == LITEBUS_OK);
 	CHILD_CHECK(litebus_subscribe(bus, LITEBUS_COMPLETION, &sub) ==
 		    LITEBUS_OK);
+	CHILD_CHECK(litebus_consumer_open(bus, LITEBUS_COMPLETION, "held",
+					  LITEBUS_FROM_START, NULL,
+					  &held) == LITEBUS_OK);
 
 	n = fill_descriptors(fds, 256);
 	CHILD_CHECK(fx_open_at(other, NULL, &bus2) == LITEBUS_EMFILE);
@@ -218,6 +221,7 @@ emfile_child(const char *dir)
 	CHILD_CHECK(c == NULL);
 	CHILD_CHECK(litebus_sub_fd(sub) == LITEBUS_EMFILE);
 	CHILD_CHECK(litebus_reader_fd(r) == LITEBUS_EMFILE);
+	CHILD_CHECK(litebus_consumer_fd(held) == LITEBUS_EMFILE);
 	CHILD_CHECK(strstr(litebus_last_errmsg(), "eventfd") != NULL);
 	CHILD_CHECK(litebus_channel_head(bus, LITEBUS_COMPLETION, &head,
 					 &oldest) == LITEBUS_EMFILE);
@@ -226,6 +230,7 @@ emfile_child(const char *dir)
 	free_descriptors(fds, n);
 	CHILD_CHECK(litebus_sub_fd(sub) >= 0);
 	CHILD_CHECK(litebus_reader_fd(r) >= 0);
+	CHILD_CHECK(litebus_consumer_fd(held) >= 0);
 	CHILD_CHECK(litebus_consumer_open(bus, LITEBUS_COMPLETION, "c",
 					  LITEBUS_FROM_START, NULL,
 					  &c) == LITEBUS_OK);
@@ -236,6 +241,7 @@ emfile_child(const char *dir)
 	CHILD_CHECK(litebus_channel_head(bus, LITEBUS_COMPLETION, &head,
 					 &oldest) == LITEBUS_OK);
 	litebus_consumer_close(c);
+	litebus_consumer_close(held);
 	litebus_reader_close(r2);
 	litebus_reader_close(r);
 	litebus_unsubscribe(sub);
