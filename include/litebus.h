@@ -660,8 +660,9 @@ void litebus_options_init(litebus_options *o);
  * litebus_close().  litebus_open copies everything it keeps from *o.
  * Thread-safety: any thread.  Blocking: opens files and runs schema SQL.
  */
-LITEBUS_API int litebus_open_sized(const litebus_options *o, size_t options_size,
-				   size_t retention_size, litebus **out);
+LITEBUS_API int litebus_open_sized(const litebus_options *o,
+				   size_t options_size, size_t retention_size,
+				   litebus **out);
 #ifndef LITEBUS_BUILDING_LIBRARY_
 #define litebus_open(o, out)                                                   \
 	litebus_open_sized((o), sizeof(litebus_options),                       \
@@ -1038,9 +1039,9 @@ LITEBUS_API int64_t litebus_reader_cursor(const litebus_reader *r);
 /*
  * litebus_reader_fd - like litebus_sub_fd(): readable while rows (or
  * CLOSED) may be waiting; unreadable only after litebus_reader_next()
- * returned TIMEOUT.  Owned by the reader.  With EPOLLET, call litebus_reader_next()
- * (timeout 0) until it returns LITEBUS_TIMEOUT or CLOSED after each
- * wake-up: OK and EXPIRED do not end the drain.
+ * returned TIMEOUT.  Owned by the reader.  With EPOLLET, call
+ * litebus_reader_next() (timeout 0) until it returns LITEBUS_TIMEOUT or
+ * CLOSED after each wake-up: OK and EXPIRED do not end the drain.
  * Returns the fd, or EINVAL / EMFILE / ENOMEM.
  * Thread-safety: the reader's thread.  Blocking: never.
  */
