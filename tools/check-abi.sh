@@ -73,6 +73,11 @@ abidw --no-corpus-path --no-comp-dir-path --no-show-locs \
 	echo "check-abi: abidw failed on $lib" >&2
 	exit 2
 }
+# Source paths relative to the repository, so that the baseline does not
+# depend on where it was written.
+root=$(pwd)
+sed "s|path='$root/|path='|" "$tmp/new.abi" >"$tmp/rel.abi"
+mv "$tmp/rel.abi" "$tmp/new.abi"
 if ! grep -q "<class-decl name='litebus_options'" "$tmp/new.abi"; then
 	echo "check-abi: $lib has no debug information (build it with -g)" >&2
 	exit 2
