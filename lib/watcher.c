@@ -502,9 +502,9 @@ lb_watcher_start(const struct lb_watcher_config *cfg, struct lb_watcher **out)
 	if (w->kick_fd < 0) {
 		err = errno;
 		free(w);
-		return lb_err_set(
-		    err == ENOMEM ? LITEBUS_ENOMEM : LITEBUS_ECANTOPEN,
-		    "litebus_open: the watcher's eventfd: %s", strerror(err));
+		return lb_err_set(lb_status_from_errno(err, LITEBUS_ECANTOPEN),
+				  "litebus_open: the watcher's eventfd: %s",
+				  strerror(err));
 	}
 	err = pthread_create(&w->thread, NULL, watcher_main, w);
 	if (err != 0) {
