@@ -107,7 +107,7 @@ def write_latency_data(results, tmp, rate):
 GNUPLOT_COMMIT = r"""
 %(terminal)s
 set output '%(out)s'
-set multiplot layout 1,2 title "litebus-bench commit: committed events/s vs producers (S=4 readers following live)\nceiling: 1 thread, 1024 rows/tx; submit256: 256 jobs in flight per producer; exec: 1; naive: 1 tx per event\nmedians, bars = min..max over repetitions; shared 2-core machine: compare ratios"
+set multiplot layout 1,%(ndur)d title "litebus-bench commit: committed events/s vs producers (S=4 readers following live)\nceiling: 1 thread, 1024 rows/tx; submit256: 256 jobs in flight per producer; exec: 1; naive: 1 tx per event\nmedians, bars = min..max over repetitions; shared 2-core machine: compare ratios"
 set logscale y
 set format y "%%.0s%%c"
 set xlabel "producers (P)"
@@ -117,7 +117,7 @@ set xtics (1, 4, 8)
 set grid ytics
 set key below horizontal font ",9" maxrows 2 height 1
 set bmargin 6.5
-do for [d in "normal full"] {
+do for [d in "%(durs)s"] {
   f = sprintf('%(tmp)s/commit-%%s.dat', d)
   set title sprintf("durability %%s", d)
   plot f using 1:11:12:13 with yerrorlines lw 2 dt 2 lc rgb "#555555" title "ceiling", \
@@ -275,7 +275,7 @@ def xproc_title(results):
 GNUPLOT_CPU = r"""
 %(terminal)s
 set output '%(out)s'
-set multiplot layout 1,2 title "litebus-bench commit: process CPU per committed event (all threads), S=4 readers\n%(idle)s\nmedians, bars = min..max; shared 2-core machine"
+set multiplot layout 1,%(ndur)d title "litebus-bench commit: process CPU per committed event (all threads), S=4 readers\n%(idle)s\nmedians, bars = min..max; shared 2-core machine"
 set logscale y
 set xlabel "producers (P)"
 set ylabel "CPU microseconds per event"
@@ -284,7 +284,7 @@ set xtics (1, 4, 8)
 set grid ytics
 set key below horizontal font ",9" maxrows 1 height 1
 set bmargin 5.5
-do for [d in "normal full"] {
+do for [d in "%(durs)s"] {
   f = sprintf('%(tmp)s/cpu-%%s.dat', d)
   set title sprintf("durability %%s", d)
   plot f using 1:2:3:4 with yerrorlines lw 2 lc rgb "#1f77b4" title "litebus submit256", \
@@ -457,15 +457,22 @@ def plot(argv):
     tmp = tempfile.mkdtemp(prefix="bench-plot-")
     try:
         made = []
-        n = sum(write_commit_data(results, tmp, d)[1] for d in ("normal", "full"))
-        ncpu = sum(write_cpu_data(results, tmp, d) for d in ("normal", "full"))
+        # A panel per durability that has data (--only may leave one).
+        durs = [d for d in ("normal", "full")
+                if write_commit_data(results, tmp, d)[1] > 0]
+        cpu_durs = [d for d in ("normal", "full")
+                    if write_cpu_data(results, tmp, d) > 0]
+        n, ncpu = len(durs), len(cpu_durs)
         has_latency = bool(find(results, "latency"))
         if has_latency:
             for rate in (1000, 10000):
                 write_latency_data(results, tmp, rate)
         plots = [
-            ("commit", GNUPLOT_COMMIT, n, {}),
-            ("cpu", GNUPLOT_CPU, ncpu, {"idle": idle_title(results)}),
+            ("commit", GNUPLOT_COMMIT, n,
+             {"durs": " ".join(durs), "ndur": n}),
+            ("cpu", GNUPLOT_CPU, ncpu,
+             {"idle": idle_title(results), "durs": " ".join(cpu_durs),
+              "ndur": ncpu}),
             ("latency", GNUPLOT_LATENCY, int(has_latency), {}),
             ("ring", GNUPLOT_RING, write_ring_data(results, tmp), {}),
             ("fanout", GNUPLOT_FANOUT, write_fanout_data(results, tmp), {}),
