@@ -75,8 +75,9 @@
  *       The watcher (watcher.c, X3) uses it to tell this writer's rows
  *       from other connections': seen even after it read a snapshot, the
  *       committed ids loaded next cover every row of ours in it.
- *   W9  A job runs without a savepoint of its own only when no job of
- *       its transaction has failed yet, and a failure then settles that
+ *   W9  A job runs without a savepoint of its own only in its batch's
+ *       first transaction, and only when no job has failed that way in
+ *       the last WRITER_SP_BATCHES batches.  A failure there settles that
  *       job and abandons the transaction (W4's ids with it): its batch
  *       mates that had succeeded are called again (the header's "may be
  *       called more than once"), never committed twice, and the rest of
