@@ -528,7 +528,8 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 {
 	const struct lb_writer_config *cfg = &w->cfg;
 	size_t first = 0;
-	/* W9: without savepoints unless a job failed lately. */
+	/* W9: the first transaction without savepoints unless a job failed
+	 * lately; any later one of this batch with them. */
 	bool with_sp = w->sp_batches > 0;
 	int rc;
 
@@ -541,6 +542,7 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 		enum run_result r = RUN_OK;
 		size_t end = n;
 		uint64_t ran = 0;
+		bool sp = with_sp;
 
 		while (first < n && jobs[first]->settled)
 			first++;
@@ -555,11 +557,12 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			break;
 		}
 		memcpy(w->batch_last_id, w->last_id, sizeof w->last_id);
+		with_sp = true;
 		for (size_t i = first; i < n; i++) {
 			if (jobs[i]->settled)
 				continue;
 			ran++;
-			r = writer_run_job(w, jobs[i], with_sp);
+			r = writer_run_job(w, jobs[i], sp);
 			if (r != RUN_OK) {
 				end = i + 1;
 				break;
@@ -571,7 +574,6 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			 * had succeeded run again, with the jobs after it,
 			 * each in its own savepoint from now on. */
 			writer_abandon(w);
-			with_sp = true;
 			w->sp_batches = WRITER_SP_BATCHES;
 			continue;
 		}
@@ -580,7 +582,6 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 			 * had succeeded run again in a new transaction, with
 			 * the jobs after it. */
 			writer_abandon(w);
-			with_sp = true;
 			continue;
 		}
 		if (r == RUN_LOST) {
