@@ -99,17 +99,21 @@
  *    sqlite3_backup_*() or sqlite3_deserialize() into litebus's
  *    connection, SQLITE_DBCONFIG_MAINDBNAME, stepping in a later job a
  *    DDL statement prepared in an earlier one (litebus checks its
- *    namespace after the job that prepares DDL), keeping the connection
+ *    namespace after the job that prepares DDL), ROLLBACK TO or RELEASE
+ *    of a savepoint the job did not open in the same call (jobs of a
+ *    batch may share one transaction without savepoints between them, so
+ *    it may be another job's, left open), keeping the connection
  *    (or a function that uses it) past the job, or using it from another
  *    thread.
  *  - A job may be *called* more than once, and commits at most once.  When
- *    a statement of one job makes SQLite roll back the whole transaction
+ *    a job fails (it returns non-zero, or litebus fails it), or a
+ *    statement of one job makes SQLite roll back the whole transaction
  *    (INSERT OR ROLLBACK, RAISE(ROLLBACK), an I/O error or a full disk), that
  *    job fails with its own status, and the jobs of its batch that ran
- *    before it and had succeeded are run again in a new transaction.  A job
- *    must therefore keep its effects inside the transaction, or reset what
- *    it records elsewhere (ids from litebus_emit(), counters) at the start
- *    of each call.
+ *    before it and had succeeded may be run again in a new transaction.  A
+ *    job must therefore keep its effects inside the transaction, or reset
+ *    what it records elsewhere (ids from litebus_emit(), counters) at the
+ *    start of each call.
  *
  * fork()
  * ------
