@@ -26,6 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef LITEBUS_BENCH_RELAY
+/* scenario_relay.c: built with the Redis relay (LITEBUS_RELAY). */
+void scenario_relay(void);
+#endif
+
 static const struct {
 	const char *name;
 	void (*run)(void);
@@ -35,6 +40,9 @@ static const struct {
     {"fanout", scenario_fanout},     {"retention", scenario_retention},
     {"consumer", scenario_consumer}, {"prune", scenario_prune},
     {"xproc", scenario_xproc},
+#ifdef LITEBUS_BENCH_RELAY
+    {"relay", scenario_relay},
+#endif
 };
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
 
@@ -44,6 +52,9 @@ usage(FILE *f)
 	fprintf(f, "usage: litebus-bench [--quick] [--json FILE] [--reps N] "
 		   "ring|commit|latency|catchup|fanout|\n"
 		   "       retention|consumer|prune|xproc|all ...\n"
+#ifdef LITEBUS_BENCH_RELAY
+		   "       (and relay: this build has the Redis relay)\n"
+#endif
 		   "       litebus-bench --help | --version\n"
 		   "\n"
 		   "  --quick      shorter runs, one repetition unless --reps\n"

@@ -16,8 +16,11 @@
 #   epoll_server --clients 2 and two epoll_clients (one stalls): both get
 #     every row once, in order; the server must report that the stalled
 #     client was paused (reader fd disarmed) and lapped by the ring.
+#   redis_consumer --help        built every way (hiredis); it runs against
+#     a real Redis in tests/relay (test_relay), not here.
 # Environment: CC (default cc), PKG_CONFIG (default pkg-config).
-# Needs: cmake, make, pkg-config, libuv1-dev, groff (man page check).
+# Needs: cmake, make, pkg-config, libuv1-dev, libhiredis-dev, groff (man
+# page check).
 # Exit status: 0 passed, 1 a check failed.
 set -eu
 
@@ -89,7 +92,8 @@ for kind in shared static; do
 	{ cmake -S "$examples" -B "$out" -DCMAKE_PREFIX_PATH="$prefix" \
 		-DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="-Werror" \
 		-DLITEBUS_EXAMPLES_STATIC="$static" \
-		-DLITEBUS_EXAMPLES_REQUIRE_UV=ON &&
+		-DLITEBUS_EXAMPLES_REQUIRE_UV=ON \
+		-DLITEBUS_EXAMPLES_REQUIRE_HIREDIS=ON &&
 		cmake --build "$out" -j2; } >"$tmp/cmake-$kind.log" 2>&1 ||
 		{ cat "$tmp/cmake-$kind.log" >&2; fail "cmake ($kind) failed"; }
 done
@@ -154,6 +158,8 @@ for way in make-shared make-static cmake-shared cmake-static; do
 	"$dir/consume_ack" --db "$dir/consume/shop.db" ||
 		fail "$way: consume_ack failed"
 	"$dir/uv_follower" --rows $ROWS || fail "$way: uv_follower failed"
+	"$dir/redis_consumer" --help 2>/dev/null ||
+		fail "$way: redis_consumer was not built or does not run"
 	epoll "$dir"
 done
 echo "check-examples: every example builds against the installed copy four ways, and runs"

@@ -67,6 +67,10 @@ usage(FILE *f)
 		"needs\n"
 		"  check DB           SQLite's integrity check and litebus's "
 		"invariants\n"
+#ifdef LITEBUS_CLI_RELAY
+		"  relay DB           ship channels to Redis Streams, exactly "
+		"once, in order\n"
+#endif
 		"\n"
 		"Exit status:\n"
 		"  0  success\n"
@@ -85,6 +89,11 @@ print_version(void)
 	       litebus_version_string(), sqlite3_libversion());
 }
 
+#ifdef LITEBUS_CLI_RELAY
+/* tools/cli/relay.c, built with the Redis relay (LITEBUS_RELAY). */
+int cli_relay(int argc, char **argv);
+#endif
+
 int
 main(int argc, char **argv)
 {
@@ -95,6 +104,9 @@ main(int argc, char **argv)
 	    {"tail", cli_tail},		{"stat", cli_stat},
 	    {"channels", cli_channels}, {"consumers", cli_consumers},
 	    {"prune", cli_prune},	{"check", cli_check},
+#ifdef LITEBUS_CLI_RELAY
+	    {"relay", cli_relay},
+#endif
 	};
 
 	if (argc < 2) {
