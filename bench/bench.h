@@ -27,8 +27,21 @@ struct bench_settings {
 	bool quick;	       /* --quick: every scenario briefly, for CI */
 	int reps;	       /* repetitions per configuration (medians) */
 	const char *json_path; /* --json FILE, or NULL */
+	/* --only K=V[,K=V...]: run only configurations whose K, where they
+	 * have one, equals V (several --only: any may match a key).  For
+	 * measuring one line again without the rest of its scenario. */
+	int nonly;
+	char only_key[16][24];
+	char only_val[16][48];
 };
 extern struct bench_settings bench_cfg;
+
+/* ------------------------------------------------------------------ */
+/* CPU time                                                            */
+
+/* This process's CPU time so far (user + system, every thread), in
+ * seconds (getrusage RUSAGE_SELF). */
+double bench_cpu_s(void);
 
 /* ------------------------------------------------------------------ */
 /* Clocks                                                              */
@@ -190,7 +203,11 @@ void res_ratio(struct bench_result *r, const char *name, int prec, double a,
 /* A check; the configuration FAILs if any call for it failed. */
 void res_check(struct bench_result *r, const char *name, bool pass,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Print the human line (medians) and the JSON object; frees r. */
+/* Does r's configuration pass the --only filters?  A scenario asks before
+ * running a configuration, after its res_cfg calls. */
+bool res_selected(const struct bench_result *r);
+/* Print the human line (medians) and the JSON object; frees r.  An
+ * unselected r (res_selected) is only freed. */
 void res_emit(struct bench_result *r);
 /* A comment line in the human table ("# ..."). */
 void res_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

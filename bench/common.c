@@ -14,10 +14,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
-struct bench_settings bench_cfg = {false, 3, NULL};
+struct bench_settings bench_cfg = {false, 3, NULL, 0, {{0}}, {{0}}};
+
+double
+bench_cpu_s(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0) {
+		fprintf(stderr, "litebus-bench: getrusage: %s\n",
+			strerror(errno));
+		exit(2);
+	}
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 /* ------------------------------------------------------------------ */
 /* Clocks                                                              */
@@ -738,10 +753,34 @@ res_json(const struct bench_result *r, bool pass)
 	fflush(f);
 }
 
+bool
+res_selected(const struct bench_result *r)
+{
+	for (int i = 0; i < r->nkv; i++) {
+		bool keyed = false, match = false;
+
+		for (int k = 0; k < bench_cfg.nonly; k++) {
+			if (strcmp(bench_cfg.only_key[k], r->key[i]) != 0)
+				continue;
+			keyed = true;
+			match = match ||
+				strcmp(bench_cfg.only_val[k], r->val[i]) == 0;
+		}
+		if (keyed && !match)
+			return false;
+	}
+	return true;
+}
+
 void
 res_emit(struct bench_result *r)
 {
 	bool pass = true;
+
+	if (!res_selected(r)) {
+		free(r);
+		return;
+	}
 
 	for (int i = 0; i < r->nc; i++)
 		pass = pass && r->c[i].pass;

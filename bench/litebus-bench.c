@@ -6,6 +6,7 @@
  * usage: litebus-bench [--quick] [--json FILE] [--reps N]
  *                      ring|commit|latency|catchup|fanout|
  *                      retention|consumer|prune|xproc|all ...
+ *                      [--only K=V[,K=V...]]
  *        litebus-bench --help | --version
  *
  * Every scenario prints one line per configuration to stdout: the
@@ -61,6 +62,9 @@ usage(FILE *f)
 		   "configuration to FILE\n"
 		   "  --reps N     repetitions per configuration, 1..32 "
 		   "(default 3)\n"
+		   "  --only K=V[,K=V...]  only configurations whose K is V "
+		   "(where they\n"
+		   "               have a K), e.g. --only P=1,mode=exec,S=0\n"
 		   "  -h, --help   print this text and exit\n"
 		   "  --version    print the versions of litebus-bench, the "
 		   "litebus library\n"
@@ -68,6 +72,32 @@ usage(FILE *f)
 		   "\n"
 		   "Exit status: 0 every check passed, 1 a check failed, 2 "
 		   "usage or setup\nerror.  See bench/README.md.\n");
+}
+
+/* --only K=V[,K=V...]: add each pair to bench_cfg's filters. */
+static bool
+parse_only(const char *arg)
+{
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof buf, "%s", arg);
+	for (char *kv = strtok_r(buf, ",", &save); kv != NULL;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		int n = bench_cfg.nonly;
+
+		if (eq == NULL || eq == kv || n >= 16 ||
+		    (size_t)(eq - kv) >= sizeof bench_cfg.only_key[0] ||
+		    strlen(eq + 1) >= sizeof bench_cfg.only_val[0])
+			return false;
+		*eq = '\0';
+		snprintf(bench_cfg.only_key[n], sizeof bench_cfg.only_key[n],
+			 "%s", kv);
+		snprintf(bench_cfg.only_val[n], sizeof bench_cfg.only_val[n],
+			 "%s", eq + 1);
+		bench_cfg.nonly++;
+	}
+	return true;
 }
 
 /* "litebus-bench 0.1.0 (library 0.1.0, SQLite 3.40.1)": the version the
@@ -105,6 +135,14 @@ main(int argc, char **argv)
 			reps_set = true;
 			if (bench_cfg.reps < 1 || bench_cfg.reps > 32) {
 				fprintf(stderr, "--reps: 1..32\n");
+				return 2;
+			}
+			continue;
+		}
+		if (strcmp(a, "--only") == 0 && i + 1 < argc) {
+			if (!parse_only(argv[++i])) {
+				fprintf(stderr, "--only: K=V[,K=V...], at most "
+						"16 in all\n");
 				return 2;
 			}
 			continue;

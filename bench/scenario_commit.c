@@ -53,6 +53,10 @@ struct run_out {
 	uint64_t reader_lags;
 	uint64_t sub_lags;
 	double sub_lost; /* skipped / (subs * events) */
+	/* Process CPU seconds (every thread: producers, writer, consumers,
+	 * checkpointer) from the start until the producers are done, per
+	 * committed event, in microseconds. */
+	double cpu_us_ev;
 	bool producers_ok, table_ok, readers_ok, subs_ok;
 	char why[256];
 };
@@ -227,6 +231,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 	int nthreads, nactive = cfg->readers + cfg->subs;
 	void **idle = NULL;
 	uint64_t t0, t_prod_end = 0, t_last = 0, delivered = 0;
+	double cpu0;
 	uint64_t committed[BENCH_MAXP];
 	litebus_stats st;
 	int64_t count, lo, hi;
@@ -278,6 +283,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 	}
 	pthread_barrier_wait(&run.start);
 	t0 = bench_now_ns();
+	cpu0 = bench_cpu_s();
 	bench_sleep_ns((uint64_t)(cfg->seconds * 1e9));
 	atomic_store_explicit(&run.stop, true, memory_order_relaxed);
 
@@ -308,6 +314,9 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 		}
 	}
 	out->ev_s = (double)out->events / bench_secs(t_prod_end - t0);
+	if (out->events > 0)
+		out->cpu_us_ev =
+		    (bench_cpu_s() - cpu0) * 1e6 / (double)out->events;
 	if (ops->stats(run.bus, &st)) {
 		out->jobs_per_tx =
 		    st.commits > 0 ? (double)st.jobs / (double)st.commits : 0;
@@ -451,6 +460,11 @@ commit_config(int durability, int producers, int readers)
 		res_cfg(r[m], "S", "%d", readers);
 		res_cfg(r[m], "dur", "%s", dur_name(durability));
 	}
+	if (!res_selected(r[0]) && !res_selected(r[1])) {
+		res_emit(r[0]);
+		res_emit(r[1]);
+		return;
+	}
 	for (int rep = 0; rep < bench_cfg.reps; rep++) {
 		struct run_out naive, lb;
 		double ceil;
@@ -460,6 +474,8 @@ commit_config(int durability, int producers, int readers)
 		for (int m = 0; m < 2; m++) {
 			struct bench_result *x = r[m];
 
+			if (!res_selected(x))
+				continue;
 			cfg.submit = m == 1;
 			run_once(&cfg, &contender_litebus, &lb);
 			res_val(x, "litebus_ev_s", 0, lb.ev_s);
@@ -478,12 +494,150 @@ commit_config(int durability, int producers, int readers)
 			res_val(x, "tail_ms", 1, lb.tail_ms);
 			res_val(x, "reader_lags", 0, (double)lb.reader_lags);
 			res_val(x, "naive_deliveries_s", 0, naive.deliveries_s);
+			res_val(x, "cpu_us_ev", 2, lb.cpu_us_ev);
+			res_val(x, "naive_cpu_us_ev", 2, naive.cpu_us_ev);
 			add_checks(x, "litebus", &lb);
 			add_checks(x, "naive", &naive);
 		}
 	}
 	res_emit(r[0]);
 	res_emit(r[1]);
+}
+
+/* ------------------------------------------------------------------ */
+/* An idle bus: what waiting costs                                     */
+
+#define IDLE_READERS 4
+#define IDLE_SUBS 4
+#define IDLE_WARMUP_EXECS 2000
+
+struct idle_consumer {
+	pthread_t thread;
+	litebus_reader *reader; /* a reader, or */
+	litebus_sub *sub;	/* a subscriber */
+	_Atomic uint64_t got;	/* rows or events taken */
+	int error;
+};
+
+/* Block in next/recv with no timeout until the bus closes: the cheapest a
+ * waiting application can be, so that what the process spends is
+ * litebus's. */
+static void *
+idle_consumer_main(void *arg)
+{
+	struct idle_consumer *c = arg;
+
+	for (;;) {
+		litebus_row row;
+		litebus_event ev;
+		int rc = c->reader != NULL
+			     ? litebus_reader_next(c->reader, &row, -1)
+			     : litebus_recv(c->sub, &ev, -1);
+
+		if (rc == LITEBUS_CLOSED)
+			break;
+		if (rc < 0) {
+			c->error = rc;
+			break;
+		}
+		/* Relaxed: a counter the main thread polls. */
+		if (rc == LITEBUS_OK)
+			atomic_fetch_add_explicit(&c->got, 1,
+						  memory_order_relaxed);
+	}
+	return NULL;
+}
+
+/*
+ * `commit mode=idle`: a bus with IDLE_READERS readers and IDLE_SUBS raw
+ * subscribers blocked in next/recv, right after a burst of
+ * IDLE_WARMUP_EXECS execs (so that whatever adapts to traffic has seen
+ * some), then no traffic for 10 s (1 s with --quick): the process's CPU
+ * time over that window (getrusage), as CPU seconds per minute and
+ * percent of one core.  The goal is 0: nothing spins or polls on a bus
+ * with nothing to do.
+ */
+static void
+commit_idle(void)
+{
+	struct bench_result *r = res_new("commit");
+	double seconds = bench_cfg.quick ? 1.0 : 10.0;
+
+	res_cfg(r, "mode", "idle");
+	res_cfg(r, "readers", "%d", IDLE_READERS);
+	res_cfg(r, "subs", "%d", IDLE_SUBS);
+	res_cfg(r, "seconds", "%.0f", seconds);
+	if (!res_selected(r)) {
+		res_emit(r);
+		return;
+	}
+	for (int rep = 0; rep < bench_cfg.reps; rep++) {
+		struct idle_consumer c[IDLE_READERS + IDLE_SUBS];
+		char path[512];
+		litebus *bus;
+		double cpu0, cpu;
+		uint64_t t0, deadline;
+		bool drained = false, ok = true;
+
+		memset(c, 0, sizeof c);
+		bench_db_path(path, sizeof path, "idle");
+		bus = bench_open_bus(path, LITEBUS_DURABILITY_NORMAL, 4096);
+		for (int i = 0; i < IDLE_READERS + IDLE_SUBS; i++) {
+			atomic_init(&c[i].got, 0);
+			if (i < IDLE_READERS)
+				bench_litebus_check(
+				    litebus_reader_open(bus, BENCH_CHANNEL_ID,
+							LITEBUS_FROM_START,
+							NULL, &c[i].reader),
+				    "litebus_reader_open");
+			else
+				bench_litebus_check(
+				    litebus_subscribe(bus, BENCH_CHANNEL_ID,
+						      &c[i].sub),
+				    "litebus_subscribe");
+			pthread_create(&c[i].thread, NULL, idle_consumer_main,
+				       &c[i]);
+		}
+		for (uint64_t k = 0; k < IDLE_WARMUP_EXECS; k++)
+			bench_litebus_check(
+			    litebus_exec(bus, bench_emit_job,
+					 (void *)(uintptr_t)BENCH_KEY(0, k)),
+			    "litebus_exec");
+		/* Everyone has everything, so nothing is in flight. */
+		deadline = bench_now_ns() + DRAIN_DEADLINE_NS;
+		while (!drained && bench_now_ns() < deadline) {
+			drained = true;
+			for (int i = 0; i < IDLE_READERS + IDLE_SUBS; i++)
+				drained =
+				    drained &&
+				    atomic_load_explicit(
+					&c[i].got, memory_order_relaxed) ==
+					IDLE_WARMUP_EXECS;
+			bench_sleep_ns(1000000);
+		}
+		t0 = bench_now_ns();
+		cpu0 = bench_cpu_s();
+		bench_sleep_ns((uint64_t)(seconds * 1e9));
+		cpu = bench_cpu_s() - cpu0;
+		seconds = bench_secs(bench_now_ns() - t0);
+		litebus_close(bus);
+		for (int i = 0; i < IDLE_READERS + IDLE_SUBS; i++) {
+			pthread_join(c[i].thread, NULL);
+			ok = ok && c[i].error == 0;
+			litebus_reader_close(c[i].reader);
+			litebus_unsubscribe(c[i].sub);
+		}
+		bench_db_remove(path);
+		res_val(r, "cpu_s_per_min", 4, cpu * 60 / seconds);
+		res_val(r, "pct_core", 3, 100 * cpu / seconds);
+		res_check(r, "drained", drained,
+			  "the consumers had not taken the %d warm-up events "
+			  "after %llu s",
+			  IDLE_WARMUP_EXECS, DRAIN_DEADLINE_NS / 1000000000ull);
+		res_check(r, "consumers_ok", ok,
+			  "a consumer's next/recv failed");
+	}
+	res_emit(r);
 }
 
 void
@@ -503,6 +657,11 @@ scenario_commit(void)
 			for (size_t s = 0; s < 3; s++)
 				commit_config(durs[d], producers[p],
 					      readers[s]);
+	res_note("commit mode=idle: a bus with %d readers and %d "
+		 "subscribers blocked in next/recv, no traffic (after %d "
+		 "execs); process CPU over the window (goal 0)",
+		 IDLE_READERS, IDLE_SUBS, IDLE_WARMUP_EXECS);
+	commit_idle();
 }
 
 /* ------------------------------------------------------------------ */

@@ -99,17 +99,21 @@
  *    sqlite3_backup_*() or sqlite3_deserialize() into litebus's
  *    connection, SQLITE_DBCONFIG_MAINDBNAME, stepping in a later job a
  *    DDL statement prepared in an earlier one (litebus checks its
- *    namespace after the job that prepares DDL), keeping the connection
+ *    namespace after the job that prepares DDL), ROLLBACK TO or RELEASE
+ *    of a savepoint the job did not open in the same call (jobs of a
+ *    batch may share one transaction without savepoints between them, so
+ *    it may be another job's, left open), keeping the connection
  *    (or a function that uses it) past the job, or using it from another
  *    thread.
  *  - A job may be *called* more than once, and commits at most once.  When
- *    a statement of one job makes SQLite roll back the whole transaction
+ *    a job fails (it returns non-zero, or litebus fails it), or a
+ *    statement of one job makes SQLite roll back the whole transaction
  *    (INSERT OR ROLLBACK, RAISE(ROLLBACK), an I/O error or a full disk), that
  *    job fails with its own status, and the jobs of its batch that ran
- *    before it and had succeeded are run again in a new transaction.  A job
- *    must therefore keep its effects inside the transaction, or reset what
- *    it records elsewhere (ids from litebus_emit(), counters) at the start
- *    of each call.
+ *    before it and had succeeded may be run again in a new transaction.  A
+ *    job must therefore keep its effects inside the transaction, or reset
+ *    what it records elsewhere (ids from litebus_emit(), counters) at the
+ *    start of each call.
  *
  * fork()
  * ------
@@ -149,12 +153,68 @@
  *   reader_close(r)      -            X                  X                   -
  *  close                 C            C                  -                   X
  *
+ * ABI policy
+ * ----------
+ * A program built against this header keeps working, unrebuilt, with any
+ * later liblitebus.so of the same SONAME.  What may change and how:
+ *  - Handles (litebus, litebus_sub, ...) are opaque: their layout is the
+ *    library's own.
+ *  - Plain-data structs the caller allocates (litebus_options,
+ *    litebus_retention, litebus_record, litebus_event, litebus_filter,
+ *    litebus_row, litebus_stats, litebus_sub_stats, litebus_reader_stats,
+ *    litebus_consumer_info) only ever grow at the end, and every call that
+ *    takes one also takes its size: the usual call names are macros that
+ *    pass sizeof as this header lays the struct out (litebus_open(o, out)
+ *    is litebus_open_sized(o, sizeof(litebus_options),
+ *    sizeof(litebus_retention), out)).  The library never reads or
+ *    writes a byte beyond that size - for arrays (the retention list,
+ *    litebus_consumer_list's out[]) the entries are that size apart.
+ *    From an older header, fields the struct lacks take their defaults
+ *    (litebus_options_init()'s; 0 for every other struct - a field added
+ *    later means "as before" when it is 0) and results the struct has no
+ *    room for are not written.  From a newer header on an older library,
+ *    bytes the library does not know must be 0 in what the program
+ *    passes in, or the call fails with LITEBUS_EINVAL (an option is never
+ *    silently ignored), and are set to 0 in what it fills in.  A size
+ *    smaller than the struct's first field is EINVAL.  Later fields are
+ *    added whole, never into what was padding, so each release's struct
+ *    is a prefix of the next.  The _sized functions are the exported
+ *    symbols; take their address, not the macro's.
+ *  - Functions are only added, each in the symbol version of the release
+ *    that added it (LITEBUS_0.1, ...), never removed or changed; status
+ *    codes and constants only added (new codes at the end of
+ *    LITEBUS_ERRORS); callbacks keep their types.
+ *  - SONAME: liblitebus.so.<major>.  While the major version is 0 the
+ *    SONAME is liblitebus.so.0 and the rules above hold across every
+ *    0.x.y release from the first made under this policy (the release
+ *    after 0.1.0; 0.1.0 binaries predate it and must be rebuilt - they
+ *    fail to load, since litebus_open and the other struct-taking calls
+ *    are no longer symbols).  A change the rules do not allow bumps the
+ *    major version, and with it the SONAME, 0 to 1 included.  The source
+ *    API is not frozen while the major version is 0: a minor release may
+ *    deprecate or rename a macro or a default (the CMake package accepts
+ *    0.N.x for a request of 0.N only), never in a way that changes what
+ *    an already built program does.  CI compares the exported ABI with
+ *    the release's baseline (abi/, tools/check-abi.sh).
+ *
  * Status codes
  * ------------
  * Every fallible call returns int: LITEBUS_OK (0), a positive status when a
  * call has more than one normal outcome (LITEBUS_LAGGED, LITEBUS_TIMEOUT,
  * LITEBUS_CLOSED, LITEBUS_EXPIRED), or a negative LITEBUS_E* error.  litebus_last_errmsg()
- * describes the last error returned to the calling thread.
+ * describes the last error returned to the calling thread.  Later
+ * releases may add codes (at the end of LITEBUS_ERRORS): treat a negative
+ * status you do not know as an error, and a positive one as a call that
+ * did not deliver.
+ * Running out of file descriptors - the process's RLIMIT_NOFILE (EMFILE)
+ * or the system's limit (ENFILE) - is LITEBUS_EMFILE wherever it is the
+ * cause, never ECANTOPEN, EIO or ENOMEM: from litebus_open(),
+ * litebus_reader_open(), litebus_consumer_open(), litebus_sub_fd(),
+ * litebus_reader_fd(), litebus_consumer_fd(), and the calls that open a
+ * connection of their own (litebus_channel_head(), litebus_consumer_list(),
+ * litebus_metrics_format()).  Nothing was opened or changed then, and the
+ * call may be retried once descriptors are free; what each handle costs
+ * is under litebus_reader_open().
  */
 #ifndef LITEBUS_H
 #define LITEBUS_H
@@ -256,7 +316,9 @@ typedef struct litebus_consumer litebus_consumer;
 	X(EXPIRED, 4, "rows this reader had not read yet were pruned; "        \
 		      "litebus_reader_expired() tells which")                  \
 	X(EINUSE, -20, "the durable consumer is already open (in this "        \
-		       "process or another)")
+		       "process or another)")                                  \
+	X(EMFILE, -21, "out of file descriptors: the process's limit "         \
+		       "(RLIMIT_NOFILE, EMFILE) or the system's (ENFILE)")
 
 enum litebus_status {
 #define LITEBUS_ENUM_(name, value, msg) LITEBUS_##name = value,
@@ -481,7 +543,10 @@ typedef struct litebus_options {
  *    under 1 ms (figures in bench/README.md, scenario "xproc").  As a
  *    backstop (a file system without inotify, a full inotify queue) it
  *    also polls every watch_interval_ms; if inotify cannot be used at
- *    all it polls every min(watch_interval_ms, 5) ms instead.
+ *    all (fs.inotify.max_user_instances - often 128 per user - used up,
+ *    or no inotify) it polls every min(watch_interval_ms, 5) ms instead.
+ *    The watcher holds an inotify instance, an eventfd and a read-only
+ *    SQLite connection from its first follower until the bus closes.
  *  - LITEBUS_WATCH_POLL: polls PRAGMA data_version every
  *    watch_interval_ms (about 2 us a poll), for file systems where
  *    inotify is not reliable.
@@ -502,19 +567,26 @@ typedef struct litebus_options {
  * usual), then those named in options.channels (in that order; each
  * must exist in the file: ENOCHANNEL otherwise), then the file's others
  * in order of their names - litebus_channel_count()/_name() list them.
+ * A bus holds at most LITEBUS_MAX_CHANNELS: of a file with more (several
+ * read-write opens may each declare others), the ones beyond are left out
+ * unless options.channels names them.
  * Readers, litebus_channel_head(), litebus_consumer_list(),
  * litebus_stats_get() and litebus_metrics_format() work; litebus_exec(),
  * litebus_submit(), litebus_prune(), litebus_subscribe() (nothing is ever
  * published), litebus_consumer_open() (positions are writes) and
  * litebus_consumer_delete() return LITEBUS_EREADONLY.
  * SQLite's WAL mode needs two files beside the database for any reader:
- * "<db>-wal" and "<db>-shm".  While another process has the file open they
- * exist, and a read-only bus needs read access to the database and
- * read-write access to them.  When they do not exist, SQLite creates them,
- * which needs a writable directory; in a read-only directory the open then
- * fails with LITEBUS_ECANTOPEN (or EREADONLY), unless the file was left
- * with no WAL content - then copy it elsewhere, or open it read-write
- * once where it can be written.
+ * "<db>-wal" and "<db>-shm".  While a writer has the file open they exist,
+ * and a read-only bus needs only read access to them and to the database
+ * (SQLite maps a -shm it cannot write read-only).  When nobody has the
+ * file open they usually do not exist and SQLite creates them: in a
+ * directory the process cannot write, litebus_open then fails with
+ * LITEBUS_EREADONLY (SQLite's SQLITE_READONLY_DIRECTORY; copy the file
+ * elsewhere to read it); in a writable one SQLite leaves them behind,
+ * empty, owned by the process's user - open read-only as the user that
+ * owns the database, or a later writer of another user may be refused
+ * the -shm.  (Checked by hand as an unprivileged user, 2026-11-30; the
+ * test suite runs as root, which no permission stops.)
  */
 
 /*
@@ -554,7 +626,13 @@ typedef struct litebus_retention {
  * litebus_options_init - fill *o with the defaults documented above.
  * Thread-safety: any thread.  Blocking: never.
  */
-LITEBUS_API void litebus_options_init(litebus_options *o);
+LITEBUS_API void litebus_options_init_sized(litebus_options *o, size_t size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_options_init(o)                                                \
+	litebus_options_init_sized((o), sizeof(litebus_options))
+#else
+void litebus_options_init(litebus_options *o);
+#endif
 
 /*
  * litebus_open - open or create the database, switch it to WAL, create or
@@ -573,7 +651,8 @@ LITEBUS_API void litebus_options_init(litebus_options *o);
  * newer litebus schema, or litebus_* objects that litebus did not create
  * or of another shape), EFOREIGN (another application's file, or one of
  * the application's own without options.adopt), EFORKED (see fork()
- * above), EDEADLK (see the writer thread above), EBUSY, ESQLITE.  On
+ * above), EDEADLK (see the writer thread above), EBUSY, ESQLITE, EMFILE
+ * (out of file descriptors).  On
  * failure *out is NULL and the file was not modified beyond what SQLite
  * does to open it.
  *
@@ -595,7 +674,16 @@ LITEBUS_API void litebus_options_init(litebus_options *o);
  * litebus_close().  litebus_open copies everything it keeps from *o.
  * Thread-safety: any thread.  Blocking: opens files and runs schema SQL.
  */
-LITEBUS_API int litebus_open(const litebus_options *o, litebus **out);
+LITEBUS_API int litebus_open_sized(const litebus_options *o,
+				   size_t options_size, size_t retention_size,
+				   litebus **out);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_open(o, out)                                                   \
+	litebus_open_sized((o), sizeof(litebus_options),                       \
+			   sizeof(litebus_retention), (out))
+#else
+int litebus_open(const litebus_options *o, litebus **out);
+#endif
 
 /*
  * litebus_close - release one reference taken by litebus_open().  When the
@@ -741,8 +829,17 @@ typedef struct litebus_record {
  * Borrows rec and everything it points to for the duration of the call.
  * Thread-safety: the writer thread, inside the job.  Blocking: SQLite I/O.
  */
-LITEBUS_API int litebus_emit(litebus_tx *tx, int channel,
-			     const litebus_record *rec, int64_t *event_id);
+LITEBUS_API int litebus_emit_sized(litebus_tx *tx, int channel,
+				   const litebus_record *rec, size_t rec_size,
+				   int64_t *event_id);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_emit(tx, channel, rec, event_id)                               \
+	litebus_emit_sized((tx), (channel), (rec), sizeof(litebus_record),     \
+			   (event_id))
+#else
+int litebus_emit(litebus_tx *tx, int channel, const litebus_record *rec,
+		 int64_t *event_id);
+#endif
 
 /* ---------------------------------------------------------------- */
 /* Subscribers: the raw ring                                         */
@@ -789,8 +886,14 @@ LITEBUS_API int litebus_subscribe(litebus *bus, int channel, litebus_sub **out);
  * Thread-safety: one thread at a time per subscriber.
  * Blocking: up to timeout_ms; sleeps without spinning.
  */
-LITEBUS_API int litebus_recv(litebus_sub *sub, litebus_event *ev,
-			     int timeout_ms);
+LITEBUS_API int litebus_recv_sized(litebus_sub *sub, litebus_event *ev,
+				   size_t ev_size, int timeout_ms);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_recv(sub, ev, timeout_ms)                                      \
+	litebus_recv_sized((sub), (ev), sizeof(litebus_event), (timeout_ms))
+#else
+int litebus_recv(litebus_sub *sub, litebus_event *ev, int timeout_ms);
+#endif
 
 /*
  * litebus_sub_skipped - how many events the last LAGGED skipped (0 before
@@ -812,7 +915,8 @@ LITEBUS_API uint64_t litebus_sub_skipped(const litebus_sub *sub);
  * EPOLLET, call litebus_recv() until it returns LITEBUS_TIMEOUT (or
  * CLOSED) after each wake-up: the fd turns readable again only after a
  * call found nothing.
- * Returns the fd (>= 0), or EINVAL or ENOMEM (no fd could be made).
+ * Returns the fd (>= 0), or EINVAL, EMFILE (out of file descriptors) or
+ * ENOMEM (no fd could be made); a later call tries again.
  * Thread-safety: the subscriber's thread.  Blocking: never.
  */
 LITEBUS_API int litebus_sub_fd(litebus_sub *sub);
@@ -854,15 +958,53 @@ typedef struct litebus_row {
  * The reader attaches to the ring before it reads the table, so nothing
  * committed in between is missed.
  * Returns OK and *out; EINVAL (NULL, after_event_id < -1), ENOCHANNEL,
- * ENOMEM, ECLOSED, EFORKED, ECANTOPEN/ESQLITE/EBUSY (its read connection
- * could not open or read).
+ * ENOMEM, ECLOSED, EFORKED, EMFILE (out of file descriptors),
+ * ECANTOPEN/ESQLITE/EBUSY (its read connection could not open or read).
  * The caller owns *out and frees it with litebus_reader_close().
+ *
+ * What a reader costs (measured by tests/reliability/test_server_fds.c,
+ * x86-64, SQLite 3.40, 1000 readers of one file bus): its own SQLite
+ * connection, so
+ *  - 3 file descriptors while open: the database file and its -wal, and
+ *    the eventfd once litebus_reader_fd() made it (the -shm mapping is
+ *    shared by every connection of the process).  The first reader of a
+ *    bus also starts its watcher (2 more, once per bus).  When a reader
+ *    closes, SQLite keeps its database descriptor open - closing it
+ *    would drop the process's POSIX locks on the file - and gives it to
+ *    the next connection that opens the file; they are all closed with
+ *    the bus.  So the count stays at one per reader at the peak, plus two
+ *    per reader open now: open/close cycles do not add up.
+ *  - about 130 KiB of memory when caught up on a small table (SQLite's
+ *    per-connection lookaside and schema), growing with what its catch-up
+ *    reads up to about 2 MiB more: its page cache (SQLite's default
+ *    cache_size, 2000 KiB), kept until it closes (1.1 MiB measured after
+ *    reading 20000 rows).
+ *  - a few milliseconds to open (a connection, its schema, a read).
+ * Fan-out to thousands of clients: do not give each client a reader.
+ * Open one reader per channel (and filter) in the server and fan its rows
+ * out in the application: keep the recent rows in a buffer of your own,
+ * and a cursor (event_id) per client into it.  A client that falls
+ * behind the buffer gets a reader of its own at its cursor
+ * (litebus_reader_open(bus, channel, cursor, ...)) until it has caught
+ * up, then back to the shared stream; cap how many such readers run at
+ * once and let the other laggards wait their turn.  Readers then number
+ * the channels plus the lagging clients, not the clients, and RLIMIT_NOFILE
+ * must allow 3 descriptors for each of them on top of the clients'
+ * sockets.
  * Thread-safety: any thread.  Blocking: opens a read-only connection.
  */
-LITEBUS_API int litebus_reader_open(litebus *bus, int channel,
-				    int64_t after_event_id,
-				    const litebus_filter *f,
-				    litebus_reader **out);
+LITEBUS_API int litebus_reader_open_sized(litebus *bus, int channel,
+					  int64_t after_event_id,
+					  const litebus_filter *f,
+					  size_t f_size, litebus_reader **out);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_reader_open(bus, channel, after_event_id, f, out)              \
+	litebus_reader_open_sized((bus), (channel), (after_event_id), (f),     \
+				  sizeof(litebus_filter), (out))
+#else
+int litebus_reader_open(litebus *bus, int channel, int64_t after_event_id,
+			const litebus_filter *f, litebus_reader **out);
+#endif
 
 /*
  * litebus_reader_next - take the next row of a reader, in event_id order.
@@ -891,8 +1033,14 @@ LITEBUS_API int litebus_reader_open(litebus *bus, int channel,
  * Thread-safety: one thread at a time per reader.
  * Blocking: up to timeout_ms.
  */
-LITEBUS_API int litebus_reader_next(litebus_reader *r, litebus_row *row,
-				    int timeout_ms);
+LITEBUS_API int litebus_reader_next_sized(litebus_reader *r, litebus_row *row,
+					  size_t row_size, int timeout_ms);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_reader_next(r, row, timeout_ms)                                \
+	litebus_reader_next_sized((r), (row), sizeof(litebus_row), (timeout_ms))
+#else
+int litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms);
+#endif
 
 /*
  * litebus_reader_cursor - the event_id up to which every matching row has
@@ -905,8 +1053,10 @@ LITEBUS_API int64_t litebus_reader_cursor(const litebus_reader *r);
 /*
  * litebus_reader_fd - like litebus_sub_fd(): readable while rows (or
  * CLOSED) may be waiting; unreadable only after litebus_reader_next()
- * returned TIMEOUT.  Owned by the reader.
- * Returns the fd, or EINVAL / ENOMEM.
+ * returned TIMEOUT.  Owned by the reader.  With EPOLLET, call
+ * litebus_reader_next() (timeout 0) until it returns LITEBUS_TIMEOUT or
+ * CLOSED after each wake-up: OK and EXPIRED do not end the drain.
+ * Returns the fd, or EINVAL / EMFILE / ENOMEM.
  * Thread-safety: the reader's thread.  Blocking: never.
  */
 LITEBUS_API int litebus_reader_fd(litebus_reader *r);
@@ -1042,23 +1192,43 @@ LITEBUS_API int litebus_prune(litebus *bus, int channel,
  * as for litebus_reader_open() (copied; not stored in the database).
  * Returns OK and *out; EINVAL (NULL, bad name, start < -1), ENOCHANNEL,
  * EINUSE (already open), ENOMEM, ECLOSED, EDEADLK (on the writer thread:
- * creating the position is a write), EFORKED, or a storage error.
+ * creating the position is a write), EFORKED, EMFILE (out of file
+ * descriptors), or a storage error.
  * The caller owns *out and frees it with litebus_consumer_close().
  * Thread-safety: any thread but the writer.  Blocking: one write
  * transaction (queued as a job) and opening a read connection.
  */
-LITEBUS_API int litebus_consumer_open(litebus *bus, int channel,
-				      const char *name, int64_t start,
-				      const litebus_filter *f,
-				      litebus_consumer **out);
+LITEBUS_API int litebus_consumer_open_sized(litebus *bus, int channel,
+					    const char *name, int64_t start,
+					    const litebus_filter *f,
+					    size_t f_size,
+					    litebus_consumer **out);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_open(bus, channel, name, start, f, out)               \
+	litebus_consumer_open_sized((bus), (channel), (name), (start), (f),    \
+				    sizeof(litebus_filter), (out))
+#else
+int litebus_consumer_open(litebus *bus, int channel, const char *name,
+			  int64_t start, const litebus_filter *f,
+			  litebus_consumer **out);
+#endif
 
 /*
  * litebus_consumer_next - as litebus_reader_next(), for a consumer.
  * Thread-safety: one thread at a time per consumer.
  * Blocking: up to timeout_ms.
  */
-LITEBUS_API int litebus_consumer_next(litebus_consumer *c, litebus_row *row,
-				      int timeout_ms);
+LITEBUS_API int litebus_consumer_next_sized(litebus_consumer *c,
+					    litebus_row *row, size_t row_size,
+					    int timeout_ms);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_next(c, row, timeout_ms)                              \
+	litebus_consumer_next_sized((c), (row), sizeof(litebus_row),           \
+				    (timeout_ms))
+#else
+int litebus_consumer_next(litebus_consumer *c, litebus_row *row,
+			  int timeout_ms);
+#endif
 
 /*
  * litebus_consumer_expired - as litebus_reader_expired().
@@ -1146,8 +1316,17 @@ typedef struct litebus_consumer_info {
  * read from the database now.  Returns OK, EINVAL, ENOMEM, EFORKED or a
  * storage error.  Thread-safety: the consumer's thread.  Blocking: a short read.
  */
-LITEBUS_API int litebus_consumer_stats_get(litebus_consumer *c,
-					   litebus_consumer_info *info);
+LITEBUS_API int litebus_consumer_stats_get_sized(litebus_consumer *c,
+						 litebus_consumer_info *info,
+						 size_t info_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_stats_get(c, info)                                    \
+	litebus_consumer_stats_get_sized((c), (info),                          \
+					 sizeof(litebus_consumer_info))
+#else
+int litebus_consumer_stats_get(litebus_consumer *c,
+			       litebus_consumer_info *info);
+#endif
 
 /*
  * litebus_consumer_list - the durable consumers of `channel` (or of every
@@ -1158,9 +1337,18 @@ LITEBUS_API int litebus_consumer_stats_get(litebus_consumer *c,
  * EFORKED, or a storage error.
  * Thread-safety: any thread.  Blocking: a short read.
  */
-LITEBUS_API int litebus_consumer_list(litebus *bus, int channel,
-				      litebus_consumer_info *out, size_t cap,
-				      size_t *count);
+LITEBUS_API int litebus_consumer_list_sized(litebus *bus, int channel,
+					    litebus_consumer_info *out,
+					    size_t cap, size_t info_size,
+					    size_t *count);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_consumer_list(bus, channel, out, cap, count)                   \
+	litebus_consumer_list_sized((bus), (channel), (out), (cap),            \
+				    sizeof(litebus_consumer_info), (count))
+#else
+int litebus_consumer_list(litebus *bus, int channel, litebus_consumer_info *out,
+			  size_t cap, size_t *count);
+#endif
 
 /*
  * litebus_consumer_delete - forget the durable consumer `name` of
@@ -1198,7 +1386,14 @@ typedef struct litebus_stats {
  * Returns OK, or EINVAL for NULL, ECLOSED after the last close, EFORKED.
  * Thread-safety: any thread.  Blocking: never.
  */
-LITEBUS_API int litebus_stats_get(litebus *bus, litebus_stats *st);
+LITEBUS_API int litebus_stats_get_sized(litebus *bus, litebus_stats *st,
+					size_t st_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_stats_get(bus, st)                                             \
+	litebus_stats_get_sized((bus), (st), sizeof(litebus_stats))
+#else
+int litebus_stats_get(litebus *bus, litebus_stats *st);
+#endif
 
 /* Per-subscriber counters. */
 typedef struct litebus_sub_stats {
@@ -1214,8 +1409,15 @@ typedef struct litebus_sub_stats {
  * Returns OK or EINVAL.  Thread-safety: the subscriber's thread.
  * Blocking: never.
  */
-LITEBUS_API int litebus_sub_stats_get(const litebus_sub *sub,
-				      litebus_sub_stats *st);
+LITEBUS_API int litebus_sub_stats_get_sized(const litebus_sub *sub,
+					    litebus_sub_stats *st,
+					    size_t st_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_sub_stats_get(sub, st)                                         \
+	litebus_sub_stats_get_sized((sub), (st), sizeof(litebus_sub_stats))
+#else
+int litebus_sub_stats_get(const litebus_sub *sub, litebus_sub_stats *st);
+#endif
 
 typedef struct litebus_reader_stats {
 	uint64_t delivered; /* rows returned with OK */
@@ -1229,8 +1431,16 @@ typedef struct litebus_reader_stats {
  * Returns OK or EINVAL.  Thread-safety: the reader's thread.
  * Blocking: never.
  */
-LITEBUS_API int litebus_reader_stats_get(const litebus_reader *r,
-					 litebus_reader_stats *st);
+LITEBUS_API int litebus_reader_stats_get_sized(const litebus_reader *r,
+					       litebus_reader_stats *st,
+					       size_t st_size);
+#ifndef LITEBUS_BUILDING_LIBRARY_
+#define litebus_reader_stats_get(r, st)                                        \
+	litebus_reader_stats_get_sized((r), (st), sizeof(litebus_reader_stats))
+#else
+int litebus_reader_stats_get(const litebus_reader *r,
+			     litebus_reader_stats *st);
+#endif
 
 /* ---------------------------------------------------------------- */
 /* Metrics export                                                    */
@@ -1263,6 +1473,10 @@ LITEBUS_API int litebus_reader_stats_get(const litebus_reader *r,
  *   that succeeded / gave up; checkpoints that failed.
  *   litebus_pruned_rows_total (c): rows retention and litebus_prune
  *   deleted.
+ *   litebus_watcher_checks_total, _watcher_wakeups_total,
+ *   _watcher_errors_total (c): the watcher of "Commits made elsewhere":
+ *   data_version reads, times it found another connection's rows and
+ *   woke readers, failed checks (retried).  0 without a watcher.
  *   litebus_batch_jobs (h): jobs per transaction begun (buckets 1, 2, 4,
  *   ..., 1024; _count is litebus_stats.batches).
  *   litebus_commit_duration_seconds (h): how long each COMMIT took,

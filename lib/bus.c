@@ -151,20 +151,26 @@ litebus_options_init(litebus_options *o)
 /* F3: the registry is copied whole. */
 /*
  * F4: SQLite's process-wide mutexes, in the order SQLite itself nests
- * them (OPEN holds MAIN, the PRNG and the VFS while it opens a shared
- * btree; PRNG holds MAIN in sqlite3_vfs_find; the page-cache group (LRU)
- * holds PMEM, which gives way to MEM; the VFS holds MEM; MEM holds
- * nothing).  SQLite installs no fork handlers: a thread of the parent
- * inside sqlite3_malloc at the fork would leave MEM locked forever in the
- * child, and the child's litebus_open would hang there.  Holding them all
- * across fork() gives the child consistent, unlocked copies.  Taking them
- * in this order cannot deadlock with a thread that takes them in SQLite's
- * order; the application's own APP1-3 mutexes are left alone.
+ * them: OPEN holds the VFS mutexes, the PRNG and MAIN while it opens a
+ * shared btree; the unix VFS holds VFS1 (its temporary-directory mutex)
+ * while it names a temporary file, and that calls sqlite3_randomness,
+ * which takes the PRNG (seen in Debian's SQLite 3.40 by disassembly: a
+ * job whose statement journal spills to a temporary file does it on the
+ * writer thread); PRNG holds MAIN in sqlite3_vfs_find; the page-cache
+ * group (LRU) holds PMEM, which gives way to MEM; MEM holds nothing.
+ * (This list had PRNG before VFS1, so a fork() while the writer named a
+ * temporary file could deadlock the forking thread against it.)  SQLite
+ * installs no fork handlers: a thread of the parent inside sqlite3_malloc at
+ * the fork would leave MEM locked forever in the child, and the child's
+ * litebus_open would hang there.  Holding them all across fork() gives the
+ * child consistent, unlocked copies.  Taking them in this order cannot deadlock
+ * with a thread that takes them in SQLite's order; the application's own APP1-3
+ * mutexes are left alone.
  */
 static const int sqlite_static_mutexes[] = {
-    SQLITE_MUTEX_STATIC_OPEN, SQLITE_MUTEX_STATIC_PRNG,
-    SQLITE_MUTEX_STATIC_MAIN, SQLITE_MUTEX_STATIC_VFS1,
+    SQLITE_MUTEX_STATIC_OPEN, SQLITE_MUTEX_STATIC_VFS1,
     SQLITE_MUTEX_STATIC_VFS2, SQLITE_MUTEX_STATIC_VFS3,
+    SQLITE_MUTEX_STATIC_PRNG, SQLITE_MUTEX_STATIC_MAIN,
     SQLITE_MUTEX_STATIC_LRU,  SQLITE_MUTEX_STATIC_PMEM,
     SQLITE_MUTEX_STATIC_MEM};
 #define NSTATIC (sizeof sqlite_static_mutexes / sizeof sqlite_static_mutexes[0])

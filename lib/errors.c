@@ -9,10 +9,19 @@
  * dlerror(): the writer thread's failure reaches the submitting thread by
  * being copied into the job and restored there (lb_err_restore()).
  *
+ * Invariants
+ *   E1  Every status has exactly one message and one name (the list).
+ *   E2  Running out of file descriptors (EMFILE, ENFILE) is reported as
+ *       LITEBUS_EMFILE wherever it is the cause - a SQLite connection
+ *       that could not open its files, an eventfd - never as ECANTOPEN,
+ *       EIO or ENOMEM: the remedy (raise RLIMIT_NOFILE, close readers)
+ *       is not theirs.
+ *
  * Threads: any; the error slot is the calling thread's own.
  */
 #include "errors.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -147,6 +156,20 @@ lb_status_from_sqlite(int sqlite_rc)
 }
 
 int
+lb_status_from_errno(int err, int other)
+{
+	switch (err) {
+	case EMFILE:
+	case ENFILE:
+		return LITEBUS_EMFILE;
+	case ENOMEM:
+		return LITEBUS_ENOMEM;
+	default:
+		return other;
+	}
+}
+
+int
 lb_err_sqlite(sqlite3 *db, int sqlite_rc, const char *what)
 {
 	int status = lb_status_from_sqlite(sqlite_rc);
@@ -154,6 +177,12 @@ lb_err_sqlite(sqlite3 *db, int sqlite_rc, const char *what)
 
 	if (status == LITEBUS_OK) /* never map success to success silently */
 		status = LITEBUS_ESQLITE;
+	/* E2: SQLite reports a file it could not open for want of a
+	 * descriptor as CANTOPEN (or an I/O error, for the -wal and -shm);
+	 * the errno behind it tells. */
+	if ((status == LITEBUS_ECANTOPEN || status == LITEBUS_EIO) &&
+	    db != NULL)
+		status = lb_status_from_errno(sqlite3_system_errno(db), status);
 	/* sqlite3_errmsg describes the most recent call on db; prefer the
 	 * generic text for the code when it does not match. */
 	if (db != NULL &&

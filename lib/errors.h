@@ -35,4 +35,8 @@ int lb_err_code(void);
 /* The litebus status for a SQLite result code. */
 int lb_status_from_sqlite(int sqlite_rc);
 
+/* The litebus status for a failed system call's errno: EMFILE for
+ * EMFILE and ENFILE (E2), ENOMEM for ENOMEM, `other` for the rest. */
+int lb_status_from_errno(int err, int other);
+
 #endif

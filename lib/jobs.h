@@ -6,10 +6,12 @@
 #ifndef LB_JOBS_H
 #define LB_JOBS_H
 
+#include "arch.h"
 #include "errors.h"
 #include "litebus.h"
 
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,6 +34,9 @@ struct lb_job {
 	char errmsg[LB_ERRMSG_MAX];
 	/* exec only: the futex word of the hand-back (J2). */
 	_Atomic uint32_t state;
+	/* exec only: the queue it was pushed to, for lb_job_wait's spin
+	 * (J4); set by lb_jobq_push, read by the caller's own thread. */
+	struct lb_jobq *q;
 };
 
 /* The queue.  Every field but the immutable ones is under `lock`. */
@@ -45,6 +50,20 @@ struct lb_jobq {
 	/* Immutable after lb_jobq_init(). */
 	uint32_t max_queue;
 	_Atomic uint64_t *gauge; /* mirror of `queued` (litebus_stats) */
+	uint32_t max_spinners;	 /* exec callers that may spin at once */
+	bool writer_spins;	 /* more than one CPU: the writer may spin */
+
+	/* Spinning (J4).  Hints only: no other field is read because of
+	 * them, so every access is relaxed. */
+	/* Bumped under `lock` by every push and by close; the writer's spin
+	 * polls it without the lock.  Its own cache line: producers write
+	 * it while the writer reads it. */
+	alignas(LB_CACHELINE) _Atomic uint32_t pushes;
+	/* exec callers spinning now, and how long one may spin (ns). */
+	alignas(LB_CACHELINE) _Atomic uint32_t spinners;
+	_Atomic uint32_t exec_spin_ns;
+	/* Writer thread only: how long it spins before sleeping (ns). */
+	uint32_t writer_spin_ns;
 };
 
 /* Set up an empty queue holding at most max_queue jobs; `gauge` (borrowed

@@ -49,6 +49,7 @@
 #include "outbox.h"
 #include "stats.h"
 #include "wait.h"
+#include "watcher.h"
 #include "writer.h"
 
 #include <assert.h>
@@ -78,6 +79,7 @@ struct met_chan {
 struct met_snap {
 	litebus_stats st;
 	uint64_t ckpt_forced, ckpt_held, ckpt_errors, pruned_rows;
+	struct lb_watcher_stats watch; /* zeros without a watcher */
 	uint64_t batch_jobs[LB_HIST_BATCH_N + 1], batch_jobs_sum;
 	uint64_t commit_ns[LB_HIST_COMMIT_N + 1], commit_ns_sum;
 	int nchannels;
@@ -104,6 +106,7 @@ met_read_counters(litebus *bus, struct met_snap *m)
 	m->ckpt_held = met_load(&s->ckpt_held);
 	m->ckpt_errors = met_load(&s->ckpt_errors);
 	m->pruned_rows = met_load(&s->pruned_rows);
+	lb_watcher_stats_get(bus->watcher, &m->watch);
 	/* M3: each bucket loaded once; the emitters derive the rest. */
 	for (size_t i = 0; i <= LB_HIST_BATCH_N; i++)
 		m->batch_jobs[i] = met_load(&s->batch_jobs[i]);
@@ -122,47 +125,16 @@ met_read_counters(litebus *bus, struct met_snap *m)
 	}
 }
 
-/* The schema version litebus_meta holds (0 if it holds none). */
-static int
-met_read_version(sqlite3 *db, int64_t *version)
-{
-	sqlite3_stmt *st = NULL;
-	int src;
-
-	*version = 0;
-	src = sqlite3_prepare_v2(db,
-				 "SELECT value FROM main.litebus_meta "
-				 "WHERE key = 'schema_version'",
-				 -1, &st, NULL);
-	if (src != SQLITE_OK)
-		return lb_err_sqlite(db, src,
-				     MET_CALL ": reading litebus_meta");
-	src = sqlite3_step(st);
-	if (src == SQLITE_ROW) {
-		*version = sqlite3_column_int64(st, 0);
-		src = sqlite3_step(st);
-	}
-	if (src != SQLITE_DONE) {
-		int rc =
-		    lb_err_sqlite(db, src, MET_CALL ": reading litebus_meta");
-
-		(void)sqlite3_finalize(st); /* repeats the step's error */
-		return rc;
-	}
-	(void)sqlite3_finalize(st); /* after SQLITE_DONE: SQLITE_OK */
-	return LITEBUS_OK;
-}
-
 /* M4: one read transaction for the version and every channel's range. */
 static int
 met_read_file_once(sqlite3 *db, struct met_snap *m)
 {
 	int rc, src;
 
-	src = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	if (src != SQLITE_OK)
-		return lb_err_sqlite(db, src, MET_CALL ": BEGIN");
-	rc = met_read_version(db, &m->schema_version);
+	rc = lb_outbox_read_begin(db);
+	if (rc != LITEBUS_OK)
+		return rc;
+	rc = lb_outbox_read_schema_version(db, &m->schema_version);
 	for (int i = 0; rc == LITEBUS_OK && i < m->nchannels; i++) {
 		/* The reads litebus_channel_head makes (retention.c). */
 		rc = lb_outbox_read_head(db, m->ch[i].name, &m->ch[i].head);
@@ -170,9 +142,12 @@ met_read_file_once(sqlite3 *db, struct met_snap *m)
 			rc = lb_outbox_read_oldest(db, m->ch[i].name,
 						   &m->ch[i].oldest);
 	}
-	src = sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	if (rc == LITEBUS_OK && src != SQLITE_OK)
-		rc = lb_err_sqlite(db, src, MET_CALL ": ending the read");
+	/* A read transaction: ending it loses nothing. */
+	src = lb_outbox_read_end(db);
+	if (rc == LITEBUS_OK)
+		rc = src;
+	if (!sqlite3_get_autocommit(db))
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
 
@@ -590,6 +565,9 @@ enum {
 	F_CKPT_HELD,
 	F_CKPT_ERRORS,
 	F_PRUNED_ROWS,
+	F_WATCH_CHECKS,
+	F_WATCH_RAISES,
+	F_WATCH_ERRORS,
 	F_QUEUED,
 	F_BATCH_JOBS,
 	F_COMMIT_SECONDS,
@@ -637,6 +615,16 @@ static const struct met_family met_families[F_COUNT] = {
     [F_CKPT_ERRORS] = {"litebus_checkpoint_errors_total", MET_COUNTER,
 		       "Checkpoints that failed with an error other than "
 		       "busy."},
+    [F_WATCH_CHECKS] =
+	{"litebus_watcher_checks_total", MET_COUNTER,
+	 "Times the watcher read PRAGMA data_version to look for "
+	 "commits made by other connections."},
+    [F_WATCH_RAISES] =
+	{"litebus_watcher_wakeups_total", MET_COUNTER,
+	 "Times the watcher found rows another connection "
+	 "committed on a followed channel and woke its readers."},
+    [F_WATCH_ERRORS] = {"litebus_watcher_errors_total", MET_COUNTER,
+			"Watcher checks that failed (retried)."},
     [F_PRUNED_ROWS] = {"litebus_pruned_rows_total", MET_COUNTER,
 		       "Outbox rows deleted by retention and litebus_prune."},
     [F_QUEUED] = {"litebus_queued_jobs", MET_GAUGE,
@@ -702,6 +690,9 @@ met_write(struct met_out *o, const struct met_snap *m)
 	out_scalar(o, &F[F_CKPT_HELD], num_u(m->ckpt_held).s);
 	out_scalar(o, &F[F_CKPT_ERRORS], num_u(m->ckpt_errors).s);
 	out_scalar(o, &F[F_PRUNED_ROWS], num_u(m->pruned_rows).s);
+	out_scalar(o, &F[F_WATCH_CHECKS], num_u(m->watch.checks).s);
+	out_scalar(o, &F[F_WATCH_RAISES], num_u(m->watch.raises).s);
+	out_scalar(o, &F[F_WATCH_ERRORS], num_u(m->watch.errors).s);
 	out_scalar(o, &F[F_QUEUED], num_u(st->queued).s);
 
 	sum = num_u(m->batch_jobs_sum);

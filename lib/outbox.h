@@ -176,7 +176,8 @@ int lb_outbox_after_job(struct lb_outbox *ob);
  * litebus file of exactly LB_SCHEMA_VERSION whose litebus objects are all
  * litebus's (O2, O3), and list its channels as the file spells them: the
  * built-in ones, then `want` (NULL-terminated, may be NULL; each must be
- * in the file: ENOCHANNEL), then the file's others ordered by name.
+ * in the file: ENOCHANNEL), then the file's others ordered by name, up to
+ * LITEBUS_MAX_CHANNELS in all.
  * Fills names[0..*n-1].  Litebus status; ECANTOPEN for a missing file,
  * EFOREIGN for a file that is not litebus's, ESCHEMA for another schema
  * version or foreign litebus_* objects. */
@@ -252,6 +253,8 @@ int lb_outbox_step_int(sqlite3 *db, sqlite3_stmt *st, int64_t *out,
 /* Begin and end a read transaction on a reader's connection (several
  * reads from one snapshot).  Litebus statuses. */
 int lb_outbox_read_begin(sqlite3 *db);
+/* A reader's connection: litebus_meta's schema_version (0 if none). */
+int lb_outbox_read_schema_version(sqlite3 *db, int64_t *version);
 int lb_outbox_read_end(sqlite3 *db);
 
 /* Writer: litebus's own statement `which` (prepared on first use;

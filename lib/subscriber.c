@@ -154,9 +154,13 @@ lb_sub_fd(struct litebus_sub *s)
 	/* Starts readable (count 1): records may be waiting.  The first
 	 * recv that finds none arms it (lb_sub_idle). */
 	fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (fd < 0)
-		return lb_err_set(LITEBUS_ENOMEM, "eventfd: %s",
-				  strerror(errno));
+	if (fd < 0) {
+		int err = errno;
+
+		/* E2 (errors.c): out of descriptors is EMFILE. */
+		return lb_err_set(lb_status_from_errno(err, LITEBUS_ENOMEM),
+				  "eventfd: %s", strerror(err));
+	}
 	s->fdw.fd = fd;
 	lb_channel_fd_register(s->ch, &s->fdw);
 	return fd;

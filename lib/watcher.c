@@ -54,9 +54,15 @@
  *       this bus commits wake readers through the ring alone; a raise
  *       for them would make a reader's fd readable for ring records it
  *       then skips as covered (D1), with nothing to read.
- *   X4  Checks are at least LB_WATCH_MIN_GAP_NS apart: under a stream of
- *       -wal writes (this bus's own commits included) the watcher wakes
- *       at most once per gap, whatever the commit rate.
+ *   X4  Checks are at least gap_ns apart: under a stream of -wal writes
+ *       the watcher wakes at most once per gap, whatever the commit rate.
+ *       The gap starts at LB_WATCH_MIN_GAP_NS and doubles, up to
+ *       LB_WATCH_MAX_GAP_NS, after each check that found only this bus's
+ *       own commits (data_version moved, commit_seq moved, nothing
+ *       raised); a check that raises a file_head resets it.  So a busy
+ *       writer with readers attached pays for at most one check per 2 ms,
+ *       and rows of another process wait at most that long longer while
+ *       this bus is busy writing.
  *   X6  A -wal write is not yet a commit: SQLite writes the frames, then
  *       (after an fsync under synchronous=FULL) publishes the commit in
  *       the -shm, which is memory-mapped and raises no inotify event.  A
@@ -95,6 +101,7 @@
  * each); the gap bounds that at a few percent of one core however fast
  * the -wal is written, and adds at most 0.2 ms to the wake-up delay. */
 #define LB_WATCH_MIN_GAP_NS 200000u
+#define LB_WATCH_MAX_GAP_NS 2000000u
 /* AUTO without inotify polls at least this often (ms). */
 #define LB_WATCH_FALLBACK_MS 5u
 /* X3: how long a check waits for a COMMIT of this bus's writer to end. */
@@ -134,6 +141,8 @@ struct lb_watcher {
 	 * until when (0: none pending). */
 	uint64_t follow_step_ns, follow_until_ns;
 	uint64_t last_check_ns;
+	uint64_t gap_ns;	  /* X4 */
+	uint64_t last_commit_seq; /* commit_seq at the last check (X4) */
 
 	/* Relaxed counters (lb_watcher_stats). */
 	_Atomic uint64_t wakeups, checks, head_reads, raises, errors;
@@ -297,7 +306,7 @@ watcher_writer_settled(const struct lb_watcher *w)
  * *settled is false if the heads could not be told apart from a COMMIT of
  * our own under way: nothing was raised, and the check must be repeated. */
 static int
-watcher_read_heads(struct lb_watcher *w, bool *settled)
+watcher_read_heads(struct lb_watcher *w, bool *settled, bool *raised)
 {
 	int64_t heads[LITEBUS_MAX_CHANNELS];
 	bool want[LITEBUS_MAX_CHANNELS];
@@ -332,8 +341,10 @@ watcher_read_heads(struct lb_watcher *w, bool *settled)
 
 		/* X3: this bus's own rows come through the ring. */
 		if (want[i] && heads[i] > lb_channel_committed_id(ch) &&
-		    lb_channel_raise_file_head(ch, heads[i]))
+		    lb_channel_raise_file_head(ch, heads[i])) {
 			watcher_count(&w->raises);
+			*raised = true;
+		}
 	}
 	return LITEBUS_OK;
 }
@@ -343,7 +354,8 @@ watcher_read_heads(struct lb_watcher *w, bool *settled)
 static bool
 watcher_check(struct lb_watcher *w)
 {
-	bool settled = true;
+	bool settled = true, raised = false;
+	uint64_t seq;
 	int64_t version;
 	int rc;
 
@@ -358,7 +370,7 @@ watcher_check(struct lb_watcher *w)
 	w->follow_until_ns = 0; /* X6: it became visible */
 	if (rc == LITEBUS_OK) {
 		watcher_count(&w->head_reads);
-		rc = watcher_read_heads(w, &settled);
+		rc = watcher_read_heads(w, &settled, &raised);
 	}
 	if (rc != LITEBUS_OK) {
 		/* X5: the thread's error text is of no use to anyone. */
@@ -371,6 +383,14 @@ watcher_check(struct lb_watcher *w)
 		return true; /* X1: last_version stays; checked again soon */
 	w->last_version = version; /* X1: only once the heads were read */
 	w->version_known = true;
+	/* X4.  Relaxed: a hint for pacing; the ordering that matters was
+	 * had in watcher_writer_settled(). */
+	seq = atomic_load_explicit(w->cfg.commit_seq, memory_order_relaxed);
+	if (raised)
+		w->gap_ns = LB_WATCH_MIN_GAP_NS;
+	else if (seq != w->last_commit_seq && w->gap_ns < LB_WATCH_MAX_GAP_NS)
+		w->gap_ns *= 2;
+	w->last_commit_seq = seq;
 	return true;
 }
 
@@ -453,8 +473,8 @@ watcher_main(void *arg)
 		{
 			uint64_t since = lb_mono_ns() - w->last_check_ns;
 
-			if (since < LB_WATCH_MIN_GAP_NS)
-				lb_sleep_ns(LB_WATCH_MIN_GAP_NS - since);
+			if (since < w->gap_ns)
+				lb_sleep_ns(w->gap_ns - since);
 		}
 		if (!watcher_check(w))
 			watcher_follow_up(w, wal_written, lb_mono_ns());
@@ -475,15 +495,16 @@ lb_watcher_start(const struct lb_watcher_config *cfg, struct lb_watcher **out)
 				  "litebus_open: out of memory");
 	w->cfg = *cfg;
 	w->inotify_fd = -1;
+	w->gap_ns = LB_WATCH_MIN_GAP_NS;
 	atomic_init(&w->following, 0);
 	atomic_init(&w->stopping, 0);
 	w->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (w->kick_fd < 0) {
 		err = errno;
 		free(w);
-		return lb_err_set(
-		    err == ENOMEM ? LITEBUS_ENOMEM : LITEBUS_ECANTOPEN,
-		    "litebus_open: the watcher's eventfd: %s", strerror(err));
+		return lb_err_set(lb_status_from_errno(err, LITEBUS_ECANTOPEN),
+				  "litebus_open: the watcher's eventfd: %s",
+				  strerror(err));
 	}
 	err = pthread_create(&w->thread, NULL, watcher_main, w);
 	if (err != 0) {

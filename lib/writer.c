@@ -4,9 +4,14 @@
  *
  * Every job of a bus runs here, on one thread that owns the only write
  * connection, so writes need no locks of their own.  The thread takes every
- * job waiting (up to max_batch) into one transaction, each job inside its
- * own SAVEPOINT: a failing job is rolled back alone, and one COMMIT (one
- * fsync under full durability) serves the whole batch.  Only after COMMIT
+ * job waiting (up to max_batch) into one transaction, and one COMMIT (one
+ * fsync under full durability) serves the whole batch.  A failing job must
+ * roll back alone.  Jobs first run without savepoints (W9): a savepoint
+ * pair per job, with the page copies SQLite makes for it, was 15-20% of
+ * the CPU per event.  If a job fails, the transaction is rolled back, the
+ * job settles as failed, and its batch mates run again in a new
+ * transaction, each inside its own SAVEPOINT, as they do for the next
+ * WRITER_SP_BATCHES batches.  Only after COMMIT
  * returns are the batch's events published to the rings, in commit order;
  * then the jobs are completed in queue order.
  *
@@ -61,13 +66,25 @@
  *       statement of job k makes SQLite roll back the whole transaction,
  *       job k settles as failed and the unsettled jobs (those before k
  *       that had succeeded, and those after it) run in a new
- *       transaction.  Each such loss settles one job, so a batch of n
- *       jobs runs at most n transactions of that kind.
+ *       transaction, each in its own savepoint (W9).  Each such loss
+ *       settles one job, so a batch of n jobs runs at most n
+ *       transactions of that kind (and one more after a failure
+ *       without savepoints, W9).
  *   W8  commit_seq is odd exactly from right before a batch's COMMIT
  *       until its committed ids are stored (C5) or the COMMIT failed.
  *       The watcher (watcher.c, X3) uses it to tell this writer's rows
  *       from other connections': seen even after it read a snapshot, the
  *       committed ids loaded next cover every row of ours in it.
+ *   W9  A job runs without a savepoint of its own only in its batch's
+ *       first transaction, and only when no job has failed that way in
+ *       the last WRITER_SP_BATCHES batches.  A failure there settles that
+ *       job and abandons the transaction (W4's ids with it): its batch
+ *       mates that had succeeded are called again (the header's "may be
+ *       called more than once"), never committed twice, and the rest of
+ *       the batch and the next WRITER_SP_BATCHES batches run with a
+ *       savepoint per job, so a stream of failing jobs costs at most one
+ *       re-run per WRITER_SP_BATCHES + 1 batches.  The batch's COMMIT
+ *       releases any savepoint a job left open.
  */
 #include "writer.h"
 
@@ -115,7 +132,15 @@ struct lb_writer {
 	/* Why the batch's transaction was lost (writer_run_job returned
 	 * RUN_LOST): a litebus status, with the thread's error text set. */
 	int lost_status;
+	/* W9: batches still to run with a savepoint per job. */
+	uint32_t sp_batches;
 };
+
+/* W9: after a job failed in a transaction without savepoints, this many
+ * batches run with a savepoint per job before the writer tries again
+ * without: re-running a failed batch's mates costs at most about one
+ * batch, spread over this many. */
+#define WRITER_SP_BATCHES 16u
 
 #ifdef NDEBUG
 #define LB_ASSERT_ON_WRITER(w) ((void)(w))
@@ -270,17 +295,20 @@ writer_settle(struct lb_job *j, int status, bool with_detail)
 
 /* What running one job did to the batch's transaction. */
 enum run_result {
-	RUN_OK,		 /* the transaction lives on (the job may have failed
-			    alone and been rolled back to its savepoint) */
-	RUN_LOST_BY_JOB, /* a statement of the job made SQLite roll back
-			    the whole transaction; the job is settled */
-	RUN_LOST	 /* litebus's own savepoint statements failed and the
-			    transaction is gone; w->lost_status says why */
+	RUN_OK,		  /* the transaction lives on (the job may have failed
+			     alone and been rolled back to its savepoint) */
+	RUN_LOST_BY_JOB,  /* a statement of the job made SQLite roll back
+			     the whole transaction; the job is settled */
+	RUN_FAILED_NO_SP, /* W9: the job failed without a savepoint of its
+			     own; it is settled, and the transaction must be
+			     abandoned */
+	RUN_LOST	  /* litebus's own savepoint statements failed and the
+			     transaction is gone; w->lost_status says why */
 };
 
-/* Run one job inside its savepoint. */
+/* Run one job, inside its own savepoint if with_sp (W9). */
 static enum run_result
-writer_run_job(struct lb_writer *w, struct lb_job *j)
+writer_run_job(struct lb_writer *w, struct lb_job *j, bool with_sp)
 {
 	const int n = w->cfg.nchannels;
 	int64_t job_last_id[LITEBUS_MAX_CHANNELS];
@@ -291,7 +319,7 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	LB_ASSERT_ON_WRITER(w);
 	lb_stat_add_w(&w->cfg.stats->jobs, 1);
 	memcpy(job_last_id, w->last_id, (size_t)n * sizeof job_last_id[0]);
-	src = lb_outbox_savepoint(&w->ob);
+	src = with_sp ? lb_outbox_savepoint(&w->ob) : SQLITE_OK;
 	if (src != SQLITE_OK) {
 		writer_settle(
 		    j,
@@ -343,6 +371,16 @@ writer_run_job(struct lb_writer *w, struct lb_job *j)
 	if (jr == 0 && misuse != LITEBUS_OK) {
 		jr = misuse;
 		lb_job_set_status(j, jr, true);
+	}
+	if (!with_sp) {
+		if (jr == 0) {
+			lb_job_set_status(j, 0, false); /* settles at COMMIT */
+			return RUN_OK;
+		}
+		/* W9: it cannot roll back alone; the transaction goes, and
+		 * with it the ids it handed out (writer_abandon, W4). */
+		j->settled = true;
+		return RUN_FAILED_NO_SP;
 	}
 	if (jr == 0) {
 		src = lb_outbox_release(&w->ob);
@@ -473,20 +511,14 @@ writer_publish(struct lb_writer *w)
 }
 
 /* The batch-size histogram (stats.h): one observation per transaction
- * begun, as `batches` counts them, of the jobs it takes (those of
- * jobs[0, n) not settled yet). */
+ * begun, as `batches` counts them, of the jobs run in it, as `jobs`
+ * counts them (so its sum is `jobs`, re-runs included, W6, W9). */
 static void
-writer_record_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
+writer_record_batch(struct lb_writer *w, uint64_t ran)
 {
-	uint64_t count = 0;
-
 	LB_ASSERT_ON_WRITER(w);
-	for (size_t i = 0; i < n; i++)
-		if (!jobs[i]->settled)
-			count++;
 	lb_hist_add_w(w->cfg.stats->batch_jobs, LB_HIST_BATCH_N,
-		      &w->cfg.stats->batch_jobs_sum, lb_hist_batch_bound,
-		      count);
+		      &w->cfg.stats->batch_jobs_sum, lb_hist_batch_bound, ran);
 }
 
 /* Run jobs [0, n) in as few transactions as their fates allow, then
@@ -496,36 +528,54 @@ writer_run_batch(struct lb_writer *w, struct lb_job **jobs, size_t n)
 {
 	const struct lb_writer_config *cfg = &w->cfg;
 	size_t first = 0;
+	/* W9: the first transaction without savepoints unless a job failed
+	 * lately; any later one of this batch with them. */
+	bool with_sp = w->sp_batches > 0;
 	int rc;
 
 	LB_ASSERT_ON_WRITER(w);
+	if (w->sp_batches > 0)
+		w->sp_batches--;
 	for (size_t i = 0; i < n; i++)
 		jobs[i]->settled = false;
 	while (first < n) {
 		enum run_result r = RUN_OK;
 		size_t end = n;
+		uint64_t ran = 0;
+		bool sp = with_sp;
 
 		while (first < n && jobs[first]->settled)
 			first++;
 		if (first == n)
 			break;
 		lb_stat_add_w(&cfg->stats->batches, 1);
-		writer_record_batch(w, jobs + first, n - first);
 		w->batch_ms = lb_wall_ms();
 		rc = writer_begin(w);
 		if (rc != LITEBUS_OK) {
+			writer_record_batch(w, 0);
 			writer_fail_unsettled(jobs + first, n - first, rc);
 			break;
 		}
 		memcpy(w->batch_last_id, w->last_id, sizeof w->last_id);
+		with_sp = true;
 		for (size_t i = first; i < n; i++) {
 			if (jobs[i]->settled)
 				continue;
-			r = writer_run_job(w, jobs[i]);
+			ran++;
+			r = writer_run_job(w, jobs[i], sp);
 			if (r != RUN_OK) {
 				end = i + 1;
 				break;
 			}
+		}
+		writer_record_batch(w, ran);
+		if (r == RUN_FAILED_NO_SP) {
+			/* W9: the culprit is settled; the jobs before it that
+			 * had succeeded run again, with the jobs after it,
+			 * each in its own savepoint from now on. */
+			writer_abandon(w);
+			w->sp_batches = WRITER_SP_BATCHES;
+			continue;
 		}
 		if (r == RUN_LOST_BY_JOB) {
 			/* W6: the culprit is settled; the jobs before it that

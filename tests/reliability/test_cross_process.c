@@ -561,6 +561,46 @@ noop_job(litebus_tx *tx, void *arg)
 	return 0;
 }
 
+/* "A bus holds at most LITEBUS_MAX_CHANNELS: of a file with more (several
+ * read-write opens may each declare others), the ones beyond are left out
+ * unless options.channels names them." */
+static void
+a_read_only_bus_of_a_file_with_more_channels_than_a_bus_holds(void **state)
+{
+	struct bus_fixture *f = *state;
+	enum { PER_OPEN = LITEBUS_MAX_CHANNELS - LITEBUS_BUILTIN_CHANNELS };
+	char names[2][PER_OPEN][16];
+	const char *list[PER_OPEN + 1];
+	const char *const last[] = {"b58", NULL};
+	litebus_options o;
+	litebus *bus;
+
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < PER_OPEN; i++) {
+			snprintf(names[k][i], sizeof names[k][i], "%c%02d",
+				 k == 0 ? 'a' : 'b', i);
+			list[i] = names[k][i];
+		}
+		list[PER_OPEN] = NULL;
+		fx_options_tiny(&o);
+		o.channels = list;
+		bus = fx_open_path(f->path, &o);
+		assert_int_equal(litebus_close(bus), LITEBUS_OK);
+	}
+	/* The file holds 5 + 2 x 59 channels. */
+	assert_int_equal(open_ro(f->path, NULL, &bus), LITEBUS_OK);
+	assert_int_equal(litebus_channel_count(bus), LITEBUS_MAX_CHANNELS);
+	assert_string_equal(litebus_channel_name(bus, LITEBUS_BUILTIN_CHANNELS),
+			    "a00");
+	assert_int_equal(litebus_channel_id(bus, "b58"), LITEBUS_ENOCHANNEL);
+	assert_int_equal(litebus_close(bus), LITEBUS_OK);
+	assert_int_equal(open_ro(f->path, last, &bus), LITEBUS_OK);
+	assert_int_equal(litebus_channel_count(bus), LITEBUS_MAX_CHANNELS);
+	assert_int_equal(litebus_channel_id(bus, "b58"),
+			 LITEBUS_BUILTIN_CHANNELS);
+	assert_int_equal(litebus_close(bus), LITEBUS_OK);
+}
+
 /* "litebus_exec(), litebus_submit(), litebus_prune(), litebus_subscribe()
  * (nothing is ever published), litebus_consumer_open() (positions are
  * writes) and litebus_consumer_delete() return LITEBUS_EREADONLY", and
@@ -675,6 +715,8 @@ main(int argc, char **argv)
 	    FX_TEST_TMPDIR(a_read_only_open_refuses_an_unmigrated_older_schema),
 	    FX_TEST_TMPDIR(
 		a_read_only_bus_has_every_channel_of_the_file_in_a_documented_order),
+	    FX_TEST_TMPDIR(
+		a_read_only_bus_of_a_file_with_more_channels_than_a_bus_holds),
 	    FX_TEST_TMPDIR(
 		a_read_only_bus_refuses_every_write_and_leaves_the_file_unchanged),
 	    FX_TEST_TMPDIR(read_only_opens_of_one_file_share_a_handle),

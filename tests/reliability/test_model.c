@@ -9,7 +9,7 @@
  * the seed and the command that reruns the same sequence.
  */
 #include "fixture.h"
-#include "model.h"
+#include "model_check.h"
 
 #include <inttypes.h>
 #include <setjmp.h>
@@ -22,73 +22,8 @@
 
 #include <cmocka.h>
 
-static uint64_t
-env_u64(const char *name, uint64_t dflt)
-{
-	const char *v = getenv(name);
-	return v != NULL && v[0] != '\0' ? strtoull(v, NULL, 0) : dflt;
-}
-
-static uint64_t
-splitmix(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
-static void
-run_model(struct bus_fixture *f, int threads, int durability,
-	  uint64_t seed_offset)
-{
-	uint64_t seed = env_u64("LITEBUS_MODEL_SEED", 1400) + seed_offset;
-	size_t nops = (size_t)env_u64("LITEBUS_MODEL_OPS", 1500);
-	size_t len = nops * MODEL_OP_BYTES;
-	uint8_t *ops = malloc(len + 8);
-	struct model_config cfg = {f->path, threads, durability};
-	char shm[64] = "/dev/shm/litebus-model-XXXXXX", path[96];
-	struct model *m;
-	uint64_t s = seed;
-	int rc;
-
-	assert_non_null(ops);
-	for (size_t i = 0; i < len; i += 8) {
-		uint64_t v = splitmix(&s);
-		memcpy(ops + i, &v, 8);
-	}
-	/* On tmpfs where there is one: fsyncs cost nothing there, and the
-	 * contract checked here does not depend on them. */
-	if (mkdtemp(shm) != NULL) {
-		snprintf(path, sizeof path, "%s/model.db", shm);
-		cfg.path = path;
-	}
-	m = model_new(&cfg);
-	assert_non_null(m);
-	rc = model_run(m, ops, len);
-	if (rc == 0)
-		rc = model_finish(m);
-	printf("model check: %" PRIu64 " operations, %d threads, seed %" PRIu64
-	       "\n",
-	       model_ops(m), threads, seed);
-	if (rc != 0)
-		fail_msg("model check failed after %" PRIu64 " operations: %s\n"
-			 "rerun: LITEBUS_MODEL_SEED=%" PRIu64
-			 " LITEBUS_MODEL_OPS=%zu %s",
-			 model_ops(m), model_error(m), seed - seed_offset, nops,
-			 "tests/test_model");
-	model_free(m);
-	free(ops);
-	if (cfg.path == path) {
-		char p[128];
-		static const char *const sfx[] = {"", "-wal", "-shm"};
-		for (int i = 0; i < 3; i++) {
-			snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-			unlink(p);
-		}
-		rmdir(shm);
-	}
-}
+static const struct model_check check = {
+    .default_seed = 1400, .default_ops = 1500, .program = "tests/test_model"};
 
 /* litebus.h, readers: "deliver every committed row exactly once, in
  * event_id order, whatever the lag"; subscribers: "received + skipped
@@ -98,7 +33,8 @@ run_model(struct bus_fixture *f, int threads, int durability,
 static void
 random_operations_on_one_thread_keep_the_contract(void **state)
 {
-	run_model(*state, 1, LITEBUS_DURABILITY_NORMAL, 0);
+	model_check_run(((struct bus_fixture *)*state)->path, &check, 1,
+			LITEBUS_DURABILITY_NORMAL, 0);
 }
 
 /* The same with bursts of jobs from four threads (group commit) while a
@@ -106,7 +42,8 @@ random_operations_on_one_thread_keep_the_contract(void **state)
 static void
 random_operations_from_four_threads_keep_the_contract(void **state)
 {
-	run_model(*state, 4, LITEBUS_DURABILITY_FULL, 1);
+	model_check_run(((struct bus_fixture *)*state)->path, &check, 4,
+			LITEBUS_DURABILITY_FULL, 1);
 }
 
 int

@@ -264,17 +264,22 @@ database_and_wal_plateau_under_steady_load_with_retention(void **state)
 		      "bytes, wal max %.0f then %.0f bytes, %zu samples\n",
 		      seconds, (long long)head, (long long)oldest, db_warm,
 		      db_max, wal_before, wal_after, n);
+	free(db);
+	free(wal);
 	/* The table was full by the end of warm-up, and pruning kept up. */
 	assert_true(head - oldest + 1 <= 2 * MAX_ROWS);
-	if (db_max > db_warm * 1.10)
+	/* A plateau, not a fixed size: on a loaded machine (sanitizers, other
+	 * jobs) the pruner may lag a pass behind for a while and the table
+	 * hold up to 2 x MAX_ROWS rows at once, which the file keeps room
+	 * for afterwards (one 2026-11-30 run at load 9: +19%).  Growth without
+	 * bound is what this catches. */
+	if (db_max > db_warm * 1.5)
 		fail_msg("the database grew from %.0f to %.0f bytes after "
 			 "warm-up",
 			 db_warm, db_max);
 	if (wal_after > wal_before * 1.10)
 		fail_msg("the WAL grew from %.0f to %.0f bytes after warm-up",
 			 wal_before, wal_after);
-	free(db);
-	free(wal);
 }
 
 int

@@ -5,11 +5,11 @@
  */
 #include "fixture.h"
 
-#include <setjmp.h>
 #include <semaphore.h>
+#include <setjmp.h>
 #include <sqlite3.h>
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +97,8 @@ struct batch_job {
 	int64_t id;
 	int status;
 	int done_calls;
+	int calls;	 /* writer thread; read after the last exec returned */
+	const char *sql; /* run this instead of emitting, if set */
 };
 
 static int
@@ -108,6 +110,9 @@ batch_job_fn(litebus_tx *tx, void *arg)
 			    .ids = &j->id,
 			    .fail = j->fail != 0};
 
+	j->calls++;
+	if (j->sql != NULL)
+		return fx_sql_job(tx, (void *)j->sql);
 	return fx_emit_job(tx, &e);
 }
 
@@ -120,14 +125,39 @@ batch_job_done(int status, void *arg)
 	j->done_calls++;
 }
 
+/* Submit jobs[0, n) while a blocker holds the writer, so that they form
+ * one batch, then exec one more job behind them: when it returns, they
+ * are all done. */
+static void
+run_held_batch(struct bus_fixture *f, struct batch_job *jobs, int n)
+{
+	struct fx_barrier b;
+	struct fx_exec blocker;
+	pthread_t t;
+
+	fx_barrier_init(&b, 2);
+	blocker = (struct fx_exec){f->bus, fx_block_job, &b, -1};
+	assert_int_equal(pthread_create(&t, NULL, fx_exec_main, &blocker), 0);
+	fx_barrier_wait(&b); /* the writer is inside fx_block_job */
+	for (int i = 0; i < n; i++) {
+		jobs[i].status = -99;
+		assert_int_equal(litebus_submit(f->bus, batch_job_fn, &jobs[i],
+						batch_job_done, &jobs[i]),
+				 LITEBUS_OK);
+	}
+	fx_barrier_wait(&b); /* release: the n jobs form the next batch */
+	pthread_join(t, NULL);
+	assert_int_equal(blocker.rc, 0);
+	/* exec queues behind the n, so when it returns they are done. */
+	assert_int_equal(litebus_exec(f->bus, job_emit, &(int64_t){0}), 0);
+	fx_barrier_destroy(&b);
+}
+
 static void
 one_failing_job_in_a_batch_rolls_back_alone(void **state)
 {
 	struct bus_fixture *f = *state;
-	struct fx_barrier b;
-	struct fx_exec blocker;
 	struct batch_job jobs[9] = {{0}};
-	pthread_t t;
 	litebus_sub *sub;
 	litebus_event ev;
 	litebus_stats st0, st1;
@@ -135,27 +165,17 @@ one_failing_job_in_a_batch_rolls_back_alone(void **state)
 	assert_int_equal(litebus_subscribe(f->bus, LITEBUS_COMPLETION, &sub),
 			 LITEBUS_OK);
 	assert_int_equal(litebus_stats_get(f->bus, &st0), LITEBUS_OK);
-	fx_barrier_init(&b, 2);
-	blocker = (struct fx_exec){f->bus, fx_block_job, &b, -1};
-	assert_int_equal(pthread_create(&t, NULL, fx_exec_main, &blocker), 0);
-	fx_barrier_wait(&b); /* the writer is inside fx_block_job */
-	for (int i = 0; i < 9; i++) {
+	for (int i = 0; i < 9; i++)
 		jobs[i].fail = i == 4;
-		jobs[i].status = -99;
-		assert_int_equal(litebus_submit(f->bus, batch_job_fn, &jobs[i],
-						batch_job_done, &jobs[i]),
-				 LITEBUS_OK);
-	}
-	fx_barrier_wait(&b); /* release: the 9 jobs form the next batch */
-	pthread_join(t, NULL);
-	assert_int_equal(blocker.rc, 0);
-	/* exec queues behind the 9, so when it returns they are done. */
-	assert_int_equal(litebus_exec(f->bus, job_emit, &(int64_t){0}), 0);
+	run_held_batch(f, jobs, 9);
 
 	assert_int_equal(litebus_stats_get(f->bus, &st1), LITEBUS_OK);
-	/* The blocker, one batch for the 9 (the last exec may join it):
-	 * group commit ran 11 jobs in at most 3 transactions. */
-	assert_int_equal(st1.jobs - st0.jobs, 11);
+	/* `jobs` counts runs: the blocker, jobs 0-4 without savepoints
+	 * (writer.c, W9), 0-3 again and 5-8 with them, the last exec (in
+	 * that transaction or its own): group commit ran them in at most 4
+	 * transactions, 2 or 3 of which committed. */
+	assert_int_equal(st1.jobs - st0.jobs, 15);
+	assert_in_range(st1.batches - st0.batches, 3, 4);
 	assert_in_range(st1.commits - st0.commits, 2, 3);
 	for (int i = 0; i < 9; i++) {
 		assert_int_equal(jobs[i].done_calls, 1);
@@ -165,7 +185,8 @@ one_failing_job_in_a_batch_rolls_back_alone(void **state)
 	for (int i = 0; i < 9; i++) {
 		if (i == 4)
 			continue;
-		assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_OK);
+		assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS),
+				 LITEBUS_OK);
 		assert_int_equal(ev.event_id, jobs[i].id);
 		assert_int_equal(ev.partition_key, 1);
 	}
@@ -173,7 +194,76 @@ one_failing_job_in_a_batch_rolls_back_alone(void **state)
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_TIMEOUT);
 	assert_int_equal(fx_count_rows(f->path, "completion"), 9);
 	litebus_unsubscribe(sub);
-	fx_barrier_destroy(&b);
+}
+
+/* Contract: "A job may be *called* more than once, and commits at most
+ * once.  When a job fails (it returns non-zero, ...) ... the jobs of its
+ * batch that ran before it and had succeeded may be run again in a new
+ * transaction." */
+static void
+mates_of_a_failing_job_may_be_called_again_but_commit_once(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct batch_job jobs[9] = {{0}};
+
+	for (int i = 0; i < 9; i++)
+		jobs[i].fail = i == 4;
+	run_held_batch(f, jobs, 9);
+	/* A fresh bus runs its first batches without savepoints (W9): the
+	 * failure of job 4 abandons the transaction, 0-3 run again. */
+	for (int i = 0; i < 9; i++) {
+		assert_int_equal(jobs[i].calls, i < 4 ? 2 : 1);
+		assert_int_equal(jobs[i].done_calls, 1);
+		assert_int_equal(jobs[i].status, i == 4 ? JOB_FAILED : 0);
+		if (i > 0 && i != 4 && i != 5)
+			assert_int_equal(jobs[i].id, jobs[i - 1].id + 1);
+	}
+	assert_int_equal(jobs[5].id, jobs[3].id + 1);
+	/* One row each for the 8 and the last exec: nothing twice. */
+	assert_int_equal(fx_count_rows(f->path, "completion"), 9);
+}
+
+/* writer.c, W9: after a failure, the next batches give each job its own
+ * savepoint, so a failing job no longer makes its mates run again. */
+static void
+after_a_failure_the_next_batch_calls_each_job_once(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct batch_job first[3] = {{0}}, next[9] = {{0}};
+
+	first[1].fail = 1;
+	run_held_batch(f, first, 3);
+	assert_int_equal(first[0].calls, 2);
+	for (int i = 0; i < 9; i++)
+		next[i].fail = i == 4;
+	run_held_batch(f, next, 9);
+	for (int i = 0; i < 9; i++) {
+		assert_int_equal(next[i].calls, 1);
+		assert_int_equal(next[i].status, i == 4 ? JOB_FAILED : 0);
+	}
+	assert_int_equal(fx_count_rows(f->path, "completion"), 2 + 1 + 8 + 1);
+}
+
+/* Contract: "its own SAVEPOINTs with ROLLBACK TO and RELEASE" are
+ * allowed; one left open goes with the batch's COMMIT (writer.c, W9),
+ * the work inside it included. */
+static void
+a_savepoint_a_job_leaves_open_commits_with_its_batch(void **state)
+{
+	struct bus_fixture *f = *state;
+	struct batch_job jobs[3] = {{0}};
+
+	assert_int_equal(fx_exec_sql(f->bus, "CREATE TABLE app(x)"), 0);
+	jobs[0].sql = "SAVEPOINT mine; INSERT INTO app VALUES (1)";
+	jobs[2].sql = "INSERT INTO app VALUES (2)";
+	run_held_batch(f, jobs, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(jobs[i].status, 0);
+		assert_int_equal(jobs[i].calls, 1);
+	}
+	assert_true(jobs[1].id > 0);
+	assert_int_equal(fx_count_rows(f->path, "completion"), 2);
+	assert_int_equal(fx_sql_int_at(f->path, "SELECT count(*) FROM app"), 2);
 }
 
 /* Contract: exec "EDEADLK on the writer thread (a job or a callback
@@ -240,8 +330,8 @@ chain_first_done(int status, void *arg)
 
 	assert_int_equal(status, 0);
 	c->exec_rc = litebus_exec(c->bus, job_emit, &c->id);
-	c->submit_rc = litebus_submit(c->bus, job_emit, &c->id,
-				      chain_second_done, c);
+	c->submit_rc =
+	    litebus_submit(c->bus, job_emit, &c->id, chain_second_done, c);
 }
 
 static void
@@ -251,9 +341,9 @@ done_callback_may_submit_but_not_exec(void **state)
 	struct chain c = {f->bus, 1, 1, 0, 0};
 	int64_t id;
 
-	assert_int_equal(litebus_submit(f->bus, job_emit, &id, chain_first_done,
-					&c),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(f->bus, job_emit, &id, chain_first_done, &c),
+	    LITEBUS_OK);
 	/* Two more round trips: both chained jobs have completed. */
 	assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
 	assert_int_equal(litebus_exec(f->bus, job_emit, &id), 0);
@@ -311,15 +401,19 @@ emit_rejects_bad_records_and_unknown_types(void **state)
 	struct bus_fixture *f = *state;
 	struct emit_case cases[] = {
 	    {LITEBUS_COMPLETION, {.event_type = "renewed"}, LITEBUS_EEVENTTYPE},
-	    {LITEBUS_LEASE_HISTORY, {.event_type = "success"},
+	    {LITEBUS_LEASE_HISTORY,
+	     {.event_type = "success"},
 	     LITEBUS_EEVENTTYPE},
-	    {LITEBUS_OPERATOR_EVENT, {.event_type = "bogus"},
+	    {LITEBUS_OPERATOR_EVENT,
+	     {.event_type = "bogus"},
 	     LITEBUS_EEVENTTYPE},
 	    {LITEBUS_COMPLETION, {.event_type = NULL}, LITEBUS_EINVAL},
 	    {LITEBUS_SIGNAL_DELIVERY, {.event_type = ""}, LITEBUS_EINVAL},
-	    {LITEBUS_STREAM_FRAME, {.event_type = "x", .subject_len = 3},
+	    {LITEBUS_STREAM_FRAME,
+	     {.event_type = "x", .subject_len = 3},
 	     LITEBUS_EINVAL},
-	    {LITEBUS_STREAM_FRAME, {.event_type = "x", .payload_len = 3},
+	    {LITEBUS_STREAM_FRAME,
+	     {.event_type = "x", .payload_len = 3},
 	     LITEBUS_EINVAL},
 	    {99, {.event_type = "x"}, LITEBUS_ENOCHANNEL},
 	    {-1, {.event_type = "x"}, LITEBUS_ENOCHANNEL},
@@ -352,14 +446,15 @@ job_tries_commit(litebus_tx *tx, void *arg)
 
 	rc[0] = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	rc[1] = sqlite3_exec(db, "RELEASE litebus_job", NULL, NULL, NULL);
-	rc[2] = sqlite3_exec(db,
-			     "INSERT INTO litebus_outbox_completion VALUES"
-			     "(999, 0, NULL, 'success', NULL, NULL, NULL, 0, 0)",
-			     NULL, NULL, NULL);
+	rc[2] =
+	    sqlite3_exec(db,
+			 "INSERT INTO litebus_outbox_completion VALUES"
+			 "(999, 0, NULL, 'success', NULL, NULL, NULL, 0, 0)",
+			 NULL, NULL, NULL);
 	rc[3] = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS mine(x)", NULL,
 			     NULL, NULL);
-	rc[4] = sqlite3_exec(db, "INSERT INTO mine VALUES(1)", NULL, NULL,
-			     NULL);
+	rc[4] =
+	    sqlite3_exec(db, "INSERT INTO mine VALUES(1)", NULL, NULL, NULL);
 	return fx_emit_job(tx, &(struct fx_emit){.channel = LITEBUS_COMPLETION,
 						 .partition_key = 3});
 }
@@ -461,7 +556,8 @@ close_runs_queued_jobs_and_refuses_new_ones(void **state)
 	}
 	assert_int_equal(got, accepted); /* W3: every accepted job ran */
 	for (int i = 0; i < 5; i++)
-		assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_OK);
+		assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS),
+				 LITEBUS_OK);
 	assert_int_equal(litebus_recv(sub, &ev, FX_WAIT_MS), LITEBUS_CLOSED);
 	assert_int_equal(litebus_recv(sub, &ev, 0), LITEBUS_CLOSED);
 	litebus_unsubscribe(sub);
@@ -540,9 +636,9 @@ a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals(void **state)
 	f->opts.busy_timeout_ms = 100;
 	fx_open(f);
 	assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
 	assert_int_equal(litebus_exec(f->bus, job_emit, &id), LITEBUS_EBUSY);
 	assert_non_null(strstr(litebus_last_errmsg(), "locked"));
 	assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL),
@@ -612,9 +708,8 @@ event_ids_follow_commit_order_across_producers(void **state)
 	fx_barrier_init(&start, P);
 	for (int p = 0; p < P; p++) {
 		prod[p] = (struct producer){f->bus, &start, N, ids[p]};
-		assert_int_equal(pthread_create(&t[p], NULL, producer_thread,
-						&prod[p]),
-				 0);
+		assert_int_equal(
+		    pthread_create(&t[p], NULL, producer_thread, &prod[p]), 0);
 	}
 	for (int p = 0; p < P; p++)
 		pthread_join(t[p], NULL);
@@ -811,12 +906,12 @@ batch_mate_of_a_job_that_lost_the_transaction_runs_again_and_commits_once(
 	assert_int_equal(litebus_submit(f->bus, lt_job_gate, &g, NULL, NULL),
 			 LITEBUS_OK);
 	sem_wait(&g.started);
-	assert_int_equal(litebus_submit(f->bus, job_emit_counting, &ra,
-					lt_on_done, &a),
-			 LITEBUS_OK);
-	assert_int_equal(litebus_submit(f->bus, job_lose_tx_and_fail, NULL,
-					lt_on_done, &b),
-			 LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(f->bus, job_emit_counting, &ra, lt_on_done, &a),
+	    LITEBUS_OK);
+	assert_int_equal(
+	    litebus_submit(f->bus, job_lose_tx_and_fail, NULL, lt_on_done, &b),
+	    LITEBUS_OK);
 	sem_post(&g.release);
 	sem_wait(&a.done);
 	sem_wait(&b.done);
@@ -879,8 +974,14 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    FX_TEST_TINY(exec_returns_after_commit_and_publish),
 	    FX_TEST_TINY(rolled_back_job_publishes_nothing),
-	    FX_TEST_TINY(ids_of_a_rolled_back_job_are_reused_by_the_next_commit),
+	    FX_TEST_TINY(
+		ids_of_a_rolled_back_job_are_reused_by_the_next_commit),
 	    FX_TEST_DEFAULT(one_failing_job_in_a_batch_rolls_back_alone),
+	    FX_TEST_DEFAULT(
+		mates_of_a_failing_job_may_be_called_again_but_commit_once),
+	    FX_TEST_DEFAULT(after_a_failure_the_next_batch_calls_each_job_once),
+	    FX_TEST_DEFAULT(
+		a_savepoint_a_job_leaves_open_commits_with_its_batch),
 	    FX_TEST_TINY(exec_from_inside_a_job_is_refused_with_edeadlk),
 	    FX_TEST_TINY(close_from_inside_a_job_is_refused_with_edeadlk),
 	    FX_TEST_TINY(done_callback_may_submit_but_not_exec),
@@ -890,11 +991,14 @@ main(void)
 	    FX_TEST_TINY(an_application_trigger_cannot_write_the_outbox),
 	    FX_TEST_DEFAULT(close_runs_queued_jobs_and_refuses_new_ones),
 	    FX_TEST_TINY(calls_after_close_answer_eclosed_while_a_handle_lives),
-	    FX_TEST_TINY(a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals),
+	    FX_TEST_TINY(
+		a_foreign_write_lock_fails_the_batch_with_ebusy_then_heals),
 	    FX_TEST_TINY(ids_stay_above_rows_committed_by_another_connection),
 	    FX_TEST_TINY(event_ids_follow_commit_order_across_producers),
-	    FX_TEST_TINY(emit_after_sqlite_rolled_back_the_transaction_commits_nothing),
-	    FX_TEST_TINY(batch_mate_of_a_job_that_lost_the_transaction_runs_again_and_commits_once),
+	    FX_TEST_TINY(
+		emit_after_sqlite_rolled_back_the_transaction_commits_nothing),
+	    FX_TEST_TINY(
+		batch_mate_of_a_job_that_lost_the_transaction_runs_again_and_commits_once),
 	    FX_TEST_TINY(tx_db_on_another_thread_returns_null_without_a_race),
 	};
 

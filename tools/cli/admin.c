@@ -18,7 +18,15 @@
  *       and after (rows another pruner removed meanwhile are counted too,
  *       and the report says "about" only if rows appeared).
  *   A3  check's exit status is 3 if and only if it printed a FAIL line;
- *       WARN lines (things a healthy file may show) do not change it.
+ *       WARN lines (things a healthy file may show) do not change it.  A
+ *       file without litebus's schema, or one it cannot read, is 1.
+ *   A4  check reads everything it compares from one snapshot (one read
+ *       transaction), so a server writing meanwhile cannot make a
+ *       consumer's position look above the head, or the pruned prefix
+ *       above it.
+ *   A5  check also opens the file read-only through the library: a file
+ *       litebus_open refuses (outbox.c, O2 and O3) fails the check.
+ *       Prune and --delete open read-write only channels that exist.
  *
  * Threads: the main thread only.
  */
@@ -102,7 +110,8 @@ cli_consumers(int argc, char **argv)
 	}
 	rc = cli_file_load(path, &f);
 	if (rc == CLI_EXIT_OK)
-		rc = cli_bus_open(&f, del_channel == NULL, &bus); /* A1 */
+		rc = cli_bus_open(&f, del_channel == NULL, del_channel,
+				  &bus); /* A1 */
 	if (rc != CLI_EXIT_OK)
 		return rc;
 
@@ -403,7 +412,7 @@ cli_prune(int argc, char **argv)
 	if (rc == CLI_EXIT_OK)
 		rc = cli_file_read(db, path, &f);
 	if (rc == CLI_EXIT_OK)
-		rc = cli_bus_open(&f, false, &bus); /* A1 */
+		rc = cli_bus_open(&f, false, chan, &bus); /* A1 */
 	if (rc != CLI_EXIT_OK)
 		return cli_db_close(db, rc);
 	cli_catch_signals();
@@ -903,6 +912,32 @@ check_consumers(struct check *c, const struct cli_file *f, const int64_t *heads)
 			   n);
 }
 
+/* A5: what litebus_open itself refuses (ESCHEMA for objects litebus did
+ * not make or of another shape, a dropped high-water trigger, foreign
+ * tables in its namespace, ...; outbox.c's O2 and O3) is a failure of
+ * the file, whatever the checks above found.  A read-only open writes
+ * nothing. */
+static void
+check_library_accepts(struct check *c, const char *path)
+{
+	litebus_options o;
+	litebus *bus = NULL;
+	int rc;
+
+	litebus_options_init(&o);
+	o.path = path;
+	o.read_only = 1;
+	o.watch = LITEBUS_WATCH_OFF;
+	rc = litebus_open(&o, &bus);
+	if (rc == LITEBUS_OK) {
+		check_line(c, "ok", "litebus opens it");
+		(void)litebus_close(bus);
+		return;
+	}
+	check_line(c, "FAIL", "litebus refuses to open it: %s (%s)",
+		   litebus_errname(rc), litebus_last_errmsg());
+}
+
 int
 cli_check(int argc, char **argv)
 {
@@ -936,20 +971,30 @@ cli_check(int argc, char **argv)
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	cli_catch_signals();
+	/* A4: every read from one snapshot, so that a server committing,
+	 * acknowledging and pruning meanwhile cannot make the heads, the
+	 * positions and the pruned prefix disagree. */
+	if (sqlite3_exec(c.db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		cli_err("%s: %s", path, sqlite3_errmsg(c.db));
+		return cli_db_close(c.db, CLI_EXIT_ERROR);
+	}
 	check_integrity(&c);
 	if (cli_file_read(c.db, path, &f) != CLI_EXIT_OK) {
-		check_line(&c, "FAIL", "no litebus schema in the file");
-	} else {
-		check_identity(&c, &f);
-		check_catalog(&c);
-		for (int i = 0; i < f.nchannels && !cli_stop; i++)
-			check_channel(&c, f.names[i], i, f.nchannels,
-				      &heads[i]);
-		check_consumers(&c, &f, heads);
+		/* Not a litebus file (or unreadable): nothing to check. */
+		cli_progress_end();
+		return cli_db_close(c.db, CLI_EXIT_ERROR);
 	}
+	check_identity(&c, &f);
+	check_catalog(&c);
+	for (int i = 0; i < f.nchannels && !cli_stop; i++)
+		check_channel(&c, f.names[i], i, f.nchannels, &heads[i]);
+	check_consumers(&c, &f, heads);
 	cli_progress_end();
+	/* A read transaction: ending it loses nothing. */
+	(void)sqlite3_exec(c.db, "COMMIT", NULL, NULL, NULL);
 	if (cli_db_close(c.db, CLI_EXIT_OK) != CLI_EXIT_OK)
 		return CLI_EXIT_ERROR;
+	check_library_accepts(&c, path);
 	if (cli_stop) {
 		printf("interrupted\n");
 		return CLI_EXIT_ERROR;

@@ -64,9 +64,13 @@ bool cli_name_ok(const char *name);
 bool cli_is_builtin(const char *name);
 
 /* Open the bus on an existing litebus file: read_only for everything
- * that only reads; every channel the file holds is declared, so that a
- * channel is reachable by name.  Returns an exit code. */
-int cli_bus_open(const struct cli_file *f, bool read_only, litebus **bus);
+ * that only reads.  `channel` (NULL: none) is declared first, so that it
+ * is reachable even in a file with more channels than a bus holds; it
+ * must exist in the file (a read-write open would create it): an error
+ * is printed otherwise.  Then the file's other channels, up to
+ * LITEBUS_MAX_CHANNELS in all.  Returns an exit code. */
+int cli_bus_open(const struct cli_file *f, bool read_only, const char *channel,
+		 litebus **bus);
 /* The channel called `name` ignoring case, or -1 (message printed). */
 int cli_channel(litebus *bus, const char *name);
 

@@ -246,6 +246,28 @@ cli_db_open(const char *path, sqlite3 **out)
 	return CLI_EXIT_OK;
 }
 
+/* Reading litebus's tables failed: a file without them is not litebus's;
+ * anything else (a read-only directory where SQLite must create the
+ * -wal and -shm, a lock, I/O) is said as SQLite says it. */
+static int
+cli_schema_error(sqlite3 *db, const char *path)
+{
+	int code = sqlite3_extended_errcode(db);
+
+	if (code == SQLITE_ERROR)
+		cli_err("%s: not a litebus file (%s)", path,
+			sqlite3_errmsg(db));
+	else if (code == SQLITE_READONLY_DIRECTORY ||
+		 code == SQLITE_READONLY_CANTINIT)
+		cli_err("%s: cannot read it: %s (SQLite must create %s-wal "
+			"and %s-shm beside it unless a writer has the file "
+			"open; see litebus(1), READ-ONLY ACCESS)",
+			path, sqlite3_errmsg(db), path, path);
+	else
+		cli_err("%s: cannot read it: %s", path, sqlite3_errmsg(db));
+	return CLI_EXIT_ERROR;
+}
+
 int
 cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 {
@@ -260,11 +282,8 @@ cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 	    "SELECT value FROM main.litebus_meta WHERE key = "
 	    "'schema_version'",
 	    -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		cli_err("%s: not a litebus file (%s)", path,
-			sqlite3_errmsg(db));
-		return CLI_EXIT_ERROR;
-	}
+	if (rc != SQLITE_OK)
+		return cli_schema_error(db, path);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_INTEGER)
 		f->schema_version = sqlite3_column_int64(st, 0);
@@ -280,11 +299,8 @@ cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 				"SELECT name FROM main.litebus_channel "
 				"ORDER BY name",
 				-1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		cli_err("%s: not a litebus file (%s)", path,
-			sqlite3_errmsg(db));
-		return CLI_EXIT_ERROR;
-	}
+	if (rc != SQLITE_OK)
+		return cli_schema_error(db, path);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
 
@@ -293,9 +309,12 @@ cli_file_read(sqlite3 *db, const char *path, struct cli_file *f)
 			continue;
 		}
 		if (f->nchannels == LITEBUS_MAX_CHANNELS) {
-			cli_err("%s: more than %d channels; the rest are "
-				"ignored",
-				path, LITEBUS_MAX_CHANNELS);
+			cli_err("%s: more than %d channels, the most one "
+				"bus holds: listings show the first %d "
+				"(built-in, then by name); name any other "
+				"one to tail it",
+				path, LITEBUS_MAX_CHANNELS,
+				LITEBUS_MAX_CHANNELS);
 			break;
 		}
 		snprintf(f->names[f->nchannels], sizeof f->names[0], "%s",
@@ -337,18 +356,74 @@ cli_file_load(const char *path, struct cli_file *f)
 /* ------------------------------------------------------------------ */
 /* The file, through the library                                       */
 
+/* Does the file have a table for channel `name` (ignoring case, as
+ * SQLite's table names do)?  An exit code; *has set on OK. */
+static int
+cli_file_has_channel(const char *path, const char *name, bool *has)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st = NULL;
+	int rc = cli_db_open(path, &db), src;
+
+	*has = false;
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	src = sqlite3_prepare_v2(db,
+				 "SELECT 1 FROM main.sqlite_schema WHERE "
+				 "type = 'table' AND lower(name) = "
+				 "lower('litebus_outbox_' || ?1)",
+				 -1, &st, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (src == SQLITE_OK) {
+		src = sqlite3_step(st);
+		*has = src == SQLITE_ROW;
+		if (src == SQLITE_ROW || src == SQLITE_DONE)
+			src = SQLITE_OK;
+	}
+	if (src != SQLITE_OK) {
+		cli_err("%s: %s", path, sqlite3_errmsg(db));
+		rc = CLI_EXIT_ERROR;
+	}
+	sqlite3_finalize(st);
+	return cli_db_close(db, rc);
+}
+
 int
-cli_bus_open(const struct cli_file *f, bool read_only, litebus **bus)
+cli_bus_open(const struct cli_file *f, bool read_only, const char *channel,
+	     litebus **bus)
 {
 	const char *extra[LITEBUS_MAX_CHANNELS + 1];
 	litebus_options o;
 	int n = 0, rc;
 
-	/* Every channel of the file, so that each is reachable by name:
-	 * a read-only bus has them anyway, a read-write one only those
-	 * it is told about. */
+	*bus = NULL;
+	if (channel != NULL && !cli_is_builtin(channel)) {
+		bool has;
+
+		if (!cli_name_ok(channel)) {
+			cli_err("%s: '%s' is not a channel name", f->path,
+				channel);
+			return CLI_EXIT_ERROR;
+		}
+		rc = cli_file_has_channel(f->path, channel, &has);
+		if (rc != CLI_EXIT_OK)
+			return rc;
+		if (!has) {
+			cli_err("%s: no channel '%s' (litebus channels %s "
+				"lists them)",
+				f->path, channel, f->path);
+			return CLI_EXIT_ERROR;
+		}
+		extra[n++] = channel;
+	}
+	/* The file's other channels, so that each is reachable by name: a
+	 * read-only bus has them anyway (up to the limit), a read-write one
+	 * only those it is told about. */
 	for (int i = 0; i < f->nchannels; i++)
 		if (!cli_is_builtin(f->names[i]) &&
+		    (channel == NULL ||
+		     strcasecmp(f->names[i], channel) != 0) &&
 		    n < LITEBUS_MAX_CHANNELS - LITEBUS_BUILTIN_CHANNELS)
 			extra[n++] = f->names[i];
 	extra[n] = NULL;

@@ -247,7 +247,7 @@ cli_relay(int argc, char **argv)
 
 	rc = cli_file_load(path, &f);
 	if (rc == CLI_EXIT_OK)
-		rc = cli_bus_open(&f, false, &bus);
+		rc = cli_bus_open(&f, false, NULL, &bus);
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	for (int i = 0; i < nchan && rc == CLI_EXIT_OK; i++)

@@ -389,7 +389,7 @@ cli_stat(int argc, char **argv)
 	if (rc == CLI_EXIT_OK)
 		rc = cli_file_read(db, path, &f);
 	if (rc == CLI_EXIT_OK)
-		rc = cli_bus_open(&f, true, &bus);
+		rc = cli_bus_open(&f, true, NULL, &bus);
 	if (rc == CLI_EXIT_OK)
 		rc = flags[1] ? stat_prometheus(bus, db)
 			      : stat_report(bus, db, &f, flags[0]);
@@ -413,7 +413,7 @@ cli_channels(int argc, char **argv)
 		return rc < 0 ? CLI_EXIT_OK : rc;
 	rc = cli_file_load(path, &f);
 	if (rc == CLI_EXIT_OK)
-		rc = cli_bus_open(&f, true, &bus);
+		rc = cli_bus_open(&f, true, NULL, &bus);
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	n = litebus_channel_count(bus);

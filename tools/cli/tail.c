@@ -298,7 +298,7 @@ cli_tail(int argc, char **argv)
 		return rc < 0 ? CLI_EXIT_OK : rc;
 	rc = cli_file_load(a.db, &f);
 	if (rc == CLI_EXIT_OK)
-		rc = cli_bus_open(&f, true, &bus);
+		rc = cli_bus_open(&f, true, a.channel, &bus);
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	ch = cli_channel(bus, a.channel);
