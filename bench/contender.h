@@ -73,6 +73,10 @@ struct contender {
 		    int timeout_ms);
 	/* Laps a reader recovered from without returning LAGGED. */
 	uint64_t (*reader_lags)(const void *consumer);
+	/* Rows a reader delivered from memory rather than from the table
+	 * (litebus_reader_stats.memory_rows); 0 for a contender that has no
+	 * such thing. */
+	uint64_t (*reader_memory_rows)(const void *consumer);
 	/* A subscriber's own count of what it received and skipped, to
 	 * compare with the caller's; false if the contender keeps none. */
 	bool (*sub_stats)(const void *consumer, uint64_t *received,

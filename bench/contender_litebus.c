@@ -116,6 +116,19 @@ lb_reader_lags(const void *consumer)
 	return 0;
 }
 
+static uint64_t
+lb_reader_memory_rows(const void *consumer)
+{
+	const struct lb_consumer *c = consumer;
+	litebus_reader_stats st;
+
+	if (c->reader == NULL)
+		return 0;
+	bench_litebus_check(litebus_reader_stats_get(c->reader, &st),
+			    "litebus_reader_stats_get");
+	return st.memory_rows;
+}
+
 static bool
 lb_sub_stats(const void *consumer, uint64_t *received, uint64_t *skipped)
 {
@@ -165,6 +178,7 @@ const struct contender contender_litebus = {
     .attach = lb_attach,
     .next = lb_next,
     .reader_lags = lb_reader_lags,
+    .reader_memory_rows = lb_reader_memory_rows,
     .sub_stats = lb_sub_stats,
     .detach = lb_detach,
     .stats = lb_stats,

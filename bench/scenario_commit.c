@@ -51,6 +51,9 @@ struct run_out {
 	double deliveries_s; /* rows delivered to all readers per second */
 	double tail_ms;	     /* last commit -> slowest reader's last row */
 	uint64_t reader_lags;
+	/* Rows readers delivered from memory / rows they delivered (live
+	 * rows from memory); 0 without readers. */
+	double mem_hit;
 	uint64_t sub_lags;
 	double sub_lost; /* skipped / (subs * events) */
 	/* Process CPU seconds (every thread: producers, writer, consumers,
@@ -82,7 +85,7 @@ struct consumer {
 	bool is_reader;
 	void *handle;		    /* the contender's reader or subscriber */
 	struct oracle_consumer *oc; /* what it got, for the checks */
-	uint64_t delivered, lags, skipped;
+	uint64_t delivered, lags, skipped, memory_rows;
 	uint64_t t_last;
 	int error;
 };
@@ -206,6 +209,8 @@ consumer_main(void *arg)
 		}
 	}
 	c->lags += run->ops->reader_lags(c->handle);
+	if (c->is_reader)
+		c->memory_rows = run->ops->reader_memory_rows(c->handle);
 	bench_drain_finished(&run->drain);
 	return NULL;
 }
@@ -230,7 +235,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 	char path[512];
 	int nthreads, nactive = cfg->readers + cfg->subs;
 	void **idle = NULL;
-	uint64_t t0, t_prod_end = 0, t_last = 0, delivered = 0;
+	uint64_t t0, t_prod_end = 0, t_last = 0, delivered = 0, memory_rows = 0;
 	double cpu0;
 	uint64_t committed[BENCH_MAXP];
 	litebus_stats st;
@@ -347,6 +352,7 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 		out->sub_lags += c->is_reader ? 0 : c->lags;
 		if (c->is_reader) {
 			delivered += c->delivered;
+			memory_rows += c->memory_rows;
 			if (c->t_last > t_last)
 				t_last = c->t_last;
 		} else {
@@ -373,6 +379,8 @@ run_once(const struct run_cfg *cfg, const struct contender *ops,
 		ops->detach(idle[i]);
 	if (cfg->readers > 0) {
 		out->deliveries_s = (double)delivered / bench_secs(t_last - t0);
+		out->mem_hit =
+		    delivered > 0 ? (double)memory_rows / (double)delivered : 0;
 		out->tail_ms = t_last > t_prod_end
 				   ? (double)(t_last - t_prod_end) / 1e6
 				   : 0;
@@ -493,6 +501,7 @@ commit_config(int durability, int producers, int readers)
 					    : 0);
 			res_val(x, "tail_ms", 1, lb.tail_ms);
 			res_val(x, "reader_lags", 0, (double)lb.reader_lags);
+			res_val(x, "mem_hit", 3, lb.mem_hit);
 			res_val(x, "naive_deliveries_s", 0, naive.deliveries_s);
 			res_val(x, "cpu_us_ev", 2, lb.cpu_us_ev);
 			res_val(x, "naive_cpu_us_ev", 2, naive.cpu_us_ev);
@@ -743,6 +752,7 @@ scenario_fanout(void)
 						  lb.deliveries_s,
 						  (double)counts[s] * lb.ev_s);
 					res_val(x, "tail_ms", 1, lb.tail_ms);
+					res_val(x, "mem_hit", 3, lb.mem_hit);
 				}
 				add_checks(x, "litebus", &lb);
 				add_checks(x, "naive", &nv);

@@ -66,6 +66,7 @@ struct lat_run {
 	uint64_t ack_failed; /* in lat_done() */
 	struct bench_drain drain;
 	struct lat_consumer cons[2];
+	double mem_hit; /* the reader's rows from memory / its rows */
 };
 
 struct lat_out {
@@ -229,6 +230,12 @@ lat_once(struct lat_run *run, double rate, double seconds, bool ok[NPATHS],
 						    "the last commit");
 		ok[c->path] =
 		    oracle_check(run->oracle, c->oc, why[c->path], 200);
+		if (c->path == PATH_READER)
+			run->mem_hit =
+			    run->n > 0 ? (double)run->ops->reader_memory_rows(
+					     c->handle) /
+					     (double)run->n
+				       : 0;
 		run->ops->detach(c->handle);
 	}
 	if (run->ack_failed != 0) {
@@ -303,6 +310,9 @@ scenario_latency(void)
 				res_ratio(x, "x_naive_p50", 2, n50, l50);
 				res_ratio(x, "x_naive_p99", 2, n99, l99);
 				res_val(x, "samples", 0, (double)lh->n);
+				if (p == PATH_READER)
+					res_val(x, "mem_hit", 3,
+						run[0]->mem_hit);
 				if (p == PATH_ACK)
 					res_val(x, "sched_late_p99_us", 1,
 						us(hist_quantile(&run[0]->late,

@@ -518,6 +518,16 @@ typedef struct litebus_options {
 	 * milliseconds (1..60000).  LITEBUS_WATCH_AUTO: the backstop poll
 	 * behind inotify.  Default 1000. */
 	uint32_t watch_interval_ms;
+	/* Live rows from memory: the largest row, in bytes, that readers
+	 * and consumers at the head of a channel take from memory instead of
+	 * reading it from the table (0..65536; 0: every row from the table).
+	 * A row's size here is its subject, event type, namespace, instance
+	 * tag and payload lengths, plus one byte for each of the three
+	 * strings that is not NULL.  Default 192.  See "Live rows from
+	 * memory" below: what it costs (per channel that has had a reader,
+	 * ring_capacity slots of 64 + this, rounded up to a multiple of 64,
+	 * bytes: 1 MiB with the defaults) and what it changes. */
+	uint32_t reader_inline_bytes;
 } litebus_options;
 
 /* See litebus_options.watch. */
@@ -587,6 +597,36 @@ typedef struct litebus_options {
  * owns the database, or a later writer of another user may be refused
  * the -shm.  (Checked by hand as an unprivileged user, 2026-11-30; the
  * test suite runs as root, which no permission stops.)
+ *
+ * Live rows from memory
+ * ---------------------
+ * A reader (and a durable consumer, which reads through one) at the head
+ * of its channel takes the rows the bus's writer just committed from
+ * memory instead of querying the table: after COMMIT the writer copies
+ * each row, as it read it back from the table inside the committing
+ * transaction, into a slot beside its ring record, and a reader whose
+ * next id is exactly that record's copies the row from there.  Everything
+ * else comes from the table as before: rows larger than
+ * options.reader_inline_bytes, rows whose slot the ring has reused since
+ * (a reader more than ring_capacity records behind), the missed rows
+ * after a lap, rows after a gap in the ids (a job's undone emit), and
+ * rows other connections committed.  The reader's contract does not
+ * change - every committed row that matches its filter, exactly once, in
+ * event_id order, nothing uncommitted - with one exception to "rows
+ * deleted before a reader reaches them are not delivered": a row that
+ * was committed and then deleted (a job's DELETE, pruning) may still be
+ * delivered by a reader that took it from memory; it never is EXPIRED
+ * then, since nothing was lost.  litebus_reader_stats.memory_rows counts
+ * the rows a reader delivered from memory.
+ * Cost: per channel on which a reader or consumer has opened (on a
+ * read-write bus; a read-only bus publishes nothing), ring_capacity slots
+ * of (64 + reader_inline_bytes) bytes rounded up to a multiple of 64 -
+ * with the defaults 4096 x 256 bytes = 1 MiB - allocated at that first
+ * open and freed when the bus closes; if it cannot be allocated, readers
+ * read every row from the table.  The writer copies each row it commits
+ * on such a channel once (a few hundred nanoseconds), whether or not a
+ * reader takes it; a reader copies each row it takes once, as it copies
+ * a row it reads from the table.
  */
 
 /*
@@ -739,7 +779,8 @@ LITEBUS_API int litebus_channel_count(litebus *bus);
  * RELEASE litebus's savepoints (they are refused by an authorizer) nor
  * write outbox tables except through litebus_emit().  It may delete
  * outbox rows (pruning); rows deleted before a reader reaches them are not
- * delivered.  It may call litebus_emit(), litebus_submit(), and SQLite on
+ * delivered (unless the reader already took them from memory: "Live rows
+ * from memory").  It may call litebus_emit(), litebus_submit(), and SQLite on
  * litebus_tx_db() as "What a job may do" above says.  Statements it
  * prepares on litebus_tx_db() may be kept and reused by later jobs of the
  * same bus; finalize them (from a job) before the bus's last close:
@@ -1424,6 +1465,9 @@ typedef struct litebus_reader_stats {
 	uint64_t lags;      /* times the ring lapped this reader and it read
 			       the missed rows from the table */
 	uint64_t queries;   /* catch-up queries run on the outbox */
+	/* rows of `delivered` taken from memory, not from the table (see
+	 * "Live rows from memory") */
+	uint64_t memory_rows;
 } litebus_reader_stats;
 
 /*

@@ -143,6 +143,7 @@ litebus_options_init(litebus_options *o)
 	o->read_only = 0;
 	o->watch = LITEBUS_WATCH_AUTO;
 	o->watch_interval_ms = 1000;
+	o->reader_inline_bytes = 192;
 }
 
 /* ------------------------------------------------------------------ */
@@ -562,6 +563,11 @@ bus_check_options(const litebus_options *o, int *nextra)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_open: unknown watch mode %d",
 				  o->watch);
+	if (o->reader_inline_bytes > 65536)
+		return lb_err_set(LITEBUS_EINVAL,
+				  "litebus_open: reader_inline_bytes %u is "
+				  "not in [0, 65536]",
+				  o->reader_inline_bytes);
 	if (o->watch_interval_ms < 1 || o->watch_interval_ms > 60000)
 		return lb_err_set(LITEBUS_EINVAL,
 				  "litebus_open: watch_interval_ms %u is not "

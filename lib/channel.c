@@ -74,11 +74,20 @@
  *       written under fd_lock (C4 a) when head >= pos or file_head >
  *       seen_file.  wake_word is bumped by the writer and the watcher
  *       both: an atomic add, and each bump only means "look again".
+ *   C7  rows: the row cache (rowcache.c) is made at most once and lives
+ *       until lb_channel_fini.  The writer puts a record's row into it
+ *       (lb_channel_publish_row) before it publishes the record, at the
+ *       record's position (RC1); a reader that took record p from the
+ *       ring therefore finds the row at p unless the slot was reused
+ *       since (RC2, RC3).  A row the writer did not put (too large, or
+ *       the cache did not exist when the writer read the batch back) is
+ *       a miss: the slot holds an older position.
  */
 #include "channel.h"
 
 #include "catalog.h"
 #include "role.h"
+#include "rowcache.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -101,6 +110,7 @@ lb_channel_init(struct lb_channel *ch, int id, const char *name,
 	atomic_init(&ch->file_head, 0);
 	atomic_init(&ch->followers, 0);
 	atomic_init(&ch->closed, 0);
+	atomic_init(&ch->rows, NULL);
 	atomic_init(&ch->wake_word, 0);
 	atomic_init(&ch->sleepers, 0);
 	atomic_init(&ch->armed_fds, 0);
@@ -129,6 +139,50 @@ lb_channel_fini(struct lb_channel *ch)
 	assert(ch->fd_waiters == NULL);
 	pthread_mutex_destroy(&ch->fd_lock);
 	lb_ring_fini(&ch->ring);
+	/* Every reader is closed (they hold the bus), so nobody uses it. */
+	lb_rowcache_free(atomic_load_explicit(&ch->rows, memory_order_relaxed));
+}
+
+struct lb_rowcache *
+lb_channel_enable_rows(struct lb_channel *ch, uint32_t inline_bytes)
+{
+	struct lb_rowcache *c = lb_channel_rows(ch), *mine, *expected = NULL;
+
+	if (c != NULL)
+		return c;
+	mine = lb_rowcache_create((uint32_t)ch->ring.capacity, inline_bytes);
+	if (mine == NULL)
+		return NULL;
+	/* C7: release publishes the initialized cache to the writer's and
+	 * other readers' acquire loads; acquire on failure takes the
+	 * winner's. */
+	if (atomic_compare_exchange_strong_explicit(&ch->rows, &expected, mine,
+						    memory_order_acq_rel,
+						    memory_order_acquire))
+		return mine;
+	lb_rowcache_free(mine);
+	return expected;
+}
+
+struct lb_rowcache *
+lb_channel_rows(const struct lb_channel *ch)
+{
+	/* Pairs with the compare and exchange in lb_channel_enable_rows. */
+	return atomic_load_explicit(&ch->rows, memory_order_acquire);
+}
+
+void
+lb_channel_publish_row(struct lb_channel *ch, const struct lb_rec *rec,
+		       const uint64_t *img, size_t nwords)
+{
+	struct lb_rowcache *c;
+
+	LB_ASSERT_ON_WRITER_THREAD();
+	/* C7: the row before its record.  Only this thread publishes, so the
+	 * record goes to position head + 1. */
+	if (img != NULL && (c = lb_channel_rows(ch)) != NULL)
+		lb_rowcache_put(c, lb_ring_head(&ch->ring) + 1, img, nwords);
+	lb_channel_publish(ch, rec);
 }
 
 void

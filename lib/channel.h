@@ -12,7 +12,10 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct lb_rowcache;
 
 /* A file-descriptor waiter (embedded in a subscriber).  While `armed`, the
  * writer owes it one write to `fd` once the ring's head reaches `pos`, or
@@ -62,6 +65,11 @@ struct lb_channel {
 	_Atomic uint32_t followers;
 	/* 1 once the writer has published its last record (C2). */
 	_Atomic uint32_t closed;
+	/* The published records' rows, for readers at the head (C7,
+	 * rowcache.c): NULL until lb_channel_enable_rows() makes it, then
+	 * fixed until lb_channel_fini() frees it.  Set once (compare and
+	 * exchange, acq_rel) by any thread; loaded with acquire. */
+	_Atomic(struct lb_rowcache *) rows;
 	/* Records this bus published on the channel (metrics).  Written by
 	 * the writer only (load + store), read with relaxed loads: a count
 	 * that orders nothing. */
@@ -92,6 +100,19 @@ void lb_channel_fini(struct lb_channel *ch);
 
 /* Writer thread: publish one committed record (R1: after COMMIT). */
 void lb_channel_publish(struct lb_channel *ch, const struct lb_rec *rec);
+/* Writer thread: the same, with the image of its row (rowcache.h; NULL:
+ * none) for the channel's row cache, if it has one (C7). */
+void lb_channel_publish_row(struct lb_channel *ch, const struct lb_rec *rec,
+			    const uint64_t *img, size_t nwords);
+
+/* Any thread: the channel's row cache, made on first call for rows of up
+ * to inline_bytes (>= 1) bytes of variable part (C7).  NULL if out of
+ * memory: readers then read every row from the table.  Later calls return
+ * the cache the first made, whatever their inline_bytes. */
+struct lb_rowcache *lb_channel_enable_rows(struct lb_channel *ch,
+					   uint32_t inline_bytes);
+/* Any thread: the row cache, or NULL if none was made yet; acquire. */
+struct lb_rowcache *lb_channel_rows(const struct lb_channel *ch);
 /* Writer thread: after a batch's records are published, wake whoever
  * sleeps on the channel or has an armed fd. */
 void lb_channel_wake(struct lb_channel *ch);

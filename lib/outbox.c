@@ -1734,7 +1734,9 @@ out:
 
 int
 lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
-		   int64_t from_id, int (*fn)(void *, const struct lb_rec *),
+		   int64_t from_id,
+		   int (*fn)(void *, const struct lb_rec *,
+			     const struct lb_outbox_row *),
 		   void *arg)
 {
 	sqlite3_stmt *st = ob->readback[channel];
@@ -1747,13 +1749,13 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 		/* No SQL function anywhere (W7 in writer.c): a job may
 		 * register functions named like SQLite's own (length,
 		 * substr, max, ...), and they would run here, outside the
-		 * job, and change what is published. */
+		 * job, and change what is published.  Every column, in the
+		 * order lb_outbox_range_row decodes: the row cache keeps the
+		 * whole row (rowcache.c). */
 		snprintf(sql, sizeof sql,
-			 "SELECT event_id, partition_key, committed_at_ms, "
-			 "subject, namespace, instance_tag FROM "
-			 "main.\"litebus_outbox_%s\" WHERE event_id >= ?1 "
-			 "ORDER BY event_id",
-			 name);
+			 "SELECT %s FROM main.\"litebus_outbox_%s\" WHERE "
+			 "event_id >= ?1 ORDER BY event_id",
+			 row_columns, name);
 		rc = outbox_prepare(ob->db, sql, &ob->readback[channel]);
 		if (rc != LITEBUS_OK)
 			return rc;
@@ -1764,18 +1766,11 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 		return lb_err_sqlite(ob->db, rc,
 				     "reading back the batch's rows");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct lb_outbox_row row;
 		struct lb_rec rec;
-		const void *subject;
-		int subject_len, frc;
+		int frc;
 
-		memset(&rec, 0, sizeof rec);
-		rec.event_id = sqlite3_column_int64(st, 0);
-		rec.partition_key = sqlite3_column_int64(st, 1);
-		rec.committed_at_ms = sqlite3_column_int64(st, 2);
-		/* Pointer first, then the length (SQLite's rule). */
-		subject = sqlite3_column_blob(st, 3);
-		subject_len = sqlite3_column_bytes(st, 3);
-		if (sqlite3_column_type(st, 0) != SQLITE_INTEGER) {
+		if (sqlite3_column_type(st, COL_EVENT_ID) != SQLITE_INTEGER) {
 			sqlite3_reset(st);
 			return lb_err_set(
 			    LITEBUS_ESCHEMA,
@@ -1783,35 +1778,27 @@ lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 			    "of litebus_outbox_%s is malformed",
 			    name);
 		}
-		if (subject == NULL && subject_len > 0) {
+		/* ENOMEM if SQLite could not convert a column: never a
+		 * NULL in place of the data. */
+		frc = lb_outbox_range_row(ob->db, st, &row);
+		if (frc != LITEBUS_OK) {
 			sqlite3_reset(st);
-			return lb_err_sqlite(ob->db, SQLITE_NOMEM,
-					     "reading back the batch's rows");
+			return frc;
 		}
-		rec.subject_len = (uint32_t)subject_len;
-		if (subject_len > 0)
-			memcpy(rec.subject_prefix, subject,
-			       subject_len < (int)sizeof rec.subject_prefix
-				   ? (size_t)subject_len
+		memset(&rec, 0, sizeof rec);
+		rec.event_id = row.event_id;
+		rec.partition_key = row.partition_key;
+		rec.committed_at_ms = row.committed_at_ms;
+		rec.subject_len = (uint32_t)row.subject_len;
+		if (row.subject_len > 0)
+			memcpy(rec.subject_prefix, row.subject,
+			       row.subject_len < sizeof rec.subject_prefix
+				   ? row.subject_len
 				   : sizeof rec.subject_prefix);
-		/* NULL text is "none" (hash 0); an allocation failure while
-		 * converting is told apart by the column's type. */
-		for (int col = 4; col <= 5; col++) {
-			const char *t =
-			    (const char *)sqlite3_column_text(st, col);
-			if (t == NULL &&
-			    sqlite3_column_type(st, col) != SQLITE_NULL) {
-				sqlite3_reset(st);
-				return lb_err_sqlite(
-				    ob->db, SQLITE_NOMEM,
-				    "reading back the batch's rows");
-			}
-			if (col == 4)
-				rec.ns_hash = lb_rec_hash(t);
-			else
-				rec.tag_hash = lb_rec_hash(t);
-		}
-		frc = fn(arg, &rec);
+		/* NULL text is "none" (hash 0). */
+		rec.ns_hash = lb_rec_hash(row.ns);
+		rec.tag_hash = lb_rec_hash(row.tag);
+		frc = fn(arg, &rec, &row);
 		if (frc != LITEBUS_OK) {
 			sqlite3_reset(st);
 			return frc;
@@ -2109,7 +2096,7 @@ outbox_column(sqlite3 *db, sqlite3_stmt *st, int i, bool text, const void **p,
 	}
 	if (*len != 0 || sqlite3_errcode(db) == SQLITE_NOMEM)
 		return lb_err_sqlite(db, SQLITE_NOMEM,
-				     "litebus_reader_next: reading a column");
+				     "reading a column of the outbox");
 	return LITEBUS_OK; /* an empty value */
 }
 

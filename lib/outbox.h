@@ -144,14 +144,17 @@ int lb_outbox_append(struct lb_outbox *ob, int channel, int64_t event_id,
 		     int64_t committed_at_ms);
 
 /* Writer, inside the batch's transaction, after its last job: call
- * fn(arg, rec) for every row of `channel` (table name `name`) with
- * event_id >= from_id, in event_id order, with the ring record made from
- * the row as the table holds it.  What is published is derived from this
- * (writer.c, W1).  fn returns a litebus status; a non-OK one stops the
- * scan and is returned. */
+ * fn(arg, rec, row) for every row of `channel` (table name `name`) with
+ * event_id >= from_id, in event_id order, with the row as the table holds
+ * it (its pointers valid during the call) and the ring record made from
+ * it.  What is published is derived from this (writer.c, W1).  fn returns
+ * a litebus status; a non-OK one stops the scan and is returned. */
+struct lb_outbox_row;
 int lb_outbox_readback(struct lb_outbox *ob, int channel, const char *name,
 		       int64_t from_id,
-		       int (*fn)(void *, const struct lb_rec *), void *arg);
+		       int (*fn)(void *, const struct lb_rec *,
+				 const struct lb_outbox_row *),
+		       void *arg);
 
 /* Writer, right after open: remember the connection state that
  * lb_outbox_after_job puts back, and install the rollback hook. */

@@ -102,10 +102,37 @@
  *       what the reader covers.  The reader counts as one of the
  *       channel's followers from open to close, which is what makes the
  *       watcher look at the channel at all.
+ *   D9  Live rows from memory.  A ring record at position p whose id is
+ *       upper + 1, taken while need_sql is false, is decided from the
+ *       channel's row cache if slot p still holds its row (rowcache.c,
+ *       RC1: the row as the table held it at the COMMIT that published
+ *       p): buffered if the row matches the filter - the comparison the
+ *       query makes: partition_key equal, namespace and instance_tag
+ *       equal byte for byte and not NULL - and passed otherwise; upper
+ *       becomes its id.  So while need_sql stays false the buffer holds
+ *       exactly the matching committed rows of (cursor, upper], in id
+ *       order, and end_cursor = upper (D4).  A miss, a gap (D5), a lap
+ *       (D3) or file_head (D8) sets need_sql: the buffer ends at
+ *       sql_from - 1, where the table takes over once the buffer is
+ *       consumed (D2, D7 unchanged: their ranges start at or above
+ *       sql_from).  Later records extend upper as before, up to the
+ *       first contiguous one whose row memory holds: the drain puts that
+ *       record back on its cursor (sub.pos--; re-reading a position is
+ *       safe: a lap is detected as for any read, S3) and stops, and the
+ *       next call queries (cursor, upper] before it drains again, so a
+ *       large row costs one query for itself, not for the rows after it.
+ *       The one difference from the table: a row deleted after its
+ *       COMMIT may still be delivered from memory (it was committed;
+ *       nothing is lost, so D7 reports nothing for it).  The ring is
+ *       drained only into an empty buffer and stops when the buffer is
+ *       full, leaving the rest on the ring.  need_sql over an empty
+ *       range (upper <= cursor) is cleared before a drain: it holds
+ *       nothing.
  */
 #include "bus.h"
 #include "errors.h"
 #include "outbox.h"
+#include "rowcache.h"
 #include "subscriber.h"
 #include "wait.h"
 #include "writer.h"
@@ -126,6 +153,7 @@ struct reader_row {
 	int64_t event_id, partition_key, occurred_at_ms, committed_at_ms;
 	size_t subject_off, subject_len, type_off, ns_off, tag_off;
 	size_t payload_off, payload_len;
+	bool from_memory; /* D9 */
 };
 
 struct litebus_reader {
@@ -137,7 +165,11 @@ struct litebus_reader {
 	bool by_partition;
 	int64_t partition_key;
 	char *ns, *tag;
+	size_t ns_len, tag_len;
 	uint32_t ns_hash, tag_hash;
+
+	/* The channel's row cache (D9), or NULL: every row from the table. */
+	const struct lb_rowcache *rowcache;
 
 	int64_t cursor; /* D4 */
 	int64_t upper;	/* D2 */
@@ -240,8 +272,94 @@ reader_need_sql(litebus_reader *r)
 	r->need_sql = true;
 }
 
-/* Take what the ring has (at most one ring's worth per call).  Returns
- * true if anything was taken. */
+/* Room for `len` more bytes in the arena (the buffer's offsets stay
+ * valid: the arena may move). */
+static int
+reader_arena_room(litebus_reader *r, size_t len)
+{
+	size_t cap;
+	unsigned char *a;
+
+	if (r->arena_cap - r->arena_len >= len)
+		return LITEBUS_OK;
+	cap = r->arena_cap != 0 ? r->arena_cap : 4096;
+	while (cap - r->arena_len < len)
+		cap *= 2;
+	a = realloc(r->arena, cap);
+	if (a == NULL)
+		return lb_err_set(LITEBUS_ENOMEM,
+				  "litebus_reader_next: out of memory");
+	r->arena = a;
+	r->arena_cap = cap;
+	return LITEBUS_OK;
+}
+
+/* The filter as the range query applies it (D9): partition_key = ?,
+ * namespace = ?, instance_tag = ? (binary comparison; NULL never
+ * matches). */
+static bool
+reader_row_matches(const litebus_reader *r, const struct lb_outbox_row *o)
+{
+	if (r->by_partition && o->partition_key != r->partition_key)
+		return false;
+	if (r->ns != NULL && (o->ns == NULL || o->ns_len != r->ns_len ||
+			      memcmp(o->ns, r->ns, r->ns_len) != 0))
+		return false;
+	if (r->tag != NULL && (o->tag == NULL || o->tag_len != r->tag_len ||
+			       memcmp(o->tag, r->tag, r->tag_len) != 0))
+		return false;
+	return true;
+}
+
+static size_t
+reader_off(const litebus_reader *r, const void *p)
+{
+	return p == NULL ? NO_OFF
+			 : (size_t)((const unsigned char *)p - r->arena);
+}
+
+/* D9: decide the record at ring position pos from the row cache.  Returns
+ * 1 if its row was buffered, 0 if it does not match, -1 on a miss (the
+ * table must be asked). */
+static int
+reader_from_memory(litebus_reader *r, uint64_t pos, const struct lb_rec *rec)
+{
+	size_t room = (size_t)r->rowcache->img_words * sizeof(uint64_t);
+	struct lb_outbox_row o;
+	struct reader_row *row;
+	size_t off;
+
+	/* Images are copied as whole words: keep them word-aligned. */
+	r->arena_len = (r->arena_len + 7) & ~(size_t)7;
+	if (reader_arena_room(r, room) != LITEBUS_OK)
+		return -1; /* the table path reports the shortage, if any */
+	off = r->arena_len;
+	if (!lb_rowcache_get(r->rowcache, pos, rec->event_id, r->arena + off,
+			     &o))
+		return -1;
+	if (!reader_row_matches(r, &o))
+		return 0;
+	row = &r->rows[r->count++];
+	row->event_id = o.event_id;
+	row->partition_key = o.partition_key;
+	row->occurred_at_ms = o.occurred_at_ms;
+	row->committed_at_ms = o.committed_at_ms;
+	row->subject_off = reader_off(r, o.subject);
+	row->subject_len = o.subject_len;
+	row->type_off = reader_off(r, o.event_type);
+	row->ns_off = reader_off(r, o.ns);
+	row->tag_off = reader_off(r, o.tag);
+	row->payload_off = reader_off(r, o.payload);
+	row->payload_len = o.payload_len;
+	row->from_memory = true;
+	r->arena_len =
+	    off + lb_rowcache_image_words(r->rowcache, &o) * sizeof(uint64_t);
+	return 1;
+}
+
+/* Take what the ring has (at most one ring's worth per call, and no more
+ * than fills the buffer: D9) into the empty buffer.  Returns true if
+ * anything was taken. */
 static bool
 reader_drain_ring(litebus_reader *r)
 {
@@ -249,7 +367,11 @@ reader_drain_ring(litebus_reader *r)
 	struct lb_rec rec;
 	uint64_t n = 0;
 
-	for (; n < bound; n++) {
+	r->count = r->next = 0;
+	r->arena_len = 0;
+	if (r->upper <= r->cursor)
+		r->need_sql = false; /* an empty range holds nothing */
+	for (; n < bound && r->count < r->batch; n++) {
 		enum lb_poll p = lb_sub_poll(&r->sub, &rec);
 
 		if (p == LB_POLL_EMPTY)
@@ -267,11 +389,33 @@ reader_drain_ring(litebus_reader *r)
 		}
 		if (rec.event_id <= r->upper)
 			continue; /* already covered by (cursor, upper] (D1) */
+		if (rec.event_id == r->upper + 1 &&
+		    !reader_rec_may_match(r, &rec)) {
+			r->upper = rec.event_id; /* the hints rule it out */
+			continue;
+		}
+		if (rec.event_id == r->upper + 1 && r->rowcache != NULL) {
+			if (!r->need_sql) {
+				/* D9 */
+				if (reader_from_memory(r, r->sub.pos - 1,
+						       &rec) >= 0) {
+					r->upper = rec.event_id;
+					continue;
+				}
+			} else if (lb_rowcache_has(r->rowcache,
+						   r->sub.pos - 1)) {
+				/* D9: end the table's range before a row
+				 * memory holds; the record is read again
+				 * (from memory) once the table has supplied
+				 * the range. */
+				r->sub.pos--;
+				break;
+			}
+		}
 		/* D5: a gap holds ids the ring never carried; only the table
-		 * can say whether rows with them exist and match. */
-		if (rec.event_id != r->upper + 1 ||
-		    reader_rec_may_match(r, &rec))
-			reader_need_sql(r);
+		 * can say whether rows with them exist and match.  D9: so
+		 * does a row memory does not hold. */
+		reader_need_sql(r);
 		r->upper = rec.event_id;
 	}
 	return n > 0;
@@ -305,24 +449,15 @@ reader_arena_put(litebus_reader *r, const void *p, size_t len, bool nul,
 		 size_t *off)
 {
 	size_t need = len + (nul ? 1 : 0);
+	int rc;
 
 	if (p == NULL) {
 		*off = NO_OFF;
 		return LITEBUS_OK;
 	}
-	if (r->arena_len + need > r->arena_cap) {
-		size_t cap = r->arena_cap != 0 ? r->arena_cap : 4096;
-		unsigned char *a;
-
-		while (cap < r->arena_len + need)
-			cap *= 2;
-		a = realloc(r->arena, cap);
-		if (a == NULL)
-			return lb_err_set(LITEBUS_ENOMEM,
-					  "litebus_reader_next: out of memory");
-		r->arena = a;
-		r->arena_cap = cap;
-	}
+	rc = reader_arena_room(r, need);
+	if (rc != LITEBUS_OK)
+		return rc;
 	memcpy(r->arena + r->arena_len, p, len);
 	if (nul)
 		r->arena[r->arena_len + len] = '\0';
@@ -347,6 +482,7 @@ reader_copy_row(litebus_reader *r, sqlite3_stmt *st, struct reader_row *row)
 	row->committed_at_ms = o.committed_at_ms;
 	row->subject_len = o.subject_len;
 	row->payload_len = o.payload_len;
+	row->from_memory = false;
 	rc = reader_arena_put(r, o.subject, o.subject_len, false,
 			      &row->subject_off);
 	if (rc == LITEBUS_OK)
@@ -509,6 +645,8 @@ reader_deliver(litebus_reader *r, litebus_row *out)
 	/* D4 */
 	r->cursor = r->next == r->count ? r->end_cursor : row->event_id;
 	r->stats.delivered++;
+	if (row->from_memory)
+		r->stats.memory_rows++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -599,10 +737,14 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 	if (f != NULL) {
 		r->by_partition = f->any_partition == 0;
 		r->partition_key = f->partition_key;
-		if (f->ns != NULL)
+		if (f->ns != NULL) {
 			r->ns = strdup(f->ns);
-		if (f->instance_tag != NULL)
+			r->ns_len = strlen(f->ns);
+		}
+		if (f->instance_tag != NULL) {
 			r->tag = strdup(f->instance_tag);
+			r->tag_len = strlen(f->instance_tag);
+		}
 		r->ns_hash = lb_rec_hash(f->ns);
 		r->tag_hash = lb_rec_hash(f->instance_tag);
 	}
@@ -620,6 +762,10 @@ reader_open(litebus *bus, int channel, int64_t after_event_id,
 	 * elsewhere. */
 	lb_sub_init(&r->sub, bus, ch);
 	r->sub.seen_file = lb_channel_file_head(ch);
+	/* D9: a read-only bus publishes nothing, so it keeps no rows. */
+	if (bus->opts.reader_inline_bytes > 0 && !bus->opts.read_only)
+		r->rowcache =
+		    lb_channel_enable_rows(ch, bus->opts.reader_inline_bytes);
 	lb_bus_follow(bus, ch);
 	now = lb_channel_published_id(ch);
 	id = lb_channel_committed_id(ch);
@@ -665,21 +811,31 @@ litebus_reader_next(litebus_reader *r, litebus_row *row, int timeout_ms)
 			reader_deliver(r, row);
 			return LITEBUS_OK;
 		}
+		if (r->need_sql && r->upper > r->cursor) {
+			/* The table's range first: a miss ended the drain
+			 * before rows memory holds (D9). */
+			rc = reader_query(r, timeout_ms);
+			if (rc != LITEBUS_OK)
+				return rc;
+			continue;
+		}
 		/* Seen before the ring is drained: if closed, the drain
 		 * below sees everything ever published (C2). */
 		closed = lb_channel_is_closed(r->sub.ch);
 		progress = reader_drain_ring(r);
 		if (reader_take_file_head(r)) /* D8 */
 			progress = true;
-		if (r->upper > r->cursor) {
-			if (r->need_sql) {
-				rc = reader_query(r, timeout_ms);
-				if (rc != LITEBUS_OK)
-					return rc;
-			} else {
-				r->cursor = r->upper; /* all filtered out */
-			}
+		if (r->count > 0) {
+			/* D9: rows from memory first; the table, if asked,
+			 * starts after them. */
+			r->end_cursor =
+			    r->need_sql ? r->sql_from - 1 : r->upper;
 			continue;
+		}
+		if (r->upper > r->cursor) {
+			if (!r->need_sql)
+				r->cursor = r->upper; /* all filtered out */
+			continue;		      /* else the query above */
 		}
 		if (progress)
 			continue;

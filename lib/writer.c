@@ -94,6 +94,7 @@
 #include "fork.h"
 #include "jobs.h"
 #include "role.h"
+#include "rowcache.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -107,9 +108,13 @@ struct litebus_tx {
 	bool active; /* true only while a job's fn runs */
 };
 
-/* One committed row on its way to a ring (W1). */
+/* One committed row on its way to a ring (W1), and to the channel's row
+ * cache (rowcache.c) when img_words is not 0: its image is
+ * stage[img_off .. img_off + img_words). */
 struct lb_pub {
 	int channel;
+	uint32_t img_words;
+	size_t img_off;
 	struct lb_rec rec;
 };
 
@@ -126,7 +131,11 @@ struct lb_writer {
 	int64_t batch_ms;
 	struct lb_pub *pub; /* the batch's rows read back (W1) */
 	size_t npub, cap_pub;
+	uint64_t *stage; /* their row images (struct lb_pub) */
+	size_t nstage, cap_stage;
 	int collect_channel; /* writer_collect -> writer_collect_one */
+	/* The collected channel's row cache, or NULL (lb_channel_rows). */
+	struct lb_rowcache *collect_rows;
 	struct lb_job **batch;
 	bool touched[LITEBUS_MAX_CHANNELS];
 	/* Why the batch's transaction was lost (writer_run_job returned
@@ -419,10 +428,35 @@ writer_fail_unsettled(struct lb_job **jobs, size_t n, int status)
 			writer_settle(jobs[i], status, true);
 }
 
+/* Room for `words` more words of row images; false if out of memory (the
+ * row is then published without its image: readers take it from the
+ * table). */
+static bool
+writer_stage_room(struct lb_writer *w, size_t words)
+{
+	size_t cap;
+	uint64_t *p;
+
+	if (w->cap_stage - w->nstage >= words)
+		return true;
+	cap = w->cap_stage != 0 ? w->cap_stage : 4096;
+	while (cap - w->nstage < words)
+		cap *= 2;
+	p = realloc(w->stage, cap * sizeof *p);
+	if (p == NULL)
+		return false;
+	w->stage = p;
+	w->cap_stage = cap;
+	return true;
+}
+
 static int
-writer_collect_one(void *arg, const struct lb_rec *rec)
+writer_collect_one(void *arg, const struct lb_rec *rec,
+		   const struct lb_outbox_row *row)
 {
 	struct lb_writer *w = arg;
+	struct lb_pub *pub;
+	size_t words;
 
 	if (w->npub == w->cap_pub) {
 		size_t cap = w->cap_pub * 2;
@@ -435,9 +469,20 @@ writer_collect_one(void *arg, const struct lb_rec *rec)
 		w->pub = p;
 		w->cap_pub = cap;
 	}
-	w->pub[w->npub].channel = w->collect_channel;
-	w->pub[w->npub].rec = *rec;
-	w->npub++;
+	pub = &w->pub[w->npub++];
+	pub->channel = w->collect_channel;
+	pub->rec = *rec;
+	pub->img_words = 0;
+	/* The row as the table holds it inside this transaction (W1): what
+	 * COMMIT makes durable, so what a reader may take from memory. */
+	if (w->collect_rows != NULL &&
+	    (words = lb_rowcache_image_words(w->collect_rows, row)) != 0 &&
+	    writer_stage_room(w, words)) {
+		pub->img_off = w->nstage;
+		pub->img_words = (uint32_t)words;
+		lb_rowcache_encode(row, &w->stage[w->nstage]);
+		w->nstage += words;
+	}
 	return LITEBUS_OK;
 }
 
@@ -453,12 +498,14 @@ writer_collect(struct lb_writer *w)
 	LB_ASSERT_ON_WRITER(w);
 
 	w->npub = 0;
+	w->nstage = 0;
 	for (int c = 0; c < w->cfg.nchannels; c++) {
 		int rc;
 
 		if (w->last_id[c] == w->batch_last_id[c])
 			continue;
 		w->collect_channel = c;
+		w->collect_rows = lb_channel_rows(w->cfg.channels[c]);
 		rc = lb_outbox_readback(&w->ob, c, w->cfg.channels[c]->name,
 					w->batch_last_id[c] + 1,
 					writer_collect_one, w);
@@ -497,9 +544,15 @@ writer_publish(struct lb_writer *w)
 			lb_channel_set_committed(cfg->channels[c],
 						 w->last_id[c]);
 	writer_commit_seq(w); /* W8: the commit is over */
-	for (size_t i = 0; i < w->npub; i++)
-		lb_channel_publish(cfg->channels[w->pub[i].channel],
-				   &w->pub[i].rec);
+	for (size_t i = 0; i < w->npub; i++) {
+		const struct lb_pub *p = &w->pub[i];
+
+		/* C7: the row's image, if staged, goes in before its record. */
+		lb_channel_publish_row(cfg->channels[p->channel], &p->rec,
+				       p->img_words != 0 ? &w->stage[p->img_off]
+							 : NULL,
+				       p->img_words);
+	}
 	for (int c = 0; c < cfg->nchannels; c++) {
 		if (w->touched[c]) {
 			lb_channel_wake(cfg->channels[c]);
@@ -508,6 +561,7 @@ writer_publish(struct lb_writer *w)
 	}
 	lb_stat_add_w(&cfg->stats->events, w->npub);
 	w->npub = 0;
+	w->nstage = 0;
 }
 
 /* The batch-size histogram (stats.h): one observation per transaction
@@ -785,6 +839,7 @@ lb_writer_free(struct lb_writer *w)
 	if (w == NULL)
 		return;
 	free(w->pub);
+	free(w->stage);
 	free(w->batch);
 	free(w);
 }

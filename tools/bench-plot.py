@@ -18,7 +18,9 @@ exist), and prints their paths:
   ring.svg     delivered records/s per subscriber vs subscribers, max mode,
                256 and 4096 slots, litebus vs the ring baseline.
   fanout.svg   commit rate with S consumers / with none (x_S0) vs S, for
-               idle, sub and reader consumers: litebus vs the naive bus.
+               idle, sub and reader consumers: litebus vs the naive bus;
+               and the share of the readers' rows taken from memory
+               (mem_hit, right axis).
   ratios.svg   catchup, retention, consumer and prune as ratios against
                their baselines in the same run (1.0 = parity).
   xproc.svg    cross-process reader latency p50/p99 per watch mode at 100
@@ -203,14 +205,16 @@ def write_ring_data(results, tmp):
 def write_fanout_data(results, tmp):
     n = 0
     for kind in ("idle", "sub", "reader"):
-        lines = ["# S litebus_x_S0 naive_x_S0"]
+        lines = ["# S litebus_x_S0 naive_x_S0 mem_hit"]
         for r in sorted(find(results, "fanout", kind=kind),
                         key=lambda r: int(r["config"]["S"])):
             a = metric(r, "x_S0")
             b = metric(r, "naive_x_S0")
-            lines.append("%s %s %s" % (r["config"]["S"],
-                                       "%g" % a[0] if a else "NaN",
-                                       "%g" % b[0] if b else "NaN"))
+            h = metric(r, "mem_hit")  # readers only, newer runs only
+            lines.append("%s %s %s %s" % (r["config"]["S"],
+                                          "%g" % a[0] if a else "NaN",
+                                          "%g" % b[0] if b else "NaN",
+                                          "%g" % h[0] if h else "NaN"))
             n += 1
         with open(os.path.join(tmp, "fanout-%s.dat" % kind), "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -318,21 +322,25 @@ unset multiplot
 GNUPLOT_FANOUT = r"""
 %(terminal)s
 set output '%(out)s'
-set title "litebus-bench fanout: commit rate with S consumers / with none (x_S0), P=4 submit256 normal\nsolid = litebus, dashed = naive bus; medians; shared 2-core machine (consumers share the 2 cores)"
+set title "litebus-bench fanout: commit rate with S consumers / with none (x_S0), P=4 submit256 normal\nsolid = litebus, dashed = naive bus, dots = readers' rows from memory (right axis); medians; shared 2-core machine"
 set logscale x 2
 set xlabel "consumers (S)"
 set ylabel "x_S0"
+set y2label "rows from memory / rows delivered"
 set xrange [0.8:80]
 set yrange [0:1.3]
+set y2range [0:1.3]
+set y2tics 0.25
 set xtics (1, 4, 16, 64)
 set grid ytics
-set key below horizontal font ",9" maxrows 2
+set key below horizontal font ",9" maxrows 3
 plot '%(tmp)s/fanout-idle.dat' using 1:2 with linespoints lw 2 lc rgb "#7f7f7f" title "idle (litebus)", \
      '%(tmp)s/fanout-idle.dat' using 1:3 with linespoints lw 2 dt 2 lc rgb "#7f7f7f" title "idle (naive)", \
      '%(tmp)s/fanout-sub.dat' using 1:2 with linespoints lw 2 lc rgb "#2ca02c" title "sub (litebus)", \
      '%(tmp)s/fanout-sub.dat' using 1:3 with linespoints lw 2 dt 2 lc rgb "#2ca02c" title "sub (naive)", \
      '%(tmp)s/fanout-reader.dat' using 1:2 with linespoints lw 2 lc rgb "#d62728" title "reader (litebus)", \
-     '%(tmp)s/fanout-reader.dat' using 1:3 with linespoints lw 2 dt 2 lc rgb "#d62728" title "reader (naive)"
+     '%(tmp)s/fanout-reader.dat' using 1:3 with linespoints lw 2 dt 2 lc rgb "#d62728" title "reader (naive)", \
+     '%(tmp)s/fanout-reader.dat' using 1:4 axes x1y2 with points pt 7 ps 1 lc rgb "#d62728" title "reader rows from memory (litebus)"
 """
 
 GNUPLOT_RATIOS = r"""
