@@ -49,6 +49,13 @@
  *       writer spins only right after a batch or a wake-up that found
  *       jobs, so an idle bus costs one spin after its last job and
  *       nothing after that.
+ *   J5  Spinning only while a CPU is free for it.  Nobody spins while
+ *       the machine has more runnable threads than CPUs + 1 (the kernel's
+ *       count, the fourth field of /proc/loadavg, sampled at most every
+ *       JOB_LOAD_EVERY_NS and smoothed over about four samples): a spinner
+ *       would then hold a CPU that the thread it waits for, or another
+ *       process, needs.  The sample is a hint: read wrongly, or not at
+ *       all (no /proc), it only spins more or less, J4 bounding it.
  */
 #include "jobs.h"
 
@@ -57,6 +64,7 @@
 #include "wait.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,15 +75,35 @@
 enum { JOB_PENDING = 0, JOB_SLEEPING = 1, JOB_DONE = 2 };
 
 /* J4: the longest spin, on either side.  Above it a futex sleep and
- * wake-up (10-25 us on the 2-core machine of bench/README) costs less
- * than the CPU the spin burns.  Measured on the loaded 2-core machine
- * (/tmp driver: one bus, P producers calling litebus_exec for 1 s, 3
- * runs each, watch off): P=1 11-17k exec/s with 50 us, as without
- * spinning (13-17k); 8-11k with 200 us.  P=8: 31-32k vs 28-31k, CPU per
- * event 34-35 us vs 35-44.  (May be set at build time to measure.) */
+ * wake-up costs less than the CPU the spin burns.  First set to 50 us
+ * from runs on the loaded 2-core machine (/tmp driver: one bus, P
+ * producers calling litebus_exec for 1 s, 3 runs each, watch off): P=1
+ * 11-17k exec/s with 50 us, as without spinning (13-17k); 8-11k with 200
+ * us - because on a loaded machine the spinner took the CPU the writer
+ * needed, which J5 now detects.  (May be set at build time to measure.) */
 #ifndef JOB_SPIN_MAX_NS
-#define JOB_SPIN_MAX_NS 50000u
+#define JOB_SPIN_MAX_NS 200000u
 #endif
+/* J5.  Why 200 us, and why J5: on the 2-core KVM machine of bench/README,
+ * quiet, a futex wake-up of a thread on an idle CPU costs the waker about
+ * 50 us of CPU (the IPI of a halted vCPU: try_to_wake_up and
+ * finish_task_switch were 45% of an exec P=1 profile), so a one-row
+ * exec's transaction (40-60 us there) was never spun for with a 50 us
+ * ceiling (the budget is twice the wait).  litebus-bench --only
+ * mode=exec,S=0,dur=normal commit, 2 runs each, 2026-11-30, quiet:
+ *   50 us:  P=1 7.3-7.5k ev/s (x_naive 0.21-0.24), 111-114 us CPU/event;
+ *           P=8 34-35k (1.19-1.28)
+ *   100 us: P=1 10-16k (0.36-0.46), 71-88 us;   P=8 34-46k (1.12-1.60)
+ *   200 us: P=1 28-29k (0.83-1.00), 58 us;      P=8 40-42k (1.29-1.59)
+ * With two CPU hogs running beside it, 200 us without J5 collapsed P=1 to
+ * 1.4-3.5k ev/s (50 us: 8.4-9.8k): the spinner held a CPU the writer
+ * needed.  A first J5 that judged each spin by its thread's CPU time
+ * (CLOCK_THREAD_CPUTIME_ID against the wall clock) turned spinning off on
+ * the quiet machine too (P=1 11-13k): the writer is often woken onto the
+ * spinner's own CPU, and the spinner's yield then hands it over, which
+ * is cheap and looks like contention.  The run queue tells them apart. */
+#define JOB_LOAD_EVERY_NS 2000000u /* 2 ms */
+
 /* A caller's first spin, before it has seen any wait. */
 #define JOB_SPIN_INIT_NS 20000u
 /* Spins re-read the clock every this many pauses, and yield the CPU
@@ -104,6 +132,66 @@ job_spin_adapt(uint32_t budget, uint64_t wait_ns)
 	return b < 1000 ? 0 : (uint32_t)b;
 }
 
+/* J5: the kernel's count of runnable threads now (the fourth field of
+ * /proc/loadavg, "running/total"), or 0 if it cannot be read. */
+static unsigned
+job_nr_running(void)
+{
+	char buf[128];
+	unsigned running = 0;
+	ssize_t n;
+	char *p;
+	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	(void)close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "0.79 1.21 1.55 1/79 1956": the number before the slash. */
+	p = strchr(buf, '/');
+	if (p == NULL)
+		return 0;
+	while (p > buf && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	while (*p >= '0' && *p <= '9' && running < 1000000u)
+		running = running * 10u + (unsigned)(*p++ - '0');
+	return running;
+}
+
+/* J5: may a thread spin now?  Whoever finds the last sample older than
+ * JOB_LOAD_EVERY_NS takes a new one (one thread at a time: the
+ * compare-and-exchange); everyone else reads the smoothed score.  All
+ * relaxed: hints that order nothing. */
+static bool
+jobq_cpu_free(struct lb_jobq *q, uint64_t now)
+{
+	uint64_t last =
+	    atomic_load_explicit(&q->load_sampled_at, memory_order_relaxed);
+
+	if (now - last >= JOB_LOAD_EVERY_NS &&
+	    atomic_compare_exchange_strong_explicit(&q->load_sampled_at, &last,
+						    now, memory_order_relaxed,
+						    memory_order_relaxed)) {
+		unsigned running = job_nr_running();
+		uint32_t score =
+		    atomic_load_explicit(&q->load_score, memory_order_relaxed);
+
+		/* An average over about four samples, and one runnable
+		 * thread beyond the CPUs allowed (the bus's own
+		 * checkpointer, a kworker): with "> ncpu" the quiet
+		 * machine's P=1 exec ran at 18-22k/s, with "> ncpu + 1"
+		 * 28-30k (spinning always: 23-31k), and two CPU hogs still
+		 * turn it off (8.1-8.7k/s, as with the 50 us ceiling). */
+		score = score * 3 / 4 + (running > q->ncpu + 1 ? 64u : 0u);
+		atomic_store_explicit(&q->load_score, score,
+				      memory_order_relaxed);
+	}
+	return atomic_load_explicit(&q->load_score, memory_order_relaxed) < 32;
+}
+
 /* ------------------------------------------------------------------ */
 /* The queue                                                           */
 
@@ -123,6 +211,9 @@ lb_jobq_init(struct lb_jobq *q, uint32_t max_queue, _Atomic uint64_t *gauge)
 	atomic_init(&q->pushes, 0);
 	atomic_init(&q->spinners, 0);
 	atomic_init(&q->exec_spin_ns, ncpu > 1 ? JOB_SPIN_INIT_NS : 0);
+	atomic_init(&q->load_sampled_at, 0);
+	atomic_init(&q->load_score, 0);
+	q->ncpu = ncpu > 0 ? (unsigned)ncpu : 1u;
 	q->writer_spin_ns = 0;
 	rc = pthread_mutex_init(&q->lock, NULL);
 	if (rc != 0)
@@ -241,14 +332,16 @@ jobq_writer_spin(struct lb_jobq *q, uint32_t seen)
 {
 	uint64_t t0 = lb_mono_ns(), now = t0;
 	uint64_t deadline = t0 + q->writer_spin_ns;
+	bool pushed = false;
 
+	if (!jobq_cpu_free(q, t0))
+		return; /* J5 */
 	for (unsigned i = 1;; i++) {
 		/* Relaxed: a hint (jobq_poke). */
 		if (atomic_load_explicit(&q->pushes, memory_order_relaxed) !=
 		    seen) {
-			q->writer_spin_ns =
-			    job_spin_adapt(q->writer_spin_ns, now - t0);
-			return;
+			pushed = true;
+			break;
 		}
 		lb_cpu_relax();
 		if (i % JOB_SPIN_YIELD_EVERY == 0)
@@ -259,7 +352,9 @@ jobq_writer_spin(struct lb_jobq *q, uint32_t seen)
 				break;
 		}
 	}
-	q->writer_spin_ns = job_spin_adapt(q->writer_spin_ns, UINT64_MAX);
+	now = lb_mono_ns();
+	q->writer_spin_ns =
+	    job_spin_adapt(q->writer_spin_ns, pushed ? now - t0 : UINT64_MAX);
 }
 
 enum lb_take
@@ -373,7 +468,7 @@ job_spin(struct lb_job *j, uint64_t t0)
 	uint64_t deadline = t0 + budget;
 	bool done = false;
 
-	if (budget == 0)
+	if (budget == 0 || !jobq_cpu_free(q, t0)) /* J5 */
 		return false;
 	/* Relaxed: a count of spinners, read and written by no one else's
 	 * logic; a momentary excess only costs CPU. */

@@ -62,6 +62,12 @@ struct lb_jobq {
 	/* exec callers spinning now, and how long one may spin (ns). */
 	alignas(LB_CACHELINE) _Atomic uint32_t spinners;
 	_Atomic uint32_t exec_spin_ns;
+	/* J5: when the run queue was last sampled (monotonic ns), and the
+	 * smoothed score of "more runnable threads than CPUs" (>= 32: do
+	 * not spin).  Any spinner, relaxed. */
+	_Atomic uint64_t load_sampled_at;
+	_Atomic uint32_t load_score;
+	unsigned ncpu; /* immutable */
 	/* Writer thread only: how long it spins before sleeping (ns). */
 	uint32_t writer_spin_ns;
 };
