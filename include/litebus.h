@@ -810,7 +810,14 @@ typedef void (*litebus_done_fn)(int status, void *arg);
  * the job committed or published.
  * Borrows arg until it returns.
  * Thread-safety: any thread except the writer.
- * Blocking: until the job's batch has committed.
+ * Blocking: until the job's batch has committed.  While the machine has a
+ * CPU to spare (no more runnable threads than CPUs + 1, sampled from
+ * /proc/loadavg every 2 ms), the caller first spins up to 200 us -
+ * learned from recent waits, and by at most CPUs - 1 callers at once -
+ * before it sleeps, and the writer spins the same way for the next job
+ * after a batch: on a virtual machine a futex wake-up of a thread on an
+ * idle CPU costs more than that (bench/README.md, "Issue 12").  An idle
+ * bus spins once after its last job, never again.
  */
 LITEBUS_API int litebus_exec(litebus *bus, litebus_job_fn fn, void *arg);
 
