@@ -132,15 +132,29 @@ job_spin_adapt(uint32_t budget, uint64_t wait_ns)
 	return b < 1000 ? 0 : (uint32_t)b;
 }
 
-/* J5: the kernel's count of runnable threads now (the fourth field of
- * /proc/loadavg, "running/total"), or 0 if it cannot be read. */
+unsigned
+lb_jobs_parse_running(const char *loadavg)
+{
+	const char *p = strchr(loadavg, '/');
+	unsigned running = 0;
+
+	/* "0.79 1.21 1.55 1/79 1956": the number right before the slash. */
+	if (p == NULL)
+		return 0;
+	while (p > loadavg && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	while (*p >= '0' && *p <= '9' && running < 1000000u)
+		running = running * 10u + (unsigned)(*p++ - '0');
+	return running;
+}
+
+/* J5: the kernel's count of runnable threads now, or 0 if it cannot be
+ * read. */
 static unsigned
 job_nr_running(void)
 {
 	char buf[128];
-	unsigned running = 0;
 	ssize_t n;
-	char *p;
 	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
@@ -150,15 +164,7 @@ job_nr_running(void)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	/* "0.79 1.21 1.55 1/79 1956": the number before the slash. */
-	p = strchr(buf, '/');
-	if (p == NULL)
-		return 0;
-	while (p > buf && p[-1] >= '0' && p[-1] <= '9')
-		p--;
-	while (*p >= '0' && *p <= '9' && running < 1000000u)
-		running = running * 10u + (unsigned)(*p++ - '0');
-	return running;
+	return lb_jobs_parse_running(buf);
 }
 
 /* J5: may a thread spin now?  Whoever finds the last sample older than

@@ -79,6 +79,11 @@ int lb_jobq_init(struct lb_jobq *q, uint32_t max_queue,
 		 _Atomic uint64_t *gauge);
 void lb_jobq_fini(struct lb_jobq *q);
 
+/* J5 (jobs.c): the runnable-thread count in a line of /proc/loadavg
+ * ("0.79 1.21 1.55 1/79 1956" gives 1); 0 if the line has none.  Any
+ * thread; pure. */
+unsigned lb_jobs_parse_running(const char *loadavg);
+
 /* Any thread: queue j (the queue borrows it until it is completed).
  * Returns OK; ECLOSED once lb_jobq_close() was called (J1); EAGAIN when
  * max_queue jobs are queued.  Refused, the caller still owns j.

@@ -329,6 +329,37 @@ an_idle_bus_spins_no_longer_than_one_spin_after_its_last_job(void **state)
 			 (unsigned long long)cpu, IDLE_WINDOW_MS);
 }
 
+/* J5: the runnable count is the number right before the slash of
+ * /proc/loadavg; anything unexpected reads as 0 ("spin"), never as a
+ * wrapped or huge count. */
+static void
+the_runnable_count_is_read_from_a_loadavg_line(void **state)
+{
+	(void)state;
+	assert_int_equal(lb_jobs_parse_running("0.79 1.21 1.55 1/79 1956\n"),
+			 1);
+	assert_int_equal(lb_jobs_parse_running("12.00 9.1 3.0 17/2048 99"), 17);
+	assert_int_equal(lb_jobs_parse_running("0.00 0.00 0.00 0/1 1"), 0);
+	assert_int_equal(lb_jobs_parse_running(""), 0);
+	assert_int_equal(lb_jobs_parse_running("no slash here"), 0);
+	assert_int_equal(lb_jobs_parse_running("/79"), 0);
+	assert_int_equal(lb_jobs_parse_running("1 2 3 x/79"), 0);
+	/* Digits beyond any plausible count stop growing the number. */
+	assert_true(lb_jobs_parse_running("1 1 1 99999999999999999999/5 6") <
+		    100000000u);
+	/* The live file parses, and this thread is running. */
+	{
+		FILE *f = fopen("/proc/loadavg", "r");
+		char line[128];
+
+		if (f != NULL) {
+			if (fgets(line, sizeof line, f) != NULL)
+				assert_true(lb_jobs_parse_running(line) >= 1);
+			fclose(f);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -356,6 +387,7 @@ main(void)
 		queue_setup, queue_teardown),
 	    FX_TEST_DEFAULT(
 		an_idle_bus_spins_no_longer_than_one_spin_after_its_last_job),
+	    cmocka_unit_test(the_runnable_count_is_read_from_a_loadavg_line),
 	};
 
 	return cmocka_run_group_tests_name("jobs", tests, NULL, NULL);
