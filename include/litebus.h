@@ -525,8 +525,9 @@ typedef struct litebus_options {
 	 * tag and payload lengths, plus one byte for each of the three
 	 * strings that is not NULL.  Default 192.  See "Live rows from
 	 * memory" below: what it costs (per channel that has had a reader,
-	 * ring_capacity slots of 64 + this, rounded up to a multiple of 64,
-	 * bytes: 1 MiB with the defaults) and what it changes. */
+	 * min(ring_capacity, 65536) slots of 64 + this, rounded up to a
+	 * multiple of 64, bytes: 1 MiB with the defaults) and what it
+	 * changes. */
 	uint32_t reader_inline_bytes;
 } litebus_options;
 
@@ -619,11 +620,14 @@ typedef struct litebus_options {
  * then, since nothing was lost.  litebus_reader_stats.memory_rows counts
  * the rows a reader delivered from memory.
  * Cost: per channel on which a reader or consumer has opened (on a
- * read-write bus; a read-only bus publishes nothing), ring_capacity slots
- * of (64 + reader_inline_bytes) bytes rounded up to a multiple of 64 -
- * with the defaults 4096 x 256 bytes = 1 MiB - allocated at that first
- * open and freed when the bus closes; if it cannot be allocated, readers
- * read every row from the table.  The writer copies each row it commits
+ * read-write bus; a read-only bus publishes nothing), min(ring_capacity,
+ * 65536) slots of (64 + reader_inline_bytes) bytes rounded up to a
+ * multiple of 64 - with the defaults 4096 x 256 bytes = 1 MiB; at most
+ * 16 MiB at the default size, whatever the ring - allocated and zeroed
+ * at that first open and freed when the bus closes; if it cannot be
+ * allocated, readers read every row from the table.  With fewer slots
+ * than the ring, rows more than 65536 records behind the head come from
+ * the table.  The writer copies each row it commits
  * on such a channel once (a few hundred nanoseconds), whether or not a
  * reader takes it; a reader copies each row it takes once, as it copies
  * a row it reads from the table.
@@ -987,9 +991,14 @@ typedef struct litebus_filter {
 
 typedef struct litebus_row {
 	int64_t event_id, partition_key;
+	/* subject and payload: NULL, with length 0, both for a NULL and
+	 * for an empty one (a reader cannot tell them apart); otherwise
+	 * subject_len / payload_len bytes, which may contain NULs. */
 	const void *subject;
 	size_t subject_len;
-	const char *event_type, *ns, *instance_tag; /* ns, tag may be NULL */
+	/* event_type: never NULL.  ns, instance_tag: NULL when the event
+	 * had none; "" when it had an empty one. */
+	const char *event_type, *ns, *instance_tag;
 	const void *payload;
 	size_t payload_len;
 	int64_t occurred_at_ms, committed_at_ms;

@@ -150,7 +150,10 @@ lb_channel_enable_rows(struct lb_channel *ch, uint32_t inline_bytes)
 
 	if (c != NULL)
 		return c;
-	mine = lb_rowcache_create((uint32_t)ch->ring.capacity, inline_bytes);
+	mine = lb_rowcache_create(ch->ring.capacity < LB_ROWCACHE_MAX_SLOTS
+				      ? (uint32_t)ch->ring.capacity
+				      : LB_ROWCACHE_MAX_SLOTS,
+				  inline_bytes);
 	if (mine == NULL)
 		return NULL;
 	/* C7: release publishes the initialized cache to the writer's and

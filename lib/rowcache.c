@@ -31,7 +31,9 @@
  *       record, as the table held it at COMMIT.
  *   RC2 Positions are never reused (ring.c, R2), so a stamp equal to p
  *       cannot belong to another row; a slot holds p, a busy mark, a
- *       position p + k * capacity (k >= 1) or an older one.
+ *       position p + k * slots (k >= 1) or an older one.  The cache may
+ *       have fewer slots than the ring (LB_ROWCACHE_MAX_SLOTS): a record
+ *       still on the ring may then have lost its row - a miss.
  *   RC3 Ordering: the busy mark is stored, then a release fence, then the
  *       words, then the stamp with release.  A reader loads the stamp with
  *       acquire, copies the words (relaxed), issues an acquire fence and

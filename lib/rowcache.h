@@ -3,8 +3,9 @@
  * rowcache.h - a channel's committed rows kept in memory for the readers
  * at its head (litebus_options.reader_inline_bytes).
  *
- * One slot per ring slot: the row published at ring position p lives in
- * slot (p & mask), stamped with p, exactly as its ring record does.  The
+ * One slot per ring slot, up to LB_ROWCACHE_MAX_SLOTS: the row published
+ * at ring position p lives in slot (p & mask), stamped with p, as its
+ * ring record does.  The
  * writer fills a slot after COMMIT and before it publishes the ring record
  * at that position; a reader that took record p from the ring asks for
  * slot p and gets either the row as the writer read it back from the table
@@ -29,6 +30,12 @@
  * word.  Plain words, so a reader's copy needs no decoding beyond the
  * header. */
 #define LB_ROW_HDR_WORDS 7u
+
+/* The most slots a cache has, whatever the ring's capacity: a reader at
+ * the head is within a batch or two of it, and a ring of 2^24 slots would
+ * otherwise want 4 GiB of rows at the default size.  Rows of positions
+ * further back are misses, read from the table. */
+#define LB_ROWCACHE_MAX_SLOTS 65536u
 
 struct lb_rowcache {
 	/* Immutable after lb_rowcache_create(). */

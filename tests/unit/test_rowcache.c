@@ -515,6 +515,42 @@ inline_bytes_zero_reads_every_row_from_the_table(void **state)
 	litebus_reader_close(r);
 }
 
+static int
+bus_with_a_huge_ring(void **state)
+{
+	struct bus_fixture *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	fx_make_dir(f);
+	litebus_options_init(&f->opts);
+	f->opts.path = f->path;
+	f->opts.ring_capacity = 1u << 17;
+	fx_open(f);
+	*state = f;
+	return 0;
+}
+
+/* Header: "min(ring_capacity, 65536) slots": a ring of 2^17 slots gets a
+ * cache of 2^16, and a reader still takes its rows from it. */
+static void
+the_cache_has_at_most_65536_slots_whatever_the_ring(void **state)
+{
+	struct bus_fixture *f = *state;
+	const struct lb_rowcache *c;
+	litebus_reader *r;
+	int64_t ids[10];
+
+	r = fx_reader_open(f->bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	c = lb_channel_rows(lb_bus_channel(f->bus, LITEBUS_COMPLETION));
+	assert_non_null(c);
+	assert_int_equal(c->mask + 1, LB_ROWCACHE_MAX_SLOTS);
+	commit_events(f->bus, LITEBUS_COMPLETION, 10, ids);
+	for (int i = 0; i < 10; i++)
+		fx_expect_row(r, ids[i]);
+	assert_int_equal(reader_stats(r).memory_rows, 10);
+	litebus_reader_close(r);
+}
+
 /* Option bounds: 0..65536. */
 static void
 inline_bytes_above_65536_is_einval(void **state)
@@ -861,6 +897,8 @@ main(void)
 	    FX_TEST_WITH(inline_bytes_zero_reads_every_row_from_the_table,
 			 bus_with_no_inline_rows),
 	    FX_TEST_TMPDIR(inline_bytes_above_65536_is_einval),
+	    FX_TEST_WITH(the_cache_has_at_most_65536_slots_whatever_the_ring,
+			 bus_with_a_huge_ring),
 	    FX_TEST_DEFAULT(
 		live_filters_compare_exactly_even_when_the_hints_collide),
 	    FX_TEST_TINY(a_lapped_reader_returns_to_memory_once_caught_up),
