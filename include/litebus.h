@@ -518,6 +518,10 @@ typedef struct litebus_options {
 	 * milliseconds (1..60000).  LITEBUS_WATCH_AUTO: the backstop poll
 	 * behind inotify.  Default 1000. */
 	uint32_t watch_interval_ms;
+	/* Not used: it names what was the struct's tail padding, so that no
+	 * later field reads an older program's padding bytes (ABI policy
+	 * above).  Never read; leave it 0. */
+	uint32_t pad0_;
 	/* Live rows from memory: the largest row, in bytes, that readers
 	 * and consumers at the head of a channel take from memory instead of
 	 * reading it from the table (0..65536; 0: every row from the table).

@@ -54,6 +54,29 @@ typedef struct old_options {
 	/* no read_only, watch, watch_interval_ms */
 } old_options;
 
+/* litebus_options as the header had it before reader_inline_bytes: it
+ * ended at watch_interval_ms, with 4 bytes of tail padding on LP64. */
+typedef struct watch_options {
+	const char *path;
+	uint32_t ring_capacity;
+	int durability;
+	uint32_t max_batch;
+	const char *const *channels;
+	uint32_t busy_timeout_ms;
+	uint32_t max_queue;
+	uint32_t reader_batch;
+	int checkpoint_mode;
+	uint32_t checkpoint_pages;
+	int adopt;
+	const old_retention *retention;
+	uint32_t prune_batch_rows;
+	uint32_t prune_interval_ms;
+	int read_only;
+	int watch;
+	uint32_t watch_interval_ms;
+	/* no reader_inline_bytes */
+} watch_options;
+
 typedef struct old_record {
 	int64_t partition_key;
 	const void *subject;
@@ -121,6 +144,7 @@ typedef struct old_consumer_info {
 			   sizeof(old) < sizeof(cur),                          \
 		       #old " is a shorter prefix of " #cur)
 PREFIX_OF(old_options, litebus_options, prune_interval_ms);
+PREFIX_OF(watch_options, litebus_options, watch_interval_ms);
 PREFIX_OF(old_retention, litebus_retention, max_rows);
 PREFIX_OF(old_record, litebus_record, payload_len);
 PREFIX_OF(old_event, litebus_event, committed_at_ms);
@@ -212,6 +236,39 @@ older_options_are_filled_and_read_up_to_their_size_and_lack_only_defaults(
 	/* read_only, which the old struct lacks, is 0: the bus writes. */
 	f->bus = old_open(o);
 	fx_commit_one(f->bus, LITEBUS_COMPLETION);
+	UNGUARD(o);
+}
+
+/* Header, ABI policy: "Later fields are added whole, never into what was
+ * padding".  A program built before reader_inline_bytes passes a struct
+ * whose tail padding holds garbage: the bus opens, and the option it
+ * lacks takes its default (192: rows come from memory), not the garbage
+ * (0xffffffff would be EINVAL). */
+static void
+an_older_programs_tail_padding_is_never_read_as_a_field(void **state)
+{
+	struct bus_fixture *f = *state;
+	watch_options *o = GUARDED(watch_options);
+	size_t end = offsetof(watch_options, watch_interval_ms) +
+		     sizeof o->watch_interval_ms;
+	litebus_reader_stats st;
+	litebus_reader *r;
+	litebus *bus = NULL;
+
+	assert_true(end < sizeof *o); /* there is tail padding */
+	litebus_options_init_sized((litebus_options *)o, sizeof *o);
+	memset((unsigned char *)o + end, 0xff, sizeof *o - end);
+	o->path = f->path;
+	assert_int_equal(litebus_open_sized((const litebus_options *)o,
+					    sizeof *o,
+					    sizeof(litebus_retention), &bus),
+			 LITEBUS_OK);
+	r = fx_reader_open(bus, LITEBUS_COMPLETION, LITEBUS_FROM_NOW, NULL);
+	fx_expect_row(r, fx_commit_one(bus, LITEBUS_COMPLETION));
+	assert_int_equal(litebus_reader_stats_get(r, &st), LITEBUS_OK);
+	assert_int_equal(st.memory_rows, 1);
+	litebus_reader_close(r);
+	litebus_close(bus);
 	UNGUARD(o);
 }
 
@@ -517,6 +574,8 @@ main(void)
 		older_options_are_filled_and_read_up_to_their_size_and_lack_only_defaults),
 	    FX_TEST_TMPDIR(
 		an_older_retention_list_is_read_entry_by_entry_at_its_own_stride),
+	    FX_TEST_TMPDIR(
+		an_older_programs_tail_padding_is_never_read_as_a_field),
 	    FX_TEST_TINY(an_older_record_and_filter_are_read_up_to_their_size),
 	    FX_TEST_TINY(
 		results_go_into_older_structs_up_to_their_size_and_not_a_byte_more),
