@@ -173,10 +173,28 @@ typedef struct litebus_relay_stats {
 } litebus_relay_stats;
 
 /*
+ * ABI: as in litebus.h ("ABI policy"), litebus_relay_options and
+ * litebus_relay_stats only grow at the end, and every call that takes one
+ * also takes its size: the usual names below are macros that pass sizeof
+ * as this header lays the struct out.  Fields an older program's struct
+ * lacks take their defaults (litebus_relay_options_init()'s); bytes a
+ * newer program's struct has beyond this library's must be 0 in what it
+ * passes in (else LITEBUS_EINVAL) and are set to 0 in what it gets back;
+ * nothing beyond the size passed is read or written.  A size smaller
+ * than the struct's first field is LITEBUS_EINVAL (options_init: a
+ * no-op).
+ */
+
+/*
  * litebus_relay_options_init - fill *o with the defaults above.
  * Thread-safety: any thread.  Blocking: never.
  */
-LITEBUS_API void litebus_relay_options_init(litebus_relay_options *o);
+LITEBUS_API void litebus_relay_options_init_sized(litebus_relay_options *o,
+						  size_t o_size);
+#ifndef LITEBUS_RELAY_BUILDING_
+#define litebus_relay_options_init(o)                                          \
+	litebus_relay_options_init_sized((o), sizeof(litebus_relay_options))
+#endif
 
 /*
  * litebus_relay_start - relay `channels` (names, NULL-terminated, at
@@ -194,9 +212,15 @@ LITEBUS_API void litebus_relay_options_init(litebus_relay_options *o);
  * Thread-safety: any thread but the bus's writer.
  * Blocking: opens the consumers (a write transaction each).
  */
-LITEBUS_API int litebus_relay_start(litebus *bus, const char *const *channels,
-				    const litebus_relay_options *o,
-				    litebus_relay **out);
+LITEBUS_API int litebus_relay_start_sized(litebus *bus,
+					  const char *const *channels,
+					  const litebus_relay_options *o,
+					  size_t o_size, litebus_relay **out);
+#ifndef LITEBUS_RELAY_BUILDING_
+#define litebus_relay_start(bus, channels, o, out)                             \
+	litebus_relay_start_sized((bus), (channels), (o),                      \
+				  sizeof(litebus_relay_options), (out))
+#endif
 
 /*
  * litebus_relay_channel_count - how many channels `r` relays (their
@@ -213,8 +237,14 @@ LITEBUS_API int litebus_relay_channel_count(const litebus_relay *r);
  * the previous call (0 at first).
  * Thread-safety: any thread.  Blocking: a short read of the file.
  */
-LITEBUS_API int litebus_relay_stats_get(litebus_relay *r, int index,
-					litebus_relay_stats *st);
+LITEBUS_API int litebus_relay_stats_get_sized(litebus_relay *r, int index,
+					      litebus_relay_stats *st,
+					      size_t st_size);
+#ifndef LITEBUS_RELAY_BUILDING_
+#define litebus_relay_stats_get(r, index, st)                                  \
+	litebus_relay_stats_get_sized((r), (index), (st),                      \
+				      sizeof(litebus_relay_stats))
+#endif
 
 /*
  * litebus_relay_wait - wait until channel `index` has every event_id up

@@ -51,6 +51,8 @@
  *       SIGPIPE (hiredis writes with write(2)), so a dead connection is
  *       an error return, never the end of the process.
  */
+/* The real functions below take the names the header makes macros of. */
+#define LITEBUS_RELAY_BUILDING_ 1
 #include "litebus_relay.h"
 
 #include <hiredis/hiredis.h>
@@ -836,8 +838,8 @@ chan_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Public calls                                                        */
 
-void
-litebus_relay_options_init(litebus_relay_options *o)
+static void
+relay_options_init(litebus_relay_options *o)
 {
 	if (o == NULL)
 		return;
@@ -910,9 +912,9 @@ relay_stop_threads(struct litebus_relay *r)
 			(void)pthread_join(r->chans[i].thread, NULL);
 }
 
-int
-litebus_relay_start(litebus *bus, const char *const *channels,
-		    const litebus_relay_options *opts, litebus_relay **out)
+static int
+relay_start(litebus *bus, const char *const *channels,
+	    const litebus_relay_options *opts, litebus_relay **out)
 {
 	litebus_relay_options o;
 	struct litebus_relay *r;
@@ -922,7 +924,7 @@ litebus_relay_start(litebus *bus, const char *const *channels,
 	if (out != NULL)
 		*out = NULL;
 	if (opts == NULL)
-		litebus_relay_options_init(&o);
+		relay_options_init(&o);
 	else
 		o = *opts;
 	if (bus == NULL || channels == NULL || out == NULL ||
@@ -1039,8 +1041,8 @@ litebus_relay_channel_count(const litebus_relay *r)
 	return r == NULL ? LITEBUS_EINVAL : r->nchan;
 }
 
-int
-litebus_relay_stats_get(litebus_relay *r, int index, litebus_relay_stats *st)
+static int
+relay_stats_get(litebus_relay *r, int index, litebus_relay_stats *st)
 {
 	struct chan *ch;
 	int64_t head = 0, oldest = 0, now;
@@ -1108,4 +1110,82 @@ litebus_relay_stop(litebus_relay *r)
 		return;
 	relay_stop_threads(r);
 	relay_free(r); /* closes the consumers: their acks become durable */
+}
+
+/* ------------------------------------------------------------------ */
+/* The ABI (litebus_relay.h, "ABI"; litebus.h's policy, lib/abi.c A1-A5) */
+
+/* The smallest size any header has given: the end of the first field. */
+#define RELAY_ABI_MIN(type, first)                                             \
+	(offsetof(type, first) + sizeof(((type *)0)->first))
+
+/* A caller's input struct of `size` bytes over `own`, which holds the
+ * defaults of the fields the caller may lack; EINVAL if bytes this library
+ * does not know are set. */
+static int
+relay_abi_in(void *own, size_t own_size, const void *user, size_t size)
+{
+	const unsigned char *u = user;
+
+	if (size > own_size)
+		for (size_t i = own_size; i < size; i++)
+			if (u[i] != 0)
+				return LITEBUS_EINVAL;
+	memcpy(own, user, size < own_size ? size : own_size);
+	return LITEBUS_OK;
+}
+
+/* `own` into a caller's output struct of `size` bytes; what this library
+ * does not know is set to 0. */
+static void
+relay_abi_out(void *user, size_t size, const void *own, size_t own_size)
+{
+	memcpy(user, own, size < own_size ? size : own_size);
+	if (size > own_size)
+		memset((unsigned char *)user + own_size, 0, size - own_size);
+}
+
+void
+litebus_relay_options_init_sized(litebus_relay_options *o, size_t o_size)
+{
+	litebus_relay_options own;
+
+	if (o == NULL || o_size < RELAY_ABI_MIN(litebus_relay_options, host))
+		return;
+	relay_options_init(&own);
+	relay_abi_out(o, o_size, &own, sizeof own);
+}
+
+int
+litebus_relay_start_sized(litebus *bus, const char *const *channels,
+			  const litebus_relay_options *o, size_t o_size,
+			  litebus_relay **out)
+{
+	litebus_relay_options own;
+
+	if (out != NULL)
+		*out = NULL;
+	if (o == NULL)
+		return relay_start(bus, channels, NULL, out);
+	if (o_size < RELAY_ABI_MIN(litebus_relay_options, host))
+		return LITEBUS_EINVAL;
+	relay_options_init(&own);
+	if (relay_abi_in(&own, sizeof own, o, o_size) != LITEBUS_OK)
+		return LITEBUS_EINVAL;
+	return relay_start(bus, channels, &own, out);
+}
+
+int
+litebus_relay_stats_get_sized(litebus_relay *r, int index,
+			      litebus_relay_stats *st, size_t st_size)
+{
+	litebus_relay_stats own;
+	int rc;
+
+	if (st == NULL || st_size < RELAY_ABI_MIN(litebus_relay_stats, channel))
+		return LITEBUS_EINVAL;
+	rc = relay_stats_get(r, index, &own);
+	if (rc == LITEBUS_OK)
+		relay_abi_out(st, st_size, &own, sizeof own);
+	return rc;
 }

@@ -913,6 +913,75 @@ remote_consumer_killed_and_restarted_handles_each_entry_once(void **state)
 	redisFree(c);
 }
 
+/* litebus_relay.h, "ABI": older and newer programs' structs are read and
+ * written up to their own size only; an older one's missing options take
+ * their defaults, a newer one's unknown bytes must be 0.  No Redis is
+ * needed: the relay connects on its own threads (port 1: refused). */
+static void
+relay_structs_follow_the_abi_policy_for_older_and_newer_programs(void **state)
+{
+	struct relay_fixture *t = *state;
+	enum { EXTRA = 16 };
+	size_t o_old = offsetof(litebus_relay_options, maxlen);
+	size_t s_old = offsetof(litebus_relay_stats, relayed);
+	size_t o_new = sizeof(litebus_relay_options) + EXTRA;
+	size_t s_new = sizeof(litebus_relay_stats) + EXTRA;
+	unsigned char ob[sizeof(litebus_relay_options) + EXTRA];
+	unsigned char sb[sizeof(litebus_relay_stats) + EXTRA];
+	litebus_relay_options *o = (litebus_relay_options *)(void *)ob;
+	litebus_relay_stats *st = (litebus_relay_stats *)(void *)sb;
+	const char *one[] = {"orders", NULL};
+	litebus_relay *r = NULL;
+
+	open_bus(t, NULL);
+	/* An older program: nothing past its size is written or read. */
+	memset(ob, 0xaa, sizeof ob);
+	litebus_relay_options_init_sized(o, o_old);
+	for (size_t i = o_old; i < sizeof ob; i++)
+		assert_int_equal(ob[i], 0xaa);
+	assert_string_equal(o->host, "127.0.0.1");
+	o->port = 1;
+	assert_int_equal(litebus_relay_start_sized(t->f.bus, one, o, o_old, &r),
+			 LITEBUS_OK);
+	memset(sb, 0xaa, sizeof sb);
+	assert_int_equal(litebus_relay_stats_get_sized(r, 0, st, s_old),
+			 LITEBUS_OK);
+	assert_string_equal(st->channel, "orders");
+	for (size_t i = s_old; i < sizeof sb; i++)
+		assert_int_equal(sb[i], 0xaa);
+	/* A newer program: unknown output bytes are zeroed. */
+	assert_int_equal(litebus_relay_stats_get_sized(r, 0, st, s_new),
+			 LITEBUS_OK);
+	for (size_t i = sizeof(litebus_relay_stats); i < s_new; i++)
+		assert_int_equal(sb[i], 0);
+	litebus_relay_stop(r);
+	r = NULL;
+
+	memset(ob, 0xaa, sizeof ob);
+	litebus_relay_options_init_sized(o, o_new);
+	for (size_t i = sizeof(litebus_relay_options); i < o_new; i++)
+		assert_int_equal(ob[i], 0);
+	o->port = 1;
+	/* ... and an option this library does not know is refused. */
+	ob[o_new - 1] = 1;
+	assert_int_equal(litebus_relay_start_sized(t->f.bus, one, o, o_new, &r),
+			 LITEBUS_EINVAL);
+	assert_null(r);
+	ob[o_new - 1] = 0;
+	assert_int_equal(litebus_relay_start_sized(t->f.bus, one, o, o_new, &r),
+			 LITEBUS_OK);
+	litebus_relay_stop(r);
+	r = NULL;
+
+	/* Smaller than any header ever had. */
+	memset(ob, 0xaa, sizeof ob);
+	litebus_relay_options_init_sized(o, 1);
+	assert_int_equal(ob[0], 0xaa);
+	assert_int_equal(litebus_relay_start_sized(t->f.bus, one, o, 1, &r),
+			 LITEBUS_EINVAL);
+	assert_null(r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -954,6 +1023,9 @@ main(int argc, char **argv)
 		teardown),
 	    cmocka_unit_test_setup_teardown(
 		remote_consumer_killed_and_restarted_handles_each_entry_once,
+		setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		relay_structs_follow_the_abi_policy_for_older_and_newer_programs,
 		setup, teardown),
 	};
 
